@@ -1,0 +1,491 @@
+"""Training: the whole fit runs on the device in one jitted ``lax.while_loop``.
+
+One loop serves every optimizer (:mod:`jaxlogreg.solvers`): each iteration evaluates the
+objective J and its gradient, records J in a loss history kept on the device, checks for
+divergence and convergence, and applies ``optimizer.update``. With ``batch_size`` set, one
+iteration is one epoch of shuffled minibatches (a ``lax.scan``); the shuffle comes from an
+explicit PRNG key, so runs are reproducible.
+
+The gradient is the hand-written one (``dz = a - y``, :mod:`jaxlogreg.gradients`) unless
+``grad="autodiff"``. X is transposed once to the features-major layout (n, m) before the loop.
+
+Nothing syncs with the host inside the loop. Data and numeric hyper-parameters (learning rate,
+λ, tol) are jit arguments, so calling :func:`fit` again with the same shapes and settings, or
+with another learning rate, does not recompile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxlogreg import _validation as v
+from jaxlogreg._inputs import check_y
+from jaxlogreg.gradients import objective_manual_vjp_t, value_and_backward_t
+from jaxlogreg.loss import objective_t
+from jaxlogreg import model
+from jaxlogreg.model import Params, accumulation_dtype, check_params, check_X
+from jaxlogreg.solvers import LINE_SEARCH_SOLVERS, check_solver, make_optimizer
+
+RUNNING, CONVERGED, DIVERGED, MAX_ITER = 0, 1, 2, 3
+STATUS_NAMES = {CONVERGED: "converged", DIVERGED: "diverged", MAX_ITER: "max_iter"}
+_DEFAULT_LEARNING_RATE = {"gd": 0.1, "sgd": 0.01}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one fit; frozen and hashable.
+
+    Attributes:
+      solver: "gd" (the lecture's ``w := w - α dw``), "sgd" (momentum), "adam", "adamw",
+        "lbfgs", or any optax optimizer name.
+      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs.
+      max_iter: iterations (epochs when ``batch_size`` is set), at least 1.
+      tol: stopping tolerance, 0 to always run ``max_iter`` iterations.
+      tol_criterion: "grad" (stop when max|∇J| <= tol), "loss" (stop when the relative change
+        of J between iterations is <= tol), or "auto": "grad" for full batch, "loss" for minibatches.
+      l2: λ of the penalty ``λ/2 ||w||²`` (intercept not penalised).
+      batch_size: None for full batch; an integer for shuffled minibatches.
+      grad: "manual" (hand-written ``dz = a - y``) or "autodiff" (``jax.grad``).
+      solver_params: extra optax keyword arguments as ``(("name", value), ...)``.
+      dtype: "float32" or "float64" (x64 is enabled only inside the fit).
+      x_dtype: storage dtype of X: None (= dtype) or "bfloat16" (products accumulate in float32).
+    """
+
+    solver: str = "gd"
+    learning_rate: float | None = None
+    max_iter: int = 100
+    tol: float = 1e-4
+    tol_criterion: str = "auto"
+    l2: float = 0.0
+    batch_size: int | None = None
+    grad: str = "manual"
+    solver_params: tuple[tuple[str, Any], ...] = ()
+    dtype: str = "float32"
+    x_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        check_solver(self.solver)
+        if self.learning_rate is not None:
+            v.check_positive(self.learning_rate, "learning_rate")
+        v.check_int_at_least(self.max_iter, "max_iter", 1)
+        v.check_positive(self.tol, "tol", allow_zero=True)
+        v.check_choice(self.tol_criterion, "tol_criterion", ("auto", "grad", "loss"))
+        v.check_positive(self.l2, "l2", allow_zero=True)
+        if self.batch_size is not None:
+            v.check_int_at_least(self.batch_size, "batch_size", 1)
+            if self.solver in LINE_SEARCH_SOLVERS:
+                raise ValueError(
+                    f"solver {self.solver!r} needs full-batch gradients: batch_size must be None, "
+                    f"got {self.batch_size}"
+                )
+        v.check_choice(self.grad, "grad", ("manual", "autodiff"))
+        v.check_choice(self.dtype, "dtype", ("float32", "float64"))
+        v.check_choice(self.x_dtype, "x_dtype", (None, "float32", "float64", "bfloat16"))
+        if not isinstance(self.solver_params, tuple):
+            object.__setattr__(self, "solver_params", tuple(sorted(dict(self.solver_params).items())))
+        # Build once on the host so that bad optimizer parameters fail here, not inside jit.
+        try:
+            make_optimizer(self.solver, 0.1, **dict(self.solver_params))
+        except TypeError as err:
+            raise ValueError(
+                f"solver_params {dict(self.solver_params)} are not valid for solver "
+                f"{self.solver!r}: {err}"
+            ) from err
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return _DEFAULT_LEARNING_RATE.get(self.solver, 0.01)
+
+    @property
+    def criterion(self) -> str:
+        if self.tol_criterion != "auto":
+            return self.tol_criterion
+        return "grad" if self.batch_size is None else "loss"
+
+
+class _Spec(NamedTuple):
+    """The static part of a config: what changes the compiled program."""
+
+    solver: str
+    solver_params: tuple[tuple[str, Any], ...]
+    max_iter: int
+    batch_size: int | None
+    grad: str
+    criterion: str
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> _Spec:
+        return cls(
+            config.solver,
+            config.solver_params,
+            config.max_iter,
+            config.batch_size,
+            config.grad,
+            config.criterion,
+        )
+
+
+class Hyper(NamedTuple):
+    """The numeric hyper-parameters, passed to jit as arrays (no recompilation when they change)."""
+
+    learning_rate: jax.Array
+    l2: jax.Array
+    tol: jax.Array
+
+
+class TrainData(NamedTuple):
+    """Training data in the internal layout: Xt (n, m), y (m,), sample_weight (m,) or None."""
+
+    Xt: jax.Array
+    y: jax.Array
+    sample_weight: jax.Array | None
+
+
+class LoopState(NamedTuple):
+    """Everything the loop carries; a pytree of arrays, so it can be checkpointed."""
+
+    params: Params
+    opt_state: Any
+    iteration: jax.Array  # updates done (epochs with minibatches)
+    n_recorded: jax.Array  # entries of loss_history written
+    loss_history: jax.Array  # (max_iter + 1,)
+    last_good: Params  # the last parameters with a finite objective
+    previous_loss: jax.Array
+    status: jax.Array
+    key: jax.Array  # shuffling key (raw uint32 data)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns."""
+
+    params: Params
+    n_iter: int
+    loss_history: np.ndarray  # J at each iteration (epoch mean with minibatches)
+    loss: float  # J at the returned parameters, over all data
+    status: str  # "converged", "max_iter" or "diverged"
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+
+def _value_and_grad_fn(spec: _Spec, l2: jax.Array) -> Callable[..., tuple[jax.Array, Params]]:
+    """(params, Xt, y, sample_weight) -> (J, ∇J), hand-written or by jax.grad."""
+    if spec.grad == "manual":
+        return lambda p, Xt, y, sw: value_and_backward_t(p, Xt, y, sw, l2)
+    return jax.value_and_grad(lambda p, Xt, y, sw: objective_t(p, Xt, y, sw, l2))
+
+
+def _objective_fn(spec: _Spec, l2: jax.Array) -> Callable[..., jax.Array]:
+    """J as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
+    if spec.grad == "manual":
+        return lambda p, Xt, y, sw: objective_manual_vjp_t(p, Xt, y, sw, l2)
+    return lambda p, Xt, y, sw: objective_t(p, Xt, y, sw, l2)
+
+
+def _optimizer(spec: _Spec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
+    return make_optimizer(spec.solver, hyper.learning_rate, **dict(spec.solver_params))
+
+
+def _all_finite(value: jax.Array, grads: Params) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]
+    return jnp.isfinite(value) & jnp.all(jnp.stack(leaves))
+
+
+def _max_abs(tree: Any) -> jax.Array:
+    return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
+
+
+def _full_batch_step(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec):
+    """J and ∇J at the current parameters, then one optimizer update."""
+    optimizer = _optimizer(spec, hyper)
+    f = _objective_fn(spec, hyper.l2)
+
+    def value_fn(p):
+        return f(p, *data)
+
+    if spec.solver in LINE_SEARCH_SOLVERS:
+        value, grads = optax.value_and_grad_from_state(value_fn)(state.params, state=state.opt_state)
+    else:
+        value, grads = _value_and_grad_fn(spec, hyper.l2)(state.params, *data)
+    updates, opt_state = optimizer.update(
+        grads, state.opt_state, state.params, value=value, grad=grads, value_fn=value_fn
+    )
+    return value, grads, optax.apply_updates(state.params, updates), opt_state
+
+
+def epoch_batches(key: jax.Array, epoch: jax.Array, m: int, batch_size: int):
+    """Shuffled minibatch indices for one epoch and a mask of real (not padding) rows.
+
+    The permutation of ``range(m)`` comes from ``fold_in(key, epoch)``; it is padded to whole
+    batches with index 0 and mask 0, so every batch has the same shape and no row is dropped.
+
+    Returns:
+      ``(indices, mask)``, both of shape (n_batches, batch_size).
+    """
+    n_batches = -(-m // batch_size)
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), m)
+    pad = n_batches * batch_size - m
+    indices = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)])
+    mask = jnp.arange(n_batches * batch_size) < m
+    return indices.reshape(n_batches, batch_size), mask.reshape(n_batches, batch_size)
+
+
+def minibatch_update(
+    params: Params,
+    opt_state: Any,
+    batch: TrainData,
+    hyper: Hyper,
+    spec: _Spec,
+) -> tuple[Params, Any, jax.Array, jax.Array]:
+    """One minibatch step on ``batch`` (Xt (n, B), y (B,), weights (B,), zero for padding).
+
+    Returns ``(params, opt_state, J_batch, weight_of_batch)``.
+    """
+    value, grads = _value_and_grad_fn(spec, hyper.l2)(params, *batch)
+    optimizer = _optimizer(spec, hyper)
+    updates, opt_state = optimizer.update(grads, opt_state, params, value=value, grad=grads)
+    return optax.apply_updates(params, updates), opt_state, value, jnp.sum(batch.sample_weight)
+
+
+def _gather_batch(data: TrainData, indices: jax.Array, mask: jax.Array) -> TrainData:
+    weights = mask.astype(data.Xt.dtype if data.Xt.dtype.itemsize >= 4 else jnp.float32)
+    if data.sample_weight is not None:
+        weights = weights * data.sample_weight[indices]
+    return TrainData(jnp.take(data.Xt, indices, axis=1), data.y[indices], weights)
+
+
+def _minibatch_epoch(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec):
+    """One epoch of shuffled minibatches; returns the weighted mean minibatch loss."""
+    key = jax.random.wrap_key_data(state.key)
+    indices, mask = epoch_batches(key, state.iteration, data.Xt.shape[1], spec.batch_size)
+
+    def step(carry, batch_ids):
+        params, opt_state, loss_sum, weight_sum = carry
+        batch = _gather_batch(data, *batch_ids)
+        params, opt_state, value, weight = minibatch_update(params, opt_state, batch, hyper, spec)
+        return (params, opt_state, loss_sum + value * weight, weight_sum + weight), None
+
+    zero = jnp.zeros((), state.loss_history.dtype)
+    (params, opt_state, loss_sum, weight_sum), _ = jax.lax.scan(
+        step, (state.params, state.opt_state, zero, zero), (indices, mask)
+    )
+    return loss_sum / weight_sum, params, opt_state
+
+
+def _select(flag: jax.Array, if_true: Any, if_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), if_true, if_false)
+
+
+def _is_done(value: jax.Array, grads: Params | None, state: LoopState, hyper: Hyper, spec: _Spec):
+    if spec.criterion == "grad" and grads is not None:
+        return _max_abs(grads) <= hyper.tol
+    change = jnp.abs(state.previous_loss - value)
+    return change <= hyper.tol * jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
+
+
+def _loop_body(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec) -> LoopState:
+    """One iteration. Full batch: J and ∇J at the current parameters, then an update unless
+    they are non-finite (diverged: back to the last good parameters) or converged. Minibatch:
+    one epoch, undone if it produced a non-finite loss or parameters."""
+    if spec.batch_size is None:
+        value, grads, new_params, new_opt_state = _full_batch_step(state, data, hyper, spec)
+        ok = _all_finite(value, grads)
+        done = _is_done(value, grads, state, hyper, spec)
+        advance = ok & ~done
+        params = _select(advance, new_params, _select(ok, state.params, state.last_good))
+        last_good = _select(ok, state.params, state.last_good)
+    else:
+        value, new_params, new_opt_state = _minibatch_epoch(state, data, hyper, spec)
+        ok = _all_finite(value, new_params)
+        done = _is_done(value, None, state, hyper, spec)
+        advance = ok
+        params = _select(ok, new_params, state.params)
+        last_good = params
+    status = jnp.where(ok, jnp.where(done, CONVERGED, RUNNING), DIVERGED)
+    return LoopState(
+        params=params,
+        opt_state=_select(advance, new_opt_state, state.opt_state),
+        iteration=state.iteration + advance.astype(state.iteration.dtype),
+        n_recorded=state.n_recorded + 1,
+        loss_history=state.loss_history.at[state.n_recorded].set(value),
+        last_good=last_good,
+        previous_loss=jnp.where(ok, value, state.previous_loss),
+        status=status.astype(jnp.int32),
+        key=state.key,
+    )
+
+
+def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, spec: _Spec):
+    def cond(s: LoopState) -> jax.Array:
+        return (s.iteration < stop_at) & (s.status == RUNNING) & (s.n_recorded < spec.max_iter)
+
+    return jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
+
+
+run_segment = jax.jit(_run, static_argnames="spec")
+run_segment.__doc__ = """Run the loop until ``stop_at`` updates, convergence or divergence (jitted).
+
+Calling it repeatedly with a growing ``stop_at`` reuses one compiled program; :func:`fit`
+does so to report progress, and checkpointing does so to save between segments.
+"""
+
+
+@jax.jit(static_argnames="spec")
+def _init_state(params: Params, key_data: jax.Array, hyper: Hyper, spec: _Spec) -> LoopState:
+    dtype = params.w.dtype
+    return LoopState(
+        params=params,
+        opt_state=_optimizer(spec, hyper).init(params),
+        iteration=jnp.zeros((), jnp.int32),
+        n_recorded=jnp.zeros((), jnp.int32),
+        loss_history=jnp.full((spec.max_iter,), jnp.nan, dtype),
+        last_good=params,
+        previous_loss=jnp.asarray(jnp.inf, dtype),
+        status=jnp.asarray(RUNNING, jnp.int32),
+        key=key_data,
+    )
+
+
+_objective = jax.jit(objective_t)
+
+
+def infer_n_classes(y: Any) -> int:
+    """2 when all labels are 0/1, else ``max(y) + 1`` for integer class indices."""
+    y = np.asarray(y)
+    if y.size and np.isin(y, (0, 1)).all():
+        return 2
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            "y must hold 0/1 labels or integer class indices 0..K-1 (use "
+            f"jaxlogreg.LogisticRegression for arbitrary labels), got dtype {y.dtype}"
+        )
+    return int(y.max()) + 1 if y.size else 2
+
+
+def prepare_data(
+    X: Any, y: Any, sample_weight: Any, n_classes: int, config: TrainConfig
+) -> TrainData:
+    """Validate, cast and transpose once to the internal layout Xt (n, m)."""
+    X = check_X(X)
+    m = X.shape[0]
+    y = check_y(y, m, n_classes)
+    dtype = jnp.dtype(config.dtype)
+    y = y.astype(dtype) if n_classes == 2 else y.astype(jnp.int32)
+    if sample_weight is not None:
+        sample_weight = v.as_array(sample_weight, "sample_weight")
+        v.check_sample_weight(sample_weight, m)
+        sample_weight = jnp.asarray(sample_weight, dtype)
+    Xt = jnp.asarray(X, config.x_dtype or dtype).T
+    return TrainData(Xt, y, sample_weight)
+
+
+def hyper_of(config: TrainConfig) -> Hyper:
+    dtype = jnp.dtype(config.dtype)
+    return Hyper(
+        learning_rate=jnp.asarray(config.resolved_learning_rate, dtype),
+        l2=jnp.asarray(config.l2, dtype),
+        tol=jnp.asarray(config.tol, dtype),
+    )
+
+
+def init_state(
+    params: Params, config: TrainConfig, seed: int | jax.Array = 0
+) -> LoopState:
+    """The loop's starting state: ``params``, a fresh optimizer state, an empty loss history."""
+    key = jax.random.key(seed) if isinstance(seed, int) else seed
+    return _init_state(params, jax.random.key_data(key), hyper_of(config), _Spec.of(config))
+
+
+def result_of(state: LoopState, data: TrainData, config: TrainConfig) -> FitResult:
+    """Read a finished loop state back to the host (the one synchronisation of a fit)."""
+    status = int(state.status)
+    status = MAX_ITER if status == RUNNING else status
+    n_recorded = int(state.n_recorded)
+    loss = float(_objective(state.params, *data, hyper_of(config).l2))
+    return FitResult(
+        params=state.params,
+        n_iter=int(state.iteration),
+        loss_history=np.asarray(state.loss_history[:n_recorded]),
+        loss=loss,
+        status=STATUS_NAMES[status],
+    )
+
+
+def fit(
+    X: Any,
+    y: Any,
+    config: TrainConfig | None = None,
+    *,
+    sample_weight: Any = None,
+    init_params: Params | None = None,
+    n_classes: int | None = None,
+    seed: int | jax.Array = 0,
+    callback: Callable[[int, float], None] | None = None,
+    n_segments: int = 20,
+    **overrides: Any,
+) -> FitResult:
+    """Fit logistic (or softmax) regression on X (m, n), y (m,) with one on-device loop.
+
+    Args:
+      X: (m, n) inputs.
+      y: (m,) labels: 0/1, or class indices 0..K-1 for softmax regression.
+      config: a :class:`TrainConfig`; keyword ``overrides`` replace its fields
+        (``fit(X, y, solver="adam", learning_rate=0.01)``).
+      sample_weight: optional (m,) non-negative weights.
+      init_params: starting point (zeros by default, as in the course); kept for warm starts.
+      n_classes: 2 or K; inferred from y when None.
+      seed: integer seed or PRNG key for minibatch shuffling.
+      callback: called as ``callback(iteration, loss)`` between loop segments, e.g. to draw a
+        progress bar; the loop then runs in ``n_segments`` jitted calls instead of one.
+
+    Returns:
+      A :class:`FitResult`. A diverged fit has ``status == "diverged"`` and the last
+      parameters whose loss was finite.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **overrides)
+    n_classes = infer_n_classes(y) if n_classes is None else n_classes
+    with jax.enable_x64(config.dtype == "float64"):
+        data = prepare_data(X, y, sample_weight, n_classes, config)
+        n_features = data.Xt.shape[0]
+        dtype = accumulation_dtype(config.dtype)
+        if init_params is None:
+            params = model.init_params(n_features, n_classes, dtype)
+        else:
+            params = Params(*(jnp.asarray(p, dtype) for p in check_params(init_params, n_features)))
+        state = init_state(params, config, seed)
+        state = run_loop(state, data, config, callback, n_segments)
+        return result_of(state, data, config)
+
+
+def run_loop(
+    state: LoopState,
+    data: TrainData,
+    config: TrainConfig,
+    callback: Callable[[int, float], None] | None = None,
+    n_segments: int = 20,
+) -> LoopState:
+    """Run from ``state`` to the end: one jitted call, or ``n_segments`` with a callback."""
+    hyper, spec = hyper_of(config), _Spec.of(config)
+    if callback is None:
+        return run_segment(state, data, hyper, jnp.asarray(config.max_iter, jnp.int32), spec=spec)
+    v.check_int_at_least(n_segments, "n_segments", 1)
+    for k in range(1, n_segments + 1):
+        stop_at = math.ceil(config.max_iter * k / n_segments)
+        state = run_segment(state, data, hyper, jnp.asarray(stop_at, jnp.int32), spec=spec)
+        n_recorded = int(state.n_recorded)
+        loss = float(state.loss_history[n_recorded - 1]) if n_recorded else math.nan
+        callback(int(state.iteration), loss)
+        if int(state.status) != RUNNING:
+            break
+    return state
