@@ -122,9 +122,12 @@ class _Spec(NamedTuple):
     batch_size: int | None
     grad: str
     criterion: str
+    # A jaxlogreg.sharding.RowLayout when Xt is sharded over devices and padded with zero-weight
+    # columns (n_samples real rows first, then padding); None for plain single-device data.
+    layout: Any = None
 
     @classmethod
-    def of(cls, config: TrainConfig) -> _Spec:
+    def of(cls, config: TrainConfig, layout: Any = None) -> _Spec:
         return cls(
             config.solver,
             config.solver_params,
@@ -132,6 +135,7 @@ class _Spec(NamedTuple):
             config.batch_size,
             config.grad,
             config.criterion,
+            layout,
         )
 
 
@@ -168,7 +172,7 @@ class LoopState(NamedTuple):
 class FitResult(NamedTuple):
     """What :func:`fit` returns."""
 
-    params: Params
+    params: Params  # NumPy arrays on the host, in the fit's dtype
     n_iter: int
     loss_history: np.ndarray  # J at each iteration (epoch mean with minibatches)
     loss: float  # J at the returned parameters, over all data
@@ -268,11 +272,14 @@ def _gather_batch(data: TrainData, indices: jax.Array, mask: jax.Array) -> Train
 def _minibatch_epoch(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec):
     """One epoch of shuffled minibatches; returns the weighted mean minibatch loss."""
     key = jax.random.wrap_key_data(state.key)
-    indices, mask = epoch_batches(key, state.iteration, data.Xt.shape[1], spec.batch_size)
+    m = data.Xt.shape[1] if spec.layout is None else spec.layout.n_samples  # padding never drawn
+    indices, mask = epoch_batches(key, state.iteration, m, spec.batch_size)
 
     def step(carry, batch_ids):
         params, opt_state, loss_sum, weight_sum = carry
         batch = _gather_batch(data, *batch_ids)
+        if spec.layout is not None:
+            batch = spec.layout.constrain_batch(batch)  # split each minibatch over the devices
         params, opt_state, value, weight = minibatch_update(params, opt_state, batch, hyper, spec)
         return (params, opt_state, loss_sum + value * weight, weight_sum + weight), None
 
@@ -298,20 +305,38 @@ def _loop_body(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec) -> 
     """One iteration. Full batch: J and ∇J at the current parameters, then an update unless
     they are non-finite (diverged: back to the last good parameters) or converged. Minibatch:
     one epoch, undone if it produced a non-finite loss or parameters."""
-    if spec.batch_size is None:
-        value, grads, new_params, new_opt_state = _full_batch_step(state, data, hyper, spec)
-        ok = _all_finite(value, grads)
-        done = _is_done(value, grads, state, hyper, spec)
-        advance = ok & ~done
-        params = _select(advance, new_params, _select(ok, state.params, state.last_good))
-        last_good = _select(ok, state.params, state.last_good)
-    else:
+    if spec.batch_size is not None:
         value, new_params, new_opt_state = _minibatch_epoch(state, data, hyper, spec)
-        ok = _all_finite(value, new_params)
-        done = _is_done(value, None, state, hyper, spec)
-        advance = ok
-        params = _select(ok, new_params, state.params)
-        last_good = params
+        return finish_epoch(state, value, new_params, new_opt_state, hyper, spec)
+    value, grads, new_params, new_opt_state = _full_batch_step(state, data, hyper, spec)
+    ok = _all_finite(value, grads)
+    done = _is_done(value, grads, state, hyper, spec)
+    advance = ok & ~done
+    params = _select(advance, new_params, _select(ok, state.params, state.last_good))
+    last_good = _select(ok, state.params, state.last_good)
+    return _next_state(state, value, ok, done, advance, params, last_good, new_opt_state)
+
+
+def finish_epoch(
+    state: LoopState,
+    value: jax.Array,
+    new_params: Params,
+    new_opt_state: Any,
+    hyper: Hyper,
+    spec: _Spec,
+) -> LoopState:
+    """The loop state after one minibatch epoch with mean loss ``value`` ending at ``new_params``.
+
+    The epoch is undone if it produced a non-finite loss or parameters. Shared with
+    :mod:`jaxlogreg.streaming`, which runs the epoch's minibatches from the host.
+    """
+    ok = _all_finite(value, new_params)
+    done = _is_done(value, None, state, hyper, spec)
+    params = _select(ok, new_params, state.params)
+    return _next_state(state, value, ok, done, ok, params, params, new_opt_state)
+
+
+def _next_state(state, value, ok, done, advance, params, last_good, new_opt_state) -> LoopState:
     status = jnp.where(ok, jnp.where(done, CONVERGED, RUNNING), DIVERGED)
     return LoopState(
         params=params,
@@ -414,7 +439,7 @@ def result_of(state: LoopState, data: TrainData, config: TrainConfig) -> FitResu
     n_recorded = int(state.n_recorded)
     loss = float(_objective(state.params, *data, hyper_of(config).l2))
     return FitResult(
-        params=state.params,
+        params=Params(*(np.asarray(p) for p in state.params)),
         n_iter=int(state.iteration),
         loss_history=np.asarray(state.loss_history[:n_recorded]),
         loss=loss,
@@ -433,6 +458,8 @@ def fit(
     seed: int | jax.Array = 0,
     callback: Callable[[int, float], None] | None = None,
     n_segments: int = 20,
+    mesh: jax.sharding.Mesh | None = None,
+    checkpoint: Any = None,
     **overrides: Any,
 ) -> FitResult:
     """Fit logistic (or softmax) regression on X (m, n), y (m,) with one on-device loop.
@@ -448,6 +475,12 @@ def fit(
       seed: integer seed or PRNG key for minibatch shuffling.
       callback: called as ``callback(iteration, loss)`` between loop segments, e.g. to draw a
         progress bar; the loop then runs in ``n_segments`` jitted calls instead of one.
+      mesh: a one-axis ``("data",)`` mesh (:func:`jaxlogreg.sharding.make_mesh`) for data-parallel
+        training: rows of X are sharded over its devices (padded with zero-weight rows when m is
+        not divisible), parameters replicated; the result equals single-device training up to
+        float rounding.
+      checkpoint: a :class:`jaxlogreg.checkpoint.Checkpointer`: resume from its latest
+        checkpoint if there is one, and save every ``checkpoint.every`` iterations.
 
     Returns:
       A :class:`FitResult`. A diverged fit has ``status == "diverged"`` and the last
@@ -463,8 +496,17 @@ def fit(
             params = model.init_params(n_features, n_classes, dtype)
         else:
             params = Params(*(jnp.asarray(p, dtype) for p in check_params(init_params, n_features)))
+        layout = None
+        if mesh is not None:
+            from jaxlogreg import sharding
+
+            data, layout = sharding.shard_data(data, mesh)
+            params = sharding.replicate(params, mesh)
         state = init_state(params, config, seed)
-        state = run_loop(state, data, config, callback, n_segments)
+        if checkpoint is not None:
+            state = checkpoint.run(state, data, config, callback=callback, layout=layout)
+        else:
+            state = run_loop(state, data, config, callback, n_segments, layout=layout)
         return result_of(state, data, config)
 
 
@@ -474,9 +516,14 @@ def run_loop(
     config: TrainConfig,
     callback: Callable[[int, float], None] | None = None,
     n_segments: int = 20,
+    *,
+    layout: Any = None,
 ) -> LoopState:
-    """Run from ``state`` to the end: one jitted call, or ``n_segments`` with a callback."""
-    hyper, spec = hyper_of(config), _Spec.of(config)
+    """Run from ``state`` to the end: one jitted call, or ``n_segments`` with a callback.
+
+    ``layout`` is the :class:`jaxlogreg.sharding.RowLayout` of sharded, padded ``data``.
+    """
+    hyper, spec = hyper_of(config), _Spec.of(config, layout)
     if callback is None:
         return run_segment(state, data, hyper, jnp.asarray(config.max_iter, jnp.int32), spec=spec)
     v.check_int_at_least(n_segments, "n_segments", 1)
