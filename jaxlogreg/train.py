@@ -57,6 +57,7 @@ class TrainConfig:
       solver_params: extra optax keyword arguments as ``(("name", value), ...)``.
       dtype: "float32" or "float64" (x64 is enabled only inside the fit).
       x_dtype: storage dtype of X: None (= dtype) or "bfloat16" (products accumulate in float32).
+      fit_intercept: False keeps b = 0: J is evaluated at b = 0, so ∂J/∂b = 0 and b never moves.
     """
 
     solver: str = "gd"
@@ -70,6 +71,7 @@ class TrainConfig:
     solver_params: tuple[tuple[str, Any], ...] = ()
     dtype: str = "float32"
     x_dtype: str | None = None
+    fit_intercept: bool = True
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
@@ -89,6 +91,8 @@ class TrainConfig:
         v.check_choice(self.grad, "grad", ("manual", "autodiff"))
         v.check_choice(self.dtype, "dtype", ("float32", "float64"))
         v.check_choice(self.x_dtype, "x_dtype", (None, "float32", "float64", "bfloat16"))
+        if not isinstance(self.fit_intercept, bool):
+            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
         if not isinstance(self.solver_params, tuple):
             object.__setattr__(self, "solver_params", tuple(sorted(dict(self.solver_params).items())))
         # Build once on the host so that bad optimizer parameters fail here, not inside jit.
@@ -122,6 +126,7 @@ class _Spec(NamedTuple):
     batch_size: int | None
     grad: str
     criterion: str
+    fit_intercept: bool
     # A jaxlogreg.sharding.RowLayout when Xt is sharded over devices and padded with zero-weight
     # columns (n_samples real rows first, then padding); None for plain single-device data.
     layout: Any = None
@@ -135,6 +140,7 @@ class _Spec(NamedTuple):
             config.batch_size,
             config.grad,
             config.criterion,
+            config.fit_intercept,
             layout,
         )
 
@@ -183,18 +189,34 @@ class FitResult(NamedTuple):
         return self.status == "converged"
 
 
+def _zero_intercept(params: Params) -> Params:
+    """``b = 0``: the start of a fit with ``fit_intercept=False``."""
+    return params._replace(b=jnp.zeros_like(params.b))
+
+
+def _frozen_intercept(params: Params) -> Params:
+    """The same parameters with no gradient flowing to b (``fit_intercept=False``)."""
+    return params._replace(b=jax.lax.stop_gradient(params.b))
+
+
 def _value_and_grad_fn(spec: _Spec, l2: jax.Array) -> Callable[..., tuple[jax.Array, Params]]:
     """(params, Xt, y, sample_weight) -> (J, ∇J), hand-written or by jax.grad."""
     if spec.grad == "manual":
-        return lambda p, Xt, y, sw: value_and_backward_t(p, Xt, y, sw, l2)
-    return jax.value_and_grad(lambda p, Xt, y, sw: objective_t(p, Xt, y, sw, l2))
+
+        def value_and_grad(p, Xt, y, sw):
+            value, grads = value_and_backward_t(p, Xt, y, sw, l2)
+            return value, grads if spec.fit_intercept else grads._replace(b=jnp.zeros_like(p.b))
+
+        return value_and_grad
+    return jax.value_and_grad(_objective_fn(spec, l2))
 
 
 def _objective_fn(spec: _Spec, l2: jax.Array) -> Callable[..., jax.Array]:
     """J as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
-    if spec.grad == "manual":
-        return lambda p, Xt, y, sw: objective_manual_vjp_t(p, Xt, y, sw, l2)
-    return lambda p, Xt, y, sw: objective_t(p, Xt, y, sw, l2)
+    objective = objective_manual_vjp_t if spec.grad == "manual" else objective_t
+    if spec.fit_intercept:
+        return lambda p, Xt, y, sw: objective(p, Xt, y, sw, l2)
+    return lambda p, Xt, y, sw: objective(_frozen_intercept(p), Xt, y, sw, l2)
 
 
 def _optimizer(spec: _Spec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
@@ -502,6 +524,8 @@ def fit(
 
             data, layout = sharding.shard_data(data, mesh)
             params = sharding.replicate(params, mesh)
+        if not config.fit_intercept:
+            params = _zero_intercept(params)
         state = init_state(params, config, seed)
         if checkpoint is not None:
             state = checkpoint.run(state, data, config, callback=callback, layout=layout)

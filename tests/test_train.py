@@ -259,3 +259,21 @@ def test_bad_data_is_rejected_before_training():
         train.fit(X, np.where(y > 0, 0.5, 0.0).astype(np.float32), n_classes=2)
     with pytest.raises(ValueError, match="integer class indices"):
         train.fit(X, np.where(y > 0, 2.5, 0.0))
+
+
+@pytest.mark.parametrize("solver", ["gd", "adam", "lbfgs"])
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_fit_intercept_false_keeps_b_at_zero_and_matches_scikit_learn(solver, grad):
+    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+
+    X, y = _problem(m=200, n=4, dtype=np.float64)
+    y = y.astype(np.int64)
+    l2 = 1e-2
+    result = train.fit(
+        X, y, solver=solver, learning_rate=0.5 if solver == "gd" else 0.05, l2=l2,
+        fit_intercept=False, tol=1e-7, max_iter=20_000, dtype="float64", grad=grad,
+    )
+    assert float(result.params.b) == 0.0
+    sk = SkLogisticRegression(C=1 / (l2 * 200), fit_intercept=False, tol=1e-12, max_iter=10_000)
+    sk.fit(X, y)
+    np.testing.assert_allclose(result.params.w, sk.coef_[0], rtol=1e-4, atol=1e-5)
