@@ -100,7 +100,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         Start from the previous ``coef_`` and ``intercept_`` (when the classes and the number
         of features are unchanged) instead of zeros.
     verbose : int, default=0
-        > 0 draws a progress bar on stderr when it is a terminal and prints a summary line.
+        1 draws a progress bar on stderr when stderr is a terminal; 2 also prints a one-line
+        summary of the fit on stderr.
     grad : {"manual", "autodiff"}, default="manual"
         The hand-written gradient (``dz = a - y``) or ``jax.grad``.
     solver_params : dict or None, default=None
@@ -119,6 +120,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         The objective J at each iteration (epoch mean with minibatches).
     loss_ : float
         J at the fitted parameters.
+    fit_status_ : str
+        "converged", "max_iter" (stopped by ``max_iter``) or "diverged".
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when X has string column names (a pandas DataFrame).
@@ -181,7 +184,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(f"C must be a real number > 0 (np.inf for no penalty), got {C!r}")
         for name in ("fit_intercept", "warm_start"):
             if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                # ValueError like every bad hyper-parameter (scikit-learn's convention)
+                raise ValueError(  # noqa: TRY004
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
         check_solver(self.solver)
         if self.learning_rate is not None:
             v.check_positive(self.learning_rate, "learning_rate")
@@ -288,7 +294,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.n_iter_ = np.array([result.n_iter], dtype=np.int32)
         self.loss_curve_ = np.asarray(result.loss_history)
         self.loss_ = float(result.loss)
-        if self.verbose:
+        self.fit_status_ = result.status
+        if self.verbose >= 2:
             print(
                 f"LogisticRegression: solver={self.solver}, {result.n_iter} iterations, "
                 f"{result.status}, loss {result.loss:.6g}",
@@ -386,6 +393,45 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         tags.input_tags.sparse = False
         tags.classifier_tags.multi_class = True
         return tags
+
+
+def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegression:
+    """A fitted :class:`LogisticRegression` from parameters in the training layout.
+
+    Args:
+      params: ``Params(w, b)``: binary ``w`` (n,), ``b`` (); or softmax ``w`` (n, K), ``b`` (K,)
+        (what :func:`jaxlogreg.train.fit` returns and :func:`jaxlogreg.model_io.load_model`
+        reads).
+      classes: the K labels, in column order.
+      kwargs: hyper-parameters of the estimator (used only if it is fitted again).
+
+    Examples:
+      >>> import numpy as np
+      >>> from jaxlogreg import Params
+      >>> clf = from_params(Params(w=np.array([2.0]), b=np.array(-1.0)), ["no", "yes"])
+      >>> clf.predict([[0.0], [1.0]]).tolist()
+      ['no', 'yes']
+    """
+    w = np.asarray(params.w)
+    b = np.asarray(params.b)
+    classes = np.asarray(classes)
+    k = 2 if w.ndim == 1 else w.shape[1]
+    if classes.ndim != 1 or classes.shape[0] != k:
+        raise ValueError(f"classes must have {k} labels to match the parameters, got {classes!r}")
+    clf = LogisticRegression(**kwargs)
+    clf.classes_ = classes
+    clf.coef_ = w.reshape(1, -1).copy() if k == 2 else np.ascontiguousarray(w.T)
+    clf.intercept_ = b.reshape(1).copy() if k == 2 else b.copy()
+    clf.n_features_in_ = int(w.shape[0])
+    return clf
+
+
+def to_params(clf: LogisticRegression) -> Params:
+    """The fitted parameters of ``clf`` in the training layout (inverse of :func:`from_params`)."""
+    check_is_fitted(clf)
+    if clf.classes_.shape[0] == 2:
+        return Params(w=clf.coef_[0].copy(), b=np.asarray(clf.intercept_[0]))
+    return Params(w=np.ascontiguousarray(clf.coef_.T), b=clf.intercept_.copy())
 
 
 def _pad_params(params: Params, n_pad: int) -> Params:

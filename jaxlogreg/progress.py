@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import TextIO
+from typing import Self, TextIO
 
 _WIDTH = 30
 
@@ -54,6 +54,7 @@ class ProgressBar:
         self._start = time.perf_counter()
         self._drawn = False
         self._last_len = 0
+        self.update(0)  # show the bar while the first segment compiles
 
     def update(self, iteration: int, loss: float = math.nan) -> None:
         """Redraw at ``iteration`` (clipped to ``total``) with the latest loss."""
@@ -81,7 +82,7 @@ class ProgressBar:
             self.stream.flush()
         self._drawn = False
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -129,7 +129,7 @@ def test_integer_sample_weight_equals_repetition():
 
 def test_warm_start_continues_from_previous_coef():
     X, y = _data()
-    kw = dict(solver="gd", learning_rate=0.5, tol=0.0)
+    kw = {"solver": "gd", "learning_rate": 0.5, "tol": 0.0}
     clf = LogisticRegression(max_iter=20, warm_start=True, **kw)
     clf.fit(X, y)
     first = clf.coef_.copy()
@@ -211,7 +211,7 @@ def test_float32_and_minibatch_solvers():
     f32 = LogisticRegression(dtype="float32", tol=1e-5).fit(X, y)
     assert f32.coef_.dtype == np.float32
     np.testing.assert_allclose(f32.coef_, ref.coef_, rtol=1e-3, atol=1e-4)
-    kw = dict(solver="adam", learning_rate=0.05, batch_size=32, max_iter=60, tol=0.0)
+    kw = {"solver": "adam", "learning_rate": 0.05, "batch_size": 32, "max_iter": 60, "tol": 0.0}
     a = LogisticRegression(random_state=0, **kw).fit(X, y)
     b = LogisticRegression(random_state=0, **kw).fit(X, y)
     np.testing.assert_array_equal(a.coef_, b.coef_)  # same seed, same shuffles
@@ -228,6 +228,6 @@ def test_autodiff_gradient_gives_the_same_fit():
 
 def test_verbose_prints_summary_and_no_bar_when_not_a_tty(capsys):
     X, y = _data()
-    LogisticRegression(verbose=1).fit(X, y)
+    LogisticRegression(verbose=2).fit(X, y)
     err = capsys.readouterr().err
     assert "iterations" in err and "[" not in err and "\r" not in err
