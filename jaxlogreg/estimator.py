@@ -89,7 +89,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     batch_size : int or None, default=None
         None for full-batch training, else shuffled minibatches of this size.
     random_state : int, RandomState instance or None, default=None
-        Seeds the minibatch shuffling.
+        Seeds the minibatch shuffling (None: a seed drawn from NumPy's global generator, as in
+        scikit-learn). Full-batch training is deterministic and ignores it.
     dtype : {"float64", "float32"}, default="float64"
         Precision of training and of ``coef_``. float64 matches scikit-learn; float32 is
         about twice as fast and what accelerators prefer.
@@ -259,15 +260,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
 
         init = self._warm_start_params(classes, n)
         m_pad, n_pad = _padded_shape(m, n, self.batch_size is not None)
-        Xp = np.zeros((m_pad, n_pad), X.dtype)
-        Xp[:m, :n] = X
-        yp = np.zeros(m_pad, np.int32)
-        yp[:m] = y_idx
-        swp = np.zeros(m_pad, np.float64)
-        swp[:m] = sw
-        if init is not None:
-            init = _pad_params(init, n_pad)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if (m_pad, n_pad) == (m, n):  # large data: no copy
+            Xp, yp, swp = X, y_idx, sw
+        else:
+            Xp = np.zeros((m_pad, n_pad), X.dtype)
+            Xp[:m, :n] = X
+            yp = np.zeros(m_pad, np.int32)
+            yp[:m] = y_idx
+            swp = np.zeros(m_pad, np.float64)
+            swp[:m] = sw
+            if init is not None:
+                init = _pad_params(init, n_pad)
+        seed = 0
+        if self.batch_size is not None:  # only minibatches use randomness
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
         bar = ProgressBar(self.max_iter, "fit", enabled=None if self.verbose else False)
         with bar:
