@@ -1,0 +1,104 @@
+"""8 simulated CPU devices: sharded fits against single-device fits, for test_sharding.py.
+
+Runs in its own process because the device count must be set before JAX's backend starts.
+Prints one JSON line: {case: {"max_abs_diff": ..., ...}} (not collected by pytest).
+"""
+
+import json
+import sys
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", 8)
+jax.config.update("jax_platforms", "cpu")
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, __file__.rsplit("/tests/", 1)[0])
+from jaxlogreg import model, sharding, train  # noqa: E402
+from jaxlogreg.gradients import value_and_backward_t  # noqa: E402
+
+
+def problem(m: int, n: int = 5, n_classes: int = 2, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n)).astype(np.float32)
+    if n_classes == 2:
+        y = (X @ np.linspace(-1, 1, n) + rng.normal(size=m) > 0).astype(np.float32)
+    else:
+        y = np.argmax(X[:, :n_classes] + rng.normal(size=(m, n_classes)), axis=1)
+    return X, y, rng.uniform(0.5, 2.0, size=m).astype(np.float32)
+
+
+def compare(ref: train.FitResult, res: train.FitResult) -> dict:
+    return {
+        "max_abs_diff": float(max(np.max(np.abs(ref.params.w - res.params.w)),
+                                  np.max(np.abs(ref.params.b - res.params.b)))),
+        "scale": float(np.max(np.abs(ref.params.w))),
+        "loss_diff": abs(ref.loss - res.loss),
+        "history_diff": float(np.max(np.abs(ref.loss_history - res.loss_history))),
+        "n_iter": [ref.n_iter, res.n_iter],
+        "status": [ref.status, res.status],
+    }
+
+
+CASES = {
+    # name: (m, n_classes, weighted, config)
+    "gd_m203": (203, 2, False, train.TrainConfig(solver="gd", learning_rate=0.5, max_iter=30,
+                                                 tol=0.0)),
+    "gd_m200_divisible": (200, 2, False, train.TrainConfig(solver="gd", learning_rate=0.5,
+                                                           max_iter=30, tol=0.0)),
+    "lbfgs_m203": (203, 2, False, train.TrainConfig(solver="lbfgs", max_iter=10, tol=0.0,
+                                                    l2=1e-2)),
+    "adam_minibatch_m203": (203, 2, False, train.TrainConfig(
+        solver="adam", learning_rate=0.05, batch_size=24, max_iter=5, tol=0.0)),
+    "softmax_gd_weighted_m203": (203, 3, True, train.TrainConfig(
+        solver="gd", learning_rate=0.5, max_iter=30, tol=0.0)),
+}
+
+
+def main() -> None:
+    assert jax.device_count() == 8, jax.devices()
+    mesh = sharding.make_mesh()
+    out = {}
+    for name, (m, n_classes, weighted, config) in CASES.items():
+        X, y, sw = problem(m, n_classes=n_classes)
+        sw = sw if weighted else None
+        ref = train.fit(X, y, config, sample_weight=sw, seed=3)
+        res = train.fit(X, y, config, sample_weight=sw, seed=3, mesh=mesh)
+        out[name] = compare(ref, res)
+
+    # Layout: padded to a multiple of 8 with zero weight at the end, Xt split by columns.
+    X, y, _ = problem(203)
+    data = train.prepare_data(X, y, None, 2, train.TrainConfig())
+    sharded, layout = sharding.shard_data(data, mesh)
+    weights = np.asarray(sharded.sample_weight)
+    out["layout"] = {
+        "Xt_shape": list(sharded.Xt.shape),
+        "Xt_spec": str(sharded.Xt.sharding.spec),
+        "y_spec": str(sharded.y.sharding.spec),
+        "n_samples": layout.n_samples,
+        "real_weights_one": bool(np.all(weights[:203] == 1)),
+        "pad_weights_zero": bool(np.all(weights[203:] == 0)),
+        "shard_shapes": sorted({tuple(s.data.shape) for s in sharded.Xt.addressable_shards}),
+    }
+
+    # The gradient through shard_map + psum equals the compiler-partitioned one.
+    params = sharding.replicate(model.init_params(X.shape[1]), mesh)
+    params = params._replace(w=params.w + 0.1)
+    J1, g1 = jax.jit(lambda p, d: value_and_backward_t(p, *d, 0.01))(params, sharded)
+    J2, g2 = jax.jit(lambda p, d: sharding.value_and_grad_shard_map(p, d, 0.01, mesh))(
+        params, sharded)
+    J0, g0 = value_and_backward_t(model.init_params(X.shape[1])._replace(
+        w=jnp.full(X.shape[1], 0.1)), *data, 0.01)
+    out["shard_map_gradient"] = {
+        "max_abs_diff": float(max(np.max(np.abs(np.asarray(g1.w) - np.asarray(g2.w))),
+                                  abs(float(g1.b) - float(g2.b)), abs(float(J1) - float(J2)))),
+        "vs_single_device": float(np.max(np.abs(np.asarray(g2.w) - np.asarray(g0.w)))),
+        "params_spec": str(g2.w.sharding.spec) if hasattr(g2.w.sharding, "spec") else "",
+    }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
