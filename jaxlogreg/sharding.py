@@ -140,7 +140,10 @@ def pad_rows(data: Any, n_shards: int) -> tuple[Any, int]:
     if pad == 0:
         return data, m
     xp = jnp if isinstance(Xt, jax.Array) else np
-    weight_dtype = y.dtype if xp.issubdtype(y.dtype, xp.floating) else Xt.dtype
+    if xp.issubdtype(y.dtype, xp.floating):
+        weight_dtype = y.dtype  # binary labels are stored in the fit's dtype
+    else:
+        weight_dtype = Xt.dtype if Xt.dtype.itemsize >= 4 else xp.float32  # not bfloat16
     if sample_weight is None:
         sample_weight = xp.ones((m,), weight_dtype)
     Xt = xp.concatenate([Xt, xp.zeros((Xt.shape[0], pad), Xt.dtype)], axis=1)
