@@ -191,16 +191,21 @@ def _fit(clf: Any, X: Any, y: Any) -> tuple[float, list[str]]:
     return elapsed, notes
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from jaxlogreg.data import Standardizer
-    from jaxlogreg.estimator import LogisticRegression
-
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values, then the dedicated flags ``--out`` and ``--grad`` as overrides."""
     overrides = list(args.set or [])
     if args.out is not None:
         overrides.append(f"output.dir={args.out}")
     if args.grad is not None:
         overrides.append(f"train.grad={args.grad}")
-    config = load_config(args.config, overrides)
+    return overrides
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from jaxlogreg.data import Standardizer
+    from jaxlogreg.estimator import LogisticRegression
+
+    config = load_config(args.config, train_overrides(args))
     out = sys.stdout
     quiet = args.quiet
     compare = args.compare_learning_rates

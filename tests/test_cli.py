@@ -10,9 +10,10 @@ import csv
 import io
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ def test_saved_model_reloads_to_identical_predictions(tmp_path):
     labels = np.array(["a", "b", "c"])[data.y]
     std = Standardizer.fit(data.X)
     X = std.transform(data.X)
-    clf = LogisticRegression(dtype="float32").fit(X, labels)
+    clf = LogisticRegression().fit(X, labels)
     save_model(tmp_path / "m.npz", to_params(clf), classes=clf.classes_, standardizer=std)
     saved = load_model(tmp_path / "m.npz")
     again = from_params(saved.params, saved.classes)
@@ -208,18 +209,12 @@ def test_check_grad_default_config(capsys):
     assert out.splitlines()[-1] == "OK"
 
 
-def test_grad_flag_sets_autodiff(capsys, tmp_path):
-    status, out, _ = _main(
-        capsys,
-        "train",
-        "--grad",
-        "autodiff",
-        "--set",
-        "data.n_samples=300",
-        "--set",
-        "data.n_features=5",
+def test_train_flags_become_config_overrides():
+    args = cli.build_parser().parse_args(
+        ["train", "--set", "train.tol=0", "--out", "runs/x", "--grad", "autodiff"]
     )
-    assert status == 0 and "autodiff gradient" in out
+    config = load_config(None, cli.train_overrides(args))
+    assert (config.train.grad, config.train.tol, config.output.dir) == ("autodiff", 0.0, "runs/x")
 
 
 # ---------------------------------------------------------------------------- progress bar
@@ -264,53 +259,44 @@ def test_estimator_progress_bar_via_train_callback(monkeypatch):
 
 # ---------------------------------------------------------------------------- docs/usage.md
 
-_DOC_DRIVER = textwrap.dedent(
-    r"""
-    import re, shlex, sys, time
-    from jaxlogreg.cli import main
+_DOC_BLOCK = re.compile(r"(<!-- not run[^>]*-->\n)?```(console|python)\n(.*?)```", re.DOTALL)
 
-    text = open(sys.argv[1], encoding="utf-8").read()
-    blocks = re.findall(r"(<!-- not run[^>]*-->\n)?```(console|python)\n(.*?)```", text, re.S)
-    for skip, kind, body in blocks:
+
+def _doc_steps(text: str):
+    """The runnable steps of a Markdown file: ("python", code) or ("console", argv, line)."""
+    for skip, kind, body in _DOC_BLOCK.findall(text):
         if skip:
             continue
-        start = time.perf_counter()
         if kind == "python":
-            exec(compile(body, "docs/usage.md", "exec"), {"__name__": "__doc__"})
-            print(f"ok {time.perf_counter() - start:5.1f}s python block", flush=True)
+            yield "python", body, None
             continue
         for line in body.splitlines():
-            if not line.startswith("$ "):
-                continue
-            argv = shlex.split(line[2:])
-            if argv[:3] == ["python", "-m", "jaxlogreg"]:
-                argv = argv[3:]
-            elif argv[0] == "jaxlogreg":
-                argv = argv[1:]
-            else:
-                raise SystemExit(f"unexpected command in docs: {line}")
-            status = main(argv)
-            if status != 0:
-                raise SystemExit(f"exit status {status}: {line}")
-            print(f"ok {time.perf_counter() - start:5.1f}s {line}", flush=True)
-    """
-)
+            if line.startswith("$ "):
+                argv = shlex.split(line[2:])
+                if argv[:3] == ["python", "-m", "jaxlogreg"]:
+                    yield "console", argv[3:], line
+                elif argv[0] == "jaxlogreg":
+                    yield "console", argv[1:], line
+                else:
+                    raise AssertionError(f"unexpected command in docs/usage.md: {line}")
 
 
-def test_docs_usage_commands_run_as_written(tmp_path, catvnoncat_dir):
-    """Every console command and Python block of docs/usage.md (but two marked long ones),
-    run from a folder that looks like the repository root, in one Python process."""
+def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvnoncat_dir):
+    """Every console command and Python block of docs/usage.md (but two marked long ones), in
+    order, from a folder that looks like the repository root. Commands go through ``main``,
+    the function behind both ``jaxlogreg`` and ``python -m jaxlogreg``, in this process, so
+    they share its compiled programs (the real command is run by the tests above)."""
     (tmp_path / "configs").symlink_to(REPO / "configs")
-    proc = subprocess.run(
-        [sys.executable, "-c", _DOC_DRIVER, str(REPO / "docs" / "usage.md")],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, CATVNONCAT_ENV: str(catvnoncat_dir)},
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CATVNONCAT_ENV, str(catvnoncat_dir))
+    steps = list(_doc_steps((REPO / "docs" / "usage.md").read_text(encoding="utf-8")))
+    assert sum(kind == "console" for kind, *_ in steps) >= 10
+    for kind, what, line in steps:
+        if kind == "python":
+            exec(compile(what, "docs/usage.md", "exec"), {"__name__": "__docs__"})  # noqa: S102
+        else:
+            status = cli.main(what)
+            assert status == 0, (line, capsys.readouterr().err)
     metrics = json.loads((tmp_path / "runs" / "catvnoncat" / "metrics.json").read_text())
     # the course: train accuracy 99.04306220095694 %, test accuracy 70 %, cost 0.140872 at 1900
     assert metrics["train"]["accuracy"] == pytest.approx(207 / 209)
