@@ -317,6 +317,7 @@ def _write_outputs(config, clf, standardizer, splits, reports, fit_info):
                     out_dir / LOSS_CURVE_FILE,
                     title=f"{config.data.source}: {_solver_text(config)}",
                     validation_loss=val if val is not None and math.isfinite(val) else None,
+                    xlabel="iteration" if config.train.batch_size is None else "epoch",
                 )
             )
         except plots.PlotUnavailableError as err:

@@ -53,6 +53,7 @@ def plot_loss_curve(
     *,
     title: str = "Training loss",
     validation_loss: float | None = None,
+    xlabel: str = "iteration",
 ) -> Path:
     """Write the objective J per iteration (``LogisticRegression.loss_curve_``) to a PNG.
 
@@ -62,6 +63,7 @@ def plot_loss_curve(
       title: the plot title.
       validation_loss: if given, drawn as a dashed horizontal line (loss of the final model
         on the validation data, without the penalty).
+      xlabel: the x-axis label ("epoch" for minibatch training).
 
     Returns:
       ``path`` as a :class:`~pathlib.Path`.
@@ -72,7 +74,7 @@ def plot_loss_curve(
     ax.plot(np.arange(curve.shape[0]), curve, color="C0", label="training objective J")
     if validation_loss is not None:
         ax.axhline(validation_loss, color="C1", linestyle="--", label="validation loss (final)")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("cost J")
     ax.set_title(title)
     if curve.shape[0] > 1 and np.all(curve > 0) and curve.max() / curve.min() > 100:
