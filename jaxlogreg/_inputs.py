@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlogreg import _validation as v
 from jaxlogreg.model import Params, check_params, check_X, n_classes_of
@@ -38,6 +39,16 @@ def check_problem(
         v.check_sample_weight(sample_weight, m)
         sample_weight = jnp.asarray(sample_weight)
     if v.is_concrete(l2):
-        l2_value = float(jnp.asarray(l2)) if jnp.ndim(l2) == 0 else l2
-        v.check_positive(l2_value, "l2", allow_zero=True)
+        v.check_positive(_scalar_value(l2), "l2", allow_zero=True)
     return X, y, sample_weight
+
+
+def _scalar_value(x: Any) -> Any:
+    """A concrete 0-d numeric array as a Python float; anything else unchanged (for the message).
+
+    Creates no JAX array: ``jnp.asarray`` of a Python constant is itself traced inside ``jax.jit``.
+    """
+    numeric = isinstance(x, jax.Array | np.ndarray) and (
+        jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
+    )
+    return float(x) if numeric and x.ndim == 0 else x

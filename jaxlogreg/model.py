@@ -42,6 +42,12 @@ def init_params(n_features: int, n_classes: int = 2, dtype: Any = jnp.float32) -
     """
     v.check_int_at_least(n_features, "n_features", 1)
     v.check_int_at_least(n_classes, "n_classes", 2)
+    try:
+        is_float = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        is_float = False
+    if not is_float:
+        raise TypeError(f"dtype must be a floating dtype such as float32, got {dtype!r}")
     dtype = accumulation_dtype(dtype)
     if n_classes == 2:
         return Params(w=jnp.zeros((n_features,), dtype), b=jnp.zeros((), dtype))
