@@ -253,7 +253,7 @@ class Checkpointer:
         if self.resume:
             restored = self.restore(state, config)
             state = state if restored is None else restored
-        hyper, spec = train.hyper_of(config), train._Spec.of(config, layout)
+        hyper, spec = train.hyper_of(config), train.LoopSpec.of(config, layout)
         while True:
             iteration = int(state.iteration)
             if (

@@ -157,7 +157,7 @@ class StreamPlan:
         return cls(batch_bytes, queue_size, block_rows)
 
 
-def _stream_step(carry, batch: train.TrainData, hyper: train.Hyper, spec: train._Spec):
+def _stream_step(carry, batch: train.TrainData, hyper: train.Hyper, spec: train.LoopSpec):
     """One minibatch update, summing ``J_batch · weight`` and ``weight`` as the scan does."""
     params, opt_state, loss_sum, weight_sum = carry
     params, opt_state, value, weight = train.minibatch_update(params, opt_state, batch, hyper, spec)
@@ -332,7 +332,7 @@ def _fit(rows, handle, y, sample_weight, config, budget, prefetch, init_params, 
         if not config.fit_intercept:
             params = train._zero_intercept(params)
         state = train.init_state(params, config, seed)
-        hyper, spec = train.hyper_of(config), train._Spec.of(config)
+        hyper, spec = train.hyper_of(config), train.LoopSpec.of(config)
         n_batches = -(-m // config.batch_size)
         reader = _BatchReader(
             rows, y, sample_weight, x_dtype, weight_dtype,

@@ -117,12 +117,16 @@ class TrainConfig:
         return "grad" if self.batch_size is None else "loss"
 
 
-class _Spec(NamedTuple):
-    """The static part of a config: what changes the compiled program."""
+class LoopSpec(NamedTuple):
+    """The static part of a config: what changes the compiled program.
+
+    ``max_iter`` itself is not static: the loss history's length is ``max_iter`` rounded up to
+    a power of two, so nearby values of ``max_iter`` share one compiled loop.
+    """
 
     solver: str
     solver_params: tuple[tuple[str, Any], ...]
-    max_iter: int
+    history_size: int
     batch_size: int | None
     grad: str
     criterion: str
@@ -132,11 +136,11 @@ class _Spec(NamedTuple):
     layout: Any = None
 
     @classmethod
-    def of(cls, config: TrainConfig, layout: Any = None) -> _Spec:
+    def of(cls, config: TrainConfig, layout: Any = None) -> LoopSpec:
         return cls(
             config.solver,
             config.solver_params,
-            config.max_iter,
+            max(16, 1 << (config.max_iter - 1).bit_length()),
             config.batch_size,
             config.grad,
             config.criterion,
@@ -168,7 +172,7 @@ class LoopState(NamedTuple):
     opt_state: Any
     iteration: jax.Array  # updates done (epochs with minibatches)
     n_recorded: jax.Array  # entries of loss_history written
-    loss_history: jax.Array  # (max_iter + 1,)
+    loss_history: jax.Array  # (history_size,) >= max_iter entries, NaN where unwritten
     last_good: Params  # the last parameters with a finite objective
     previous_loss: jax.Array
     status: jax.Array
@@ -199,7 +203,7 @@ def _frozen_intercept(params: Params) -> Params:
     return params._replace(b=jax.lax.stop_gradient(params.b))
 
 
-def _value_and_grad_fn(spec: _Spec, l2: jax.Array) -> Callable[..., tuple[jax.Array, Params]]:
+def _value_and_grad_fn(spec: LoopSpec, l2: jax.Array) -> Callable[..., tuple[jax.Array, Params]]:
     """(params, Xt, y, sample_weight) -> (J, ∇J), hand-written or by jax.grad."""
     if spec.grad == "manual":
 
@@ -211,7 +215,7 @@ def _value_and_grad_fn(spec: _Spec, l2: jax.Array) -> Callable[..., tuple[jax.Ar
     return jax.value_and_grad(_objective_fn(spec, l2))
 
 
-def _objective_fn(spec: _Spec, l2: jax.Array) -> Callable[..., jax.Array]:
+def _objective_fn(spec: LoopSpec, l2: jax.Array) -> Callable[..., jax.Array]:
     """J as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
     objective = objective_manual_vjp_t if spec.grad == "manual" else objective_t
     if spec.fit_intercept:
@@ -219,7 +223,7 @@ def _objective_fn(spec: _Spec, l2: jax.Array) -> Callable[..., jax.Array]:
     return lambda p, Xt, y, sw: objective(_frozen_intercept(p), Xt, y, sw, l2)
 
 
-def _optimizer(spec: _Spec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
+def _optimizer(spec: LoopSpec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
     return make_optimizer(spec.solver, hyper.learning_rate, **dict(spec.solver_params))
 
 
@@ -232,7 +236,7 @@ def _max_abs(tree: Any) -> jax.Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _full_batch_step(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec):
+def _full_batch_step(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
     """J and ∇J at the current parameters, then one optimizer update."""
     optimizer = _optimizer(spec, hyper)
     f = _objective_fn(spec, hyper.l2)
@@ -272,7 +276,7 @@ def minibatch_update(
     opt_state: Any,
     batch: TrainData,
     hyper: Hyper,
-    spec: _Spec,
+    spec: LoopSpec,
 ) -> tuple[Params, Any, jax.Array, jax.Array]:
     """One minibatch step on ``batch`` (Xt (n, B), y (B,), weights (B,), zero for padding).
 
@@ -291,7 +295,7 @@ def _gather_batch(data: TrainData, indices: jax.Array, mask: jax.Array) -> Train
     return TrainData(jnp.take(data.Xt, indices, axis=1), data.y[indices], weights)
 
 
-def _minibatch_epoch(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec):
+def _minibatch_epoch(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
     """One epoch of shuffled minibatches; returns the weighted mean minibatch loss."""
     key = jax.random.wrap_key_data(state.key)
     m = data.Xt.shape[1] if spec.layout is None else spec.layout.n_samples  # padding never drawn
@@ -316,14 +320,14 @@ def _select(flag: jax.Array, if_true: Any, if_false: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), if_true, if_false)
 
 
-def _is_done(value: jax.Array, grads: Params | None, state: LoopState, hyper: Hyper, spec: _Spec):
+def _is_done(value: jax.Array, grads: Params | None, state: LoopState, hyper: Hyper, spec: LoopSpec):
     if spec.criterion == "grad" and grads is not None:
         return _max_abs(grads) <= hyper.tol
     change = jnp.abs(state.previous_loss - value)
     return change <= hyper.tol * jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
 
 
-def _loop_body(state: LoopState, data: TrainData, hyper: Hyper, spec: _Spec) -> LoopState:
+def _loop_body(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec) -> LoopState:
     """One iteration. Full batch: J and ∇J at the current parameters, then an update unless
     they are non-finite (diverged: back to the last good parameters) or converged. Minibatch:
     one epoch, undone if it produced a non-finite loss or parameters."""
@@ -345,7 +349,7 @@ def finish_epoch(
     new_params: Params,
     new_opt_state: Any,
     hyper: Hyper,
-    spec: _Spec,
+    spec: LoopSpec,
 ) -> LoopState:
     """The loop state after one minibatch epoch with mean loss ``value`` ending at ``new_params``.
 
@@ -373,9 +377,10 @@ def _next_state(state, value, ok, done, advance, params, last_good, new_opt_stat
     )
 
 
-def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, spec: _Spec):
+def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, spec: LoopSpec):
     def cond(s: LoopState) -> jax.Array:
-        return (s.iteration < stop_at) & (s.status == RUNNING) & (s.n_recorded < spec.max_iter)
+        room = s.n_recorded < s.loss_history.shape[0]
+        return (s.iteration < stop_at) & (s.status == RUNNING) & room
 
     return jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
 
@@ -389,14 +394,14 @@ does so to report progress, and checkpointing does so to save between segments.
 
 
 @jax.jit(static_argnames="spec")
-def _init_state(params: Params, key_data: jax.Array, hyper: Hyper, spec: _Spec) -> LoopState:
+def _init_state(params: Params, key_data: jax.Array, hyper: Hyper, spec: LoopSpec) -> LoopState:
     dtype = params.w.dtype
     return LoopState(
         params=params,
         opt_state=_optimizer(spec, hyper).init(params),
         iteration=jnp.zeros((), jnp.int32),
         n_recorded=jnp.zeros((), jnp.int32),
-        loss_history=jnp.full((spec.max_iter,), jnp.nan, dtype),
+        loss_history=jnp.full((spec.history_size,), jnp.nan, dtype),
         last_good=params,
         previous_loss=jnp.asarray(jnp.inf, dtype),
         status=jnp.asarray(RUNNING, jnp.int32),
@@ -451,7 +456,7 @@ def init_state(
 ) -> LoopState:
     """The loop's starting state: ``params``, a fresh optimizer state, an empty loss history."""
     key = jax.random.key(seed) if isinstance(seed, int) else seed
-    return _init_state(params, jax.random.key_data(key), hyper_of(config), _Spec.of(config))
+    return _init_state(params, jax.random.key_data(key), hyper_of(config), LoopSpec.of(config))
 
 
 def result_of(state: LoopState, data: TrainData, config: TrainConfig) -> FitResult:
@@ -547,7 +552,7 @@ def run_loop(
 
     ``layout`` is the :class:`jaxlogreg.sharding.RowLayout` of sharded, padded ``data``.
     """
-    hyper, spec = hyper_of(config), _Spec.of(config, layout)
+    hyper, spec = hyper_of(config), LoopSpec.of(config, layout)
     if callback is None:
         return run_segment(state, data, hyper, jnp.asarray(config.max_iter, jnp.int32), spec=spec)
     v.check_int_at_least(n_segments, "n_segments", 1)

@@ -117,6 +117,8 @@ def test_no_recompilation_for_same_shapes_and_settings():
     X2, y2 = _problem(seed=2)
     train.fit(X2, y2, config)
     train.fit(X2, y2, dataclasses.replace(config, learning_rate=0.02, tol=1e-3, l2=0.1))
+    result = train.fit(X2, y2, dataclasses.replace(config, max_iter=50, tol=0.0))
+    assert result.n_iter == 50 and len(result.loss_history) == 50
     assert train.run_segment._cache_size() == before
     train.fit(X2[:-1], y2[:-1], config)  # a new shape compiles once more
     assert train.run_segment._cache_size() == before + 1
@@ -174,7 +176,7 @@ def test_minibatch_loop_equals_a_host_loop_over_the_same_batches():
     X, y = _problem(m=70, n=3)
     config = TrainConfig(solver="adam", batch_size=16, learning_rate=0.05, max_iter=3, tol=0.0)
     result = train.fit(X, y, config, seed=3)
-    spec, hyper = train._Spec.of(config), train.hyper_of(config)
+    spec, hyper = train.LoopSpec.of(config), train.hyper_of(config)
     params = Params(jnp.zeros(3), jnp.zeros(()))
     opt_state = train.make_optimizer("adam", hyper.learning_rate).init(params)
     Xt, yj = jnp.asarray(X).T, jnp.asarray(y)
