@@ -125,8 +125,8 @@ def test_make_mesh_and_errors():
 def test_row_layout_is_hashable_static_spec():
     mesh = sharding.make_mesh(1)
     assert hash(sharding.RowLayout(mesh, 10)) == hash(sharding.RowLayout(mesh, 10))
-    spec = train._Spec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
-    assert spec == train._Spec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
+    spec = train.LoopSpec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
+    assert spec == train.LoopSpec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
 
 
 def test_devices_benchmark_rows(tmp_path):

@@ -169,7 +169,7 @@ def _measure(settings: dict[str, Any]) -> list[dict[str, Any]]:
         row(mode, first, step_s, 1, float(np.max(np.abs(np.asarray(g.w) - np.asarray(ref_g.w)))))
 
     def loop_runner(cfg: train.TrainConfig):
-        hyper, spec = train.hyper_of(cfg), train._Spec.of(cfg, layout)
+        hyper, spec = train.hyper_of(cfg), train.LoopSpec.of(cfg, layout)
         state0 = train.init_state(params, cfg, settings["seed"])
         stop = jnp.asarray(cfg.max_iter, jnp.int32)
         return lambda: train.run_segment(state0, data, hyper, stop, spec=spec)
