@@ -1,0 +1,14 @@
+"""`python benchmarks/roofline.py [options]`: the same as `jaxlogreg bench roofline [options]`.
+
+The benchmark itself lives in jaxlogreg/bench/roofline.py; see benchmarks/README.md.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from jaxlogreg.bench import main
+
+if __name__ == "__main__":
+    raise SystemExit(main(["roofline", *sys.argv[1:]]))
