@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlogreg import _validation as v
 
@@ -81,12 +82,18 @@ def check_params(params: Any, n_features: int | None = None) -> Params:
     return params
 
 
-def check_X(X: Any, name: str = "X") -> jax.Array:
-    """Validate a design matrix of shape (n_samples, n_features): float, non-empty, finite."""
+def check_X_structure(X: Any, name: str = "X") -> jax.Array | np.ndarray:
+    """Check a design matrix's type and shape (n_samples, n_features), not its values."""
     X = v.as_array(X, name)
     v.check_ndim(X, name, 2, "(n_samples, n_features)")
     v.check_nonempty(X, name)
     v.check_float_dtype(X, name)
+    return X
+
+
+def check_X(X: Any, name: str = "X") -> jax.Array:
+    """Validate a design matrix of shape (n_samples, n_features): float, non-empty, finite."""
+    X = check_X_structure(X, name)
     v.check_finite(X, name)
     return jnp.asarray(X)
 

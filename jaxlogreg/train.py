@@ -17,6 +17,7 @@ with another learning rate, does not recompile.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -31,7 +32,7 @@ from jaxlogreg._inputs import check_y
 from jaxlogreg.gradients import objective_manual_vjp_t, value_and_backward_t
 from jaxlogreg.loss import objective_t
 from jaxlogreg import model
-from jaxlogreg.model import Params, accumulation_dtype, check_params, check_X
+from jaxlogreg.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.solvers import LINE_SEARCH_SOLVERS, check_solver, make_optimizer
 
 RUNNING, CONVERGED, DIVERGED, MAX_ITER = 0, 1, 2, 3
@@ -425,12 +426,33 @@ def infer_n_classes(y: Any) -> int:
     return int(y.max()) + 1 if y.size else 2
 
 
+@functools.partial(jax.jit, static_argnames="dtype")
+def _features_major(X: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """``Xt = Xᵀ`` in ``dtype`` and whether all of it is finite: one compiled pass over X."""
+    Xt = X.astype(dtype).T
+    return Xt, jnp.all(jnp.isfinite(Xt))
+
+
+def _to_features_major(X: Any, dtype: Any) -> jax.Array:
+    """Validate X (m, n) and return it features-major, Xt (n, m), cast to ``dtype``."""
+    X = check_X_structure(X)
+    with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
+        Xt, finite = _features_major(X, dtype=jnp.dtype(dtype))
+    if not bool(finite):
+        v.check_finite(X, "X")  # NaN or inf in the input: names the count
+        raise ValueError(
+            f"X must be finite in {jnp.dtype(dtype)}, but some values overflow it "
+            f"(largest |X| is {float(np.max(np.abs(np.asarray(X)))):.3g}); use dtype='float64'"
+        )
+    return Xt
+
+
 def prepare_data(
     X: Any, y: Any, sample_weight: Any, n_classes: int, config: TrainConfig
 ) -> TrainData:
     """Validate, cast and transpose once to the internal layout Xt (n, m)."""
-    X = check_X(X)
-    m = X.shape[0]
+    Xt = _to_features_major(X, config.x_dtype or config.dtype)
+    m = Xt.shape[1]
     y = check_y(y, m, n_classes)
     dtype = jnp.dtype(config.dtype)
     y = y.astype(dtype) if n_classes == 2 else y.astype(jnp.int32)
@@ -438,7 +460,6 @@ def prepare_data(
         sample_weight = v.as_array(sample_weight, "sample_weight")
         v.check_sample_weight(sample_weight, m)
         sample_weight = jnp.asarray(sample_weight, dtype)
-    Xt = jnp.asarray(X, config.x_dtype or dtype).T
     return TrainData(Xt, y, sample_weight)
 
 

@@ -279,3 +279,13 @@ def test_fit_intercept_false_keeps_b_at_zero_and_matches_scikit_learn(solver, gr
     sk = SkLogisticRegression(C=1 / (l2 * 200), fit_intercept=False, tol=1e-12, max_iter=10_000)
     sk.fit(X, y)
     np.testing.assert_allclose(result.params.w, sk.coef_[0], rtol=1e-4, atol=1e-5)
+
+
+def test_values_overflowing_float32_are_reported():
+    X, y = _problem(dtype=np.float64)
+    X[2, 1] = 1e300
+    with pytest.raises(ValueError, match=r"X must be finite in float32, .*1e\+300.*dtype='float64'"):
+        train.fit(X, y)
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"X must be finite, got 1 NaN or inf"):
+        train.fit(X, y, dtype="float64")
