@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxlogreg",
         description="Logistic regression in JAX: train, evaluate and inspect models.",
-        epilog="Configs: see configs/*.toml and docs/usage.md.",
+        epilog="Configs: see configs/*.toml and the README.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

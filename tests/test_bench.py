@@ -6,6 +6,7 @@ No timing is asserted (the machine is shared); only that every benchmark runs, w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import jax
@@ -18,8 +19,8 @@ from jaxlogreg.bench import report, roofline
 from jaxlogreg.gradients import value_and_backward_t
 from jaxlogreg.model import Params
 
-pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def _run(name: str, tmp_path, *extra: str) -> dict:
@@ -89,30 +90,30 @@ def test_roofline(tmp_path):
 
 
 def test_time_to_solution(tmp_path):
+    torch_solvers = ["torch gd", "torch lbfgs"] if HAVE_TORCH else []
+    chosen = ["jaxlogreg lbfgs", "sklearn lbfgs", *torch_solvers]
     result = _run(
         "time_to_solution",
         tmp_path,
-        "--sizes",
-        "300x5",
-        "--max-iter",
-        "50",
-        "--no-cache-check",
-        "--solvers",
-        "jaxlogreg lbfgs",
-        "sklearn lbfgs",
-        "torch gd",
-        "torch lbfgs",
+        *("--sizes", "300x5", "--max-iter", "50", "--no-cache-check", "--solvers", *chosen),
     )
     solvers = {r["solver"] for r in result["rows"]}
-    assert solvers == {"jaxlogreg lbfgs", "sklearn lbfgs", "torch gd", "torch lbfgs"}
+    assert solvers == set(chosen)
     for r in result["rows"]:
         assert {"first_s", "steady_s", "n_iter", "loss", "rel_gap", "reached"} <= set(r)
     by = {r["solver"]: r for r in result["rows"]}
     assert by["jaxlogreg lbfgs"]["rel_gap"] < 1e-6  # lbfgs reaches the common optimum
     assert by["sklearn lbfgs"]["rel_gap"] < 1e-6
-    assert by["torch lbfgs"]["rel_gap"] < 1e-5
+    if HAVE_TORCH:
+        assert by["torch lbfgs"]["rel_gap"] < 1e-5
     names = [t["target"] for t in result["targets"]]
     assert any("steady state" in n for n in names) and any("first call" in n for n in names)
+
+
+@pytest.mark.skipif(HAVE_TORCH, reason="checks the run without PyTorch")
+def test_time_to_solution_without_torch_names_the_missing_package(tmp_path):
+    with pytest.raises(ValueError, match=r"need PyTorch, which is not installed"):
+        bench.main(["time_to_solution", "--quick", "--out", str(tmp_path), "--solvers", "torch gd"])
 
 
 def test_scaling(tmp_path):

@@ -1,4 +1,4 @@
-"""The ``jaxlogreg`` command line, the progress bar, and the commands of docs/usage.md.
+"""The ``jaxlogreg`` command line, the progress bar, and the commands of README.md.
 
 Subprocess tests run the real command (``python -m jaxlogreg``); each costs a few seconds of
 JAX import, so there are few of them. Error paths are checked in-process through ``main``.
@@ -257,7 +257,7 @@ def test_estimator_progress_bar_via_train_callback(monkeypatch):
     assert text.count("\r") >= 2 and "40/40" in text and text.endswith("\n")
 
 
-# ---------------------------------------------------------------------------- docs/usage.md
+# ---------------------------------------------------------------------------- README.md
 
 _DOC_BLOCK = re.compile(r"(<!-- not run[^>]*-->\n)?```(console|python)\n(.*?)```", re.DOTALL)
 
@@ -278,22 +278,23 @@ def _doc_steps(text: str):
                 elif argv[0] == "jaxlogreg":
                     yield "console", argv[1:], line
                 else:
-                    raise AssertionError(f"unexpected command in docs/usage.md: {line}")
+                    raise AssertionError(f"unexpected command in README.md: {line}")
 
 
 def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvnoncat_dir):
-    """Every console command and Python block of docs/usage.md (but two marked long ones), in
+    """Every console command and Python block of README.md (but two marked long ones), in
     order, from a folder that looks like the repository root. Commands go through ``main``,
     the function behind both ``jaxlogreg`` and ``python -m jaxlogreg``, in this process, so
     they share its compiled programs (the real command is run by the tests above)."""
     (tmp_path / "configs").symlink_to(REPO / "configs")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(CATVNONCAT_ENV, str(catvnoncat_dir))
-    steps = list(_doc_steps((REPO / "docs" / "usage.md").read_text(encoding="utf-8")))
+    steps = list(_doc_steps((REPO / "README.md").read_text(encoding="utf-8")))
     assert sum(kind == "console" for kind, *_ in steps) >= 10
+    namespace = {"__name__": "__readme__"}  # the README's Python blocks build on each other
     for kind, what, line in steps:
         if kind == "python":
-            exec(compile(what, "docs/usage.md", "exec"), {"__name__": "__docs__"})  # noqa: S102
+            exec(compile(what, "README.md", "exec"), namespace)  # noqa: S102
         else:
             status = cli.main(what)
             assert status == 0, (line, capsys.readouterr().err)

@@ -59,9 +59,26 @@ def _median_seconds(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
+def _torch_step_seconds(X: np.ndarray, y: np.ndarray, repeats: int) -> float | None:
+    """Median time of one PyTorch GD step on X (m, n); None when PyTorch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    Xtorch, ytorch = torch.from_numpy(X), torch.from_numpy(y)
+    w_t, b_t = torch.zeros(X.shape[1]), torch.zeros(())
+    m = X.shape[0]
+
+    def torch_step():
+        dz = (torch.sigmoid(torch.mv(Xtorch, w_t) + b_t) - ytorch) / m
+        return w_t - 0.1 * torch.mv(Xtorch.T, dz), b_t - 0.1 * dz.sum()
+
+    torch_step()
+    return _median_seconds(torch_step, repeats)
+
+
 def _measure(m: int, n: int, sweep: str, args: argparse.Namespace) -> dict[str, Any]:
     import jax.numpy as jnp
-    import torch
     from sklearn.linear_model import LogisticRegression
 
     from jaxlogreg.bench.roofline import library_nm, make_step
@@ -76,15 +93,7 @@ def _measure(m: int, n: int, sweep: str, args: argparse.Namespace) -> dict[str, 
     step = make_step(library_nm)
     step_t = report.time_interleaved({"s": (step, (params, Xt, yd))}, repeats=args.repeats)["s"]
 
-    Xtorch, ytorch = torch.from_numpy(X), torch.from_numpy(y)
-    w_t, b_t = torch.zeros(n), torch.zeros(())
-
-    def torch_step():
-        dz = (torch.sigmoid(torch.mv(Xtorch, w_t) + b_t) - ytorch) / m
-        return w_t - 0.1 * torch.mv(Xtorch.T, dz), b_t - 0.1 * dz.sum()
-
-    torch_step()
-    torch_t = _median_seconds(torch_step, args.repeats)
+    torch_t = _torch_step_seconds(X, y, args.repeats)
 
     def jax_fit():
         return fit(
@@ -108,7 +117,7 @@ def _measure(m: int, n: int, sweep: str, args: argparse.Namespace) -> dict[str, 
         "n": n,
         "MB(X)": X.nbytes / 1e6,
         "step_ms": step_t.median * 1e3,
-        "torch_step_ms": torch_t * 1e3,
+        "torch_step_ms": None if torch_t is None else torch_t * 1e3,
         "step GB/s": X.nbytes / step_t.median / 1e9,
         "jaxlogreg_lbfgs_s": jax_tts,
         "sklearn_lbfgs_s": sk_tts,
@@ -153,6 +162,8 @@ def _plot(rows: list[dict], sweep: str, path: Path, fixed: str) -> None:
     )
     for ax, (title, ylabel, series) in zip(axes, panels):
         for key, scale, label, style in series:
+            if any(r[key] is None for r in rows):  # PyTorch not installed
+                continue
             yv = np.array([r[key] for r in rows]) * scale
             ax.plot(x, yv, style, label=f"{label} (slope {_slope(x, yv):.2f})")
         y0 = np.array([r[series[0][0]] for r in rows]) * series[0][1]
@@ -194,7 +205,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sub = [r for r in rows if r["sweep"] == sweep]
         x = [r[sweep] for r in sub]
         for key in ("step_ms", "torch_step_ms", "jaxlogreg_lbfgs_s", "sklearn_lbfgs_s"):
-            slopes[f"{key} vs {sweep}"] = _slope(x, [r[key] for r in sub])
+            if all(r[key] is not None for r in sub):
+                slopes[f"{key} vs {sweep}"] = _slope(x, [r[key] for r in sub])
     return {
         "config": {
             "ms": list(ms),

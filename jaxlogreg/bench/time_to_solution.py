@@ -23,6 +23,7 @@ empty cache, warm cache) and times their first ``fit`` call.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -492,6 +493,13 @@ def _cache_check(m: int, n: int, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def available_solvers() -> tuple[str, ...]:
+    """:data:`ALL_SOLVERS`, less the PyTorch ones when PyTorch is not installed."""
+    if importlib.util.find_spec("torch") is not None:
+        return ALL_SOLVERS
+    return tuple(name for name in ALL_SOLVERS if not name.startswith("torch"))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import jax
 
@@ -500,7 +508,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not 0 <= args.correlation < 1:
         raise ValueError(f"--correlation must be in [0, 1), got {args.correlation}")
     sizes = [parse_size(s) for s in (args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))]
-    solvers = set(args.solvers or ALL_SOLVERS)
+    solvers = set(args.solvers or available_solvers())
+    missing_torch = {name for name in solvers if name.startswith("torch")} - set(available_solvers())
+    if missing_torch:
+        raise ValueError(
+            f"--solvers {sorted(missing_torch)} need PyTorch, which is not installed "
+            "(pip install 'jaxlogreg[bench]')"
+        )
     max_iter = args.max_iter or (200 if args.quick else 1000)
     rows, tables = [], {}
     for m, n in sizes:
