@@ -35,7 +35,7 @@ from jaxlogreg import _validation as v
 from jaxlogreg import train
 from jaxlogreg.model import Params
 from jaxlogreg.progress import ProgressBar
-from jaxlogreg.solvers import LINE_SEARCH_SOLVERS, check_solver
+from jaxlogreg.solvers import LINE_SEARCH_SOLVERS
 
 # Small problems are padded to power-of-two shapes (zero features, zero-weight samples), which
 # leaves the objective and its minimiser unchanged but lets one compiled training loop serve
@@ -189,38 +189,27 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 raise ValueError(  # noqa: TRY004
                     f"{name} must be True or False, got {getattr(self, name)!r}"
                 )
-        check_solver(self.solver)
-        if self.learning_rate is not None:
-            v.check_positive(self.learning_rate, "learning_rate")
-        v.check_int_at_least(self.max_iter, "max_iter", 1)
-        v.check_positive(self.tol, "tol", allow_zero=True)
-        if self.batch_size is not None:
-            v.check_int_at_least(self.batch_size, "batch_size", 1)
-            if self.solver in LINE_SEARCH_SOLVERS:
-                raise ValueError(
-                    f"batch_size must be None with solver={self.solver!r} (it needs full-batch "
-                    f"gradients), got {self.batch_size!r}"
-                )
-        v.check_choice(self.dtype, "dtype", ("float64", "float32"))
         cw = self.class_weight
         if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
         if not isinstance(self.verbose, Integral) or self.verbose < 0:
             raise ValueError(f"verbose must be an integer >= 0, got {self.verbose!r}")
-        v.check_choice(self.grad, "grad", ("manual", "autodiff"))
         if self.solver_params is not None and not isinstance(self.solver_params, dict):
             raise ValueError(
                 f"solver_params must be a dict or None, got {type(self.solver_params).__name__}"
             )
+        # solver, learning_rate, max_iter, tol, batch_size, dtype and grad: checked by the
+        # training config, with messages naming the parameter
+        self._train_config(l2=0.0)
 
     def _train_config(self, l2: float) -> train.TrainConfig:
         return train.TrainConfig(
             solver=self.solver,
-            learning_rate=None if self.learning_rate is None else float(self.learning_rate),
-            max_iter=int(self.max_iter),
-            tol=float(self.tol),
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            tol=self.tol,
             l2=l2,
-            batch_size=None if self.batch_size is None else int(self.batch_size),
+            batch_size=self.batch_size,
             grad=self.grad,
             solver_params=tuple(sorted((self.solver_params or {}).items())),
             dtype=self.dtype,

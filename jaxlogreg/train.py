@@ -75,15 +75,17 @@ class TrainConfig:
     fit_intercept: bool = True
 
     def __post_init__(self) -> None:
+        """Check every field (errors name it) and store numbers as Python int / float."""
+        canonical = functools.partial(object.__setattr__, self)
         check_solver(self.solver)
         if self.learning_rate is not None:
-            v.check_positive(self.learning_rate, "learning_rate")
-        v.check_int_at_least(self.max_iter, "max_iter", 1)
-        v.check_positive(self.tol, "tol", allow_zero=True)
+            canonical("learning_rate", v.check_positive(self.learning_rate, "learning_rate"))
+        canonical("max_iter", v.check_int_at_least(self.max_iter, "max_iter", 1))
+        canonical("tol", v.check_positive(self.tol, "tol", allow_zero=True))
         v.check_choice(self.tol_criterion, "tol_criterion", ("auto", "grad", "loss"))
-        v.check_positive(self.l2, "l2", allow_zero=True)
+        canonical("l2", v.check_positive(self.l2, "l2", allow_zero=True))
         if self.batch_size is not None:
-            v.check_int_at_least(self.batch_size, "batch_size", 1)
+            canonical("batch_size", v.check_int_at_least(self.batch_size, "batch_size", 1))
             if self.solver in LINE_SEARCH_SOLVERS:
                 raise ValueError(
                     f"solver {self.solver!r} needs full-batch gradients: batch_size must be None, "
@@ -95,7 +97,7 @@ class TrainConfig:
         if not isinstance(self.fit_intercept, bool):
             raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
         if not isinstance(self.solver_params, tuple):
-            object.__setattr__(self, "solver_params", tuple(sorted(dict(self.solver_params).items())))
+            canonical("solver_params", tuple(sorted(dict(self.solver_params).items())))
         # Build once on the host so that bad optimizer parameters fail here, not inside jit.
         try:
             make_optimizer(self.solver, 0.1, **dict(self.solver_params))

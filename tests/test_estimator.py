@@ -177,7 +177,7 @@ def test_bad_hyper_parameter_names_it(param, value):
 
 def test_batch_size_with_lbfgs_is_rejected():
     X, y = _data(m=10)
-    with pytest.raises(ValueError, match="batch_size must be None with solver='lbfgs'"):
+    with pytest.raises(ValueError, match=r"solver 'lbfgs' needs full-batch gradients: batch_size must be None, got 4"):
         LogisticRegression(batch_size=4).fit(X, y)
 
 

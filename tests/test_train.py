@@ -289,3 +289,11 @@ def test_values_overflowing_float32_are_reported():
     X[2, 1] = np.inf
     with pytest.raises(ValueError, match=r"X must be finite, got 1 NaN or inf"):
         train.fit(X, y, dtype="float64")
+
+
+def test_config_stores_numpy_numbers_as_python_numbers():
+    config = TrainConfig(max_iter=np.int64(7), tol=np.float32(0.5), l2=np.float64(0.1), batch_size=np.int32(4))
+    assert (type(config.max_iter), type(config.tol), type(config.l2), type(config.batch_size)) == (
+        int, float, float, int
+    )
+    assert config == TrainConfig(max_iter=7, tol=0.5, l2=0.1, batch_size=4)
