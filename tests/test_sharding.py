@@ -139,8 +139,10 @@ def test_devices_benchmark_rows(tmp_path):
     devices.add_arguments(parser)
     args = parser.parse_args(["--devices", "2", "--m", "501", "--n", "4",
                               "--batch-size", "64", "--steps", "3"])
-    args.quick, args.repeats = True, 1
+    args.quick, args.repeats, args.out = True, 1, str(tmp_path)
     result = devices.run(args)
+    assert result["plots"] == [str(tmp_path / "devices.png")]
+    assert (tmp_path / "devices.png").read_bytes()[:4] == b"\x89PNG"
     rows = result["rows"]
     assert [(r["devices"], r["mode"]) for r in rows] == [
         (2, mode) for mode in ("gradient (jit)", "gradient (shard_map)", "gd", "adam minibatch")]

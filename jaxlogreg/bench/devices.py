@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 DESCRIPTION = (__doc__ or "").strip()
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-simulate", dest="simulate", action="store_false",
                         help="use the real devices instead of simulated CPU devices")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plots", action="store_true", help="skip devices.png")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -68,8 +70,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = {r["mode"]: r["steps_per_s"] for r in rows if r["devices"] == min(settings["devices"])}
     for r in rows:
         r["speed-up"] = r["steps_per_s"] / base[r["mode"]] if base.get(r["mode"]) else None
+    plots = [] if getattr(args, "no_plots", False) else [_plot(rows, Path(args.out) / "devices.png")]
     return {
         "config": settings,
+        "plots": plots,
         "columns": ["devices", "mode", "steps_per_s", "step_ms", "compile_s", "speed-up",
                     "max_abs_diff"],
         "rows": rows,
@@ -83,6 +87,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sharding and collectives, not real multi-device scaling.",
         ],
     }
+
+
+def _plot(rows: list[dict[str, Any]], path: Path) -> str:
+    """Log-log plot of the time per step against the device count, one line per mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        sub = [r for r in rows if r["mode"] == mode]
+        ax.plot([r["devices"] for r in sub], [r["step_ms"] for r in sub], "o-", label=mode)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("devices")
+    ax.set_ylabel("ms per step (median)")
+    ax.set_title("time per step against the device count")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return str(path)
 
 
 def _run_worker(settings: dict[str, Any]) -> list[dict[str, Any]]:
