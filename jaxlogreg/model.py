@@ -65,11 +65,9 @@ def check_params(params: Any, n_features: int | None = None) -> Params:
     if not isinstance(params, Params):
         raise TypeError(f"params must be jaxlogreg.Params(w, b), got {type(params).__name__}")
     w, b = params
-    if w.ndim == 1 and b.ndim == 0:
-        pass
-    elif w.ndim == 2 and b.ndim == 1 and b.shape[0] == w.shape[1] and w.shape[1] >= 2:
-        pass
-    else:
+    binary = w.ndim == 1 and b.ndim == 0
+    multinomial = w.ndim == 2 and b.ndim == 1 and b.shape[0] == w.shape[1] and w.shape[1] >= 2
+    if not (binary or multinomial):
         raise ValueError(
             "params must be binary (w of shape (n,), b of shape ()) or multinomial "
             f"(w of shape (n, K), b of shape (K,)), got w {tuple(w.shape)} and b {tuple(b.shape)}"

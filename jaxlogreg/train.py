@@ -28,10 +28,10 @@ import numpy as np
 import optax
 
 from jaxlogreg import _validation as v
+from jaxlogreg import model
 from jaxlogreg._inputs import check_y
 from jaxlogreg.gradients import objective_manual_vjp_t, value_and_backward_t
 from jaxlogreg.loss import objective_t
-from jaxlogreg import model
 from jaxlogreg.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.solvers import LINE_SEARCH_SOLVERS, check_solver, make_optimizer
 

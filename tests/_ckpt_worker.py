@@ -11,10 +11,10 @@ import time
 
 sys.path[:0] = [__file__.rsplit("/tests/", 1)[0], __file__.rsplit("/", 1)[0]]
 
-import numpy as np  # noqa: E402
+import numpy as np
+from _ckpt_cases import CONFIG, EVERY, SEED, make_data
 
-from jaxlogreg import checkpoint, train  # noqa: E402
-from _ckpt_cases import CONFIG, EVERY, SEED, make_data  # noqa: E402
+from jaxlogreg import checkpoint, train
 
 
 def main(directory: str, out_file: str, sleep_s: float) -> None:

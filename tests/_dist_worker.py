@@ -11,11 +11,12 @@ import jax
 jax.config.update("jax_num_cpu_devices", 2)
 jax.config.update("jax_platforms", "cpu")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path[:0] = [__file__.rsplit("/tests/", 1)[0], __file__.rsplit("/", 1)[0]]
-from jaxlogreg import distributed, sharding  # noqa: E402
-from _dist_cases import CASES, make_data  # noqa: E402
+from _dist_cases import CASES, make_data
+
+from jaxlogreg import distributed, sharding
 
 
 def main(process_id: int, num_processes: int, port: int, out_dir: str) -> None:

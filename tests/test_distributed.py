@@ -13,9 +13,9 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from _dist_cases import CASES, N_SAMPLES, make_data
 
 from jaxlogreg import distributed, sharding, train
-from _dist_cases import CASES, N_SAMPLES, make_data
 
 TESTS = Path(__file__).resolve().parent
 NUM_PROCESSES = 2

@@ -186,7 +186,7 @@ def _measure(settings: dict[str, Any]) -> list[dict[str, Any]]:
     config = train.TrainConfig(solver="gd", learning_rate=0.5, max_iter=settings["steps"], tol=0.0)
     data1 = train.prepare_data(X, y, None, 2, config)
     params1 = model.init_params(n)
-    ref_J, ref_g = jax.jit(value_and_backward_t)(params1, *data1)
+    _, ref_g = jax.jit(value_and_backward_t)(params1, *data1)
 
     data, layout = sharding.shard_data(data1, mesh)
     params = sharding.replicate(params1, mesh)
