@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from jaxlogreg.bench import report
+from jaxlogreg.bench.roofline import parse_size
 
 DESCRIPTION = (__doc__ or "").strip()
 DEFAULT_SIZES = ("100000x100", "1000000x100")
@@ -108,12 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the three-process compilation-cache check",
     )
     parser.add_argument("--seed", type=int, default=0)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    from jaxlogreg.bench.roofline import parse_size as parse
-
-    return parse(text)
 
 
 def make_problem(m: int, n: int, seed: int = 0, correlation: float = 0.2):

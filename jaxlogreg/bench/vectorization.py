@@ -99,23 +99,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # when their calls alternate); within a runtime the candidates are interleaved.
     fast_repeats = max(args.repeats, 20)
     timings = report.time_interleaved(candidates, repeats=fast_repeats)
-    with jax.enable_x64(True):
-        jax64, dot64, (_, g64) = _jax_candidates(a, b, X, y, "float64")
-        errors["dot/jax jit float64"] = abs(float(dot64) - np.dot(a, b))
-        errors["grad/jax jit float64"] = float(np.max(np.abs(np.asarray(g64.w) - dw_loop)))
-        timings.update(
-            report.time_interleaved(
-                {f"{k}/jax jit float64": v for k, v in jax64.items()}, repeats=fast_repeats
+    for dtype in ("float64", "float32"):
+        with jax.enable_x64(dtype == "float64"):
+            fns, dot, (_, g) = _jax_candidates(a, b, X, y, dtype)
+            errors[f"dot/jax jit {dtype}"] = abs(float(dot) - np.dot(a, b))
+            errors[f"grad/jax jit {dtype}"] = float(np.max(np.abs(np.asarray(g.w) - dw_loop)))
+            timings.update(
+                report.time_interleaved(
+                    {f"{k}/jax jit {dtype}": v for k, v in fns.items()}, repeats=fast_repeats
+                )
             )
-        )
-    jax32, dot32, (_, g32) = _jax_candidates(a, b, X, y, "float32")
-    errors["dot/jax jit float32"] = abs(float(dot32) - np.dot(a, b))
-    errors["grad/jax jit float32"] = float(np.max(np.abs(np.asarray(g32.w) - dw_loop)))
-    timings.update(
-        report.time_interleaved(
-            {f"{k}/jax jit float32": v for k, v in jax32.items()}, repeats=fast_repeats
-        )
-    )
 
     tasks = {
         "dot": (f"dot product, {size:,} elements", t_loop_dot),
