@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlogreg._inputs import check_problem
-from jaxlogreg.loss import example_scale, forward_t, l2_penalty, per_example_loss_t
+from jaxlogreg.loss import example_scale, forward_t, objective_from_logits_t
 from jaxlogreg.model import Params
 
 
@@ -56,8 +56,7 @@ def _loss_and_dz_t(
     """One forward pass over Xt (n, m): the objective J and ``dz``."""
     z = forward_t(params, Xt)
     s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
-    J = jnp.sum(s * per_example_loss_t(z, y)) + l2_penalty(params.w, l2)
-    return J, _dz_t(z, y, s)
+    return objective_from_logits_t(z, y, s, params.w, l2), _dz_t(z, y, s)
 
 
 def value_and_backward_t(

@@ -68,6 +68,13 @@ def per_example_loss_t(z: jax.Array, y: jax.Array) -> jax.Array:
     return binary_cross_entropy(z, y) if z.ndim == 1 else softmax_cross_entropy(z, y, axis=0)
 
 
+def objective_from_logits_t(
+    z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, l2: Any
+) -> jax.Array:
+    """``J = Σ s_i L_i + λ/2 ||w||²`` from logits z (m,) or (K, m) and example scales s."""
+    return jnp.sum(s * per_example_loss_t(z, y)) + l2_penalty(w, l2)
+
+
 def objective_t(
     params: Params,
     Xt: jax.Array,
@@ -78,7 +85,7 @@ def objective_t(
     """J(w, b) with X given features-major as Xt (n, m); no input checks (use under jit)."""
     z = forward_t(params, Xt)
     s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
-    return jnp.sum(s * per_example_loss_t(z, y)) + l2_penalty(params.w, l2)
+    return objective_from_logits_t(z, y, s, params.w, l2)
 
 
 def objective(
