@@ -1,45 +1,46 @@
 """jaxlogreg: logistic regression in JAX, from the lecture's computation graph to sharded training.
 
-The public API, one name per line (modules hold the rest):
+The package is layered; each layer uses only the ones above it:
 
-- the math: :class:`Params`, :func:`init_params`, :func:`logits`, :func:`predict_proba`,
-  :func:`predict`, :func:`binary_cross_entropy`, :func:`softmax_cross_entropy`,
-  :func:`objective`, :func:`backward` (the hand-written gradient), :func:`check_gradients`;
-- training: :func:`fit`, :class:`TrainConfig`, :class:`FitResult`, :func:`gradient_descent`,
-  :func:`make_optimizer`;
-- the scikit-learn estimator: :class:`LogisticRegression`, :class:`DivergenceError`;
-- data and files: :func:`make_classification`, :func:`load_catvnoncat`, :func:`load_dataset`,
-  :func:`save_model`, :func:`load_model`;
-- scale: :func:`make_mesh`, :func:`fit_distributed`, :func:`fit_streaming`, :class:`Checkpointer`.
+- :mod:`jaxlogreg.core`: the lecture's math (model, loss, hand-written gradients, references,
+  gradient check);
+- :mod:`jaxlogreg.training`: settings, solvers, the on-device loop and the one fit pipeline;
+- :mod:`jaxlogreg.data`: data sets, file loaders, feature scaling, model files;
+- :mod:`jaxlogreg.scale`: sharding, multi-process training, streaming from disk, checkpoints;
+- :mod:`jaxlogreg.estimator`, :mod:`jaxlogreg.metrics`, :mod:`jaxlogreg.plots`: the
+  scikit-learn estimator and reporting;
+- :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
+
+The public API, one name per line:
 """
 
-from jaxlogreg.checkpoint import Checkpointer as Checkpointer
-from jaxlogreg.data import load_catvnoncat as load_catvnoncat
-from jaxlogreg.data import load_dataset as load_dataset
-from jaxlogreg.data import make_classification as make_classification
-from jaxlogreg.distributed import fit_distributed as fit_distributed
+from jaxlogreg.core.gradcheck import GradientCheck as GradientCheck
+from jaxlogreg.core.gradcheck import check_gradients as check_gradients
+from jaxlogreg.core.gradients import backward as backward
+from jaxlogreg.core.loss import binary_cross_entropy as binary_cross_entropy
+from jaxlogreg.core.loss import objective as objective
+from jaxlogreg.core.loss import softmax_cross_entropy as softmax_cross_entropy
+from jaxlogreg.core.model import Params as Params
+from jaxlogreg.core.model import init_params as init_params
+from jaxlogreg.core.model import logits as logits
+from jaxlogreg.core.model import predict as predict
+from jaxlogreg.core.model import predict_proba as predict_proba
+from jaxlogreg.data.datasets import make_classification as make_classification
+from jaxlogreg.data.loaders import load_catvnoncat as load_catvnoncat
+from jaxlogreg.data.loaders import load_dataset as load_dataset
+from jaxlogreg.data.model_io import load_model as load_model
+from jaxlogreg.data.model_io import save_model as save_model
 from jaxlogreg.estimator import DivergenceError as DivergenceError
 from jaxlogreg.estimator import LogisticRegression as LogisticRegression
-from jaxlogreg.gradcheck import GradientCheck as GradientCheck
-from jaxlogreg.gradcheck import check_gradients as check_gradients
-from jaxlogreg.gradients import backward as backward
-from jaxlogreg.loss import binary_cross_entropy as binary_cross_entropy
-from jaxlogreg.loss import objective as objective
-from jaxlogreg.loss import softmax_cross_entropy as softmax_cross_entropy
-from jaxlogreg.model import Params as Params
-from jaxlogreg.model import init_params as init_params
-from jaxlogreg.model import logits as logits
-from jaxlogreg.model import predict as predict
-from jaxlogreg.model import predict_proba as predict_proba
-from jaxlogreg.model_io import load_model as load_model
-from jaxlogreg.model_io import save_model as save_model
-from jaxlogreg.sharding import make_mesh as make_mesh
-from jaxlogreg.solvers import gradient_descent as gradient_descent
-from jaxlogreg.solvers import make_optimizer as make_optimizer
-from jaxlogreg.streaming import fit_streaming as fit_streaming
-from jaxlogreg.train import FitResult as FitResult
-from jaxlogreg.train import TrainConfig as TrainConfig
-from jaxlogreg.train import fit as fit
+from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
+from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
+from jaxlogreg.scale.sharding import make_mesh as make_mesh
+from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
+from jaxlogreg.training.pipeline import FitResult as FitResult
+from jaxlogreg.training.pipeline import fit as fit
+from jaxlogreg.training.settings import TrainConfig as TrainConfig
+from jaxlogreg.training.solvers import gradient_descent as gradient_descent
+from jaxlogreg.training.solvers import make_optimizer as make_optimizer
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""A scikit-learn estimator around :func:`jaxlogreg.train.fit`.
+"""A scikit-learn estimator around :func:`jaxlogreg.fit`.
 
 ``LogisticRegression`` follows scikit-learn's contract (``fit`` returns ``self``, fitted
 attributes end in ``_``, ``predict_proba`` columns follow ``classes_``) and minimises the same
@@ -10,16 +10,15 @@ with ``λ = 1 / (C Σ_i s_i)``, where ``s_i`` is ``sample_weight`` times the cla
 intercept is not penalised. ``C = np.inf`` means no penalty (scikit-learn >= 1.8 spells it the
 same way). Two classes give the binary model ``a = σ(z)``; K > 2 classes the softmax model.
 
-Training runs on the device (one jitted loop, :mod:`jaxlogreg.train`); prediction is a small
+Training runs on the device (one jitted loop, :mod:`jaxlogreg.training`); prediction is a small
 NumPy computation on the host from ``coef_`` and ``intercept_``.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -31,38 +30,20 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from jaxlogreg import _validation as v
-from jaxlogreg import train
-from jaxlogreg.model import Params
-from jaxlogreg.progress import ProgressBar
-from jaxlogreg.solvers import LINE_SEARCH_SOLVERS
-
-# Small problems are padded to power-of-two shapes (zero features, zero-weight samples), which
-# leaves the objective and its minimiser unchanged but lets one compiled training loop serve
-# many data sets: compiling the L-BFGS loop takes seconds, running it on small data milliseconds.
-_PAD_MAX_ELEMENTS = 1 << 20
-_PAD_MIN_SAMPLES = 512
-_PAD_MIN_FEATURES = 32
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.model import Params
+from jaxlogreg.training.data import combined_weights
+from jaxlogreg.training.pipeline import FitResult, fit
+from jaxlogreg.training.settings import TrainConfig
+from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS
 
 
 class DivergenceError(RuntimeError):
-    """Training produced a NaN or infinite objective (usually: the learning rate is too large).
+    """Training diverged: the objective became NaN or inf, grew far above its start, or ended
+    above its start (usually: the learning rate is too large, or the features are badly scaled).
 
-    The estimator keeps the last parameters whose objective was finite as its fitted state.
+    The estimator keeps the last good parameters (or the start) as its fitted state.
     """
-
-
-def _bucket(k: int, minimum: int) -> int:
-    return max(minimum, 1 << (k - 1).bit_length())
-
-
-def _padded_shape(m: int, n: int, minibatch: bool) -> tuple[int, int]:
-    """Padded (m, n): powers of two for small problems; m unchanged with minibatches."""
-    m_pad = m if minibatch else _bucket(m, _PAD_MIN_SAMPLES)
-    n_pad = _bucket(n, _PAD_MIN_FEATURES)
-    if m_pad * n_pad > _PAD_MAX_ELEMENTS:
-        return m, n
-    return m_pad, n_pad
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -82,21 +63,29 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     learning_rate : float or None, default=None
         α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"``.
     max_iter : int, default=100
-        Maximum number of iterations (epochs when ``batch_size`` is set).
+        Maximum number of iterations (epochs when ``batch_size`` is set), at most 10^7.
     tol : float, default=1e-4
         Stop when ``max |∇J| <= tol`` (full batch) or when the relative change of the epoch
-        loss is ``<= tol`` (minibatches). 0 always runs ``max_iter`` iterations.
+        loss is ``<= tol`` (minibatches); L-BFGS also stops when the objective no longer
+        decreases beyond float rounding. 0 always runs ``max_iter`` iterations.
+    tol_criterion : {"auto", "grad", "loss"}, default="auto"
+        Which of the two rules ``tol`` applies to ("auto": "grad" for full batch, "loss" for
+        minibatches).
     batch_size : int or None, default=None
-        None for full-batch training, else shuffled minibatches of this size.
+        None for full-batch training, else shuffled minibatches of this size (capped at the
+        number of samples).
     random_state : int, RandomState instance or None, default=None
         Seeds the minibatch shuffling (None: a seed drawn from NumPy's global generator, as in
         scikit-learn). Full-batch training is deterministic and ignores it.
-    dtype : {"float64", "float32"}, default="float64"
-        Precision of training and of ``coef_``. float64 matches scikit-learn; float32 is
-        about twice as fast and what accelerators prefer.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of training and of ``coef_``. None follows scikit-learn: float32 input
+        gives a float32 model, anything else float64.
+    x_dtype : {"bfloat16", "float32", "float64"} or None, default=None
+        Storage dtype of X during training; "bfloat16" halves its memory (products
+        accumulate in float32).
     class_weight : dict, "balanced" or None, default=None
         Weights per class, multiplied into ``sample_weight`` (scikit-learn's meaning:
-        "balanced" uses ``n_samples / (n_classes * bincount(y))``).
+        "balanced" uses ``Σ s / (n_classes · Σ_{y_i = k} s_i)``, the weighted class counts).
     warm_start : bool, default=False
         Start from the previous ``coef_`` and ``intercept_`` (when the classes and the number
         of features are unchanged) instead of zeros.
@@ -106,7 +95,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     grad : {"manual", "autodiff"}, default="manual"
         The hand-written gradient (``dz = a - y``) or ``jax.grad``.
     solver_params : dict or None, default=None
-        Extra keyword arguments for the optax optimizer (e.g. ``{"momentum": 0.5}``).
+        Extra keyword arguments for the optax optimizer (e.g. ``{"momentum": 0.5}``); they
+        override the built-in defaults.
+
+    The parameters are exactly :class:`jaxlogreg.TrainConfig`'s fields and the ``[train]``
+    keys of a config file, with the same defaults; they are checked by ``TrainConfig``.
 
     Attributes
     ----------
@@ -130,8 +123,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Raises
     ------
     DivergenceError
-        From ``fit``, when the objective becomes NaN or inf; the estimator then holds the last
-        parameters with a finite objective.
+        From ``fit``, when training diverged (see :class:`DivergenceError`); the estimator then
+        holds the last good parameters.
 
     Examples
     --------
@@ -152,9 +145,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         learning_rate: float | None = None,
         max_iter: int = 100,
         tol: float = 1e-4,
+        tol_criterion: str = "auto",
         batch_size: int | None = None,
         random_state: Any = None,
-        dtype: str = "float64",
+        dtype: str | None = None,
+        x_dtype: str | None = None,
         class_weight: dict | str | None = None,
         warm_start: bool = False,
         verbose: int = 0,
@@ -167,54 +162,25 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.tol = tol
+        self.tol_criterion = tol_criterion
         self.batch_size = batch_size
         self.random_state = random_state
         self.dtype = dtype
+        self.x_dtype = x_dtype
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.verbose = verbose
         self.grad = grad
         self.solver_params = solver_params
 
-    # ------------------------------------------------------------------ hyper-parameters
-
-    def _check_params(self) -> None:
-        """Validate the hyper-parameters; each message names the parameter and the value."""
-        C = self.C
-        if not isinstance(C, Real) or isinstance(C, bool) or math.isnan(C) or C <= 0:
-            raise ValueError(f"C must be a real number > 0 (np.inf for no penalty), got {C!r}")
-        for name in ("fit_intercept", "warm_start"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                # ValueError like every bad hyper-parameter (scikit-learn's convention)
-                raise ValueError(  # noqa: TRY004
-                    f"{name} must be True or False, got {getattr(self, name)!r}"
-                )
-        cw = self.class_weight
-        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
-            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {cw!r}")
-        if not isinstance(self.verbose, Integral) or self.verbose < 0:
-            raise ValueError(f"verbose must be an integer >= 0, got {self.verbose!r}")
-        if self.solver_params is not None and not isinstance(self.solver_params, dict):
-            raise ValueError(
-                f"solver_params must be a dict or None, got {type(self.solver_params).__name__}"
-            )
-        # solver, learning_rate, max_iter, tol, batch_size, dtype and grad: checked by the
-        # training config, with messages naming the parameter
-        self._train_config(l2=0.0)
-
-    def _train_config(self, l2: float) -> train.TrainConfig:
-        return train.TrainConfig(
-            solver=self.solver,
-            learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            l2=l2,
-            batch_size=self.batch_size,
-            grad=self.grad,
-            solver_params=tuple(sorted((self.solver_params or {}).items())),
-            dtype=self.dtype,
-            fit_intercept=bool(self.fit_intercept),
-        )
+    def _config(self) -> TrainConfig:
+        """The parameters as checked settings; a RandomState becomes a seed drawn from it."""
+        params = self.get_params(deep=False)
+        seed = params["random_state"]
+        if self.batch_size is not None and not (seed is None or isinstance(seed, Integral)):
+            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+        params["random_state"] = seed if isinstance(seed, Integral) else None
+        return TrainConfig(**params)
 
     # ------------------------------------------------------------------ fit
 
@@ -225,62 +191,36 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
+        config = self._config()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
             raise ValueError(
                 "LogisticRegression needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {classes[0]!r}"
+                f"data contains only one class: {v.show(classes[0])}"
             )
         m, n = X.shape
-        sw = self._sample_weight(sample_weight, m, classes, y)
-        weighted_classes = np.unique(y_idx[sw > 0])
+        sw = self._sample_weight(sample_weight, m)
+        class_weight = self._class_weight(classes, y, sw)
+        weights = combined_weights(y_idx, sw, class_weight, classes.shape[0])
+        weighted_classes = np.unique(y_idx if weights is None else y_idx[weights > 0])
         if weighted_classes.shape[0] < 2:
             raise ValueError(
                 "LogisticRegression needs at least 2 classes with positive sample_weight, "
-                f"got only class {classes[weighted_classes[0]]!r} (after class_weight)"
+                f"got only class {v.show(classes[weighted_classes[0]])} (after class_weight)"
             )
-        n_classes = classes.shape[0]
-        sw_sum = float(np.sum(sw))
-        l2 = 0.0 if math.isinf(self.C) else 1.0 / (float(self.C) * sw_sum)
-        config = self._train_config(l2)
-
-        init = self._warm_start_params(classes, n)
-        m_pad, n_pad = _padded_shape(m, n, self.batch_size is not None)
-        if (m_pad, n_pad) == (m, n):  # large data: no copy
-            Xp, yp, swp = X, y_idx, sw
-        else:
-            Xp = np.zeros((m_pad, n_pad), X.dtype)
-            Xp[:m, :n] = X
-            yp = np.zeros(m_pad, np.int32)
-            yp[:m] = y_idx
-            swp = np.zeros(m_pad, np.float64)
-            swp[:m] = sw
-            if init is not None:
-                init = _pad_params(init, n_pad)
-        seed = 0
-        if self.batch_size is not None:  # only minibatches use randomness
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
-        bar = ProgressBar(self.max_iter, "fit", enabled=None if self.verbose else False)
-        with bar:
-            result = train.fit(
-                Xp,
-                yp,
-                config,
-                sample_weight=swp,
-                init_params=init,
-                n_classes=n_classes,
-                seed=seed,
-                callback=bar.update if bar.enabled else None,
-            )
-
-        w = np.asarray(result.params.w)[:n]
-        b = np.asarray(result.params.b)
+        result = fit(
+            X,
+            y_idx,
+            config.replace(class_weight=None),
+            sample_weight=weights,
+            init_params=self._warm_start_params(classes, n),
+            n_classes=classes.shape[0],
+        )
+        w, b = result.params
         self.classes_ = classes
-        if n_classes == 2:
+        if classes.shape[0] == 2:
             self.coef_ = w.reshape(1, n).copy()
             self.intercept_ = b.reshape(1).copy()
         else:
@@ -299,24 +239,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._raise_or_warn(result, config)
         return self
 
-    def _sample_weight(self, sample_weight: Any, m: int, classes: np.ndarray, y: Any) -> np.ndarray:
+    def _sample_weight(self, sample_weight: Any, m: int) -> np.ndarray | None:
         if sample_weight is None:
-            sw = np.ones(m, np.float64)
-        else:
-            sw = v.as_array(sample_weight, "sample_weight")
-            if sw.ndim == 0:
-                sw = np.full(m, float(sw))
-            v.check_sample_weight(sw, m)
-            sw = np.asarray(sw, np.float64)
-        if self.class_weight is not None:
-            class_weight = compute_class_weight(self.class_weight, classes=classes, y=y)
-            sw = sw * class_weight[np.searchsorted(classes, y)]
-            if not np.all(np.isfinite(sw)) or np.sum(sw) <= 0:
-                raise ValueError(
-                    "class_weight times sample_weight must be finite with a positive sum, "
-                    f"got class weights {class_weight.tolist()}"
-                )
-        return sw
+            return None
+        sw = v.as_array(sample_weight, "sample_weight")
+        if sw.ndim == 0:  # a scalar weighs every sample alike, as in scikit-learn
+            sw = np.full(m, float(sw))
+        return np.asarray(v.check_sample_weight(sw, m), np.float64)
+
+    def _class_weight(self, classes: np.ndarray, y: np.ndarray, sw: Any) -> Any:
+        """``class_weight`` keyed by class index (a dict's keys are labels)."""
+        if not isinstance(self.class_weight, dict):
+            return self.class_weight
+        per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
+        return dict(enumerate(per_class.tolist()))
 
     def _warm_start_params(self, classes: np.ndarray, n: int) -> Params | None:
         """The previous fit's parameters, when warm starting a compatible model."""
@@ -328,19 +264,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             return Params(w=self.coef_[0], b=self.intercept_[0])
         return Params(w=self.coef_.T, b=self.intercept_)
 
-    def _raise_or_warn(self, result: train.FitResult, config: train.TrainConfig) -> None:
+    def _raise_or_warn(self, result: FitResult, config: TrainConfig) -> None:
         if result.status == "diverged":
             alpha = config.resolved_learning_rate
-            hint = (
-                f"lower learning_rate (e.g. learning_rate={alpha / 10:g})"
-                if self.solver not in LINE_SEARCH_SOLVERS
-                else "check the scale of X (standardize the features)"
-            )
+            if self.solver in LINE_SEARCH_SOLVERS:
+                what, hint = f"solver={self.solver!r}", "scale the features (standardize X)"
+            else:
+                what = f"solver={self.solver!r}, learning_rate={alpha:g}"
+                hint = (f"lower learning_rate (e.g. learning_rate={alpha / 10:g}) or scale the "
+                        "features (standardize X)")
             raise DivergenceError(
-                f"LogisticRegression diverged: the objective became NaN or inf after "
-                f"{result.n_iter} iterations with solver={self.solver!r}, learning_rate="
-                f"{alpha:g}; {hint}. The estimator keeps the last parameters with a finite "
-                "objective."
+                f"LogisticRegression diverged after {result.n_iter} iterations with {what}: "
+                "the objective became NaN or inf, or rose above its starting value; "
+                f"{hint}. The estimator keeps the last good parameters (objective "
+                f"{result.loss:.6g})."
             )
         if result.status == "max_iter" and self.tol > 0:
             warnings.warn(
@@ -395,7 +332,7 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
 
     Args:
       params: ``Params(w, b)``: binary ``w`` (n,), ``b`` (); or softmax ``w`` (n, K), ``b`` (K,)
-        (what :func:`jaxlogreg.train.fit` returns and :func:`jaxlogreg.model_io.load_model`
+        (what :func:`jaxlogreg.fit` returns and :func:`jaxlogreg.load_model`
         reads).
       classes: the K labels, in column order.
       kwargs: hyper-parameters of the estimator (used only if it is fitted again).
@@ -427,9 +364,3 @@ def to_params(clf: LogisticRegression) -> Params:
     if clf.classes_.shape[0] == 2:
         return Params(w=clf.coef_[0].copy(), b=np.asarray(clf.intercept_[0]))
     return Params(w=np.ascontiguousarray(clf.coef_.T), b=clf.intercept_.copy())
-
-
-def _pad_params(params: Params, n_pad: int) -> Params:
-    w = np.asarray(params.w)
-    pad = [(0, n_pad - w.shape[0])] + [(0, 0)] * (w.ndim - 1)
-    return Params(w=np.pad(w, pad), b=np.asarray(params.b))

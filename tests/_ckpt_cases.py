@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from jaxlogreg.train import TrainConfig
+from jaxlogreg import TrainConfig
 
-CONFIG = TrainConfig(solver="adam", learning_rate=0.05, batch_size=16, max_iter=24, tol=0.0)
+CONFIG = TrainConfig(solver="adam", learning_rate=0.05, batch_size=16, max_iter=24, tol=0.0,
+                     C=float("inf"), random_state=11)
 EVERY = 3  # checkpoint every 3 epochs: 8 checkpoints
-SEED = 11
 
 
 def make_data() -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 Usage: python tests/_ckpt_worker.py CHECKPOINT_DIR OUT_FILE [SLEEP_S]
 Trains on the data of tests/_ckpt_cases.py with a Checkpointer (resuming from the latest
-checkpoint in CHECKPOINT_DIR) and writes the final model to OUT_FILE. SLEEP_S pauses after each
+checkpoint in CHECKPOINT_DIR) and writes the final model to OUT_FILE. SLEEP_S pauses at each
 checkpoint so that the test can kill the process mid-run.
 """
 
@@ -12,20 +12,21 @@ import time
 sys.path[:0] = [__file__.rsplit("/tests/", 1)[0], __file__.rsplit("/", 1)[0]]
 
 import numpy as np
-from _ckpt_cases import CONFIG, EVERY, SEED, make_data
+from _ckpt_cases import CONFIG, EVERY, make_data
 
-from jaxlogreg import checkpoint, train
+import jaxlogreg as jl
 
 
 def main(directory: str, out_file: str, sleep_s: float) -> None:
     X, y = make_data()
-    checkpointer = checkpoint.Checkpointer(directory, every=EVERY)
+    checkpointer = jl.Checkpointer(directory, every=EVERY)
 
-    def callback(iteration: int, loss: float) -> None:  # after each checkpoint
+    def callback(iteration: int, loss: float) -> None:  # every EVERY epochs, with the checkpoint
         print(f"checkpoint {iteration}", flush=True)
         time.sleep(sleep_s)
 
-    result = train.fit(X, y, CONFIG, seed=SEED, checkpoint=checkpointer, callback=callback)
+    result = jl.fit(X, y, CONFIG, checkpoint=checkpointer, callback=callback,
+                    n_segments=CONFIG.max_iter // EVERY)
     np.savez(out_file, w=result.params.w, b=result.params.b, loss_history=result.loss_history,
              n_iter=result.n_iter)
 

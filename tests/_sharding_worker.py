@@ -6,6 +6,7 @@ Prints one JSON line: {case: {"max_abs_diff": ..., ...}} (not collected by pytes
 
 import json
 import sys
+import tempfile
 
 import jax
 
@@ -16,8 +17,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/tests/", 1)[0])
-from jaxlogreg import model, sharding, train
-from jaxlogreg.gradients import value_and_backward_t
+import jaxlogreg as jl
+from jaxlogreg.core.gradients import value_and_backward_t
+from jaxlogreg.core.model import init_params
+from jaxlogreg.scale import checkpoint, sharding
+from jaxlogreg.training.data import prepare_data
+from jaxlogreg.training.pipeline import device_data
 
 
 def problem(m: int, n: int = 5, n_classes: int = 2, seed: int = 0):
@@ -30,7 +35,7 @@ def problem(m: int, n: int = 5, n_classes: int = 2, seed: int = 0):
     return X, y, rng.uniform(0.5, 2.0, size=m).astype(np.float32)
 
 
-def compare(ref: train.FitResult, res: train.FitResult) -> dict:
+def compare(ref: jl.FitResult, res: jl.FitResult) -> dict:
     return {
         "max_abs_diff": float(max(np.max(np.abs(ref.params.w - res.params.w)),
                                   np.max(np.abs(ref.params.b - res.params.b)))),
@@ -42,19 +47,59 @@ def compare(ref: train.FitResult, res: train.FitResult) -> dict:
     }
 
 
+GD = jl.TrainConfig(solver="gd", learning_rate=0.5, max_iter=30, tol=0.0, C=np.inf)
 CASES = {
     # name: (m, n_classes, weighted, config)
-    "gd_m203": (203, 2, False, train.TrainConfig(solver="gd", learning_rate=0.5, max_iter=30,
-                                                 tol=0.0)),
-    "gd_m200_divisible": (200, 2, False, train.TrainConfig(solver="gd", learning_rate=0.5,
-                                                           max_iter=30, tol=0.0)),
-    "lbfgs_m203": (203, 2, False, train.TrainConfig(solver="lbfgs", max_iter=10, tol=0.0,
-                                                    l2=1e-2)),
-    "adam_minibatch_m203": (203, 2, False, train.TrainConfig(
-        solver="adam", learning_rate=0.05, batch_size=24, max_iter=5, tol=0.0)),
-    "softmax_gd_weighted_m203": (203, 3, True, train.TrainConfig(
-        solver="gd", learning_rate=0.5, max_iter=30, tol=0.0)),
+    "gd_m203": (203, 2, False, GD),
+    "gd_m200_divisible": (200, 2, False, GD),
+    "lbfgs_m203": (203, 2, False, jl.TrainConfig(solver="lbfgs", max_iter=10, tol=0.0,
+                                                 C=1.0 / (1e-2 * 203))),
+    "adam_minibatch_m203": (203, 2, False, jl.TrainConfig(
+        solver="adam", learning_rate=0.05, batch_size=24, max_iter=5, tol=0.0, C=np.inf)),
+    "softmax_gd_weighted_m203": (203, 3, True, GD),
 }
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_at(iteration: int):
+    def callback(i, loss):
+        if i == iteration:
+            raise Interrupted
+
+    return callback
+
+
+def checkpoint_across_devices(mesh) -> dict:
+    """A fit checkpointed on 8 devices resumes on 1 device (and the data fingerprints agree)."""
+    X, y, _ = problem(203)
+    config = jl.TrainConfig(solver="adam", learning_rate=0.05, batch_size=24, max_iter=6,
+                            tol=0.0, random_state=3)
+    sharded_fp = device_data(X, y, config, mesh=mesh).fingerprint()
+    single_fp = device_data(X, y, config).fingerprint()
+    out = {
+        "fingerprint_lengths": [len(sharded_fp), len(single_fp)],
+        "same_fingerprint": checkpoint._same_data(sharded_fp, single_fp),
+    }
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            jl.fit(X, y, config, mesh=mesh, checkpoint=jl.Checkpointer(d, every=2),
+                   callback=stop_at(3), n_segments=config.max_iter)
+        except Interrupted:
+            pass
+        out["saved"] = [p.name for p in checkpoint.list_checkpoints(d)]
+        seen = []
+        try:
+            resumed = jl.fit(X, y, config, checkpoint=jl.Checkpointer(d, every=2),
+                             callback=lambda i, loss: seen.append(i), n_segments=config.max_iter)
+        except checkpoint.CheckpointError as err:
+            out["error"] = str(err)[-600:]
+            return out
+    out["resumed_iterations"] = seen
+    out.update(compare(jl.fit(X, y, config), resumed))
+    return out
 
 
 def main() -> None:
@@ -64,13 +109,13 @@ def main() -> None:
     for name, (m, n_classes, weighted, config) in CASES.items():
         X, y, sw = problem(m, n_classes=n_classes)
         sw = sw if weighted else None
-        ref = train.fit(X, y, config, sample_weight=sw, seed=3)
-        res = train.fit(X, y, config, sample_weight=sw, seed=3, mesh=mesh)
+        ref = jl.fit(X, y, config, sample_weight=sw, random_state=3)
+        res = jl.fit(X, y, config, sample_weight=sw, random_state=3, mesh=mesh)
         out[name] = compare(ref, res)
 
     # Layout: padded to a multiple of 8 with zero weight at the end, Xt split by columns.
     X, y, _ = problem(203)
-    data = train.prepare_data(X, y, None, 2, train.TrainConfig())
+    data = prepare_data(X, y, 2, "float32")
     sharded, layout = sharding.shard_data(data, mesh)
     weights = np.asarray(sharded.sample_weight)
     out["layout"] = {
@@ -84,12 +129,12 @@ def main() -> None:
     }
 
     # The gradient through shard_map + psum equals the compiler-partitioned one.
-    params = sharding.replicate(model.init_params(X.shape[1]), mesh)
+    params = layout.replicate(init_params(X.shape[1]))
     params = params._replace(w=params.w + 0.1)
     J1, g1 = jax.jit(lambda p, d: value_and_backward_t(p, *d, 0.01))(params, sharded)
     J2, g2 = jax.jit(lambda p, d: sharding.value_and_grad_shard_map(p, d, 0.01, mesh))(
         params, sharded)
-    J0, g0 = value_and_backward_t(model.init_params(X.shape[1])._replace(
+    J0, g0 = value_and_backward_t(init_params(X.shape[1])._replace(
         w=jnp.full(X.shape[1], 0.1)), *data, 0.01)
     out["shard_map_gradient"] = {
         "max_abs_diff": float(max(np.max(np.abs(np.asarray(g1.w) - np.asarray(g2.w))),
@@ -98,6 +143,7 @@ def main() -> None:
                                       abs(float(J2) - float(J0)))),
         "params_spec": str(g2.w.sharding.spec) if hasattr(g2.w.sharding, "spec") else "",
     }
+    out["checkpoint_across_devices"] = checkpoint_across_devices(mesh)
     print("RESULT " + json.dumps(out), flush=True)
 
 

@@ -2,22 +2,32 @@
 
 No timing is asserted (the machine is shared); only that every benchmark runs, writes
 ``<name>.json`` / ``<name>.md`` with the expected keys, and that its numerical side is right.
+
+The benchmarks are the top-level ``benchmarks/`` folder of the checkout, not part of the
+installed package: the repository root is put on ``sys.path`` to import them.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlogreg import bench
-from jaxlogreg.bench import report, roofline
-from jaxlogreg.gradients import value_and_backward_t
-from jaxlogreg.model import Params
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import benchmarks as bench
+from benchmarks import report, roofline
+from jaxlogreg.core.gradients import value_and_backward_t
+from jaxlogreg.core.model import Params
 
 pytest.importorskip("matplotlib")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -41,7 +51,7 @@ def _run(name: str, tmp_path, *extra: str) -> dict:
 def test_registry_and_missing_module(monkeypatch):
     assert {"vectorization", "roofline", "time_to_solution", "scaling"} <= set(bench.available())
     assert "devices" in bench.REGISTRY  # owned by the multi-device work, imported lazily
-    monkeypatch.setitem(bench.REGISTRY, "devices", "jaxlogreg.bench._no_such_module")
+    monkeypatch.setitem(bench.REGISTRY, "devices", "benchmarks._no_such_module")
     assert bench.load("devices") is None
     assert "devices" not in bench.available()
     with pytest.raises(ValueError, match="benchmark must be one of"):
@@ -137,6 +147,29 @@ def test_all_runs_the_selected_benchmarks(tmp_path):
     )
     assert (tmp_path / "vectorization.json").exists()
     assert not (tmp_path / "roofline.json").exists()
+
+
+def test_scripts_run_from_a_checkout(tmp_path):
+    """``python benchmarks/<name>.py`` and ``python benchmarks/run_all.py`` find both the
+    ``benchmarks`` modules and ``jaxlogreg`` from any working directory."""
+    script = REPO_ROOT / "benchmarks" / "vectorization.py"
+    args = ["--quick", "--repeats", "1", "--dot-size", "2000", "--m", "40", "--n", "4"]
+    out = subprocess.run(
+        [sys.executable, str(script), *args, "--out", str(tmp_path / "results")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "results" / "vectorization.json").read_text())["rows"]
+    for command, cwd, expected in (
+        ([str(REPO_ROOT / "benchmarks" / "run_all.py"), "--help"], tmp_path, "--skip"),
+        (["-m", "benchmarks", "--help"], REPO_ROOT, "time_to_solution"),
+    ):
+        out = subprocess.run(
+            [sys.executable, *command], cwd=cwd, capture_output=True, text=True, timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert expected in out.stdout
 
 
 @pytest.mark.parametrize("m, chunk", [(300, 64), (50, 64)])

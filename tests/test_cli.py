@@ -19,9 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxlogreg import cli
-from jaxlogreg.config import CATVNONCAT_ENV, load_config
-from jaxlogreg.progress import ProgressBar
+from jaxlogreg.cli import main as cli_main
+from jaxlogreg.cli import train as cli_train
+from jaxlogreg.cli import use as cli_use
+from jaxlogreg.cli.config import load_config
+from jaxlogreg.cli.main import build_parser
+from jaxlogreg.data.sources import CATVNONCAT_ENV, load_splits
+from jaxlogreg.training.progress import ProgressBar
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,29 +80,30 @@ def test_predict_subprocess_matches_reloaded_model(default_run):
     with open(out / "pred.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["prediction", "proba_0", "proba_1"]
-    clf, _, saved = cli._load_model(str(out / "model.npz"))
-    X_val = cli.load_data(load_config(None, ["train.dtype=float32"])).validation.X
+    args = build_parser().parse_args(["predict", "--model", str(out / "model.npz")])
+    clf, scaler, dtype = cli_use._load_model(args)
+    assert scaler is None and dtype == "float32"
+    X_val = load_splits(load_config(None).data, dtype).validation.X
     np.testing.assert_array_equal([int(r[0]) for r in rows[1:]], clf.predict(X_val))
     np.testing.assert_array_equal(
         np.array([[float(p) for p in r[1:]] for r in rows[1:]]), clf.predict_proba(X_val)
     )
-    assert saved.config["train"]["solver"] == "lbfgs"
 
 
 def test_saved_model_reloads_to_identical_predictions(tmp_path):
-    from jaxlogreg.data import Standardizer, make_classification
+    from jaxlogreg.data import fit_scaler, make_classification
+    from jaxlogreg.data.model_io import load_model, save_model
     from jaxlogreg.estimator import LogisticRegression, from_params, to_params
-    from jaxlogreg.model_io import load_model, save_model
 
     data = make_classification(200, 4, 3, seed=3)
     labels = np.array(["a", "b", "c"])[data.y]
-    std = Standardizer.fit(data.X)
-    X = std.transform(data.X)
+    scaler = fit_scaler(data.X)
+    X = scaler.transform(data.X)
     clf = LogisticRegression().fit(X, labels)
-    save_model(tmp_path / "m.npz", to_params(clf), classes=clf.classes_, standardizer=std)
+    save_model(tmp_path / "m.npz", to_params(clf), classes=clf.classes_, scaler=scaler)
     saved = load_model(tmp_path / "m.npz")
     again = from_params(saved.params, saved.classes)
-    X2 = Standardizer.from_dict(saved.standardizer).transform(data.X)
+    X2 = saved.scaler.transform(data.X)
     np.testing.assert_array_equal(again.predict(X2), clf.predict(X))
     np.testing.assert_array_equal(again.predict_proba(X2), clf.predict_proba(X))
 
@@ -113,18 +118,11 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     assert f"unknown key 'train.lr' in {bad}; known keys in [train]:" in proc.stderr
 
 
-def test_bench_help_forwards_to_the_benchmarks():
-    pytest.importorskip("jaxlogreg.bench", reason="jaxlogreg.bench is not installed")
-    proc = _run("bench", "--help")
-    assert proc.returncode == 0, proc.stderr
-    assert "usage: jaxlogreg bench" in proc.stdout
-
-
 # ---------------------------------------------------------------------------- in-process
 
 
 def _main(capsys, *argv):
-    status = cli.main(list(argv))
+    status = cli_main(list(argv))
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -147,8 +145,11 @@ def _main(capsys, *argv):
                 "--set",
                 "data.path=/nonexistent/cats",
             ],
-            "catvnoncat folder /nonexistent/cats does not exist",
+            "/nonexistent/cats does not exist",
         ),
+        (["train", "--set", "train.max_iter=10000000000"], "train.max_iter must be an integer in"),
+        (["train", "--set", "data.n_samples=100000000000"], "data.n_samples * n_features must be"),
+        (["train", "--out", "/proc/jaxlogreg-cannot-write"], "output folder /proc/"),
     ],
 )
 def test_errors_are_one_line_exit_2(capsys, monkeypatch, argv, message):
@@ -162,7 +163,7 @@ def test_errors_are_one_line_exit_2(capsys, monkeypatch, argv, message):
 def test_predict_needs_exactly_one_data_source(capsys, tmp_path, default_run):
     _, out = default_run
     status, _, err = _main(capsys, "predict", "--model", str(out / "model.npz"))
-    assert status == 2 and "either --data FILE or --config" in err
+    assert status == 2 and "give --data FILE or --config/--set" in err
 
 
 def test_evaluate_and_predict_on_a_csv_without_labels(capsys, tmp_path):
@@ -202,6 +203,123 @@ def test_evaluate_and_predict_on_a_csv_without_labels(capsys, tmp_path):
     assert {r[0] for r in rows[1:]} <= {"no", "yes"}
 
 
+def _csv(path: Path, header: str | None, rows) -> Path:
+    with open(path, "w") as f:
+        if header is not None:
+            f.write(header + "\n")
+        f.writelines(",".join(str(v) for v in row) + "\n" for row in rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A model trained on 3 features (a, b, c) with string labels, through the CLI."""
+    from jaxlogreg.data import make_classification
+
+    tmp = tmp_path_factory.mktemp("small_model")
+    data = make_classification(120, 3, seed=5)
+    labels = np.array(["no", "yes"])[data.y]
+    _csv(tmp / "d.csv", "a,b,c,label", [[*x, lab] for x, lab in zip(data.X, labels)])
+    status = cli_main(["train", "--quiet", "--set", "data.source=file",
+                       "--set", f"data.path={tmp / 'd.csv'}", "--set", "output.plot=false",
+                       "--out", str(tmp / "run")])
+    assert status == 0
+    return tmp / "run" / "model.npz", data
+
+
+def test_predict_on_a_csv_without_header_keeps_every_row(capsys, tmp_path, small_model):  # D4
+    model, data = small_model
+    path = _csv(tmp_path / "x.csv", None, data.X[:2])
+    status, out, err = _main(capsys, "predict", "--model", str(model), "--data", str(path))
+    assert status == 0, err
+    assert len(list(csv.reader(io.StringIO(out)))) == 3  # the header and 2 predictions
+
+
+def test_predict_on_files_without_labels(capsys, tmp_path, small_model):  # D10
+    model, data = small_model
+    np.savez(tmp_path / "x_only.npz", X=data.X[:5])
+    np.save(tmp_path / "x.npy", data.X[:4])
+    _csv(tmp_path / "empty_labels.csv", "a,b,c,label", [[*x, ""] for x in data.X[:3]])
+    for name, n in (("x_only.npz", 5), ("x.npy", 4), ("empty_labels.csv", 3)):
+        status, out, err = _main(capsys, "predict", "--model", str(model), "--data",
+                                 str(tmp_path / name))
+        assert status == 0, (name, err)
+        assert len(out.splitlines()) == n + 1, name
+
+
+def test_evaluate_a_npy_features_file_with_its_labels_file(capsys, tmp_path, small_model):
+    model, data = small_model
+    np.save(tmp_path / "x.npy", data.X)
+    np.save(tmp_path / "y.npy", np.array(["no", "yes"])[data.y])
+    status, out, err = _main(capsys, "evaluate", "--model", str(model), "--data",
+                             str(tmp_path / "x.npy"), "--y-path", str(tmp_path / "y.npy"))
+    assert status == 0, err
+    assert out.splitlines()[-1].startswith("data ")
+    status, _, err = _main(capsys, "evaluate", "--model", str(model), "--data",
+                           str(tmp_path / "x.npy"))
+    assert status == 2 and "y_path" in err
+
+
+def test_a_batch_size_above_m_is_capped(capsys):  # D5: it used to ask for 149 GB
+    status, out, err = _main(capsys, "train", "--set", "train.solver=sgd", "--set",
+                             "train.batch_size=100000000000", "--set", "train.max_iter=2",
+                             "--set", "train.tol=0")
+    assert status == 0, err
+    assert "2 iterations" in out
+
+
+def test_a_training_part_with_one_class_says_it_is_the_training_part(capsys, tmp_path):
+    path = _csv(tmp_path / "two.csv", "x,label", [[0.0, "a"], [1.0, "b"]])
+    status, _, err = _main(capsys, "train", "--set", "data.source=file",
+                           "--set", f"data.path={path}")
+    assert status == 2
+    assert "the training part of the data (1 samples after holding out validation data)" in err
+
+
+def test_problems_found_before_the_fit(capsys, tmp_path, monkeypatch):
+    from jaxlogreg.estimator import LogisticRegression
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit must not start")
+
+    monkeypatch.setattr(LogisticRegression, "fit", no_fit)
+    train = _csv(tmp_path / "t.csv", "a,b,label", [[0.0, 1.0, 0], [1.0, 0.0, 1]] * 5)
+    val = _csv(tmp_path / "v.csv", "a,label", [[0.0, 0], [1.0, 1]])
+    status, _, err = _main(capsys, "train", "--set", "data.source=file", "--set",
+                           f"data.path={train}", "--set", f"data.validation_path={val}")
+    assert status == 2 and "has 1 features, the training data 2" in err
+    (tmp_path / "file").write_text("")
+    status, _, err = _main(capsys, "train", "--out", str(tmp_path / "file" / "out"))
+    assert status == 2 and "output folder" in err and "cannot be written" in err  # D2
+
+
+def test_class_weight_table_keys_name_the_labels(capsys):
+    status, _, err = _main(capsys, "train", "--set", "train.class_weight={ 0 = 1.0, 1 = 3.0 }")
+    assert status == 0, err
+    status, _, err = _main(capsys, "train", "--set", "train.class_weight={ 7 = 1.0 }")
+    assert status == 2 and "train.class_weight names class(es) ['7']" in err
+
+
+def test_quiet_hides_the_report_but_not_warnings(capsys):
+    status, out, err = _main(capsys, "train", "--quiet", "--set", "train.max_iter=2")
+    assert status == 0 and out == ""
+    assert "warning: LogisticRegression (solver='lbfgs') did not converge" in err
+
+
+def test_divergence_exits_1_with_the_reason(capsys, tmp_path):  # D1 and D3
+    status, _, err = _main(capsys, "train", "--set", "train.solver=gd", "--set",
+                           "train.learning_rate=1e9", "--set", "train.C=inf",
+                           "--set", "train.tol=0")
+    assert status == 1 and "diverged" in err and "lower learning_rate" in err
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    rows = [[x0 * 1e30, x1, int(x1 > 0)] for x0, x1 in X]
+    path = _csv(tmp_path / "huge.csv", "a,b,label", rows)
+    status, _, err = _main(capsys, "train", "--set", "data.source=file", "--set",
+                           f"data.path={path}", "--set", "train.dtype=float64")
+    assert status == 1 and "scale the features" in err
+
+
 def test_check_grad_default_config(capsys):
     status, out, _ = _main(capsys, "check-grad")
     assert status == 0, out
@@ -210,10 +328,10 @@ def test_check_grad_default_config(capsys):
 
 
 def test_train_flags_become_config_overrides():
-    args = cli.build_parser().parse_args(
+    args = build_parser().parse_args(
         ["train", "--set", "train.tol=0", "--out", "runs/x", "--grad", "autodiff"]
     )
-    config = load_config(None, cli.train_overrides(args))
+    config = load_config(None, cli_train.overrides_of(args))
     assert (config.train.grad, config.train.tol, config.output.dir) == ("autodiff", 0.0, "runs/x")
 
 
@@ -244,8 +362,8 @@ def test_progress_bar_draws_only_on_a_terminal():
     assert off.getvalue() == ""
 
 
-def test_estimator_progress_bar_via_train_callback(monkeypatch):
-    """verbose=1 on a terminal: the bar is fed by train.fit's callback between segments."""
+def test_estimator_progress_bar_via_the_pipelines_hook(monkeypatch):
+    """verbose=1 on a terminal: the pipeline calls the bar between loop segments."""
     from jaxlogreg.estimator import LogisticRegression
 
     tty = _TTY()
@@ -296,7 +414,7 @@ def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvn
         if kind == "python":
             exec(compile(what, "README.md", "exec"), namespace)  # noqa: S102
         else:
-            status = cli.main(what)
+            status = cli_main(what)
             assert status == 0, (line, capsys.readouterr().err)
     metrics = json.loads((tmp_path / "runs" / "catvnoncat" / "metrics.json").read_text())
     # the course: train accuracy 99.04306220095694 %, test accuracy 70 %, cost 0.140872 at 1900
@@ -305,3 +423,18 @@ def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvn
     assert metrics["fit"]["n_iter"] == 2000
     assert (tmp_path / "runs" / "catvnoncat" / "test_predictions.csv").is_file()
     assert (tmp_path / "runs" / "points" / "predictions.csv").is_file()
+
+
+def test_train_reports_validation_metrics_on_standardized_data(capsys, tmp_path):
+    # the same numbers as `evaluate` on the saved model (which applies the saved scaling)
+    sets = ["--set", "data.standardize=true", "--set", "data.n_samples=300",
+            "--set", "output.plot=false"]
+    status, _, err = _main(capsys, "train", "--quiet", *sets, "--out", str(tmp_path))
+    assert status == 0, err
+    reported = json.loads((tmp_path / "metrics.json").read_text())["validation"]
+    status, _, err = _main(capsys, "evaluate", "--model", str(tmp_path / "model.npz"), *sets[:4],
+                           "--output", str(tmp_path / "again.json"), "--quiet")
+    assert status == 0, err
+    again = json.loads((tmp_path / "again.json").read_text())["validation"]
+    assert reported["log_loss"] == pytest.approx(again["log_loss"], rel=1e-12)
+    assert reported["confusion_matrix"] == again["confusion_matrix"]

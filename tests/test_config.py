@@ -3,21 +3,18 @@ overrides, path rules, and errors that name the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from jaxlogreg.config import (
-    CATVNONCAT_ENV,
-    Config,
-    ConfigError,
-    TrainSection,
-    estimator_params,
-    load_config,
-)
+from jaxlogreg.cli.config import Config, ConfigError, load_config
+from jaxlogreg.data.sources import CATVNONCAT_ENV
 from jaxlogreg.estimator import LogisticRegression
+from jaxlogreg.training.settings import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
@@ -34,6 +31,16 @@ def test_built_in_default_is_configs_default_toml():
     assert load_config(None, environ={}) == Config()
 
 
+def test_train_section_keys_are_the_estimator_parameters_with_their_defaults():
+    assert Config().train == TrainConfig()
+    estimator = LogisticRegression().get_params()
+    assert {f.name for f in dataclasses.fields(TrainConfig)} == set(estimator)
+    written = tomllib.loads((REPO / "configs" / "default.toml").read_text())["train"]
+    assert set(written) <= set(estimator)
+    assert all(estimator[k] == v for k, v in written.items())
+    assert "seed" not in estimator and "random_state" in estimator
+
+
 def test_shipped_configs_load_and_build_an_estimator():
     names = {p.name for p in CONFIGS}
     assert {
@@ -45,8 +52,8 @@ def test_shipped_configs_load_and_build_an_estimator():
     } <= names
     for path in CONFIGS:
         config = load_config(path, environ={})
-        clf = LogisticRegression(**estimator_params(config.train))
-        clf._check_params()  # every shipped [train] section is a valid estimator
+        clf = LogisticRegression(**dataclasses.asdict(config.train))
+        assert clf._config() == config.train  # every [train] section is an estimator's settings
         assert Config.from_dict(config.to_dict()) == config
 
 
@@ -89,7 +96,7 @@ def test_relative_paths_follow_the_config_file(tmp_path):
         ("train.fit_intercept=false", {"fit_intercept": False}),
         (
             "train.solver=sgd;train.solver_params={ momentum = 0.5 }",
-            {"solver_params": (("momentum", 0.5),)},
+            {"solver_params": {"momentum": 0.5}},
         ),
         ("train.learning_rate=none", {"learning_rate": None}),
     ],
@@ -103,15 +110,21 @@ def test_overrides(override, expected):
 @pytest.mark.parametrize(
     "text_or_override, message",
     [
-        ("[train]\nlr = 0.1\n", "unknown key 'train.lr' in {path}; known keys in [train]: solver"),
+        ("[train]\nlr = 0.1\n", "unknown key 'train.lr' in {path}; known keys in [train]: C,"),
+        ("[train]\nseed = 1\n", "unknown key 'train.seed' in {path}; known keys in [train]: C,"),
         ("[model]\nC = 1\n", "unknown section [model] in {path}; known sections: data, train"),
         ('[train]\nmax_iter = "abc"\n', "train.max_iter must be an integer, got 'abc'"),
         ("[train]\nmax_iter = 1.5\n", "train.max_iter must be an integer, got 1.5"),
         ("[train]\nmax_iter = true\n", "train.max_iter must be an integer, got True"),
-        ("[train]\ntol = -1\n", "train.tol must be a finite number >= 0, got -1.0"),
-        ("[train]\nC = 0\n", "train.C must be a number > 0"),
+        ("[train]\ntol = -1\n", "train.tol must be a finite real number >= 0, got -1.0"),
+        ("[train]\nC = 0\n", "train.C must be a real number > 0 (inf for no penalty), got 0.0"),
+        ("[train]\nmax_iter = 10000000000\n", "train.max_iter must be an integer in [1, 10000000]"),
+        ('[train]\nclass_weight = "auto"\n', "train.class_weight must be None, 'balanced' or a dict"),
+        ("[train]\nclass_weight = 3\n", "train.class_weight must be a string or a table"),
+        ('[train]\nsolver = "sgd"\nsolver_params = { momentum = "abc" }\n',
+         "train.solver_params {{'momentum': 'abc'}} are not valid for solver 'sgd'"),
         ('[train]\nsolver = "newton"\n', "train.solver must be one of"),
-        ('[train]\nsolver = "lbfgs"\nbatch_size = 32\n', "train.batch_size must be absent"),
+        ('[train]\nsolver = "lbfgs"\nbatch_size = 32\n', "train.batch_size must be None with"),
         ('[train]\nsolver = "gd"\nsolver_params = { momentum = 0.9 }\n', "train.solver_params"),
         ('[train]\ndtype = "float16"\n', "train.dtype must be one of"),
         ("[data]\nstandardize = 1\n", "data.standardize must be true or false, got 1"),
@@ -123,6 +136,7 @@ def test_overrides(override, expected):
         ("--set train.lr=0.1", "unknown key 'train.lr' in override 'train.lr=0.1'"),
         ("--set max_iter=3", "must look like section.key=value"),
         ("--set train.C=none", "train.C cannot be none"),
+        ("--set data.n_samples=100000000000", "data.n_samples * n_features must be at most"),
     ],
 )
 def test_errors_name_the_key(tmp_path, text_or_override, message):
@@ -138,9 +152,3 @@ def test_errors_name_the_key(tmp_path, text_or_override, message):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
-
-
-def test_estimator_params_map_every_train_key():
-    params = estimator_params(TrainSection(seed=7, solver_params=(("momentum", 0.5),)))
-    assert params["random_state"] == 7 and params["solver_params"] == {"momentum": 0.5}
-    assert set(params) <= set(LogisticRegression().get_params())

@@ -6,14 +6,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from jaxlogreg import train
-from jaxlogreg.loss import objective_t
-from jaxlogreg.model import Params, predict
+import jaxlogreg as jl
+from jaxlogreg.core.loss import objective_t
+from jaxlogreg.core.model import Params, predict
 
-# ../shared/data/catvnoncat/EXPECTED.md: cost J before the update at iterations 0, 100, ..., 1900
+# The course data's EXPECTED.md: cost J before the update at iterations 0, 100, ..., 1900
 COURSE_COSTS = [
     0.693147, 0.584508, 0.466949, 0.376007, 0.331463, 0.303273, 0.279880, 0.260042, 0.242941,
     0.228004, 0.214820, 0.203078, 0.192544, 0.183033, 0.174399, 0.166521, 0.159305, 0.152667,
@@ -31,7 +31,8 @@ def _accuracy_percent(params: Params, X: np.ndarray, y: np.ndarray) -> float:
 def test_course_costs_and_accuracies_on_catvnoncat(catvnoncat, dtype, atol):
     """Zero init, 2000 full-batch GD iterations at α = 0.005, as in the course's assignment."""
     X, y = catvnoncat.X_train.astype(dtype), catvnoncat.y_train
-    result = train.fit(X, y, solver="gd", learning_rate=0.005, max_iter=2000, tol=0.0, dtype=dtype)
+    result = jl.fit(X, y, solver="gd", learning_rate=0.005, max_iter=2000, tol=0.0, C=np.inf)
+    assert result.params.w.dtype == dtype  # the dtype follows X
     assert result.n_iter == 2000
     np.testing.assert_allclose(result.loss_history[::100], COURSE_COSTS, rtol=0, atol=atol)
     with jax.enable_x64(dtype == "float64"):
@@ -83,8 +84,8 @@ def test_loss_at_convergence_matches_scikit_learn_lbfgs(dataset, n_classes, l2):
         sk_coef, sk_intercept = sk.coef_.T, sk.intercept_
     sk_loss = _objective64(sk_coef, sk_intercept, X, y, l2)
 
-    result = train.fit(
-        X, y, solver="lbfgs", l2=l2, tol=1e-9, max_iter=500, dtype="float64", n_classes=n_classes
+    result = jl.fit(
+        X, y, solver="lbfgs", C=1.0 / (l2 * m), tol=1e-9, max_iter=500, n_classes=n_classes
     )
     assert result.status == "converged"
     assert abs(result.loss - sk_loss) / sk_loss <= 1e-6
@@ -99,9 +100,21 @@ def test_loss_matches_scikit_learn_with_sample_weights():
     l2 = 1e-2
     sk = SkLogisticRegression(C=1.0 / (l2 * sample_weight.sum()), tol=1e-12, max_iter=10_000)
     sk.fit(X, y, sample_weight=sample_weight)
-    result = train.fit(
-        X, y, solver="lbfgs", l2=l2, tol=1e-9, max_iter=500, dtype="float64",
+    result = jl.fit(
+        X, y, solver="lbfgs", C=1.0 / (l2 * sample_weight.sum()), tol=1e-9, max_iter=500,
         sample_weight=sample_weight,
     )
     np.testing.assert_allclose(result.params.w, sk.coef_[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(result.params.b, sk.intercept_[0], rtol=1e-4, atol=1e-5)
+
+
+def test_balanced_class_weight_with_sample_weight_matches_scikit_learn():  # defect A
+    # "balanced" uses the weighted class counts Σ s / (K Σ_{y=k} s), as scikit-learn does.
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    sample_weight = np.where(y == 0, 3.0, 1.0)
+    ours = jl.LogisticRegression(class_weight="balanced", tol=1e-10, max_iter=1000)
+    ours.fit(X, y, sample_weight=sample_weight)
+    sk = SkLogisticRegression(class_weight="balanced", tol=1e-12, max_iter=10_000)
+    sk.fit(X, y, sample_weight=sample_weight)
+    np.testing.assert_allclose(ours.coef_, sk.coef_, atol=1e-5)

@@ -13,9 +13,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from _dist_cases import CASES, N_SAMPLES, make_data
+from _dist_cases import CASES, N_SAMPLES, SEED, make_data, sample_weight_for
 
-from jaxlogreg import distributed, sharding, train
+import jaxlogreg as jl
+from jaxlogreg.scale import distributed, sharding
 
 TESTS = Path(__file__).resolve().parent
 NUM_PROCESSES = 2
@@ -61,8 +62,11 @@ def two_process_models(tmp_path_factory) -> list[dict]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_two_processes_match_one_process(two_process_models, case):
-    X, y = make_data()
-    ref = train.fit(X, y, CASES[case], seed=7)
+    """Full batch, L-BFGS, minibatches, and class_weight="balanced" with sample weights (its
+    class weights come from the weighted class counts of all processes' rows)."""
+    X, y, sample_weight = make_data()
+    ref = jl.fit(X, y, CASES[case], random_state=SEED,
+                 sample_weight=sample_weight_for(case, sample_weight))
     for models in two_process_models:  # every process holds the same replicated model
         np.testing.assert_allclose(models[f"{case}_w"], ref.params.w, rtol=2e-6, atol=2e-7)
         np.testing.assert_allclose(models[f"{case}_b"], ref.params.b, rtol=2e-6, atol=2e-7)
@@ -105,7 +109,37 @@ def test_local_rows_single_process():
 
 def test_global_train_data_checks_the_local_rows():
     mesh = sharding.make_mesh(1)
-    X, y = make_data()
+    X, y, _ = make_data()
     with pytest.raises(ValueError, match=r"this process's 203 rows 0:203"):
-        distributed.global_train_data(X[:100], y[:100], n_samples=N_SAMPLES, mesh=mesh,
-                                      n_classes=2, config=train.TrainConfig())
+        distributed.global_train_data(X[:100], y[:100], None, n_samples=N_SAMPLES, mesh=mesh,
+                                      n_classes=2, dtype="float32")
+
+
+def test_fit_distributed_single_process_equals_fit():
+    """One process, one device: fit_distributed is fit (same pipeline, other data preparation)."""
+    X, y, sample_weight = make_data()
+    config = CASES["balanced"]
+    ref = jl.fit(X, y, config, sample_weight=sample_weight)
+    res = distributed.fit_distributed(X, y, config, sample_weight=sample_weight,
+                                      mesh=sharding.make_mesh(1))
+    np.testing.assert_allclose(res.params.w, ref.params.w, rtol=2e-6, atol=2e-7)
+    np.testing.assert_allclose(res.loss, ref.loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced", {0: 3.0}])
+def test_global_weights_follow_the_single_process_rules(class_weight):
+    """One process: the weights are combined_weights' (scikit-learn's rules); the checks are
+    made over all rows, so an empty share is not an error by itself."""
+    from jaxlogreg.training.data import combined_weights
+
+    _, y, sample_weight = make_data()
+    weights, total = distributed._global_weights(y, sample_weight, class_weight, 2)
+    expected = combined_weights(y, sample_weight, class_weight, 2)
+    np.testing.assert_allclose(weights, expected, rtol=1e-12)
+    assert total == pytest.approx(expected.sum(), rel=1e-12)
+    assert distributed._global_weights(y[:0], None, None, 2) == (None, 0.0)
+    if class_weight == "balanced":
+        with pytest.raises(ValueError, match=r'"balanced" needs every class.*\[0\.0, 0\.0\]'):
+            distributed._global_weights(y[:0], sample_weight[:0], class_weight, 2)
+    with pytest.raises(ValueError, match="positive sum over all rows"):
+        distributed._global_weights(y, np.zeros_like(sample_weight), None, 2)

@@ -1,7 +1,7 @@
 """LogisticRegression: scikit-learn's common checks, agreement with sklearn, fitted attributes.
 
-Most fits here are small, so the estimator pads them to one shape (512 x 32) and they share a
-few compiled training loops; each new solver, dtype or max_iter costs one compilation.
+Most fits here are small, so the fit pipeline pads them to one shape (512 x 32) and they share
+a few compiled training loops; each new solver, dtype or max_iter costs one compilation.
 """
 
 from __future__ import annotations
@@ -163,6 +163,8 @@ def test_not_fitted():
         ("tol", -1e-3),
         ("batch_size", 0),
         ("dtype", "float16"),
+        ("x_dtype", "int8"),
+        ("tol_criterion", "both"),
         ("class_weight", "auto"),
         ("verbose", -1),
         ("grad", "numeric"),
@@ -177,20 +179,37 @@ def test_bad_hyper_parameter_names_it(param, value):
 
 def test_batch_size_with_lbfgs_is_rejected():
     X, y = _data(m=10)
-    with pytest.raises(ValueError, match=r"solver 'lbfgs' needs full-batch gradients: batch_size must be None, got 4"):
+    with pytest.raises(ValueError, match=r"batch_size must be None with solver 'lbfgs' \(it needs full-batch gradients\), got 4"):
         LogisticRegression(batch_size=4).fit(X, y)
 
 
 def test_one_class_after_weights_is_rejected():
     X, y = _data(m=20)
-    with pytest.raises(ValueError, match="at least 2 classes"):
+    with pytest.raises(ValueError, match=r"at least 2 classes .* got only class 1 \(after"):
         LogisticRegression().fit(X, y, sample_weight=(y == 1).astype(float))
+
+
+def test_divergence_without_a_penalty_raises():  # defect D1
+    X, y = _data()
+    clf = LogisticRegression(solver="gd", learning_rate=1e9, tol=0, C=np.inf)
+    with pytest.raises(DivergenceError, match="diverged after 1 iterations"):
+        clf.fit(X, y)
+    assert clf.loss_ <= np.log(2) * (1 + 1e-12)
+
+
+def test_lbfgs_on_badly_scaled_features_raises_and_says_to_scale():  # defect D3
+    X, y = _data()
+    X[:, 0] *= 1e30
+    clf = LogisticRegression()
+    with pytest.raises(DivergenceError, match=r"solver='lbfgs'.*scale the features"):
+        clf.fit(X, y)
+    assert clf.loss_ <= np.log(2) * (1 + 1e-12)
 
 
 def test_divergence_raises_and_keeps_last_good_parameters():
     X, y = _data(scale=1e3)
     clf = LogisticRegression(solver="gd", learning_rate=1e6, max_iter=50, tol=0.0, C=1e-6)
-    with pytest.raises(DivergenceError, match="lower learning_rate"):
+    with pytest.raises(DivergenceError, match="lower learning_rate .* or scale the features"):
         clf.fit(X, y)
     assert np.all(np.isfinite(clf.coef_)) and np.all(np.isfinite(clf.intercept_))
     assert clf.predict(X).shape == (120,)
@@ -203,6 +222,24 @@ def test_convergence_warning_only_when_tol_positive():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LogisticRegression(solver="gd", max_iter=3, tol=0.0).fit(X, y)
+
+
+def test_dtype_follows_the_input_unless_set():
+    X, y = _data(m=50)
+    assert LogisticRegression().fit(X, y).coef_.dtype == np.float64
+    assert LogisticRegression().fit(X.astype(np.float32), y).coef_.dtype == np.float32
+    assert LogisticRegression().fit(X.astype(np.int64), y).coef_.dtype == np.float64
+    assert LogisticRegression(dtype="float64").fit(X.astype(np.float32), y).coef_.dtype == np.float64
+    assert LogisticRegression(dtype="float32").fit(X, y).coef_.dtype == np.float32
+
+
+def test_predict_tie_at_zero_logit_goes_to_the_first_class():
+    clf = LogisticRegression(C=0.5).fit(np.array([[0.0], [1.0], [2.0], [3.0]]), ["a", "a", "b", "b"])
+    clf.coef_[:] = 2.0
+    clf.intercept_[:] = -2.0  # z = 2x - 2: exactly 0 at x = 1
+    assert clf.predict(np.array([[1.0]])).tolist() == ["a"]
+    assert clf.predict(np.array([[np.nextafter(1.0, 2.0)]])).tolist() == ["b"]
+    np.testing.assert_array_equal(clf.predict_proba(np.array([[1.0]])), [[0.5, 0.5]])
 
 
 def test_float32_and_minibatch_solvers():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import jaxlogreg as jl
-from jaxlogreg import gradcheck
-from jaxlogreg.gradcheck import GradientCheck, max_relative_error
+from jaxlogreg.core import gradcheck
+from jaxlogreg.core.gradcheck import GradientCheck, max_relative_error
 
 M, N = 23, 4  # the shared test shape: compiled programs are reused across tests
 
@@ -77,16 +77,16 @@ def test_dtype_may_be_a_numpy_dtype(data):
 
 
 # check_gradients compares the module's hand-written gradient; swap in broken ones.
-_ORIGINAL_BACKWARD_T = gradcheck.backward_t
+_ORIGINAL = gradcheck.value_and_backward_t
 
 
 def _backward_without_l2(params, Xt, y, sample_weight=None, l2=0.0):
-    return _ORIGINAL_BACKWARD_T(params, Xt, y, sample_weight, 0.0)
+    return _ORIGINAL(params, Xt, y, sample_weight, 0.0)
 
 
 def _backward_with_wrong_intercept(params, Xt, y, sample_weight=None, l2=0.0):
-    g = _ORIGINAL_BACKWARD_T(params, Xt, y, sample_weight, l2)
-    return g._replace(b=g.b + 0.05)
+    J, g = _ORIGINAL(params, Xt, y, sample_weight, l2)
+    return J, g._replace(b=g.b + 0.05)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def _backward_with_wrong_intercept(params, Xt, y, sample_weight=None, l2=0.0):
 )
 def test_detects_a_wrong_gradient(monkeypatch, data, broken, max_coords):
     X, y, _, _ = data
-    monkeypatch.setattr(gradcheck, "backward_t", broken)
+    monkeypatch.setattr(gradcheck, "value_and_backward_t", broken)
     result = jl.check_gradients(X, y, l2=0.5, max_coords=max_coords)
     assert result.n_coords_checked == min(max_coords, N + 1)
     assert result.autodiff_rel_error > 1e-2

@@ -12,8 +12,8 @@ from jax.test_util import check_grads
 from sklearn.linear_model import LogisticRegression
 
 import jaxlogreg as jl
-from jaxlogreg.gradcheck import max_relative_error
-from jaxlogreg.gradients import objective_manual_vjp_t
+from jaxlogreg.core.gradcheck import max_relative_error
+from jaxlogreg.core.gradients import objective_manual_vjp_t
 
 DTYPES = ["float32", "float64"]
 GRAD_RTOL = {"float32": 1e-5, "float64": 1e-12}  # hand vs jax.grad, max-norm relative

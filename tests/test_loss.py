@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxlogreg as jl
-import jaxlogreg.loss
+import jaxlogreg.core.loss
 
 DTYPES = ["float32", "float64"]
 # jitted once per shape/dtype: XLA compiles one program instead of one per eager primitive.
@@ -341,8 +341,8 @@ def test_objective_under_jit_matches_eager(problem_factory):
 def test_loss_module_doctests():
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = [t for t in finder.find(jaxlogreg.loss) if t.examples]
-    assert tests, "jaxlogreg.loss should carry doctested examples"
+    tests = [t for t in finder.find(jaxlogreg.core.loss) if t.examples]
+    assert tests, "jaxlogreg.core.loss should carry doctested examples"
     for t in tests:
         runner.run(t)
     assert runner.failures == 0

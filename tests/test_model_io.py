@@ -1,17 +1,19 @@
-"""Tests for jaxlogreg.model_io: exact round trips, and clear refusals of damaged or unsafe files."""
+"""Model files (jaxlogreg.data.model_io): exact round trips, files of earlier versions, and
+clear refusals of damaged or unsafe files."""
 
 from __future__ import annotations
 
 import json
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlogreg.data import Standardizer
-from jaxlogreg.model import Params
-from jaxlogreg.model_io import (
+from jaxlogreg.core.model import Params
+from jaxlogreg.data.model_io import (
     FORMAT_NAME,
     FORMAT_VERSION,
     ModelFileError,
@@ -19,6 +21,9 @@ from jaxlogreg.model_io import (
     load_model,
     save_model,
 )
+from jaxlogreg.data.scaling import fit_scaler
+
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 def _binary(dtype=np.float32) -> Params:
@@ -35,7 +40,7 @@ def _save(path: Path, **overrides) -> Path:
     kwargs = {
         "classes": ["no", "yes"],
         "config": {"learning_rate": 0.005, "max_iter": 2000, "solver": "gd"},
-        "standardizer": None,
+        "scaler": None,
         "metadata": {"data": "catvnoncat"},
     }
     kwargs.update(overrides)
@@ -78,7 +83,7 @@ def test_round_trip_is_exact(tmp_path, kind, classes_kind, dtype):
         if classes_kind == "str"
         else np.array([-1, 1, 7][:k], dtype=np.int64)
     )
-    std = Standardizer.fit(np.random.default_rng(2).normal(size=(10, 5)) * 3 + 1)
+    scaler = fit_scaler(np.random.default_rng(2).normal(size=(10, 5)) * 3 + 1)
     config = {"learning_rate": 0.1, "l2": 1e-3, "nested": {"a": [1, 2]}, "flag": True}
     metadata = {"train_accuracy": 0.99, "note": "ünïcode"}
     path = save_model(
@@ -86,7 +91,7 @@ def test_round_trip_is_exact(tmp_path, kind, classes_kind, dtype):
         params,
         classes=classes,
         config=config,
-        standardizer=std.to_dict(),
+        scaler=scaler,
         metadata=metadata,
     )
     loaded = load_model(path)
@@ -99,25 +104,51 @@ def test_round_trip_is_exact(tmp_path, kind, classes_kind, dtype):
     if classes_kind == "int":
         assert loaded.classes.dtype == classes.dtype
     assert loaded.config == config and loaded.metadata == metadata
-    back = Standardizer.from_dict(loaded.standardizer)
-    np.testing.assert_array_equal(back.mean, std.mean)
-    np.testing.assert_array_equal(back.scale, std.scale)
+    np.testing.assert_array_equal(loaded.scaler.mean_, scaler.mean_)
+    np.testing.assert_array_equal(loaded.scaler.scale_, scaler.scale_)
+    X = np.random.default_rng(3).normal(size=(4, 5))
+    np.testing.assert_array_equal(loaded.scaler.transform(X), scaler.transform(X))
 
 
-def test_round_trip_from_jax_arrays_and_standardizer_object(tmp_path):
+def test_round_trip_from_jax_arrays(tmp_path):
     params = Params(w=jnp.arange(3, dtype=jnp.float32), b=jnp.zeros((), jnp.float32))
-    std = Standardizer(mean=np.zeros(3), scale=np.ones(3))
-    path = save_model(tmp_path / "j.model", params, classes=[0, 1], standardizer=std)
+    path = save_model(tmp_path / "j.model", params, classes=[0, 1])
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.params.w, [0.0, 1.0, 2.0])
-    assert loaded.config == {} and loaded.metadata == {}
-    assert loaded.standardizer == std.to_dict()
+    assert loaded.config == {} and loaded.metadata == {} and loaded.scaler is None
     raw = _read_raw(path)
     assert set(raw) == {"header", "w", "b", "classes"}
     header = _header(raw)
     assert header["format"] == FORMAT_NAME and header["version"] == FORMAT_VERSION
     assert header["arrays"]["w"] == {"dtype": "float32", "shape": [3]}
     assert not list(tmp_path.glob(".*.tmp"))  # the temporary file was renamed away
+
+
+def test_non_finite_values_are_written_as_strings(tmp_path):
+    # the package's one JSON encoding: "inf" / "nan" strings, never invalid JSON
+    path = _save(tmp_path / "m.npz", metadata={"log_loss": float("inf"), "x": float("nan")})
+    assert load_model(path).metadata == {"log_loss": "inf", "x": "nan"}
+    assert '"inf"' in _read_raw(path)["header"].tobytes().decode()
+
+
+@pytest.mark.parametrize(
+    "name, classes, n_features, with_scaling",
+    [("binary", ["no", "yes"], 3, True), ("softmax", [3, 5, 7], 4, False)],
+)
+def test_files_written_by_version_0_1_0_still_load(name, classes, n_features, with_scaling):
+    # tests/data/model_v1_*.npz were written by jaxlogreg 0.1.0 (format version 1), whose
+    # feature scaling was its own Standardizer class
+    saved = load_model(TEST_DATA / f"model_v1_{name}.npz")
+    assert saved.classes.tolist() == classes
+    assert saved.params.w.shape[0] == n_features
+    if with_scaling:
+        np.testing.assert_array_equal(saved.scaler.mean_, [1.0, 2.0, -3.0])
+        np.testing.assert_array_equal(saved.scaler.scale_, [0.5, 4.0, 1.5])
+        X = np.array([[2.0, 6.0, 0.0]])
+        np.testing.assert_allclose(saved.scaler.transform(X), [[2.0, 1.0, 2.0]])
+        np.testing.assert_array_equal(saved.params.w, np.array([0.5, -1.25, 2.0], np.float32))
+    else:
+        assert saved.scaler is None and saved.params.w.dtype == np.float64
 
 
 def test_string_classes_live_in_the_json_header(tmp_path):
@@ -137,7 +168,7 @@ def test_string_classes_live_in_the_json_header(tmp_path):
         ({"classes": ["a", "a"]}, ValueError, "classes must be unique"),
         ({"classes": [{"a": 1}, None]}, TypeError, "classes must be numbers or strings"),
         ({"config": {"f": object()}}, TypeError, "config must hold only JSON values"),
-        ({"metadata": {"x": float("nan")}}, TypeError, "metadata must hold only JSON values"),
+        ({"metadata": {"x": object()}}, TypeError, "metadata must hold only JSON values"),
         ({"config": [1]}, TypeError, "config must be a dict with string keys"),
         (
             {"params": Params(np.zeros(3, np.int32), np.zeros((), np.int32))},
@@ -151,9 +182,9 @@ def test_string_classes_live_in_the_json_header(tmp_path):
             "params.w must be finite",
         ),
         (
-            {"standardizer": {"mean": [0.0], "scale": [1.0]}},
+            {"scaler": fit_scaler(np.zeros((3, 1)))},
             ValueError,
-            "standardizer must have 5 features to match params.w, got 1",
+            "scaler must have 5 features to match params.w, got 1",
         ),
     ],
 )
@@ -203,7 +234,7 @@ def test_flipped_bytes_inside_an_array_are_detected(tmp_path):
     at = bytes(data).index(w_bytes)
     data[at] ^= 0xFF  # the zip CRC no longer matches
     path.write_bytes(bytes(data))
-    _expect_refusal(path, "corrupt or unsafe array data .*CRC")
+    _expect_refusal(path, "corrupt or unsafe array .*CRC")
 
 
 def test_wrong_version_and_format(tmp_path):
@@ -220,7 +251,7 @@ def test_missing_and_extra_arrays(tmp_path):
     path = _write_raw(tmp_path / "no_b.npz", {k: a for k, a in raw.items() if k != "b"})
     _expect_refusal(path, r"missing array\(s\) \['b'\]")
     path = _write_raw(tmp_path / "no_header.npz", {k: a for k, a in raw.items() if k != "header"})
-    _expect_refusal(path, "missing array 'header'")
+    _expect_refusal(path, r"missing array\(s\) \['header'\]")
     path = _write_raw(tmp_path / "extra.npz", {**raw, "payload": np.zeros(2)})
     _expect_refusal(path, r"unexpected array\(s\) \['payload'\]")
 
@@ -240,11 +271,11 @@ def test_object_array_is_refused_without_unpickling(tmp_path):
     marker = tmp_path / "unpickled.txt"
     evil = np.array([_Boom(str(marker)), None], dtype=object)
     path = _write_raw(tmp_path / "evil.npz", {**raw, "w": evil}, allow_pickle=True)
-    _expect_refusal(path, "corrupt or unsafe array data")
+    _expect_refusal(path, "corrupt or unsafe array")
     assert not marker.exists()
     # also as the header itself
     path = _write_raw(tmp_path / "evil2.npz", {**raw, "header": evil}, allow_pickle=True)
-    _expect_refusal(path, "corrupt or unsafe array data")
+    _expect_refusal(path, "corrupt or unsafe array")
     assert not marker.exists()
 
 
@@ -269,10 +300,14 @@ def test_shape_mismatches(tmp_path):
         _write_raw(tmp_path / "dt.npz", {**raw, "w": raw["w"].astype(np.float64)}),
         "array 'w' has dtype float64",
     )
-    # n_classes and classes inconsistent with the arrays
+    # n_features, n_classes and classes inconsistent with the arrays
     _expect_refusal(
         _write_raw(tmp_path / "k.npz", _with_header(raw, {**header, "n_classes": 4})),
         "header says n_features=5 and n_classes=4",
+    )
+    _expect_refusal(
+        _write_raw(tmp_path / "n.npz", _with_header(raw, {**header, "n_features": 6})),
+        "header says n_features=6 and n_classes=3",
     )
     raw2 = {**raw, "classes": np.array([0, 1, 1])}
     _expect_refusal(_write_raw(tmp_path / "dup.npz", raw2), "classes must be unique")
@@ -295,14 +330,53 @@ def test_bad_header_contents(tmp_path):
         "header field 'config' must be a dict",
     )
     nan_params = {**raw, "w": np.full(5, np.nan, np.float32)}
-    _expect_refusal(_write_raw(tmp_path / "n.npz", nan_params), "array 'w' holds NaN or inf")
+    _expect_refusal(_write_raw(tmp_path / "n.npz", nan_params), "array 'w' must be finite, got NaN or inf")
     bad_std = {**header, "standardizer": {"mean": [0.0] * 5}}
     _expect_refusal(
         _write_raw(tmp_path / "s.npz", _with_header(raw, bad_std)),
-        "invalid standardizer: .*missing key",
+        "invalid feature scaling: .*missing key",
     )
     three = {**header, "classes": {"kind": "str", "values": ["a", "b", "c"]}}
     _expect_refusal(
         _write_raw(tmp_path / "k.npz", _with_header(raw, three)),
         r"expected 2 classes, got shape \[3\]",
     )
+
+
+def test_deeply_nested_header_is_refused_in_one_line(tmp_path):  # defect D5
+    raw = _read_raw(_save(tmp_path / "m.npz"))
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    path = _write_raw(tmp_path / "deep.npz", {**raw, "header": np.frombuffer(deep, np.uint8)})
+    _expect_refusal(path, "header is nested too deeply")
+
+
+def _with_zeros_member(source: Path, target: Path, name: str, n_bytes: int) -> Path:
+    """A copy of the archive with member ``name``.npy holding ``n_bytes`` of zeros, deflated
+    (a few hundred kB on disk for hundreds of MB declared)."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if info.filename != f"{name}.npy":
+                zout.writestr(info, zin.read(info))
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(n_bytes, np.uint8))
+        with zout.open(f"{name}.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            chunk = bytes(2**20)
+            for _ in range(n_bytes // len(chunk)):
+                member.write(chunk)
+    return target
+
+
+@pytest.mark.parametrize("name, match", [
+    ("payload", r"unexpected array\(s\) \['payload'\]"),
+    ("w", "array 'w' declares .* bytes, more than the 20 bytes its header allows"),
+])
+def test_oversized_members_are_refused_before_decompression(tmp_path, name, match):  # D11
+    path = _with_zeros_member(_save(tmp_path / "m.npz"), tmp_path / "big.npz", name, 256 * 2**20)
+    assert path.stat().st_size < 2 * 2**20
+    tracemalloc.start()
+    try:
+        _expect_refusal(path, match)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20  # nothing near the 256 MiB the member would expand to

@@ -33,3 +33,26 @@ def test_the_test_extra_installs_what_the_tests_import():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[]", req)[0] for req in extras["test"]}
     assert {"pytest", "hypothesis", "matplotlib"} <= names
+
+
+def test_every_third_party_import_of_the_package_is_declared():
+    import ast
+    import sys
+
+    distribution = {"sklearn": "scikit-learn"}  # import name -> PyPI name where they differ
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ]", req)[0] for req in project["dependencies"]}
+    optional = {re.split(r"[<>=\[ ]", req)[0] for reqs in project["optional-dependencies"].values()
+                for req in reqs}
+    imported = set()
+    for path in (REPO / "jaxlogreg").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "jaxlogreg"}
+    names = {distribution.get(m, m) for m in third_party}
+    assert "scipy" in names  # imported by the estimator
+    assert names <= declared | optional, names - declared - optional
+    assert {"matplotlib"} >= names - declared  # only plots are optional (imported lazily)

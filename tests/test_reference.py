@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import jaxlogreg as jl
-from jaxlogreg import reference
-from jaxlogreg.gradcheck import max_relative_error
+from jaxlogreg.core import reference
+from jaxlogreg.core.gradcheck import max_relative_error
 
 M, N = 23, 4  # the shared test shape: compiled programs are reused across tests
 

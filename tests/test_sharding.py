@@ -1,4 +1,4 @@
-"""Data-parallel training (jaxlogreg.sharding): sharded fits equal single-device fits.
+"""Data-parallel training (jaxlogreg.scale.sharding): sharded fits equal single-device fits.
 
 The 8-device checks run in a subprocess (tests/_sharding_worker.py) because the number of
 simulated CPU devices is fixed when JAX's backend starts; this process keeps its own devices.
@@ -17,9 +17,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlogreg import sharding, train
+import jaxlogreg as jl
+from jaxlogreg.core.loss import objective_t
+from jaxlogreg.core.model import Params
+from jaxlogreg.scale import sharding
+from jaxlogreg.training.data import pad_rows
+from jaxlogreg.training.loop import LoopSpec, TrainData
 
 TESTS = Path(__file__).resolve().parent
+REPO_ROOT = TESTS.parent
+if str(REPO_ROOT) not in sys.path:  # the benchmarks are the checkout's benchmarks/, not installed
+    sys.path.insert(0, str(REPO_ROOT))
 FLOAT32_ROUNDING = 2e-6  # relative to the largest |w|: a few float32 ulps after 30 updates
 
 
@@ -71,6 +79,18 @@ def test_shard_map_gradient_equals_compiler_partitioned(eight_devices):
     assert r["params_spec"] == "P()"
 
 
+def test_checkpoint_saved_on_8_devices_resumes_on_1(eight_devices):
+    """D7: the fingerprint of sharded (row-padded) data equals the single-device one, so a
+    checkpoint written on 8 devices resumes on 1 and ends with the single-device model."""
+    r = eight_devices["checkpoint_across_devices"]
+    assert r["saved"] == ["ckpt-000000002.npz"], r
+    assert r["fingerprint_lengths"][0] == r["fingerprint_lengths"][1] and r["same_fingerprint"], r
+    assert "error" not in r, r["error"]
+    assert r["resumed_iterations"] == [3, 4, 5, 6], r
+    assert r["max_abs_diff"] <= FLOAT32_ROUNDING * max(r["scale"], 1.0), r
+    assert r["n_iter"] == [6, 6], r
+
+
 # --- in-process checks (whatever devices this process has) ------------------------------------
 
 
@@ -84,33 +104,31 @@ def test_padded_size():
 def test_pad_rows_appends_zero_weight_rows(xp):
     Xt = xp.arange(10.0, dtype=xp.float32).reshape(2, 5)
     y = xp.asarray([0.0, 1.0, 1.0, 0.0, 1.0], xp.float32)
-    padded, m = sharding.pad_rows(train.TrainData(Xt, y, None), 4)
-    assert m == 5
+    padded = pad_rows(TrainData(Xt, y, None), sharding.padded_size(5, 4))
     assert padded.Xt.shape == (2, 8) and padded.y.shape == (8,)
     np.testing.assert_array_equal(np.asarray(padded.Xt[:, :5]), np.asarray(Xt))
     np.testing.assert_array_equal(np.asarray(padded.Xt[:, 5:]), 0)
     np.testing.assert_array_equal(np.asarray(padded.sample_weight), [1, 1, 1, 1, 1, 0, 0, 0])
 
 
-def test_pad_rows_keeps_weights_and_skips_when_divisible():
-    data = train.TrainData(np.ones((2, 4), np.float32), np.zeros(4, np.float32), None)
-    same, m = sharding.pad_rows(data, 2)
-    assert same is data and m == 4
+def test_pad_rows_keeps_weights_and_skips_when_nothing_is_added():
+    data = TrainData(np.ones((2, 4), np.float32), np.zeros(4, np.float32), None)
+    assert pad_rows(data, sharding.padded_size(4, 2)) is data
     weighted = data._replace(sample_weight=np.asarray([1, 2, 3, 4], np.float32))
-    padded, _ = sharding.pad_rows(weighted, 3)
+    padded = pad_rows(weighted, sharding.padded_size(4, 3))
     np.testing.assert_array_equal(padded.sample_weight, [1, 2, 3, 4, 0, 0])
 
 
 def test_padding_does_not_change_the_objective():
-    from jaxlogreg.loss import objective_t
-
     rng = np.random.default_rng(0)
-    data = train.TrainData(rng.normal(size=(3, 7)).astype(np.float32),
-                           (rng.random(7) > 0.5).astype(np.float32), None)
-    padded, _ = sharding.pad_rows(data, 8)
-    params = train.Params(jnp.asarray([0.3, -0.2, 0.1]), jnp.asarray(0.05))
-    np.testing.assert_allclose(objective_t(params, *padded, 0.1), objective_t(params, *data, 0.1),
-                               rtol=1e-6)
+    data = TrainData(rng.normal(size=(3, 7)).astype(np.float32),
+                     (rng.random(7) > 0.5).astype(np.float32), None)
+    params = Params(jnp.asarray([0.3, -0.2, 0.1]), jnp.asarray(0.05))
+    expected = objective_t(params, *data, 0.1)
+    np.testing.assert_allclose(objective_t(params, *pad_rows(data, 8), 0.1), expected, rtol=1e-6)
+    # zero features too (single-device bucketing), with zero weights for them
+    wide = Params(jnp.asarray([0.3, -0.2, 0.1, 0.0, 0.0]), params.b)
+    np.testing.assert_allclose(objective_t(wide, *pad_rows(data, 8, 5), 0.1), expected, rtol=1e-6)
 
 
 def test_make_mesh_and_errors():
@@ -125,15 +143,17 @@ def test_make_mesh_and_errors():
 def test_row_layout_is_hashable_static_spec():
     mesh = sharding.make_mesh(1)
     assert hash(sharding.RowLayout(mesh, 10)) == hash(sharding.RowLayout(mesh, 10))
-    spec = train.LoopSpec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
-    assert spec == train.LoopSpec.of(train.TrainConfig(), sharding.RowLayout(mesh, 10))
+    spec = LoopSpec.of(jl.TrainConfig(), None, sharding.RowLayout(mesh, 10))
+    assert spec == LoopSpec.of(jl.TrainConfig(), None, sharding.RowLayout(mesh, 10))
+    assert hash(spec) == hash(LoopSpec.of(jl.TrainConfig(), None, sharding.RowLayout(mesh, 10)))
 
 
 def test_devices_benchmark_rows(tmp_path):
-    """jaxlogreg.bench.devices: one subprocess per device count, rows of steps/second."""
+    """benchmarks/devices.py (``python -m benchmarks devices``): one subprocess per device
+    count, rows of steps/second."""
     import argparse
 
-    from jaxlogreg.bench import devices
+    from benchmarks import devices
 
     parser = argparse.ArgumentParser()
     devices.add_arguments(parser)

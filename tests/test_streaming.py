@@ -1,4 +1,4 @@
-"""Out-of-core training (jaxlogreg.streaming) matches in-memory minibatch training."""
+"""Out-of-core training (jaxlogreg.scale.streaming) matches in-memory minibatch training."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import h5py
 import numpy as np
 import pytest
 
-from jaxlogreg import streaming, train
+import jaxlogreg as jl
+from jaxlogreg.scale import checkpoint
+from jaxlogreg.scale.rows import RowSource
 
 M, N, BATCH = 1003, 12, 64  # m not a multiple of the batch size: the last batch is padded
 
@@ -40,7 +42,7 @@ def hdf5_file(problem, tmp_path_factory):
     return path
 
 
-def assert_same_fit(ref: train.FitResult, res: train.FitResult) -> None:
+def assert_same_fit(ref: jl.FitResult, res: jl.FitResult) -> None:
     np.testing.assert_allclose(res.params.w, ref.params.w, rtol=2e-6, atol=2e-7)
     np.testing.assert_allclose(res.params.b, ref.params.b, rtol=2e-6, atol=2e-7)
     np.testing.assert_allclose(res.loss_history, ref.loss_history, rtol=1e-6)
@@ -48,19 +50,20 @@ def assert_same_fit(ref: train.FitResult, res: train.FitResult) -> None:
     assert (res.n_iter, res.status) == (ref.n_iter, ref.status)
 
 
-ADAM = train.TrainConfig(solver="adam", learning_rate=0.05, batch_size=BATCH, max_iter=4, tol=0.0)
+ADAM = jl.TrainConfig(solver="adam", learning_rate=0.05, batch_size=BATCH, max_iter=4, tol=0.0,
+                      C=np.inf)
 
 
 def test_npy_memmap_larger_than_budget_matches_in_memory(problem, npy_files):
     X, y, _ = problem
     budget = 40_000
     assert X.nbytes > budget  # the file does not fit the budget: it must be streamed
-    ref = train.fit(X, y, ADAM, seed=5)
+    ref = jl.fit(X, y, ADAM, random_state=5)
     stats: dict = {}
     epochs: list = []
-    res = streaming.fit_streaming(
-        npy_files[0], npy_files[1], ADAM, seed=5, memory_budget_bytes=budget, stats=stats,
-        callback=lambda it, loss: epochs.append((it, loss)),
+    res = jl.fit_streaming(
+        npy_files[0], npy_files[1], ADAM, random_state=5, memory_budget_bytes=budget,
+        stats=stats, callback=lambda it, loss: epochs.append((it, loss)),
     )
     assert_same_fit(ref, res)
     assert stats["batches"] == ADAM.max_iter * -(-M // BATCH)
@@ -71,40 +74,101 @@ def test_npy_memmap_larger_than_budget_matches_in_memory(problem, npy_files):
 
 def test_chunked_hdf5_with_weights_matches_in_memory(problem, hdf5_file):
     X, y, sample_weight = problem
-    config = train.TrainConfig(solver="sgd", learning_rate=0.05, batch_size=BATCH, max_iter=3,
-                               tol=0.0, l2=1e-3)
-    # the file holds float64: the in-memory path casts to float32 the same way
-    ref = train.fit(X.astype(np.float64), y, config, sample_weight=sample_weight, seed=9)
-    res = streaming.fit_streaming(hdf5_file, "y", config, sample_weight="w", seed=9,
-                                  memory_budget_bytes=60_000)
+    l2 = 1e-3  # λ of the mean-loss objective: C = 1 / (λ Σ s)
+    config = jl.TrainConfig(solver="sgd", learning_rate=0.05, batch_size=BATCH, max_iter=3,
+                            tol=0.0, C=1.0 / (l2 * float(sample_weight.astype(np.float64).sum())))
+    # the file holds float64: both paths train in float64
+    ref = jl.fit(X.astype(np.float64), y, config, sample_weight=sample_weight, random_state=9)
+    res = jl.fit_streaming(hdf5_file, "y", config, sample_weight="w", random_state=9,
+                           memory_budget_bytes=60_000)
+    assert res.params.w.dtype == np.float64
     assert_same_fit(ref, res)
 
 
 def test_stops_on_convergence_like_in_memory(problem, npy_files):
     X, y, _ = problem
-    config = train.TrainConfig(solver="adam", learning_rate=0.05, batch_size=BATCH, max_iter=50,
-                               tol=1e-2)
-    ref = train.fit(X, y, config, seed=5)
-    res = streaming.fit_streaming(npy_files[0], y, config, seed=5, memory_budget_bytes=40_000)
+    config = ADAM.replace(max_iter=50, tol=1e-2)
+    ref = jl.fit(X, y, config, random_state=5)
+    res = jl.fit_streaming(npy_files[0], y, config, random_state=5, memory_budget_bytes=40_000)
     assert ref.status == "converged" and ref.n_iter < 50
     assert_same_fit(ref, res)
 
 
+class Interrupted(Exception):
+    pass
+
+
+def test_checkpointed_stream_resumes_to_the_uninterrupted_run(problem, npy_files, tmp_path):
+    """fit_streaming(checkpoint=...): stopped after epoch 2's checkpoint, resumed from it, the
+    result equals an uninterrupted streamed run (and the in-memory one)."""
+    X, y, _ = problem
+    config = ADAM.replace(random_state=5)
+    uninterrupted = jl.fit_streaming(npy_files[0], y, config, memory_budget_bytes=40_000)
+
+    def stop_at_epoch_3(epoch, loss):
+        if epoch == 3:
+            raise Interrupted
+
+    saver = jl.Checkpointer(tmp_path, every=2)
+    with pytest.raises(Interrupted):
+        jl.fit_streaming(npy_files[0], y, config, memory_budget_bytes=40_000, checkpoint=saver,
+                         callback=stop_at_epoch_3)
+    assert checkpoint.latest_checkpoint(tmp_path).name == "ckpt-000000002.npz"
+    epochs = []
+    resumed = jl.fit_streaming(npy_files[0], y, config, memory_budget_bytes=40_000,
+                               checkpoint=jl.Checkpointer(tmp_path, every=2),
+                               callback=lambda it, loss: epochs.append(it))
+    assert epochs == [3, 4]  # it continued from epoch 2
+    np.testing.assert_array_equal(resumed.params.w, uninterrupted.params.w)
+    np.testing.assert_array_equal(resumed.params.b, uninterrupted.params.b)
+    np.testing.assert_array_equal(resumed.loss_history, uninterrupted.loss_history)
+    assert (resumed.n_iter, resumed.status) == (uninterrupted.n_iter, uninterrupted.status)
+    assert_same_fit(jl.fit(X, y, config), resumed)
+    # the checkpoint is tied to the file's data: other rows are refused
+    other = tmp_path / "other.npy"
+    np.save(other, X[::-1])
+    with pytest.raises(checkpoint.CheckpointMismatch, match="other data"):
+        jl.fit_streaming(other, y[::-1], config, checkpoint=jl.Checkpointer(tmp_path, every=2))
+
+
+@pytest.mark.parametrize("fmt", ["npy", "hdf5"])
+def test_nan_or_inf_in_X_is_the_fit_error_naming_the_row(problem, tmp_path, fmt):
+    """D8: NaN/inf in the file is "X must be finite" (as jaxlogreg.fit says), naming the row,
+    not a fit that "diverged" at iteration 0."""
+    X, y, _ = problem
+    bad = X.copy()
+    bad_row, bad_col, value = (17, 3, np.nan) if fmt == "npy" else (530, 0, np.inf)
+    bad[bad_row, bad_col] = value
+    if fmt == "npy":
+        path, y_arg = tmp_path / "X.npy", y
+        np.save(path, bad)
+    else:
+        path, y_arg = tmp_path / "X.h5", "y"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("X", data=bad, chunks=(50, N))
+            f.create_dataset("y", data=y)
+    with pytest.raises(ValueError, match="X must be finite"):
+        jl.fit(bad, y, ADAM)
+    with pytest.raises(ValueError, match=rf"X must be finite, got {value} in row {bad_row} "
+                                         rf"\(0-based\), feature {bad_col} of {path}"):
+        jl.fit_streaming(path, y_arg, ADAM, memory_budget_bytes=40_000)
+
+
 def test_budget_too_small_is_a_clear_error(npy_files):
     with pytest.raises(ValueError, match=r"memory_budget_bytes=1000 is too small.*3 batches"):
-        streaming.fit_streaming(npy_files[0], npy_files[1], ADAM, memory_budget_bytes=1000)
+        jl.fit_streaming(npy_files[0], npy_files[1], ADAM, memory_budget_bytes=1000)
 
 
 def test_needs_a_batch_size_and_an_existing_file(npy_files, tmp_path):
     with pytest.raises(ValueError, match="batch_size must be set"):
-        streaming.fit_streaming(npy_files[0], npy_files[1], train.TrainConfig(solver="lbfgs"))
+        jl.fit_streaming(npy_files[0], npy_files[1], jl.TrainConfig(solver="lbfgs"))
     with pytest.raises(FileNotFoundError, match="no such data file"):
-        streaming.fit_streaming(tmp_path / "missing.npy", npy_files[1], ADAM)
+        jl.fit_streaming(tmp_path / "missing.npy", npy_files[1], ADAM)
     with pytest.raises(KeyError, match="no dataset 'features'"):
         path = tmp_path / "d.h5"
         with h5py.File(path, "w") as f:
             f.create_dataset("X", data=np.zeros((4, 2)))
-        streaming.fit_streaming(path, "y", ADAM, x_key="features")
+        jl.fit_streaming(path, "y", ADAM, x_key="features")
 
 
 def test_reader_errors_reach_the_caller(problem):
@@ -117,13 +181,13 @@ def test_reader_errors_reach_the_caller(problem):
             raise OSError("disk on fire")
 
     with pytest.raises(OSError, match="disk on fire"):
-        streaming.fit_streaming(Broken(), y, ADAM, memory_budget_bytes=40_000)
+        jl.fit_streaming(Broken(), y, ADAM, memory_budget_bytes=40_000)
 
 
 def test_row_source_reads_rows_by_chunk(problem, hdf5_file):
     X = problem[0].astype(np.float64)
     with h5py.File(hdf5_file, "r") as f:
-        rows = streaming.RowSource(f["X"])
+        rows = RowSource(f["X"])
         assert rows.chunk_rows == 50
         wanted = np.asarray([0, 3, 49, 50, 51, 700, 1002])
         np.testing.assert_array_equal(rows.read_rows(wanted), X[wanted])

@@ -1,0 +1,6 @@
+"""The ``jaxlogreg`` command line: configs (:mod:`~.config`), ``train`` (:mod:`~.train`),
+``evaluate``/``predict``/``check-grad`` (:mod:`~.use`) and the entry point (:mod:`~.main`)."""
+
+from jaxlogreg.cli.main import main as main
+
+__all__ = ["main"]

@@ -1,0 +1,192 @@
+"""The ``jaxlogreg`` command: train, evaluate, predict and check-grad.
+
+``main(argv) -> int`` returns the exit status: 0 on success, 1 when training diverged or a
+gradient check failed, 2 for bad arguments, configs, data or model files (a one-line message
+on stderr, no traceback; set ``JAXLOGREG_DEBUG=1`` to see the traceback).
+
+Runs are described by TOML configs (:mod:`jaxlogreg.cli.config`); ``--set section.key=value``
+overrides single keys. Without ``--config`` the built-in default (``configs/default.toml``) runs.
+The benchmarks are scripts of the repository: ``python benchmarks/<name>.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jaxlogreg import __version__
+from jaxlogreg.cli.config import CLIError, ConfigError
+from jaxlogreg.cli.train import (
+    LEARNING_RATES_FILE,
+    LOSS_CURVE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    cmd_train,
+)
+from jaxlogreg.cli.use import cmd_check_grad, cmd_evaluate, cmd_predict
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML config (default: the built-in default config)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key, e.g. --set train.learning_rate=0.01 (repeatable)",
+    )
+
+
+def _add_model_and_data_options(p: argparse.ArgumentParser, data_help: str, label_help: str):
+    """``--model``, then the data: ``--config``/``--set`` or ``--data`` (with its label column)."""
+    p.add_argument("--model", required=True, metavar="FILE", help="model file from train --out")
+    _add_config_options(p)
+    p.add_argument("--data", metavar="FILE", help=data_help)
+    p.add_argument("--label-column", default="label", help=f"{label_help} (default label)")
+
+
+def _add_output_options(p: argparse.ArgumentParser, metavar: str, output_help: str,
+                        quiet_help: str, func: Any) -> None:
+    p.add_argument("--output", metavar=metavar, help=output_help)
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
+    p.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxlogreg",
+        description="Logistic regression in JAX: train, evaluate and inspect models.",
+        epilog="Configs: see configs/*.toml and the README. Benchmarks: python "
+        "benchmarks/<name>.py in a checkout.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train a model from a config and report its metrics",
+        description="Train on the config's data (the built-in default config "
+        "without --config) and print data, solver, iterations, time and "
+        "train/validation loss, accuracy and AUC.",
+    )
+    _add_config_options(p)
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"write {MODEL_FILE}, {METRICS_FILE} and {LOSS_CURVE_FILE} to DIR",
+    )
+    p.add_argument(
+        "--grad",
+        choices=("manual", "autodiff"),
+        help="gradient: hand-written backward pass or jax.grad (train.grad)",
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no report (warnings and errors still go to stderr)",
+    )
+    p.add_argument(
+        "--compare-learning-rates",
+        nargs="*",
+        type=float,
+        metavar="LR",
+        help="also train with each learning rate (default: the course's 0.01 0.001 "
+        f"0.0001) and plot the costs to DIR/{LEARNING_RATES_FILE}",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics of a saved model on data",
+        description="Metrics of a saved model on the train/validation data of a "
+        "config, or on one data file (--data).",
+    )
+    _add_model_and_data_options(p, "a labelled data file instead of a config", "label column of a CSV")
+    p.add_argument("--y-path", metavar="FILE", help="labels (.npy) of a .npy features file")
+    _add_output_options(p, "JSON", "also write the metrics to this JSON file",
+                        "print nothing but errors", cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict classes and probabilities for a data file",
+        description="Write one CSV row per sample: the predicted class and the "
+        "probability of each class, for a data file (--data) or for a config's "
+        "data (--config/--set, --split).",
+    )
+    _add_model_and_data_options(
+        p,
+        "features (.csv with or without header and label column, .npy, .npz, .h5, .svm)",
+        "label column of a CSV, ignored when present",
+    )
+    p.add_argument(
+        "--split",
+        choices=("validation", "train"),
+        default="validation",
+        help="with --config: which part of the config's data (default validation)",
+    )
+    _add_output_options(p, "CSV", "output file (default: standard output)",
+                        "no message on stderr", cmd_predict)
+
+    p = sub.add_parser(
+        "check-grad",
+        help="hand-written gradient vs jax.grad and finite differences",
+        description="Compare the hand-written gradient with jax.grad and central "
+        "finite differences on the config's training data; exit status 1 when "
+        "an error exceeds its tolerance.",
+    )
+    _add_config_options(p)
+    p.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of the check (default float64)",
+    )
+    p.add_argument(
+        "--max-coords",
+        type=int,
+        default=256,
+        metavar="N",
+        help="finite differences on at most N coordinates (default 256)",
+    )
+    p.set_defaults(func=cmd_check_grad)
+    return parser
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's input, reported in one line with exit status 2."""
+    from jaxlogreg.plots import PlotUnavailableError
+
+    return (CLIError, ConfigError, OSError, ValueError, TypeError, PlotUnavailableError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jaxlogreg`` command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv else None
+    debug = os.environ.get("JAXLOGREG_DEBUG", "") not in ("", "0")
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\njaxlogreg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from jaxlogreg.estimator import DivergenceError
+
+        if debug:
+            raise
+        if isinstance(err, DivergenceError):
+            status = 1
+        elif isinstance(err, _errors()):
+            status = 2
+        else:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"jaxlogreg {command or ''}: error: {message}".replace("  ", " "), file=sys.stderr)
+        return status

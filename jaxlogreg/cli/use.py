@@ -1,0 +1,139 @@
+"""``jaxlogreg evaluate``, ``predict`` and ``check-grad``: use a saved model, or the gradient.
+
+A saved model is the estimator rebuilt from the file (:func:`jaxlogreg.estimator.from_params`)
+and the feature scaling it was trained with, applied again before every prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from jaxlogreg.cli.config import CLIError, load_config
+from jaxlogreg.cli.train import classes_text, data_dtype, metrics_of, metrics_table, write_json
+from jaxlogreg.data.scaling import scale
+from jaxlogreg.data.sources import DataConfig, load_labelled, load_splits, read_features
+
+
+def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The estimator of ``--model``, its feature scaling (or None) and the dtype to load data
+    in, once the data options are known to name one source."""
+    from jaxlogreg.data.model_io import load_model
+    from jaxlogreg.estimator import from_params
+
+    if args.data is not None and (args.config is not None or args.set):
+        raise CLIError("give either --data FILE or --config/--set, not both")
+    saved = load_model(args.model)
+    dtype = str(saved.params.w.dtype)
+    return from_params(saved.params, saved.classes), saved.scaler, (
+        dtype if dtype in ("float32", "float64") else "float32")
+
+
+def _file_options(args: argparse.Namespace) -> DataConfig:
+    """How to read a ``--data`` file: the label column of a CSV, the labels of a .npy."""
+    return DataConfig(label_column=args.label_column, y_path=getattr(args, "y_path", None) or "")
+
+
+def _config_splits(args: argparse.Namespace, dtype: str):
+    """The train/validation data of ``--config``/``--set``, loaded in the model's dtype."""
+    return load_splits(load_config(args.config, args.set or []).data, dtype)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    clf, scaler, dtype = _load_model(args)
+    if args.data is not None:
+        sets = {"data": load_labelled(args.data, _file_options(args), dtype)}
+    else:
+        splits = _config_splits(args, dtype)
+        sets = {"train": splits.train}
+        if splits.validation is not None:
+            sets["validation"] = splits.validation
+    reports = {name: metrics_of(clf, scale(scaler, ds.X), ds.y) for name, ds in sets.items()}
+    if args.output:
+        write_json(Path(args.output), reports)
+    if not args.quiet:
+        print(
+            f"model       {args.model}: {len(clf.classes_)} classes "
+            f"{classes_text(clf.classes_, None)}, {clf.n_features_in_} features",
+        )
+        metrics_table(reports, sys.stdout)
+        if args.output:
+            print(f"wrote       {args.output}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    clf, scaler, dtype = _load_model(args)
+    if args.data is not None:
+        X = read_features(args.data, _file_options(args), dtype).X
+    elif args.config is None and not args.set:
+        raise CLIError("give --data FILE or --config/--set (with --split)")
+    else:
+        splits = _config_splits(args, dtype)
+        part = splits.train if args.split == "train" else splits.validation
+        if part is None:
+            raise CLIError("the config has no validation data (data.validation_fraction = 0)")
+        X = part.X
+    X = scale(scaler, X)
+    proba, pred = clf.predict_proba(X), clf.predict(X)
+    if args.output in (None, "-"):
+        _write_predictions(sys.stdout, clf.classes_, pred, proba)
+    else:
+        with open(args.output, "w", newline="", encoding="utf-8") as f:
+            _write_predictions(f, clf.classes_, pred, proba)
+        if not args.quiet:
+            print(f"wrote {len(pred)} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_predictions(f: TextIO, classes: Any, pred: Any, proba: Any) -> None:
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow(["prediction"] + [f"proba_{c}" for c in classes])
+    for label, row in zip(pred.tolist(), proba.tolist(), strict=True):
+        writer.writerow([label] + [repr(float(p)) for p in row])
+
+
+_GRAD_TOLERANCE = {"float64": (1e-10, 1e-5), "float32": (1e-4, 5e-2)}
+
+
+def cmd_check_grad(args: argparse.Namespace) -> int:
+    from jaxlogreg.core.gradcheck import check_gradients
+    from jaxlogreg.data.scaling import fit_scaler
+
+    config = load_config(args.config, list(args.set or []) + [f"train.dtype={args.dtype}"])
+    splits = load_splits(config.data, data_dtype(config))
+    X = splits.train.X
+    if config.data.standardize:
+        X = scale(fit_scaler(X), X)
+    classes, y = np.unique(splits.train.y, return_inverse=True)
+    if classes.shape[0] < 2:
+        raise CLIError(f"the training part of the data holds only one class, {classes[0]!r}")
+    m, n = X.shape
+    l2 = 0.0 if math.isinf(config.train.C) else 1.0 / (config.train.C * m)
+    result = check_gradients(
+        X, y, n_classes=int(classes.shape[0]), l2=l2, dtype=args.dtype, max_coords=args.max_coords
+    )
+    auto_tol, fd_tol = _GRAD_TOLERANCE[args.dtype]
+    ok = result.autodiff_rel_error <= auto_tol and result.finite_diff_rel_error <= fd_tol
+    print(f"data        {splits.description}")
+    print(
+        f"            training part {m} x {n}, {classes.shape[0]} classes, λ = {l2:g}, "
+        f"{args.dtype}, at random parameters"
+    )
+    print(
+        f"hand-written vs jax.grad              max relative error "
+        f"{result.autodiff_rel_error:.3e}  (tolerance {auto_tol:g})"
+    )
+    print(
+        f"hand-written vs finite differences    max relative error "
+        f"{result.finite_diff_rel_error:.3e}  (tolerance {fd_tol:g}, "
+        f"{result.n_coords_checked} coordinates)"
+    )
+    print("OK" if ok else "FAILED: the hand-written gradient disagrees")
+    return 0 if ok else 1

@@ -1,0 +1,102 @@
+"""Numerically stable losses computed from logits, and the training objective.
+
+Per example (lecture 2.9), with ``a = σ(z)``::
+
+    L(a, y) = -(y log a + (1 - y) log(1 - a))  =  softplus(z)  if y = 0
+                                                softplus(-z) if y = 1
+
+computed from ``z``, never as ``log(σ(z))`` (``σ(z)`` rounds to exactly 1 in float32 once
+``z > 17``). Softmax: ``L = logsumexp(z) - z[y]``.
+
+Objective over m examples (lecture 2.14), with optional weights ``s_i`` and L2 strength λ
+(the intercept is not penalised)::
+
+    J(w, b) = Σ_i s_i L_i / Σ_i s_i  +  λ/2 ||w||²        (s_i = 1 gives the mean)
+
+scikit-learn's ``LogisticRegression(C=...)`` minimises the same J when ``C = 1 / (λ Σ_i s_i)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxlogreg.core.model import Params, check_problem
+
+
+def binary_cross_entropy(z: jax.Array, y: jax.Array) -> jax.Array:
+    """Per-example BCE from logits ``z`` and labels ``y`` in {0, 1}, elementwise.
+
+    ``softplus((1 - 2y) z)`` is exact for both labels: the sign flip is exact in floating point.
+    """
+    return jax.nn.softplus((1 - 2 * y.astype(z.dtype)) * z)
+
+
+def softmax_cross_entropy(z: jax.Array, y: jax.Array, axis: int = -1) -> jax.Array:
+    """Per-example cross-entropy ``logsumexp(z) - z[y]`` from logits (class axis ``axis``)."""
+    z_y = jnp.take_along_axis(z, jnp.expand_dims(y, axis), axis=axis).squeeze(axis)
+    return jax.nn.logsumexp(z, axis=axis) - z_y
+
+
+def example_scale(sample_weight: jax.Array | None, m: int, dtype: Any) -> jax.Array:
+    """``s_i / Σ s`` per example, or the scalar ``1/m`` without weights."""
+    if sample_weight is None:
+        return jnp.asarray(1.0 / m, dtype)
+    sample_weight = sample_weight.astype(dtype)
+    return sample_weight / jnp.sum(sample_weight)
+
+
+def l2_penalty(w: jax.Array, l2: Any) -> jax.Array:
+    """``λ/2 ||w||²`` (intercept excluded); exactly 0 when λ = 0, even if ``||w||²`` overflows."""
+    return jnp.where(l2 == 0, 0.0, 0.5 * l2 * jnp.sum(w * w)).astype(w.dtype)
+
+
+def forward_t(params: Params, Xt: jax.Array) -> jax.Array:
+    """``z = wᵀX + b`` in the course's features-major layout: Xt (n, m) -> z (m,) or (K, m)."""
+    w, b = params
+    Xt = Xt.astype(w.dtype)
+    if w.ndim == 1:
+        return w @ Xt + b
+    return w.T @ Xt + b[:, None]
+
+
+def per_example_loss_t(z: jax.Array, y: jax.Array) -> jax.Array:
+    """Loss of each example from logits in features-major layout: z (m,) or (K, m)."""
+    return binary_cross_entropy(z, y) if z.ndim == 1 else softmax_cross_entropy(z, y, axis=0)
+
+
+def objective_t(
+    params: Params,
+    Xt: jax.Array,
+    y: jax.Array,
+    sample_weight: jax.Array | None = None,
+    l2: Any = 0.0,
+) -> jax.Array:
+    """J(w, b) with X given features-major as Xt (n, m); no input checks (use under jit)."""
+    z = forward_t(params, Xt)
+    s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
+    return jnp.sum(s * per_example_loss_t(z, y)) + l2_penalty(params.w, l2)
+
+
+def objective(
+    params: Params,
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    l2: float = 0.0,
+) -> jax.Array:
+    """The training objective J(w, b) for X (m, n), y (m,), optional sample_weight (m,), λ = l2.
+
+    Labels are 0/1 for binary params and integer class indices for multinomial params.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from jaxlogreg import Params, objective
+      >>> params = Params(w=jnp.zeros(2), b=jnp.array(0.0))
+      >>> round(float(objective(params, jnp.ones((3, 2)), jnp.array([0, 1, 1]))), 6)
+      0.693147
+    """
+    X, y, sample_weight = check_problem(params, X, y, sample_weight, l2)
+    return objective_t(params, X.T, y, sample_weight, l2)

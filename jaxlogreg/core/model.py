@@ -1,0 +1,138 @@
+"""The model: parameters and the forward pass ``z = X w + b``, ``a = σ(z)``.
+
+Binary logistic regression (lectures 2.9-2.14) has ``w`` of shape ``(n,)`` and a scalar ``b``.
+Multinomial (softmax) regression for K classes has ``W`` of shape ``(n, K)`` and ``b`` of shape
+``(K,)``; binary is the special case of one logit per example.
+
+Public layout: ``X`` is ``(m, n) = (n_samples, n_features)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlogreg.core import checks as v
+
+
+class Params(NamedTuple):
+    """Model parameters, a pytree: ``w`` (n,) or (n, K) and ``b`` () or (K,)."""
+
+    w: jax.Array
+    b: jax.Array
+
+
+def accumulation_dtype(dtype: Any) -> jnp.dtype:
+    """Parameters and sums use float32 for 16-bit inputs, otherwise the input's float dtype."""
+    dtype = jnp.dtype(dtype)
+    if dtype.itemsize < 4 or not jnp.issubdtype(dtype, jnp.floating):
+        return jnp.dtype(jnp.float32)
+    return dtype
+
+
+def init_params(n_features: int, n_classes: int = 2, dtype: Any = jnp.float32) -> Params:
+    """Zero initialisation, as in the course: ``w = 0``, ``b = 0``.
+
+    Args:
+      n_features: n, the number of input features.
+      n_classes: 2 for binary (``w`` of shape (n,)), K > 2 for softmax (``w`` of shape (n, K)).
+      dtype: parameter dtype (float32 by default).
+    """
+    v.check_int_at_least(n_features, "n_features", 1)
+    v.check_int_at_least(n_classes, "n_classes", 2)
+    try:
+        is_float = jnp.issubdtype(jnp.dtype(dtype), jnp.floating)
+    except TypeError:
+        is_float = False
+    if not is_float:
+        raise TypeError(f"dtype must be a floating dtype such as float32, got {dtype!r}")
+    dtype = accumulation_dtype(dtype)
+    if n_classes == 2:
+        return Params(w=jnp.zeros((n_features,), dtype), b=jnp.zeros((), dtype))
+    return Params(w=jnp.zeros((n_features, n_classes), dtype), b=jnp.zeros((n_classes,), dtype))
+
+
+def n_classes_of(params: Params) -> int:
+    """2 for binary parameters, K for multinomial ones."""
+    return 2 if params.w.ndim == 1 else params.w.shape[1]
+
+
+def check_params(params: Any, n_features: int | None = None) -> Params:
+    """Check ``params`` is a :class:`Params` with consistent shapes (and ``n_features`` rows)."""
+    if not isinstance(params, Params):
+        raise TypeError(f"params must be jaxlogreg.Params(w, b), got {type(params).__name__}")
+    w, b = params
+    binary = w.ndim == 1 and b.ndim == 0
+    multinomial = w.ndim == 2 and b.ndim == 1 and b.shape[0] == w.shape[1] and w.shape[1] >= 2
+    if not (binary or multinomial):
+        raise ValueError(
+            "params must be binary (w of shape (n,), b of shape ()) or multinomial "
+            f"(w of shape (n, K), b of shape (K,)), got w {tuple(w.shape)} and b {tuple(b.shape)}"
+        )
+    if n_features is not None and w.shape[0] != n_features:
+        raise ValueError(
+            f"params.w must have {n_features} rows to match X's {n_features} features, "
+            f"got w of shape {tuple(w.shape)}"
+        )
+    return params
+
+
+def check_X_structure(X: Any, name: str = "X") -> jax.Array | np.ndarray:
+    """Check a design matrix's type and shape (n_samples, n_features), not its values."""
+    X = v.as_array(X, name)
+    v.check_ndim(X, name, 2, "(n_samples, n_features)")
+    v.check_nonempty(X, name)
+    v.check_float_dtype(X, name)
+    return X
+
+
+def check_X(X: Any, name: str = "X") -> jax.Array:
+    """Validate a design matrix of shape (n_samples, n_features): float, non-empty, finite."""
+    X = check_X_structure(X, name)
+    v.check_finite(X, name)
+    return jnp.asarray(X)
+
+
+def check_problem(
+    params: Params, X: Any, y: Any, sample_weight: Any, l2: Any
+) -> tuple[jax.Array, Any, Any]:
+    """Validate ``X, y, sample_weight`` of a public function; check ``params`` and ``l2``."""
+    X = check_X(X)
+    check_params(params, X.shape[1])
+    m = X.shape[0]
+    y = jnp.asarray(v.check_y(y, m, n_classes_of(params)))
+    if sample_weight is not None:
+        sample_weight = jnp.asarray(v.check_sample_weight(sample_weight, m))
+    if v.is_concrete(l2):
+        numeric_0d = isinstance(l2, jax.Array | np.ndarray) and l2.ndim == 0 and (
+            jnp.issubdtype(l2.dtype, jnp.floating) or jnp.issubdtype(l2.dtype, jnp.integer)
+        )
+        v.check_positive(float(l2) if numeric_0d else l2, "l2", allow_zero=True)
+    return X, y, sample_weight
+
+
+def logits(params: Params, X: Any) -> jax.Array:
+    """``z = X w + b``: shape (m,) for binary, (m, K) for multinomial."""
+    X = check_X(X)
+    check_params(params, X.shape[1])
+    return _matmul(X, params.w) + params.b
+
+
+def predict_proba(params: Params, X: Any) -> jax.Array:
+    """``a = σ(z)`` (m,) for binary: P(y = 1 | x); ``softmax(z)`` (m, K) for multinomial."""
+    z = logits(params, X)
+    return jax.nn.sigmoid(z) if z.ndim == 1 else jax.nn.softmax(z, axis=-1)
+
+
+def predict(params: Params, X: Any) -> jax.Array:
+    """Class indices: ``a > 0.5`` (i.e. ``z > 0``) for binary, ``argmax z`` for multinomial."""
+    z = logits(params, X)
+    return (z > 0).astype(jnp.int32) if z.ndim == 1 else jnp.argmax(z, axis=-1).astype(jnp.int32)
+
+
+def _matmul(X: jax.Array, w: jax.Array) -> jax.Array:
+    """``X @ w`` with 16-bit X upcast so the sums run in the parameters' dtype."""
+    return jnp.matmul(X.astype(w.dtype), w)

@@ -1,0 +1,195 @@
+"""The data a run configures: the ``[data]`` section of a TOML config, loaded.
+
+- :class:`DataConfig`: where the examples come from (synthetic data, the course's cat/non-cat
+  images or a file) and how they are split; it checks its own values when created.
+- :func:`load_splits`: the training data and the validation data (a separate file, the
+  course's test set, or a fraction held out of the training data).
+- :func:`load_labelled` (evaluation) and :func:`read_features` (prediction): one data file,
+  read with the config's label column, array keys and labels file; the second accepts a file
+  of features only.
+
+Errors are ``ValueError`` (a :class:`~jaxlogreg.data.loaders.DataFileError` for a bad file)
+or ``FileNotFoundError``; the messages of :class:`DataConfig` start with the key's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from numbers import Real
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.data.datasets import Dataset, make_classification, train_test_split
+from jaxlogreg.data.loaders import FORMATS, PathLike, load_catvnoncat, load_dataset
+
+CATVNONCAT_ENV = "JAXLOGREG_CATVNONCAT_DIR"
+DATA_SOURCES = ("synthetic", "catvnoncat", "file")
+MAX_SYNTHETIC_VALUES = 10**9
+"""The largest ``n_samples * n_features`` of synthetic data (4 GB of float32 features)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: where the examples come from and how they are split and scaled.
+
+    Attributes:
+      source: "synthetic" (:func:`~jaxlogreg.data.datasets.make_classification`), "catvnoncat"
+        (the course's images; ``path`` is the folder with the two .h5 files, or
+        ``$JAXLOGREG_CATVNONCAT_DIR``) or "file" (``path`` is a .csv/.npz/.npy/.h5/.svm file
+        read by :func:`~jaxlogreg.data.loaders.load_dataset`).
+      path: data file or folder ("" for synthetic data).
+      label_column: the label column of a CSV file.
+      x_key, y_key: array names inside .npz/.h5 files.
+      y_path: the labels file of a .npy features file ``path``.
+      validation_path: a separate validation file; "" holds ``validation_fraction`` out of
+        the training data instead (catvnoncat uses the course's test set).
+      validation_fraction: share held out for validation, in [0, 1); 0 for none.
+      standardize: scale features to mean 0, std 1 with statistics of the training part.
+      seed: seed of the synthetic data and of the split.
+      n_samples, n_features, n_classes, separation, label_noise: synthetic data only;
+        ``n_samples * n_features`` is at most :data:`MAX_SYNTHETIC_VALUES`.
+    """
+
+    source: str = "synthetic"
+    path: str = ""
+    label_column: str = "label"
+    x_key: str = "X"
+    y_key: str = "y"
+    y_path: str = ""
+    validation_path: str = ""
+    validation_fraction: float = 0.2
+    standardize: bool = False
+    seed: int = 0
+    n_samples: int = 1000
+    n_features: int = 20
+    n_classes: int = 2
+    separation: float = 3.0
+    label_noise: float = 0.05
+
+    def __post_init__(self) -> None:
+        v.check_choice(self.source, "source", DATA_SOURCES)
+        if self.source != "synthetic" and not self.path:
+            what = "data file" if self.source == "file" else "folder holding the course's .h5 files"
+            hint = f" (or set {CATVNONCAT_ENV})" if self.source == "catvnoncat" else ""
+            raise ValueError(f"path must name the {what} for source = {self.source!r}{hint}")
+        if not _in_range(self.validation_fraction, upper_open=True):
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {v.show(self.validation_fraction)}"
+            )
+        m = v.check_int_at_least(self.n_samples, "n_samples", 1)
+        n = v.check_int_at_least(self.n_features, "n_features", 1)
+        v.check_int_at_least(self.n_classes, "n_classes", 2)
+        v.check_int_at_least(self.seed, "seed", 0)
+        v.check_positive(self.separation, "separation", allow_zero=True)
+        if not _in_range(self.label_noise, upper_open=False):
+            raise ValueError(f"label_noise must be in [0, 1], got {v.show(self.label_noise)}")
+        if self.source == "synthetic" and m * n > MAX_SYNTHETIC_VALUES:
+            raise ValueError(
+                f"n_samples * n_features must be at most {MAX_SYNTHETIC_VALUES:,}, got "
+                f"n_samples = {m:,} and n_features = {n:,}: {m * n:,} values, "
+                f"{m * n * 4 / 2**30:,.1f} GiB of float32 features"
+            )
+
+
+def _in_range(x: Any, *, upper_open: bool) -> bool:
+    """``x`` is a real number in [0, 1) (``upper_open``) or [0, 1]."""
+    if isinstance(x, bool) or not isinstance(x, Real):
+        return False
+    return 0 <= x < 1 if upper_open else 0 <= x <= 1
+
+
+class Splits(NamedTuple):
+    """Training and validation data as loaded (before feature scaling)."""
+
+    train: Dataset
+    validation: Dataset | None
+    description: str
+    class_names: tuple[Any, ...] | None
+
+
+def load_splits(config: DataConfig, dtype: str = "float32") -> Splits:
+    """The training and validation data of a ``[data]`` section, with ``X`` in ``dtype``."""
+    if config.source == "catvnoncat":
+        return _catvnoncat(config.path, dtype)
+    if config.source == "synthetic":
+        full = make_classification(
+            config.n_samples,
+            config.n_features,
+            config.n_classes,
+            seed=config.seed,
+            separation=config.separation,
+            label_noise=config.label_noise,
+            dtype=dtype,
+        )
+        description = full.source
+    else:
+        full = load_labelled(config.path, config, dtype)
+        description = config.path
+    if config.validation_path:
+        if Path(config.validation_path).suffix.lower() == ".npy":
+            raise ValueError(
+                f"validation_path {config.validation_path} is a .npy file of features only "
+                "(y_path holds the labels of path); store the validation data with its labels "
+                "in one .npz, .csv, .h5 or LIBSVM file"
+            )
+        validation = load_labelled(config.validation_path, config, dtype)
+        description = f"{description}, validation {config.validation_path}"
+        return Splits(full, validation, description, full.classes)
+    fraction = config.validation_fraction
+    if fraction == 0:
+        return Splits(full, None, description, full.classes)
+    try:
+        X_tr, X_va, y_tr, y_va = train_test_split(
+            full.X, full.y, test_size=fraction, seed=config.seed
+        )
+    except ValueError as err:
+        raise ValueError(
+            f"validation_fraction = {fraction:g} cannot split the {full.n_samples} sample(s) of "
+            f"{description}: {err}"
+        ) from None
+    return Splits(
+        Dataset(X_tr, y_tr, full.feature_names, full.classes, source=full.source),
+        Dataset(X_va, y_va, full.feature_names, full.classes, source=full.source),
+        f"{description}, {fraction:g} held out for validation",
+        full.classes,
+    )
+
+
+def _catvnoncat(path: str, dtype: str) -> Splits:
+    """The course's training set, and its test set as the validation data."""
+    if not Path(path).is_dir():
+        from_env = os.environ.get(CATVNONCAT_ENV, "") == path
+        raise FileNotFoundError(
+            f"catvnoncat folder {path}{f' (from {CATVNONCAT_ENV})' if from_env else ''} does "
+            f"not exist; point data.path or {CATVNONCAT_ENV} to the folder holding "
+            "train_catvnoncat.h5 and test_catvnoncat.h5"
+        )
+    train, test = load_catvnoncat(path, dtype=dtype)
+    return Splits(
+        train, test, f"catvnoncat ({path}), validation = the course's test set", train.classes
+    )
+
+
+def load_labelled(path: PathLike, config: DataConfig, dtype: str = "float32") -> Dataset:
+    """One data file with its labels (for training and evaluation)."""
+    return load_dataset(path, labels="required", dtype=dtype, **_loader_options(path, config))
+
+
+def read_features(path: PathLike, config: DataConfig, dtype: str = "float32") -> Dataset:
+    """One data file for prediction: labels may be absent (``y`` is then None); a CSV's
+    label column is dropped unread, and a CSV may have no header at all."""
+    return load_dataset(path, labels="optional", dtype=dtype, **_loader_options(path, config))
+
+
+def _loader_options(path: PathLike, config: DataConfig) -> dict[str, Any]:
+    """The config's keys that the loader of ``path`` takes."""
+    kind = FORMATS.get(Path(path).suffix.lower())
+    if kind == "csv":
+        return {"label_column": config.label_column}
+    if kind in ("npz", "hdf5"):
+        return {"x_key": config.x_key, "y_key": config.y_key}
+    if kind == "npy":
+        return {"y_path": config.y_path or None}
+    return {}

@@ -1,0 +1,296 @@
+"""Parsing the text data formats, CSV and LIBSVM/svmlight, into a Dataset.
+
+:func:`load_csv` and :func:`load_svmlight` keep the contract of every loader, set out in
+:mod:`~jaxlogreg.data.loaders` (``X`` of shape (m, n), float32 unless ``dtype="float64"``;
+``y`` of shape (m,) as found in the file), and finish with its checks. Their errors are
+:class:`~jaxlogreg.data.loaders.DataFileError` naming the file, the 1-based line and, for
+CSV, the column, with what was expected and what was found; a missing file is a
+``FileNotFoundError``. :func:`~jaxlogreg.data.loaders.load_dataset` picks them by extension.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+
+import numpy as np
+from sklearn.datasets import load_svmlight_file
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.data.datasets import Dataset, check_dtype
+from jaxlogreg.data.loaders import (
+    DataFileError,
+    PathLike,
+    _check_labels,
+    _finalize,
+    _require_file,
+)
+
+MAX_DENSE_BYTES = 8 * 2**30
+"""The largest dense ``X`` (in bytes) :func:`load_svmlight` builds from a sparse file."""
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def load_csv(
+    path: PathLike,
+    label_column: str = "label",
+    *,
+    labels: str = "required",
+    delimiter: str = ",",
+    dtype: str = "float32",
+) -> Dataset:
+    """A CSV file: every column but ``label_column`` is a numeric feature.
+
+    The first non-blank row is a header of column names unless every cell in it is a number.
+    ``labels="required"`` needs a header with ``label_column``. ``labels="optional"`` reads
+    features only (``y = None``): ``label_column``, when present, is dropped unread, and a file
+    without a header has features in every column. Labels are returned as given: int64 if all
+    are integers, float64 if all are numbers, strings otherwise. Blank lines are skipped.
+    ``feature_names`` holds the other headers (None without a header).
+    """
+    dtype_ = check_dtype(dtype)
+    labels = _check_labels(labels)
+    rows, lines = _read_rows(path, delimiter)
+    if not rows:
+        raise DataFileError(path, "the file is empty: expected a header row and data rows")
+    first, first_line = [c.strip() for c in rows[0]], lines[0]
+    header = None if all(_is_number(c) for c in first) else first
+    if header is None and labels == "required":
+        raise DataFileError(
+            path,
+            "the first row holds numbers, not column names; a CSV needs a header row naming "
+            f"the label column {label_column!r}",
+            first_line,
+        )
+    what = "the first row" if header is None else "the header"
+    for row, line in zip(rows, lines, strict=True):
+        if len(row) != len(first):
+            raise DataFileError(
+                path,
+                f"expected {len(first)} columns as in {what} (line {first_line}), got {len(row)}",
+                line,
+            )
+    li = None
+    if header is not None:
+        rows, lines = rows[1:], lines[1:]
+        if label_column in header:
+            if header.count(label_column) > 1:
+                raise DataFileError(
+                    path, f"label column {label_column!r} appears twice", first_line
+                )
+            li = header.index(label_column)
+        elif labels == "required":
+            raise DataFileError(
+                path,
+                f"label_column={label_column!r} not found; the header has columns {header}",
+                first_line,
+            )
+        if not rows:
+            raise DataFileError(path, f"no data rows after the header (line {first_line})")
+        if li is not None and len(header) < 2:
+            raise DataFileError(path, "no feature columns besides the label column", first_line)
+    y = None
+    if li is not None and labels == "required":
+        y = _parse_labels(path, [row[li].strip() for row in rows], lines)
+    cols = [j for j in range(len(first)) if j != li]
+    names = None if header is None else tuple(header[j] for j in cols)
+    where = [str(j + 1) for j in cols] if names is None else [repr(n) for n in names]
+    feats = [[row[j] for j in cols] for row in rows]
+    X, y = _finalize(path, _parse_numbers(path, feats, lines, where), y, dtype_)
+    return Dataset(X=X, y=y, feature_names=names, source=os.fspath(path))
+
+
+def _read_rows(path: PathLike, delimiter: str) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows of a CSV file and their 1-based line numbers."""
+    p = _require_file(path)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            for row in reader:
+                if row and any(c.strip() for c in row):
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except UnicodeDecodeError as err:
+        raise DataFileError(path, f"not a UTF-8 text file ({err})") from err
+    except csv.Error as err:
+        raise DataFileError(path, f"malformed CSV ({err})") from err
+    return rows, lines
+
+
+def _parse_labels(path: PathLike, raw: list[str], lines: list[int]) -> np.ndarray:
+    """Labels as given: int64 if all are integers, else float64 if all are numbers, else str."""
+    for label, line in zip(raw, lines, strict=True):
+        if label == "":
+            raise DataFileError(path, "empty label", line)
+    try:
+        return np.array([int(s) for s in raw], dtype=np.int64)
+    except (ValueError, OverflowError):
+        pass
+    try:
+        y = np.array([float(s) for s in raw], dtype=np.float64)
+    except ValueError:
+        return np.array(raw, dtype=str)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataFileError(path, f"label must be finite, got {raw[i]!r}", lines[i])
+    return y
+
+
+def _parse_numbers(
+    path: PathLike, cells: list[list[str]], lines: list[int], columns: list[str]
+) -> np.ndarray:
+    """Strings (m, n) to finite float64, else an error at the first bad cell's line.
+
+    ``columns`` names each column in messages (a quoted header or a 1-based number).
+    """
+    try:
+        out = np.array(cells, dtype=np.float64)
+        if np.isfinite(out).all():
+            return out
+    except ValueError:  # a cell NumPy cannot parse: a mistake, or Python's syntax ("1_000")
+        pass
+    out = np.empty((len(cells), len(columns)), dtype=np.float64)
+    for i, (row, line) in enumerate(zip(cells, lines, strict=True)):
+        for j, cell in enumerate(row):
+            if not _is_number(cell):
+                what = "an empty value" if cell.strip() == "" else repr(cell)
+                raise DataFileError(
+                    path, f"column {columns[j]}: expected a number, got {what}", line
+                )
+            out[i, j] = float(cell)
+            if not math.isfinite(out[i, j]):
+                raise DataFileError(
+                    path,
+                    f"column {columns[j]}: features must be finite, got {cell.strip()!r}",
+                    line,
+                )
+    return out
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- LIBSVM
+
+
+def load_svmlight(
+    path: PathLike, n_features: int | None = None, *, dtype: str = "float32"
+) -> Dataset:
+    """A LIBSVM / svmlight text file, read by scikit-learn's ``load_svmlight_file``, as a dense
+    ``X`` (m, n_features).
+
+    Each line is ``label index:value index:value ...`` with 1-based, strictly increasing
+    indices; text after ``#`` is a comment; blank lines are skipped; a leading ``qid:`` is
+    ignored. Missing entries are 0. ``n_features`` defaults to the largest index found. Labels
+    are int64 when all are whole numbers, else float64. A dense ``X`` over
+    :data:`MAX_DENSE_BYTES` is refused before it is allocated.
+    """
+    dtype_ = check_dtype(dtype)
+    if n_features is not None:
+        n_features = v.check_int_at_least(n_features, "n_features", 1)
+    _require_file(path)
+    try:
+        X, y = load_svmlight_file(
+            os.fspath(path), n_features=n_features, dtype=np.float64, zero_based=False
+        )
+    except (ValueError, OverflowError) as err:  # name the line scikit-learn does not name
+        m, largest = _scan_svmlight(path, n_features)
+        _check_dense_size(path, m, n_features, largest, dtype_)
+        raise DataFileError(path, f"not a readable LIBSVM file ({err})") from err
+    if not (np.all(np.isfinite(X.data)) and np.all(np.isfinite(y))):
+        _scan_svmlight(path, n_features)  # raises at the line of the first NaN or inf
+    m = X.shape[0]
+    largest = int(X.indices.max()) + 1 if X.nnz else 0
+    n = n_features or largest
+    if m == 0:
+        raise DataFileError(path, "the file is empty: expected lines 'label index:value ...'")
+    if n == 0:
+        raise DataFileError(path, "no features found; pass n_features to set the width")
+    _check_dense_size(path, m, n_features, largest, dtype_)
+    if y.size and np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
+        y = y.astype(np.int64)
+    X, y = _finalize(path, X.astype(dtype_).toarray(), y, dtype_)
+    return Dataset(X=X, y=y, source=os.fspath(path))
+
+
+def _check_dense_size(
+    path: PathLike, m: int, n_features: int | None, largest: int, dtype: np.dtype
+) -> None:
+    """Refuse a dense ``X`` over :data:`MAX_DENSE_BYTES` before allocating it."""
+    n = n_features or largest
+    needed = m * n * dtype.itemsize
+    if needed > MAX_DENSE_BYTES:
+        cause = f"n_features={n}" if n_features else f"the largest feature index is {largest}"
+        raise DataFileError(
+            path,
+            f"{cause}: a dense X of {m} samples x {n} features ({dtype}) would take "
+            f"{needed:,} bytes, more than MAX_DENSE_BYTES = {MAX_DENSE_BYTES:,}"
+            + (
+                ""
+                if n_features
+                else "; if that index is a mistake, pass n_features (the "
+                "true width) to find its line"
+            ),
+        )
+
+
+def _scan_svmlight(path: PathLike, n_features: int | None) -> tuple[int, int]:
+    """Raise :class:`DataFileError` at the first line ``load_svmlight_file`` rejects, or that
+    holds NaN or inf; without one, return the number of samples and the largest index."""
+    m = largest = 0
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            tokens = raw.split(b"#", 1)[0].decode("utf-8", "replace").split()
+            if tokens:
+                m += 1
+                message, last = _svmlight_line_error(tokens, n_features)
+                if message is not None:
+                    raise DataFileError(path, message, line_no)
+                largest = max(largest, last)
+    return m, largest
+
+
+def _svmlight_line_error(tokens: list[str], n_features: int | None) -> tuple[str | None, int]:
+    """What is wrong with one line ``label index:value ...`` (None if nothing), and its
+    last feature index."""
+    label, features = tokens[0], tokens[1:]
+    if ":" in label:
+        return f"expected a label first, got feature {label!r}", 0
+    if not _is_number(label):
+        return f"label must be a number, got {label!r}", 0
+    if not math.isfinite(float(label)):
+        return f"label must be finite, got {label!r}", 0
+    if features and features[0].startswith("qid:"):
+        features = features[1:]
+    previous = 0
+    for tok in features:
+        idx_s, sep, val_s = tok.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            idx, val = int(idx_s), float(val_s)
+        except ValueError:
+            return f"malformed feature {tok!r}: expected index:value", 0
+        if idx < 1:
+            return f"feature index must be >= 1 (1-based), got {idx} in {tok!r}", 0
+        if idx == previous:
+            return f"feature index {idx} appears twice", 0
+        if idx < previous:
+            return f"feature indices must increase along a line, got {idx} after {previous}", 0
+        if not math.isfinite(val):
+            return f"feature {idx} must be finite, got {val_s!r}", 0
+        if n_features is not None and idx > n_features:
+            return f"feature index {idx} exceeds n_features={n_features}", 0
+        previous = idx
+    return None, previous

@@ -1,0 +1,115 @@
+"""Rows of an (m, n) array on disk, for streaming: a NumPy memmap or an h5py dataset.
+
+:func:`open_rows` opens X from a path (.npy memory-mapped, an HDF5 dataset) or an on-disk
+array; :class:`RowSource` reads a batch's rows (whole HDF5 chunks at a time, HDF5's unit of
+I/O) or a contiguous block; :func:`load_vector` reads y or the sample weights into memory; and
+:func:`check_finite_rows` refuses NaN/inf naming the row of the file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+PathLike = str | os.PathLike
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+
+
+class RowSource:
+    """Read rows of an (m, n) array kept on disk: a NumPy memmap or an h5py dataset."""
+
+    def __init__(self, array: Any, name: str = "X"):
+        shape = getattr(array, "shape", None)
+        if shape is None or len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+            raise ValueError(
+                f"{name} must be a non-empty 2-D array (m, n) on disk, got shape {shape}"
+            )
+        dtype = np.dtype(array.dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"{name} must hold floating-point numbers, got dtype {dtype}")
+        self.array = array
+        self.name = name
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = dtype
+        chunks = getattr(array, "chunks", None)  # h5py: None for contiguous datasets
+        self.chunk_rows = int(chunks[0]) if chunks else None
+
+    @property
+    def row_bytes(self) -> int:
+        return self.shape[1] * self.dtype.itemsize
+
+    @property
+    def chunk_bytes(self) -> int:
+        return 0 if self.chunk_rows is None else self.chunk_rows * self.row_bytes
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The rows ``rows`` (increasing, unique) as an in-memory (len(rows), n) array."""
+        if self.chunk_rows is None:
+            return np.asarray(self.array[rows])
+        out = np.empty((rows.size, self.shape[1]), self.dtype)
+        chunk_ids = rows // self.chunk_rows
+        bounds = np.flatnonzero(np.diff(chunk_ids)) + 1
+        for part in np.split(np.arange(rows.size), bounds):
+            start = int(chunk_ids[part[0]]) * self.chunk_rows
+            stop = min(start + self.chunk_rows, self.shape[0])
+            block = self.array[start:stop]  # one whole chunk: HDF5's unit of I/O
+            out[part] = block[rows[part] - start]
+        return out
+
+    def read_block(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.array[start:stop])
+
+
+def open_rows(source: Any, key: str = "X") -> tuple[RowSource, Any]:
+    """A :class:`RowSource` for a path (.npy memory-mapped, .h5/.hdf5 dataset ``key``) or array.
+
+    Returns ``(rows, handle)``; ``handle`` is the open h5py file to close, or None.
+    """
+    if isinstance(source, str | os.PathLike):
+        path = _existing(source, "data")
+        if path.endswith(".npy"):
+            return RowSource(np.load(path, mmap_mode="r"), path), None
+        if path.endswith(_HDF5_SUFFIXES):
+            import h5py
+
+            handle = h5py.File(path, "r")
+            if key not in handle:
+                names = sorted(handle.keys())
+                handle.close()
+                raise KeyError(f"{path}: no dataset {key!r}; datasets: {names}")
+            return RowSource(handle[key], f"{path}:{key}"), handle
+        suffixes = ", ".join(_HDF5_SUFFIXES)
+        raise ValueError(f"{path}: expected a .npy file or an HDF5 file ({suffixes})")
+    return RowSource(source), None
+
+
+def load_vector(source: Any, handle: Any, name: str) -> np.ndarray | None:
+    """y or sample_weight: an array, a .npy path, a dataset name of the HDF5 file, or None."""
+    if source is None:
+        return None
+    if isinstance(source, str) and handle is not None and source in handle:
+        return np.asarray(handle[source])
+    if isinstance(source, str | os.PathLike):
+        return np.load(_existing(source, name))
+    return np.asarray(source)
+
+
+def _existing(source: PathLike, what: str) -> str:
+    """The path as a string, or FileNotFoundError naming it and what it should hold."""
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    return path
+
+
+def check_finite_rows(X: np.ndarray, first_row: Any, name: str) -> None:
+    """``X must be finite``, naming the first bad row of the file (as ``fit`` would refuse)."""
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        row = int(first_row[i]) if isinstance(first_row, np.ndarray) else first_row + int(i)
+        raise ValueError(
+            f"X must be finite, got {X[i, j]} in row {row} (0-based), feature {j} of {name}"
+        )

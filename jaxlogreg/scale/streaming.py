@@ -1,0 +1,358 @@
+"""Out-of-core minibatch training: X streamed from a memory-mapped .npy file or an HDF5 dataset.
+
+:class:`StreamedData` is data prepared for the one fit pipeline
+(:func:`jaxlogreg.training.pipeline.run_fit`) whose loop segments run from the host. An epoch
+is the in-memory one (:func:`jaxlogreg.fit` with ``batch_size``): the same shuffled batches
+(``epoch_batches`` with the same key and epoch number), the same jitted step
+(``minibatch_update``), the same end-of-epoch bookkeeping (``finish_epoch``: epoch loss =
+weighted mean of the minibatch losses, divergence and ``tol`` checks), all from
+:mod:`jaxlogreg.training.loop`. Only X stays on disk; y (m values) and the sample weights are
+read into memory. Rows are checked as they are read: NaN or inf in X raises the same
+"X must be finite" error as :func:`jaxlogreg.fit`, naming the row.
+
+A background thread builds the batches and puts them on the device ahead of the step that needs
+them (a bounded queue of ``jax.device_put`` arrays), so reading overlaps computing::
+
+    reader thread:  rows of batch k+2 from disk -> (n, B) array -> device_put -> queue
+    main thread:    queue -> minibatch_update(params, opt_state, batch k) (asynchronous dispatch)
+
+To read with locality, a batch's rows are read in increasing row order (whole HDF5 chunks at a
+time), then put back into the batch's own order: the step sees exactly the rows the in-memory
+gather would give it, in the same order, so the two paths agree to float rounding.
+
+``memory_budget_bytes`` bounds what the reader holds at once: the queue, the batch being built,
+the one being used, and one HDF5 chunk. The final loss over all rows is computed in blocks that
+fit the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
+from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.scale.rows import RowSource, check_finite_rows, load_vector, open_rows
+from jaxlogreg.training.data import combined_weights, infer_n_classes, pad_rows, resolve_dtype
+from jaxlogreg.training.loop import (
+    RUNNING,
+    Hyper,
+    LoopSpec,
+    LoopState,
+    TrainData,
+    epoch_batches,
+    finish_epoch,
+    minibatch_update,
+)
+from jaxlogreg.training.pipeline import FitResult, callback_hooks, run_fit
+from jaxlogreg.training.settings import TrainConfig, resolve
+
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamPlan:
+    """Batches in flight, from the budget: ``(queue + 2) * batch + chunk <= budget``."""
+
+    batch_bytes: int
+    queue_size: int
+    block_rows: int  # rows per block when evaluating the final loss
+
+    @classmethod
+    def of(cls, rows: RowSource, batch_size: int, x_itemsize: int, budget: int, prefetch: int):
+        n = rows.shape[1]
+        # a batch as read (file dtype), as cast (x dtype) and its y and weights
+        batch_bytes = batch_size * (n * (rows.dtype.itemsize + x_itemsize) + 16)
+        room = budget - rows.chunk_bytes
+        if room < 3 * batch_bytes:
+            raise ValueError(
+                f"memory_budget_bytes={budget} is too small: streaming needs room for 3 batches "
+                f"of {batch_bytes} bytes (batch_size={batch_size}, {n} features)"
+                + (f" plus one HDF5 chunk of {rows.chunk_bytes} bytes" if rows.chunk_bytes else "")
+                + "; lower batch_size or raise the budget"
+            )
+        queue_size = max(1, min(prefetch, room // batch_bytes - 2))
+        row_cost = n * (rows.dtype.itemsize + x_itemsize) + 16
+        block_rows = max(1, min(rows.shape[0], room // (2 * row_cost)))
+        return cls(batch_bytes, queue_size, block_rows)
+
+
+def _stream_step(carry, batch: TrainData, hyper: Hyper, spec: LoopSpec):
+    """One minibatch update, summing ``J_batch · weight`` and ``weight`` as the scan does;
+    the carry's last entry is the loss of the epoch's first batch."""
+    params, opt_state, loss_sum, weight_sum, first = carry
+    params, opt_state, value, weight = minibatch_update(params, opt_state, batch, hyper, spec)
+    first = jnp.where(weight_sum == 0, value, first)
+    return params, opt_state, loss_sum + value * weight, weight_sum + weight, first
+
+
+_stream_step_jit = jax.jit(_stream_step, static_argnames="spec")
+_finish_epoch_jit = jax.jit(finish_epoch, static_argnames="spec")
+_epoch_batches_jit = jax.jit(epoch_batches, static_argnames=("m", "batch_size"))
+
+
+@jax.jit
+def _partial_objective(params: Params, Xt: jax.Array, y: jax.Array, weight: jax.Array):
+    """``(Σ w_i L_i, Σ w_i)`` over a block of rows (padding has weight 0)."""
+    losses = per_example_loss_t(forward_t(params, Xt), y)
+    return jnp.sum(weight * losses), jnp.sum(weight)
+
+
+class _BatchReader:
+    """The background thread: builds each epoch's batches and puts them on the device."""
+
+    def __init__(self, source: StreamedData, key: jax.Array, batch_size: int):
+        self.source, self.key, self.batch_size = source, key, batch_size
+        self.queue: queue.Queue = queue.Queue(maxsize=source.plan.queue_size)
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.x64 = bool(jax.config.jax_enable_x64)
+
+    def start(self, first_epoch: int, last_epoch: int) -> None:
+        self.thread = threading.Thread(
+            target=self._run, args=(first_epoch, last_epoch), name="jaxlogreg-reader", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, first_epoch: int, last_epoch: int) -> None:
+        try:
+            # jax.enable_x64 is thread-local: use the fit's setting for the permutation and
+            # device_put (which would otherwise turn float64 batches into float32).
+            with jax.enable_x64(self.x64):
+                for epoch in range(first_epoch, last_epoch):
+                    for batch in self._epoch(epoch):
+                        if not self._put(batch):
+                            return
+        except BaseException as err:  # noqa: BLE001 -- handed to the main thread, re-raised there
+            self._put(err)
+
+    def _epoch(self, epoch: int) -> Iterator[TrainData]:
+        src = self.source
+        indices, mask = _epoch_batches_jit(
+            self.key, jnp.asarray(epoch, jnp.int32), m=src.n_samples, batch_size=self.batch_size
+        )
+        indices, mask = np.asarray(indices), np.asarray(mask)
+        for idx, msk in zip(indices, mask, strict=True):
+            t0 = time.perf_counter()
+            unique, inverse = np.unique(idx, return_inverse=True)  # increasing: disk locality
+            X_batch = src.rows.read_rows(unique)
+            check_finite_rows(X_batch, unique, src.rows.name)
+            X_batch = X_batch[inverse]  # back to the batch's own row order
+            Xt = np.ascontiguousarray(X_batch.astype(src.x_dtype, copy=False).T)
+            # the dtypes of fit's minibatch gather: mask in X's, weights in the fit's precision
+            weights = msk.astype(accumulation_dtype(src.x_dtype))
+            if src.weights is not None:
+                weights = weights * src.weights[idx].astype(accumulation_dtype(src.dtype))
+            src.stats["read_s"] += time.perf_counter() - t0
+            yield jax.device_put(TrainData(Xt, src.y[idx], weights))
+
+    def get(self) -> TrainData:
+        item = self.queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+@dataclasses.dataclass
+class StreamedData:
+    """Data on disk prepared for :func:`jaxlogreg.training.pipeline.run_fit`: X stays in the
+    file and is read batch by batch; y and the weights (m values each) are in memory."""
+
+    rows: RowSource
+    y: np.ndarray
+    weights: np.ndarray | None
+    n_classes: int
+    dtype: str
+    x_dtype: Any
+    plan: StreamPlan
+    stats: dict = dataclasses.field(
+        default_factory=lambda: {"batches": 0, "read_s": 0.0, "wait_s": 0.0}
+    )
+    layout: Any = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.rows.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.rows.shape[1]
+
+    @property
+    def weight_sum(self) -> float:
+        return float(self.n_samples if self.weights is None else self.weights.sum())
+
+    def place(self, params: Params) -> Params:
+        return params
+
+    def unpad(self, params: Params) -> Params:
+        return params
+
+    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState:
+        """Epochs from the state's iteration up to ``stop_at``, batches read ahead in a thread."""
+        n_batches = -(-self.n_samples // spec.batch_size)
+        reader = _BatchReader(self, jax.random.wrap_key_data(state.key), spec.batch_size)
+        reader.start(int(state.iteration), stop_at)
+        try:
+            while (
+                int(state.status) == RUNNING
+                and int(state.iteration) < stop_at
+                and int(state.n_recorded) < spec.history_size
+            ):
+                zero = jnp.zeros((), state.loss_history.dtype)
+                carry = (state.params, state.opt_state, zero, zero, zero)
+                for _ in range(n_batches):
+                    t0 = time.perf_counter()
+                    batch = reader.get()
+                    self.stats["wait_s"] += time.perf_counter() - t0
+                    carry = _stream_step_jit(carry, batch, hyper, spec=spec)
+                    self.stats["batches"] += 1
+                params, opt_state, loss_sum, weight_sum, first = carry
+                state = _finish_epoch_jit(
+                    state, loss_sum / weight_sum, first, params, opt_state, hyper, spec=spec
+                )
+        finally:
+            reader.close()
+        return state
+
+    def _blocks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """Contiguous blocks ``(start, Xt, y, weights)`` of ``plan.block_rows`` rows, the last
+        one padded with weight-0 rows so that every block has the same shape."""
+        m, rows = self.n_samples, self.plan.block_rows
+        weight_dtype = accumulation_dtype(self.dtype)
+        for start in range(0, m, rows):
+            stop = min(start + rows, m)
+            X = self.rows.read_block(start, stop)
+            check_finite_rows(X, start, self.rows.name)
+            weights = (np.ones(stop - start, weight_dtype) if self.weights is None
+                       else self.weights[start:stop].astype(weight_dtype))
+            block = TrainData(X.astype(self.x_dtype, copy=False).T, self.y[start:stop], weights)
+            Xt, y, weights = pad_rows(block, rows)
+            yield start, np.ascontiguousarray(Xt), y, weights
+
+    def objective(self, params: Params, l2: Any) -> float:
+        """J(w, b) over all rows, read in blocks that fit the memory budget."""
+        total, weight_total = 0.0, 0.0
+        for _, Xt, y, weights in self._blocks():
+            s, w = _partial_objective(params, Xt, y, weights)
+            total += float(s)
+            weight_total += float(w)
+        return total / weight_total + float(l2_penalty(params.w, jnp.asarray(l2, params.w.dtype)))
+
+    def fingerprint(self) -> list[float]:
+        """The same summary of the data as in-memory fits use (see ``DeviceData.fingerprint``)."""
+        m, n = self.rows.shape
+        sums = np.zeros(2 * n + 3)
+        for start, Xt, y, weights in self._blocks():
+            ramp = (start + np.arange(Xt.shape[1])) / m
+            X, sw, yf = Xt.astype(np.float64), weights.astype(np.float64), y.astype(np.float64)
+            sums += np.concatenate([X @ sw, X @ (ramp * sw), [yf @ sw, yf @ (ramp * sw), sw.sum()]])
+        return sums.tolist()
+
+
+def fit_streaming(
+    X: Any,
+    y: Any = "y",
+    config: TrainConfig | None = None,
+    *,
+    sample_weight: Any = None,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    prefetch: int = 4,
+    x_key: str = "X",
+    init_params: Params | None = None,
+    n_classes: int | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    checkpoint: Any = None,
+    stats: dict | None = None,
+    **settings: Any,
+) -> FitResult:
+    """Minibatch training with X read from disk batch by batch; same result as in memory.
+
+    ``fit_streaming(path, y, config)`` matches ``jaxlogreg.fit(X, y, config)`` (same
+    ``batch_size`` and ``random_state``) up to float rounding.
+
+    Args:
+      X: a .npy file (memory-mapped), an HDF5 file (dataset ``x_key``), or an on-disk array
+        (``np.memmap``, ``h5py.Dataset``) of shape (m, n).
+      y: (m,) labels: an array, a .npy path, or the name of a dataset in X's HDF5 file
+        (``"y"`` by default).
+      config: a :class:`~jaxlogreg.TrainConfig` with ``batch_size`` set (SGD, Adam, ...;
+        not lbfgs); keyword ``settings`` replace its fields.
+      sample_weight: optional (m,) weights, given like ``y``.
+      memory_budget_bytes: the most memory the batches in flight may use (reader queue,
+        batch being built, batch being used, one HDF5 chunk).
+      prefetch: the most batches queued ahead of the step (fewer if the budget is tight).
+      init_params, n_classes, callback, checkpoint: as in :func:`jaxlogreg.fit`; ``callback``
+        is called after every epoch.
+      stats: if a dict, filled with ``batches``, ``read_s`` (time building batches, in the
+        reader thread), ``wait_s`` (time the step waited for a batch), ``queue_size``,
+        ``wall_s``.
+
+    Returns:
+      A :class:`~jaxlogreg.FitResult` whose ``loss_history`` holds the epoch losses.
+    """
+    t_start = time.perf_counter()
+    config = resolve(config, settings)
+    if config.batch_size is None:
+        raise ValueError(
+            "batch_size must be set for streaming, which trains on minibatches; got None "
+            "(full-batch solvers such as lbfgs need the data in memory: use jaxlogreg.fit)"
+        )
+    v.check_int_at_least(memory_budget_bytes, "memory_budget_bytes", 1)
+    v.check_int_at_least(prefetch, "prefetch", 1)
+    rows, handle = open_rows(X, x_key)
+    try:
+        data = _prepare(rows, handle, y, sample_weight, n_classes, config, memory_budget_bytes,
+                        prefetch)
+        hooks = callback_hooks(callback, config.max_iter, config.max_iter)  # after every epoch
+        result = run_fit(data, config, init_params=init_params, hooks=hooks,
+                         checkpoint=checkpoint)
+    finally:
+        if handle is not None:
+            handle.close()
+    if stats is not None:
+        stats.update(data.stats, queue_size=data.plan.queue_size,
+                     wall_s=time.perf_counter() - t_start)
+    return result
+
+
+def _prepare(rows, handle, y, sample_weight, n_classes, config, budget, prefetch) -> StreamedData:
+    """Labels and weights read and checked, dtypes resolved, the memory plan made."""
+    m = rows.shape[0]
+    y = load_vector(y, handle, "y")
+    if y is None:
+        raise ValueError("y is required: an array, a .npy path or an HDF5 dataset name")
+    n_classes = infer_n_classes(y) if n_classes is None else v.check_int_at_least(
+        n_classes, "n_classes", 2)
+    y = np.asarray(v.check_y(y, m, n_classes))
+    sample_weight = load_vector(sample_weight, handle, "sample_weight")
+    weights = combined_weights(y, sample_weight, config.class_weight, n_classes)
+    dtype = resolve_dtype(config.dtype, rows)
+    x_dtype = np.dtype(jnp.dtype(config.x_dtype or dtype))
+    batch_size = min(config.batch_size, m)
+    plan = StreamPlan.of(rows, batch_size, x_dtype.itemsize, budget, prefetch)
+    y = y.astype(dtype if n_classes == 2 else np.int32)
+    return StreamedData(rows, y, weights, n_classes, dtype, x_dtype, plan)

@@ -1,0 +1,210 @@
+"""Training data: validated, cast and laid out features-major on the device, in one pass.
+
+:func:`prepare_data` turns the public ``X`` (m, n), ``y`` (m,) and optional weights into
+:class:`TrainData` (``Xt`` (n, m), the course's layout), and :class:`DeviceData` is what the
+fit pipeline (:mod:`jaxlogreg.training.pipeline`) runs on: the data, how its rows are laid out
+over devices, and the loop segment that advances a fit on it.
+
+Padding is done one way, :func:`pad_rows`: zero rows (and zero features) with sample weight 0
+appended after the real ones. They vanish exactly from ``J = Σ s_i L_i / Σ s_i`` and from
+``dw = X dz``, so padded data give the same fit. Small problems are padded to power-of-two
+shapes so that one compiled loop serves many data sets (compiling the L-BFGS loop takes a
+second, running it on small data milliseconds); sharded data are padded to a multiple of the
+device count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.loss import objective_t
+from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
+from jaxlogreg.training.loop import Hyper, LoopSpec, LoopState, TrainData, run_segment
+
+# Bucketing of small problems (see the module docstring).
+PAD_MAX_ELEMENTS = 1 << 20
+PAD_MIN_SAMPLES = 512
+PAD_MIN_FEATURES = 32
+
+
+def resolve_dtype(dtype: str | None, X: Any) -> str:
+    """The fit's dtype: ``dtype`` if given, else scikit-learn's rule: float32 (or 16-bit) input
+    gives a float32 model, anything else float64."""
+    if dtype is not None:
+        return dtype
+    x_dtype = np.dtype(getattr(X, "dtype", np.float64))
+    return "float32" if x_dtype.kind == "f" and x_dtype.itemsize <= 4 else "float64"
+
+
+def infer_n_classes(y: Any) -> int:
+    """2 when all labels are 0/1, else ``max(y) + 1`` for integer class indices."""
+    y = np.asarray(y)
+    if y.size and np.isin(y, (0, 1)).all():
+        return 2
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            "y must hold 0/1 labels or integer class indices 0..K-1 (use "
+            f"jaxlogreg.LogisticRegression for arbitrary labels), got dtype {y.dtype}"
+        )
+    return int(y.max()) + 1 if y.size else 2
+
+
+def combined_weights(
+    y: np.ndarray, sample_weight: Any, class_weight: Any, n_classes: int
+) -> np.ndarray | None:
+    """``sample_weight × class_weight[y]`` (float64), or None when neither is given.
+
+    ``class_weight`` is a dict {class index: weight} or "balanced", which uses the weighted
+    class counts ``Σ s / (K · Σ_{y_i = k} s_i)`` (scikit-learn's rule).
+    """
+    m = y.shape[0]
+    if sample_weight is not None:
+        sample_weight = np.asarray(v.check_sample_weight(sample_weight, m), np.float64)
+    if class_weight is None:
+        return sample_weight
+    classes = np.arange(n_classes)
+    per_class = compute_class_weight(
+        class_weight, classes=classes, y=np.asarray(y, np.int64), sample_weight=sample_weight
+    )
+    weights = per_class[np.asarray(y, np.int64)]
+    weights = weights if sample_weight is None else weights * sample_weight
+    if not np.all(np.isfinite(weights)) or weights.sum() <= 0:
+        raise ValueError(
+            "class_weight times sample_weight must be finite with a positive sum, got class "
+            f"weights {per_class.tolist()}"
+        )
+    return weights
+
+
+@functools.partial(jax.jit, static_argnames="dtype")
+def _features_major(X: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]:
+    """``Xt = Xᵀ`` in ``dtype`` and whether all of it is finite: one compiled pass over X."""
+    Xt = X.astype(dtype).T
+    return Xt, jnp.all(jnp.isfinite(Xt))
+
+
+def to_features_major(X: Any, dtype: Any) -> jax.Array:
+    """Validate X (m, n) and return it features-major, Xt (n, m), cast to ``dtype``."""
+    X = check_X_structure(X)
+    with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
+        Xt, finite = _features_major(X, dtype=jnp.dtype(dtype))
+    if not bool(finite):
+        v.check_finite(X, "X")  # NaN or inf in the input: names the count
+        raise ValueError(
+            f"X must be finite in {jnp.dtype(dtype)}, but some values overflow it "
+            f"(largest |X| is {float(np.max(np.abs(np.asarray(X)))):.3g}); use dtype='float64'"
+        )
+    return Xt
+
+
+def prepare_data(
+    X: Any, y: Any, n_classes: int, dtype: str, x_dtype: str | None = None
+) -> TrainData:
+    """Validate, cast and transpose once to the internal layout Xt (n, m); y checked and cast.
+
+    The weights are added by the caller (:func:`combined_weights`)."""
+    Xt = to_features_major(X, x_dtype or dtype)
+    y = v.check_y(y, Xt.shape[1], n_classes)
+    return TrainData(Xt, jnp.asarray(y, dtype if n_classes == 2 else jnp.int32), None)
+
+
+def _bucket(k: int, minimum: int) -> int:
+    return max(minimum, 1 << (k - 1).bit_length())
+
+
+def bucketed_shape(m: int, n: int, minibatch: bool) -> tuple[int, int]:
+    """Padded (m, n) for small problems: powers of two; m unchanged with minibatches."""
+    m_pad = m if minibatch else _bucket(m, PAD_MIN_SAMPLES)
+    n_pad = _bucket(n, PAD_MIN_FEATURES)
+    if m_pad * n_pad > PAD_MAX_ELEMENTS:
+        return m, n
+    return m_pad, n_pad
+
+
+def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> TrainData:
+    """Append zero columns of Xt (rows of X) with weight 0 up to ``n_rows``, and zero features
+    up to ``n_features``. Works on NumPy and JAX arrays; unchanged data when nothing is added.
+
+    ``sample_weight`` becomes 1 (or the given weight) for real rows and 0 for padding.
+    """
+    Xt, y, sample_weight = data
+    n, m = Xt.shape
+    n_features = n if n_features is None else n_features
+    if (n_rows, n_features) == (m, n):
+        return data
+    xp = jnp if isinstance(Xt, jax.Array) else np
+    if sample_weight is None:
+        sample_weight = xp.ones((m,), accumulation_dtype(Xt.dtype))
+    pad = n_rows - m
+    Xt = xp.pad(Xt, ((0, n_features - n), (0, pad)))
+    y = xp.concatenate([y, xp.zeros((pad,), y.dtype)])
+    sample_weight = xp.concatenate([sample_weight, xp.zeros((pad,), sample_weight.dtype)])
+    return TrainData(Xt, y, sample_weight)
+
+
+_objective = jax.jit(objective_t)
+
+
+@jax.jit
+def _fingerprint(data: TrainData, m: jax.Array) -> jax.Array:
+    """``[X s, X (r ⊙ s), yᵀs, yᵀ(r ⊙ s), Σ s]`` with ``r_i = i / m`` over the m real rows: column
+    sums, a position-weighted sum (it changes when rows are reordered), labels and weights."""
+    Xt, y, sample_weight = data
+    dtype = accumulation_dtype(Xt.dtype)
+    X = Xt.astype(dtype)
+    sw = jnp.ones(Xt.shape[1], dtype) if sample_weight is None else sample_weight.astype(dtype)
+    rs = jnp.arange(Xt.shape[1], dtype=dtype) / m * sw
+    yf = y.astype(dtype)
+    return jnp.concatenate([X @ sw, X @ rs, jnp.stack([yf @ sw, yf @ rs, sw.sum()])])
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+    """Prepared data the whole fit can see at once (in memory, on one or several devices).
+
+    Attributes:
+      data: :class:`TrainData` in the fit's dtypes; padded rows/features have weight 0 / are 0.
+      n_samples, n_features: the real sizes (the arrays may be larger).
+      layout: a :class:`jaxlogreg.scale.sharding.RowLayout` when sharded over a mesh, else None.
+      weight_sum: Σ s over the real rows (λ = 1 / (C · Σ s)).
+    """
+
+    data: TrainData
+    n_samples: int
+    n_features: int
+    n_classes: int
+    dtype: str
+    weight_sum: float
+    layout: Any = None
+
+    def place(self, params: Params) -> Params:
+        """Parameters padded to the data's features, replicated over the mesh if there is one."""
+        pad = self.data.Xt.shape[0] - self.n_features
+        if pad:
+            w = jnp.pad(params.w, ((0, pad),) + ((0, 0),) * (params.w.ndim - 1))
+            params = Params(w, params.b)
+        return params if self.layout is None else self.layout.replicate(params)
+
+    def unpad(self, params: Params) -> Params:
+        return Params(params.w[: self.n_features], params.b)
+
+    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState:
+        """Run the on-device loop until ``stop_at`` updates (or it stops)."""
+        return run_segment(state, self.data, hyper, jnp.asarray(stop_at, jnp.int32), spec=spec)
+
+    def objective(self, params: Params, l2: Any) -> float:
+        return float(_objective(params, *self.data, l2))
+
+    def fingerprint(self) -> list[float]:
+        """A summary of the real data (padding left out), see :func:`_fingerprint`."""
+        full = np.asarray(_fingerprint(self.data, self.n_samples), np.float64)
+        n, n_pad = self.n_features, self.data.Xt.shape[0]
+        return np.concatenate([full[:n], full[n_pad : n_pad + n], full[2 * n_pad :]]).tolist()

@@ -1,0 +1,320 @@
+"""The fit pipeline: one function runs every fit on prepared data, between its hooks.
+
+:func:`run_fit` is the only place a fit is assembled: starting parameters, the loop's state,
+resuming from a checkpoint, running the on-device loop in segments with hooks (progress bar,
+checkpoints, callbacks) called between them, and the :class:`FitResult`. What differs between
+in-memory, sharded, multi-process and streamed training is only how the data were prepared:
+each passes a :class:`Prepared` to :func:`run_fit`.
+
+:func:`fit` is the in-memory entry point: ``fit(X, y, C=..., solver=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.model import Params, accumulation_dtype, check_params
+from jaxlogreg.core.model import init_params as zeros
+from jaxlogreg.scale import sharding
+from jaxlogreg.training.data import (
+    DeviceData,
+    bucketed_shape,
+    combined_weights,
+    infer_n_classes,
+    pad_rows,
+    prepare_data,
+    resolve_dtype,
+)
+from jaxlogreg.training.loop import (
+    DIVERGED,
+    MAX_ITER,
+    ROUNDING_ULPS,
+    RUNNING,
+    STATUS_NAMES,
+    Hyper,
+    LoopSpec,
+    LoopState,
+    init_state,
+)
+from jaxlogreg.training.progress import ProgressBar
+from jaxlogreg.training.settings import TrainConfig, resolve
+
+
+class FitResult(NamedTuple):
+    """What a fit returns."""
+
+    params: Params  # NumPy arrays on the host, in the fit's dtype
+    n_iter: int
+    loss_history: np.ndarray  # J at each iteration (epoch mean with minibatches)
+    loss: float  # J at the returned parameters, over all data
+    status: str  # "converged", "max_iter" or "diverged"
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+
+class Prepared(Protocol):
+    """Data ready for :func:`run_fit` (:class:`~jaxlogreg.training.data.DeviceData`, or
+    :class:`~jaxlogreg.scale.streaming.StreamedData` for data on disk)."""
+
+    n_samples: int
+    n_features: int
+    n_classes: int
+    dtype: str
+    weight_sum: float
+    layout: Any
+
+    def place(self, params: Params) -> Params: ...
+    def unpad(self, params: Params) -> Params: ...
+    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState: ...
+    def objective(self, params: Params, l2: Any) -> float: ...
+    def fingerprint(self) -> list[float]: ...
+
+
+class Hook(Protocol):
+    """Called with the loop state between segments, every ``every`` iterations and at the end."""
+
+    every: int
+
+    def __call__(self, state: LoopState) -> None: ...
+
+
+class CallbackHook:
+    """``callback(iteration, loss)`` every ``every`` iterations (a progress bar, a logger)."""
+
+    def __init__(self, callback: Callable[[int, float], None], every: int):
+        self.callback, self.every = callback, every
+
+    def __call__(self, state: LoopState) -> None:
+        n_recorded = int(state.n_recorded)
+        loss = float(state.loss_history[n_recorded - 1]) if n_recorded else math.nan
+        self.callback(int(state.iteration), loss)
+
+
+class CheckpointHook:
+    """Saves the loop state with a :class:`~jaxlogreg.scale.checkpoint.Checkpointer`."""
+
+    def __init__(self, checkpointer: Any, config: TrainConfig, fingerprint: list[float]):
+        self.checkpointer, self.config, self.fingerprint = checkpointer, config, fingerprint
+        self.every = checkpointer.every
+
+    def __call__(self, state: LoopState) -> None:
+        self.checkpointer.save(state, self.config, self.fingerprint)
+
+
+def every_nth(max_iter: int, n_segments: int) -> int:
+    """Iterations between calls so that a fit of ``max_iter`` makes ``n_segments`` calls."""
+    return max(1, math.ceil(max_iter / v.check_int_at_least(n_segments, "n_segments", 1)))
+
+
+def callback_hooks(
+    callback: Callable[[int, float], None] | None, max_iter: int, n_segments: int
+) -> list[Hook]:
+    """``callback(iteration, loss)`` called ``n_segments`` times over the fit (none if None)."""
+    return [] if callback is None else [CallbackHook(callback, every_nth(max_iter, n_segments))]
+
+
+def hyper_of(config: TrainConfig, l2: float, dtype: str) -> Hyper:
+    dtype = accumulation_dtype(dtype)
+    return Hyper(
+        learning_rate=jnp.asarray(config.resolved_learning_rate, dtype),
+        l2=jnp.asarray(l2, dtype),
+        tol=jnp.asarray(config.tol, dtype),
+    )
+
+
+def starting_params(
+    init: Params | None, n_features: int, n_classes: int, dtype: str, fit_intercept: bool
+) -> Params:
+    """``init`` (checked and cast) or zeros, as in the course; b = 0 without an intercept."""
+    dtype = accumulation_dtype(dtype)
+    if init is None:
+        return zeros(n_features, n_classes, dtype)
+    w, b = check_params(init, n_features)
+    if (2 if np.ndim(w) == 1 else np.shape(w)[1]) != n_classes:
+        raise ValueError(
+            f"init_params must be for {n_classes} classes, got w of shape {tuple(np.shape(w))}"
+        )
+    params = Params(jnp.asarray(w, dtype), jnp.asarray(b, dtype))
+    return params if fit_intercept else params._replace(b=jnp.zeros_like(params.b))
+
+
+def seed_of(config: TrainConfig, minibatch: bool) -> int:
+    """The shuffle seed: ``random_state``, or one drawn from NumPy's global generator."""
+    if not minibatch:
+        return 0
+    if config.random_state is not None:
+        return config.random_state
+    return int(np.random.randint(np.iinfo(np.int32).max))
+
+
+def run_fit(
+    data: Prepared,
+    config: TrainConfig,
+    *,
+    init_params: Params | None = None,
+    hooks: Sequence[Hook] = (),
+    checkpoint: Any = None,
+) -> FitResult:
+    """Run one fit on prepared data: the single fit pipeline of the package.
+
+    Args:
+      data: prepared data (:class:`Prepared`).
+      config: the settings.
+      init_params: starting point (zeros by default); for warm starts.
+      hooks: called between loop segments (see :class:`Hook`); ``config.verbose`` adds a
+        progress bar.
+      checkpoint: a :class:`~jaxlogreg.scale.checkpoint.Checkpointer`: resume from its latest
+        checkpoint of this fit and data, and save every ``checkpoint.every`` iterations.
+
+    Returns:
+      A :class:`FitResult`. A diverged fit has ``status == "diverged"`` and the last parameters
+      that passed the divergence check; a full-batch fit never returns parameters with a larger
+      objective than its start (it returns the start and ``status == "diverged"``).
+    """
+    with jax.enable_x64(data.dtype == "float64"):
+        batch_size = None if config.batch_size is None else min(config.batch_size, data.n_samples)
+        hyper = hyper_of(config, config.l2(data.weight_sum), data.dtype)
+        spec = LoopSpec.of(config, batch_size, data.layout)
+        start = data.place(
+            starting_params(init_params, data.n_features, data.n_classes, data.dtype,
+                            config.fit_intercept)
+        )
+        state = init_state(start, hyper, spec, seed_of(config, batch_size is not None))
+        hooks = list(hooks)
+        if checkpoint is not None:  # saved first: a failing callback cannot lose a checkpoint
+            fingerprint = data.fingerprint()
+            state = checkpoint.restore(state, config, fingerprint) or state
+            hooks.insert(0, CheckpointHook(checkpoint, config, fingerprint))
+        bar = ProgressBar(config.max_iter, "fit", enabled=None if config.verbose else False)
+        with bar:
+            if bar.enabled:
+                hooks.append(CallbackHook(bar.update, every_nth(config.max_iter, 20)))
+            state = _run_segments(state, data, hyper, spec, config.max_iter, hooks)
+        return _result(state, data, hyper, spec, start)
+
+
+def _finished(state: LoopState, max_iter: int, spec: LoopSpec) -> bool:
+    return (
+        int(state.status) != RUNNING
+        or int(state.iteration) >= max_iter
+        or int(state.n_recorded) >= spec.history_size
+    )
+
+
+def _run_segments(state, data: Prepared, hyper, spec, max_iter: int, hooks: list[Hook]):
+    """The whole loop in one call without hooks; else segments ending where a hook is due."""
+    if not hooks:
+        return data.advance(state, hyper, spec, max_iter)
+    while not _finished(state, max_iter, spec):
+        iteration = int(state.iteration)
+        stop_at = min([(iteration // h.every + 1) * h.every for h in hooks] + [max_iter])
+        state = data.advance(state, hyper, spec, stop_at)
+        finished, iteration = _finished(state, max_iter, spec), int(state.iteration)
+        for hook in hooks:
+            if finished or iteration % hook.every == 0:
+                hook(state)
+    return state
+
+
+def _result(state: LoopState, data: Prepared, hyper: Hyper, spec: LoopSpec, start: Params):
+    """Read the finished loop back to the host (the one synchronisation of a fit)."""
+    status = int(state.status)
+    status = MAX_ITER if status == RUNNING else status
+    params = state.params
+    loss = data.objective(params, hyper.l2)
+    if spec.batch_size is None:  # J₀ is exact for full batch: never return worse than the start
+        start_loss = float(state.start_loss)
+        slack = ROUNDING_ULPS * float(jnp.finfo(state.start_loss.dtype).eps) * max(abs(start_loss), 1)
+        if not loss <= start_loss + slack:
+            params, loss, status = start, data.objective(start, hyper.l2), DIVERGED
+    n_recorded = int(state.n_recorded)
+    return FitResult(
+        params=Params(*(np.asarray(p) for p in data.unpad(params))),
+        n_iter=int(state.iteration),
+        loss_history=np.asarray(state.loss_history[:n_recorded]),
+        loss=loss,
+        status=STATUS_NAMES[status],
+    )
+
+
+def fit(
+    X: Any,
+    y: Any,
+    config: TrainConfig | None = None,
+    *,
+    sample_weight: Any = None,
+    init_params: Params | None = None,
+    n_classes: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    checkpoint: Any = None,
+    callback: Callable[[int, float], None] | None = None,
+    n_segments: int = 20,
+    **settings: Any,
+) -> FitResult:
+    """Fit logistic (or softmax) regression on X (m, n), y (m,) with one on-device loop.
+
+    Args:
+      X: (m, n) inputs.
+      y: (m,) labels: 0/1, or class indices 0..K-1 for softmax regression.
+      config: a :class:`TrainConfig`; keyword ``settings`` replace its fields
+        (``fit(X, y, solver="adam", learning_rate=0.01, C=10.0)``).
+      sample_weight: optional (m,) non-negative weights.
+      init_params: starting point (zeros by default, as in the course); for warm starts.
+      n_classes: 2 or K; inferred from y when None.
+      mesh: a one-axis ``("data",)`` mesh (:func:`jaxlogreg.make_mesh`) for data-parallel
+        training: rows of X are sharded over its devices (padded with zero-weight rows),
+        parameters replicated; the result equals single-device training up to float rounding.
+      checkpoint: a :class:`jaxlogreg.Checkpointer`: resume from its latest checkpoint of this
+        fit, and save every ``checkpoint.every`` iterations.
+      callback: called as ``callback(iteration, loss)`` between ``n_segments`` loop segments.
+
+    Returns:
+      A :class:`FitResult`.
+    """
+    config = resolve(config, settings)
+    data = device_data(X, y, config, sample_weight=sample_weight, n_classes=n_classes, mesh=mesh,
+                       bucket=checkpoint is None)
+    hooks = callback_hooks(callback, config.max_iter, n_segments)
+    return run_fit(data, config, init_params=init_params, hooks=hooks, checkpoint=checkpoint)
+
+
+def device_data(
+    X: Any,
+    y: Any,
+    config: TrainConfig,
+    *,
+    sample_weight: Any = None,
+    n_classes: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    bucket: bool = True,
+) -> DeviceData:
+    """In-memory data prepared for :func:`run_fit`: validated, weighted, cast, transposed, and
+    padded: device multiples on a mesh; power-of-two buckets for small single-device problems
+    when ``bucket`` (not for checkpointed fits, whose state must not depend on the device count)."""
+    dtype = resolve_dtype(config.dtype, X)
+    y_host = np.asarray(y)
+    n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
+        n_classes, "n_classes", 2)
+    with jax.enable_x64(dtype == "float64"):
+        data = prepare_data(X, y, n_classes, dtype, config.x_dtype)
+        n, m = data.Xt.shape
+        weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
+        weight_sum = float(m if weights is None else weights.sum())
+        if weights is not None:
+            data = data._replace(sample_weight=jnp.asarray(weights, accumulation_dtype(dtype)))
+        layout = None
+        if mesh is not None:
+            data, layout = sharding.shard_data(data, mesh)
+        elif bucket:
+            m_pad, n_pad = bucketed_shape(m, n, config.batch_size is not None)
+            data = pad_rows(data, m_pad, n_pad)
+        return DeviceData(data, m, n, n_classes, dtype, weight_sum, layout)

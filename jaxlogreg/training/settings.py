@@ -1,0 +1,205 @@
+"""The settings of a fit: one model for the estimator, ``jaxlogreg.fit`` and the TOML config.
+
+:class:`TrainConfig`'s fields are exactly :class:`jaxlogreg.LogisticRegression`'s parameters
+(same names, same defaults) and exactly the keys of a config file's ``[train]`` section; every
+value is checked here, once, with a message that names the parameter, what was expected and
+what was given.
+
+The objective, as in scikit-learn, is ``C Σ_i s_i L_i + ½ ||w||²``, i.e. the mean loss plus
+``λ/2 ||w||²`` with ``λ = 1 / (C Σ_i s_i)`` (``s_i``: sample weight times class weight; the
+intercept is not penalised; ``C = inf`` means no penalty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.model import Params
+from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, check_solver, make_optimizer
+
+MAX_ITER_LIMIT = 10_000_000  # the loss history is kept on the device: at most 10^7 entries
+_DEFAULT_LEARNING_RATE = {"gd": 0.1}
+_SOLVER_PARAM_TYPES = (bool, int, float, str, type(None))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one fit; the :class:`~jaxlogreg.LogisticRegression` parameters.
+
+    Attributes:
+      C: inverse L2 strength, ``λ = 1 / (C Σ s)``; ``inf`` for no penalty.
+      fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
+      solver: "lbfgs" (optax L-BFGS with line search), "gd" (the lecture's ``w := w - α dw``),
+        "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
+      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs.
+      max_iter: iterations (epochs when ``batch_size`` is set), 1 to 10^7.
+      tol: stopping tolerance (see :mod:`jaxlogreg.training.loop`); 0 runs exactly ``max_iter``
+        iterations.
+      tol_criterion: "grad" (stop when max|∇J| <= tol), "loss" (relative change of J <= tol),
+        or "auto": "grad" for full batch, "loss" for minibatches.
+      batch_size: None for full batch; an integer for shuffled minibatches (capped at m).
+      random_state: seed of the minibatch shuffle; None draws one from NumPy's global
+        generator (scikit-learn's convention). Full-batch fits do not use it.
+      dtype: "float32", "float64", or None: float32 for float32 (or 16-bit) X, else float64
+        (scikit-learn's rule). float64 enables x64 only inside the fit.
+      x_dtype: storage dtype of X: None (= dtype) or "bfloat16" (products accumulate in float32).
+      class_weight: None, "balanced" (weighted class counts, as scikit-learn) or a dict
+        {class: weight}, multiplied into the sample weights.
+      warm_start: the estimator starts from its previous coefficients (``fit`` takes
+        ``init_params`` instead; a CLI run fits once).
+      verbose: 1 draws a progress bar on stderr when it is a terminal; 2 also prints a summary.
+      grad: "manual" (hand-written ``dz = a - y``) or "autodiff" (``jax.grad``).
+      solver_params: extra optax keyword arguments, e.g. ``{"momentum": 0.5}``; they override
+        the built-in defaults.
+    """
+
+    C: float = 1.0
+    fit_intercept: bool = True
+    solver: str = "lbfgs"
+    learning_rate: float | None = None
+    max_iter: int = 100
+    tol: float = 1e-4
+    tol_criterion: str = "auto"
+    batch_size: int | None = None
+    random_state: int | None = None
+    dtype: str | None = None
+    x_dtype: str | None = None
+    class_weight: str | dict | None = None
+    warm_start: bool = False
+    verbose: int = 0
+    grad: str = "manual"
+    solver_params: dict | None = None
+
+    def __post_init__(self) -> None:
+        """Check every field (errors name it) and store numbers as Python int / float."""
+        set_ = object.__setattr__
+        if not isinstance(self.C, Real) or isinstance(self.C, bool) or math.isnan(self.C) or (
+            self.C <= 0
+        ):
+            raise ValueError(f"C must be a real number > 0 (inf for no penalty), got {v.show(self.C)}")
+        set_(self, "C", float(self.C))
+        for name in ("fit_intercept", "warm_start"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and type(value).__name__ != "bool_":
+                raise ValueError(f"{name} must be True or False, got {v.show(value)}")
+            set_(self, name, bool(value))
+        check_solver(self.solver)
+        if self.learning_rate is not None:
+            set_(self, "learning_rate", v.check_positive(self.learning_rate, "learning_rate"))
+        set_(self, "max_iter", v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT))
+        set_(self, "tol", v.check_positive(self.tol, "tol", allow_zero=True))
+        v.check_choice(self.tol_criterion, "tol_criterion", ("auto", "grad", "loss"))
+        if self.batch_size is not None:
+            set_(self, "batch_size", v.check_int_at_least(self.batch_size, "batch_size", 1))
+            if self.solver in LINE_SEARCH_SOLVERS:
+                raise ValueError(
+                    f"batch_size must be None with solver {self.solver!r} (it needs full-batch "
+                    f"gradients), got {self.batch_size}"
+                )
+        if self.random_state is not None:
+            set_(self, "random_state", v.check_int_at_least(
+                self.random_state, "random_state", 0, 2**32 - 1))
+        v.check_choice(self.dtype, "dtype", (None, "float32", "float64"))
+        v.check_choice(self.x_dtype, "x_dtype", (None, "float32", "float64", "bfloat16"))
+        cw = self.class_weight
+        if not (cw is None or cw == "balanced" or isinstance(cw, dict)):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {v.show(cw)}")
+        if isinstance(cw, dict):
+            bad = {k: w for k, w in cw.items() if not _finite_nonnegative(w)}
+            if bad:
+                raise ValueError(f"class_weight values must be finite numbers >= 0, got {bad}")
+        if not isinstance(self.verbose, Integral) or isinstance(self.verbose, bool) or (
+            self.verbose < 0
+        ):
+            raise ValueError(f"verbose must be an integer >= 0, got {v.show(self.verbose)}")
+        set_(self, "verbose", int(self.verbose))
+        v.check_choice(self.grad, "grad", ("manual", "autodiff"))
+        _check_solver_params(self.solver, self.solver_params)
+
+    @property
+    def optimizer_params(self) -> dict[str, Any]:
+        """``solver_params`` as a dict (empty when None)."""
+        return dict(self.solver_params or {})
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return _DEFAULT_LEARNING_RATE.get(self.solver, 0.01)
+
+    @property
+    def criterion(self) -> str:
+        if self.tol_criterion != "auto":
+            return self.tol_criterion
+        return "grad" if self.batch_size is None else "loss"
+
+    def l2(self, weight_sum: float) -> float:
+        """λ of the mean-loss objective: ``1 / (C Σ s)``, 0 for ``C = inf``."""
+        return 0.0 if math.isinf(self.C) else 1.0 / (self.C * weight_sum)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (and checked again)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(
+                f"unknown setting(s) {unknown}; the settings are "
+                f"{[f.name for f in dataclasses.fields(self)]}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+def resolve(config: TrainConfig | None, settings: dict[str, Any]) -> TrainConfig:
+    """``config`` (the defaults when None) with keyword ``settings`` replacing its fields."""
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a jaxlogreg.TrainConfig, got {type(config).__name__}")
+    return config.replace(**settings) if settings else config
+
+
+def _finite_nonnegative(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and (
+        value >= 0
+    )
+
+
+def _check_solver_params(solver: str, solver_params: Any) -> None:
+    """Types first, then one abstract optimizer step (``jax.eval_shape``: traced, nothing
+    computed), so a bad value fails here with the parameter's name instead of inside jit."""
+    if solver_params is None:
+        return
+    if not isinstance(solver_params, dict) or not all(isinstance(k, str) for k in solver_params):
+        raise ValueError(
+            f"solver_params must be a dict of optax keyword arguments or None, got "
+            f"{v.show(solver_params)}"
+        )
+    bad = {k: x for k, x in solver_params.items() if not isinstance(x, _SOLVER_PARAM_TYPES)}
+    if bad:
+        raise ValueError(
+            f"solver_params values must be numbers, booleans or strings, got {bad} for solver "
+            f"{solver!r}"
+        )
+    if not solver_params:
+        return
+    params = Params(jnp.zeros(2), jnp.zeros(()))
+
+    def one_step():
+        optimizer = make_optimizer(solver, 0.1, **solver_params)
+        state = optimizer.init(params)
+        value_fn = lambda p: jnp.sum(p.w * p.w) + p.b * p.b
+        return optimizer.update(params, state, params, value=jnp.zeros(()), grad=params,
+                                value_fn=value_fn)
+
+    try:
+        jax.eval_shape(one_step)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(
+            f"solver_params {solver_params} are not valid for solver {solver!r}: "
+            f"{' '.join(str(err).split())[:300]}"
+        ) from None

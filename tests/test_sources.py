@@ -1,0 +1,242 @@
+"""Tests for jaxlogreg.data.sources: the [data] section's checks and the data it loads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from jaxlogreg.data import (
+    DataConfig,
+    DataFileError,
+    load_labelled,
+    load_splits,
+    make_classification,
+    read_features,
+    train_test_split,
+)
+from jaxlogreg.data.sources import CATVNONCAT_ENV
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- DataConfig
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"source": "web"}, "source must be one of ['synthetic', 'catvnoncat', 'file'], got 'web'"),
+        ({"source": "file"}, "path must name the data file for source = 'file'"),
+        (
+            {"source": "catvnoncat"},
+            (
+                "path must name the folder holding the course's .h5 files for source = "
+                "'catvnoncat' (or set JAXLOGREG_CATVNONCAT_DIR)"
+            ),
+        ),
+        ({"validation_fraction": 1.5}, "validation_fraction must be in [0, 1), got 1.5"),
+        ({"validation_fraction": 1.0}, "validation_fraction must be in [0, 1), got 1.0"),
+        ({"validation_fraction": -0.1}, "validation_fraction must be in [0, 1), got -0.1"),
+        ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+        ({"n_features": 0}, "n_features must be an integer >= 1, got 0"),
+        ({"n_classes": 1}, "n_classes must be an integer >= 2, got 1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+        ({"separation": float("inf")}, "separation must be a finite real number >= 0, got inf"),
+        ({"separation": -1.0}, "separation must be a finite real number >= 0, got -1.0"),
+        ({"label_noise": 1.5}, "label_noise must be in [0, 1], got 1.5"),
+        ({"label_noise": float("nan")}, "label_noise must be in [0, 1], got nan"),
+        # wrong types are reported, not a crash (the CLI checks types before)
+        ({"n_samples": "many"}, "n_samples must be an integer >= 1, got 'many'"),
+        ({"n_samples": 2.5}, "n_samples must be an integer >= 1, got 2.5"),
+        ({"validation_fraction": "half"}, "validation_fraction must be in [0, 1), got 'half'"),
+        ({"label_noise": None}, "label_noise must be in [0, 1], got None"),
+        ({"separation": "x"}, "separation must be a finite real number >= 0, got 'x'"),
+    ],
+)
+def test_data_config_rejects_bad_values_naming_the_key(kwargs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        DataConfig(**kwargs)
+
+
+def test_data_config_accepts_the_defaults_and_edges():
+    d = DataConfig()
+    assert (d.source, d.validation_fraction, d.n_samples, d.n_features) == (
+        "synthetic",
+        0.2,
+        1000,
+        20,
+    )
+    DataConfig(validation_fraction=0.0, label_noise=1.0, separation=0.0, n_classes=5)
+    DataConfig(source="file", path="d.csv")
+
+
+def test_data_config_bounds_synthetic_sizes_up_front():
+    """D5: synthetic sizes whose X cannot fit are refused before anything is generated."""
+    message = (
+        "n_samples * n_features must be at most 1,000,000,000, got n_samples = 100,000,000,000 "
+        "and n_features = 20: 2,000,000,000,000 values, 7,450.6 GiB of float32 features"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        DataConfig(n_samples=100_000_000_000)
+    DataConfig(n_samples=50_000_000, n_features=20)  # exactly at the bound
+    # only synthetic data is generated from these keys
+    DataConfig(source="file", path="d.csv", n_samples=100_000_000_000)
+
+
+# --------------------------------------------------------------------------- load_splits
+
+
+def test_load_splits_synthetic_with_held_out_validation():
+    config = DataConfig(n_samples=50, n_features=3, n_classes=3, seed=4, validation_fraction=0.2)
+    splits = load_splits(config, "float64")
+    full = make_classification(50, 3, 3, seed=4, separation=3.0, label_noise=0.05, dtype="float64")
+    X_tr, X_va, y_tr, y_va = train_test_split(full.X, full.y, 0.2, seed=4)
+    np.testing.assert_array_equal(splits.train.X, X_tr)
+    np.testing.assert_array_equal(splits.validation.X, X_va)
+    np.testing.assert_array_equal(splits.train.y, y_tr)
+    np.testing.assert_array_equal(splits.validation.y, y_va)
+    assert splits.train.X.dtype == np.float64 and splits.validation.n_samples == 10
+    assert splits.class_names == (0, 1, 2)
+    assert splits.description == (
+        "make_classification(seed=4, n_classes=3), 0.2 held out for validation"
+    )
+
+
+def test_load_splits_without_validation():
+    splits = load_splits(DataConfig(n_samples=30, n_features=2, validation_fraction=0.0))
+    assert splits.validation is None and splits.train.n_samples == 30
+    assert splits.train.X.dtype == np.float32
+    assert splits.description == "make_classification(seed=0, n_classes=2)"
+
+
+def test_load_splits_files_with_a_validation_file(tmp_path):
+    train = _write(tmp_path / "train.csv", "a,b,y\n1,2,cat\n3,4,dog\n5,6,cat\n")
+    val = tmp_path / "val.npz"
+    np.savez(val, feats=np.array([[7.0, 8.0]]), target=np.array(["dog"]))
+    config = DataConfig(
+        source="file",
+        path=str(train),
+        label_column="y",
+        x_key="feats",
+        y_key="target",
+        validation_path=str(val),
+    )
+    splits = load_splits(config)
+    assert splits.train.y.tolist() == ["cat", "dog", "cat"]
+    assert splits.train.feature_names == ("a", "b")
+    np.testing.assert_array_equal(splits.validation.X, [[7, 8]])
+    assert splits.validation.y.tolist() == ["dog"]
+    assert splits.description == f"{train}, validation {val}"
+
+
+def test_load_splits_npy_needs_its_labels_file(tmp_path):
+    np.save(tmp_path / "X.npy", np.arange(8.0).reshape(4, 2))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 0, 1]))
+    config = DataConfig(source="file", path=str(tmp_path / "X.npy"), y_path=str(tmp_path / "y.npy"))
+    splits = load_splits(config)
+    assert splits.train.n_samples + splits.validation.n_samples == 4
+    assert sorted(np.r_[splits.train.y, splits.validation.y].tolist()) == [0, 0, 1, 1]
+    with pytest.raises(DataFileError, match=re.escape("X.npy: a .npy file holds features only")):
+        load_splits(DataConfig(source="file", path=str(tmp_path / "X.npy")))
+    with pytest.raises(
+        ValueError, match=re.escape(f"validation_path {tmp_path / 'X.npy'} is a .npy file")
+    ):
+        load_splits(
+            DataConfig(
+                source="file",
+                path=str(tmp_path / "X.npy"),
+                y_path=str(tmp_path / "y.npy"),
+                validation_path=str(tmp_path / "X.npy"),
+            )
+        )
+
+
+def test_load_splits_too_few_samples_to_split(tmp_path):
+    path = _write(tmp_path / "one.csv", "a,label\n1,0\n")
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"validation_fraction = 0.5 cannot split the 1 sample(s) of {path}: "
+            "train_test_split needs at least 2 samples, got 1"
+        ),
+    ):
+        load_splits(DataConfig(source="file", path=str(path), validation_fraction=0.5))
+
+
+def test_load_splits_catvnoncat(catvnoncat_dir, catvnoncat):
+    splits = load_splits(DataConfig(source="catvnoncat", path=str(catvnoncat_dir)))
+    assert splits.train.X.shape == (209, 12288) and splits.validation.X.shape == (50, 12288)
+    np.testing.assert_array_equal(splits.validation.y, catvnoncat.y_test)
+    assert splits.class_names == ("non-cat", "cat")
+    assert splits.description == (
+        f"catvnoncat ({catvnoncat_dir}), validation = the course's test set"
+    )
+
+
+def test_load_splits_catvnoncat_missing_folder(tmp_path, monkeypatch):
+    missing = str(tmp_path / "nowhere")
+    monkeypatch.delenv(CATVNONCAT_ENV, raising=False)
+    expected = (
+        f"catvnoncat folder {missing} does not exist; point data.path or "
+        "JAXLOGREG_CATVNONCAT_DIR to the folder holding train_catvnoncat.h5 and "
+        "test_catvnoncat.h5"
+    )
+    with pytest.raises(FileNotFoundError, match="^" + re.escape(expected) + "$"):
+        load_splits(DataConfig(source="catvnoncat", path=missing))
+    monkeypatch.setenv(CATVNONCAT_ENV, missing)
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(f"{missing} (from JAXLOGREG_CATVNONCAT_DIR) does not")
+    ):
+        load_splits(DataConfig(source="catvnoncat", path=missing))
+
+
+# --------------------------------------------------------------------------- one file
+
+
+def test_read_features_accepts_files_without_labels(tmp_path):
+    """D4/D10: predict reads a CSV with or without header/label column, .npz without y,
+    .npy without y_path, .h5 without y, and a LIBSVM file."""
+    X = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    np.savez(tmp_path / "x.npz", feats=X)
+    np.save(tmp_path / "X.npy", X)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["feats"] = X
+    files = {
+        "labelled.csv": _write(tmp_path / "labelled.csv", "a,target,b\n1,,2\n3,,4\n"),
+        "features.csv": _write(tmp_path / "features.csv", "a,b\n1,2\n3,4\n"),
+        "noheader.csv": _write(tmp_path / "noheader.csv", "1,2\n3,4\n"),
+        "x.npz": tmp_path / "x.npz",
+        "X.npy": tmp_path / "X.npy",
+        "x.h5": tmp_path / "x.h5",
+    }
+    config = DataConfig(label_column="target", x_key="feats", y_key="y")
+    for name, path in files.items():
+        ds = read_features(path, config)
+        np.testing.assert_array_equal(ds.X, X, err_msg=name)
+        assert ds.y is None, name
+    svm = read_features(_write(tmp_path / "d.svm", "0 1:1 2:2\n1 1:3 2:4\n"), config)
+    np.testing.assert_array_equal(svm.X, X)
+    assert read_features(tmp_path / "X.npy", config, "float64").X.dtype == np.float64
+
+
+def test_load_labelled_requires_labels_and_uses_the_config_keys(tmp_path):
+    np.savez(tmp_path / "x.npz", feats=np.ones((2, 2)))
+    config = DataConfig(x_key="feats", y_key="target", label_column="target")
+    with pytest.raises(
+        DataFileError, match=re.escape("y_key='target' not found; the archive holds keys ['feats']")
+    ):
+        load_labelled(tmp_path / "x.npz", config)
+    path = _write(tmp_path / "d.csv", "a,target\n1,1\n2,0\n")
+    ds = load_labelled(path, config)
+    assert ds.y.tolist() == [1, 0] and ds.feature_names == ("a",)
+    with pytest.raises(DataFileError, match=re.escape("label_column='label' not found")):
+        load_labelled(path, DataConfig())
+    with pytest.raises(ValueError, match=r"extension '\.parquet'"):
+        read_features(tmp_path / "d.parquet", config)
