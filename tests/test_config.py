@@ -63,7 +63,8 @@ def test_catvnoncat_config_is_the_course_setup():
     assert (t.solver, t.learning_rate, t.max_iter, t.tol) == ("gd", 0.005, 2000, 0.0)
     assert math.isinf(t.C) and config.data.source == "catvnoncat"
     # relative to the config file's folder: <repo>/../shared/data/catvnoncat
-    assert Path(config.data.path) == (REPO / ".." / "shared" / "data" / "catvnoncat").resolve()
+    expected = (REPO / ".." / "shared" / "data" / "catvnoncat").resolve()
+    assert Path(config.data.path).resolve() == expected
 
 
 def test_catvnoncat_env_var_replaces_file_path_but_not_set(tmp_path):
