@@ -311,6 +311,10 @@ def test_divergence_exits_1_with_the_reason(capsys, tmp_path):  # D1 and D3
                            "train.learning_rate=1e9", "--set", "train.C=inf",
                            "--set", "train.tol=0")
     assert status == 1 and "diverged" in err and "lower learning_rate" in err
+    status, _, _ = _main(capsys, "train", "--set", "train.solver=gd", "--set",
+                         "train.learning_rate=1e9", "--set", "train.C=inf", "--set", "train.tol=0",
+                         "--out", str(tmp_path / "new" / "out"))
+    assert status == 1 and not (tmp_path / "new").exists()  # D2: no empty folder left behind
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 2))
     rows = [[x0 * 1e30, x1, int(x1 > 0)] for x0, x1 in X]

@@ -8,12 +8,14 @@ and the files use the same metrics (:func:`jaxlogreg.metrics.classification_repo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -67,18 +69,27 @@ def write_json(path: Path, doc: Any) -> None:
     path.write_text(dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
-def _check_out_dir(out_dir: str) -> Path:
-    """Create the output folder and make sure it is writable, before any training."""
+@contextlib.contextmanager
+def _output_folder(out_dir: str) -> Iterator[Path | None]:
+    """The output folder, created and checked writable before any training (None when no
+    folder is configured); a folder created here that a failed run leaves empty is removed."""
+    if not out_dir:
+        yield None
+        return
     path = Path(out_dir)
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as err:
-        raise CLIError(
-            f"output folder {out_dir} cannot be written: {err.strerror or err}"
-        ) from None
-    return path
+        raise CLIError(f"output folder {out_dir} cannot be written: {err.strerror or err}") from None
+    try:
+        yield path
+    finally:
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _check_splits(splits: Splits) -> None:
@@ -157,12 +168,17 @@ def _learning_rates(args: argparse.Namespace, config: Config) -> list[float] | N
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config, overrides_of(args))
+    rates = _learning_rates(args, config)
+    with _output_folder(config.output.dir) as out_dir:
+        return _train(args, config, rates, out_dir)
+
+
+def _train(args: argparse.Namespace, config: Config, rates: list[float] | None,
+           out_dir: Path | None) -> int:
     from jaxlogreg.estimator import LogisticRegression
     from jaxlogreg.training.progress import is_interactive
 
-    config = load_config(args.config, overrides_of(args))
-    rates = _learning_rates(args, config)
-    out_dir = _check_out_dir(config.output.dir) if config.output.dir else None
     splits = load_splits(config.data, data_dtype(config))
     _check_splits(splits)
     train, validation = splits.train, splits.validation
