@@ -219,7 +219,7 @@ def _measure(settings: dict[str, Any]) -> list[dict[str, Any]]:
         spec = LoopSpec.of(cfg, batch_size, layout)
         state0 = init_state(params, hyper, spec, settings["seed"])
         stop = jnp.asarray(cfg.max_iter, jnp.int32)
-        return lambda: run_segment(state0, data, hyper, stop, spec=spec)
+        return lambda: run_segment(state0, data, hyper, stop, spec=spec)[0]
 
     first, step_s, state = _timed(loop_runner(config), repeats=repeats)
     ref = fit(X, y, config)

@@ -199,9 +199,9 @@ def _jaxlogreg_loop_only(X, y, l2: float, tol: float, max_iter: int):
     The data are prepared as ``fit`` prepares them (:func:`jaxlogreg.training.pipeline.device_data`,
     small problems padded to power-of-two shapes); each call starts the loop from zero.
     """
-    from jaxlogreg.core.model import init_params
     from jaxlogreg.training import pipeline
     from jaxlogreg.training.loop import LoopSpec, init_state
+    from jaxlogreg.training.pipeline import starting_params
     from jaxlogreg.training.settings import TrainConfig
 
     config = TrainConfig(
@@ -211,10 +211,10 @@ def _jaxlogreg_loop_only(X, y, l2: float, tol: float, max_iter: int):
     report.block(data.data)
     hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
     spec = LoopSpec.of(config, None, data.layout)
-    params = data.place(init_params(data.n_features, 2, data.dtype))
+    params = data.place(starting_params(None, data.n_features, 2, data.dtype, True))
 
     def call():
-        state = data.advance(init_state(params, hyper, spec, 0), hyper, spec, config.max_iter)
+        state, _ = data.advance(init_state(params, hyper, spec, 0), hyper, spec, config.max_iter)
         state = report.block(state)
         w, b = data.unpad(state.params)
         return np.asarray(w), float(b), int(state.iteration)

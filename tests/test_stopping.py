@@ -161,9 +161,9 @@ def test_last_good_parameters_are_kept_through_many_finite_steps():
     good, huge = hyper_of(config, 0.0, "float32"), hyper_of(config.replace(learning_rate=1e37),
                                                             0.0, "float32")
     state = loop.init_state(data.place(jl.init_params(6)), good, spec, seed=0)
-    state = data.advance(state, good, spec, 20)
+    state, _ = data.advance(state, good, spec, 20)
     p20 = np.asarray(state.params.w)
-    state = data.advance(state, huge, spec, 40)
+    state, _ = data.advance(state, huge, spec, 40)
     assert int(state.status) == loop.DIVERGED
     assert int(state.iteration) == 21
     np.testing.assert_array_equal(np.asarray(state.params.w), p20)

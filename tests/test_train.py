@@ -307,3 +307,57 @@ def test_a_minibatch_without_weight_changes_nothing():
                     sample_weight=sw, random_state=0)
     assert result.status == "max_iter" and np.all(np.isfinite(result.loss_history))
     assert not np.allclose(result.params.w, 0.0)  # the batches with weight did train
+
+
+def _compiled_programs(fn) -> list[str]:
+    """Names of the programs JAX compiles while ``fn`` runs."""
+    import logging
+
+    names = []
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            if message.startswith("Compiling "):
+                names.append(message.split(" with ")[0].removeprefix("Compiling "))
+
+    handler = Handler()
+    logging.getLogger("jax").addHandler(handler)
+    try:
+        with jax.log_compiles():
+            fn()
+    finally:
+        logging.getLogger("jax").removeHandler(handler)
+    return names
+
+
+def test_a_first_fit_compiles_three_programs_and_nothing_eagerly():
+    X, y = _problem(m=777, n=13, dtype=np.float64, seed=9)  # shapes no other test uses
+    names = _compiled_programs(lambda: jl.fit(X, y, max_iter=37))
+    assert names == ["jit(_prepare)", "jit(_init_state)", "jit(_run)"]
+    assert _compiled_programs(lambda: jl.fit(X, y, max_iter=37)) == []  # and nothing again
+
+
+@pytest.mark.parametrize("order", ["F", "device", "float32"])
+def test_input_order_and_placement_give_the_same_model(order):
+    X, y = _problem(m=2_000, n=7, dtype=np.float64)
+    reference = jl.fit(X, y, dtype="float32", tol=1e-7)
+    variant = {"F": np.asfortranarray(X), "device": jnp.asarray(X, jnp.float32),
+               "float32": X.astype(np.float32)}[order]
+    result = jl.fit(variant, y, dtype="float32", tol=1e-7)
+    np.testing.assert_allclose(result.params.w, reference.params.w, rtol=1e-6, atol=1e-7)
+    assert result.loss == pytest.approx(reference.loss, rel=1e-6)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="zero-copy transfers are a CPU feature")
+def test_a_fortran_ordered_float32_x_is_used_in_place():
+    from jaxlogreg.training.data import prepare_data
+
+    m, n = 3_000, 5
+    buffer = np.empty(m * n * 4 + 64, np.uint8)  # 64-byte aligned, as XLA needs to alias it
+    start = (-buffer.ctypes.data) % 64
+    Xt = buffer[start : start + m * n * 4].view(np.float32).reshape(n, m)
+    Xt[...] = np.random.default_rng(0).normal(size=(n, m))
+    X = Xt.T  # Fortran-ordered (m, n): its transpose is already the training layout
+    data = prepare_data(X, np.zeros(m), 2, "float32")
+    assert data.Xt.unsafe_buffer_pointer() == Xt.ctypes.data

@@ -211,8 +211,13 @@ class StreamedData:
     def unpad(self, params: Params) -> Params:
         return params
 
-    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState:
-        """Epochs from the state's iteration up to ``stop_at``, batches read ahead in a thread."""
+    def advance(
+        self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int
+    ) -> tuple[LoopState, None]:
+        """Epochs from the state's iteration up to ``stop_at``, batches read ahead in a thread.
+
+        J over all rows is not known along the way (it would take a pass over the file): the
+        pipeline asks :meth:`objective` for it at the end."""
         n_batches = -(-self.n_samples // spec.batch_size)
         reader = _BatchReader(self, jax.random.wrap_key_data(state.key), spec.batch_size)
         reader.start(int(state.iteration), stop_at)
@@ -236,7 +241,7 @@ class StreamedData:
                 )
         finally:
             reader.close()
-        return state
+        return state, None
 
     def _blocks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
         """Contiguous blocks ``(start, Xt, y, weights)`` of ``plan.block_rows`` rows, the last

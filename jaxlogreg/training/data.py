@@ -84,36 +84,59 @@ def combined_weights(
     return weights
 
 
-@functools.partial(jax.jit, static_argnames="dtype")
-def _features_major(X: jax.Array, dtype: Any) -> tuple[jax.Array, jax.Array]:
-    """``Xt = Xᵀ`` in ``dtype`` and whether all of it is finite: one compiled pass over X."""
-    Xt = X.astype(dtype).T
-    return Xt, jnp.all(jnp.isfinite(Xt))
+@functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape"))
+def _prepare(X: Any, y: Any, weights: Any, dtype: Any, transposed: bool, shape: tuple[int, int]):
+    """One compiled pass: ``Xt`` (n, m) in ``dtype`` from X (m, n) (or from Xᵀ when
+    ``transposed``), whether it is all finite, and the data padded to ``shape`` (n, m)."""
+    Xt = (X if transposed else X.T).astype(dtype)
+    finite = jnp.all(jnp.isfinite(Xt))
+    return pad_rows(TrainData(Xt, y, weights), shape[1], shape[0]), finite
 
 
-def to_features_major(X: Any, dtype: Any) -> jax.Array:
-    """Validate X (m, n) and return it features-major, Xt (n, m), cast to ``dtype``."""
-    X = check_X_structure(X)
-    with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
-        Xt, finite = _features_major(X, dtype=jnp.dtype(dtype))
-    if not bool(finite):
-        v.check_finite(X, "X")  # NaN or inf in the input: names the count
-        raise ValueError(
-            f"X must be finite in {jnp.dtype(dtype)}, but some values overflow it "
-            f"(largest |X| is {float(np.max(np.abs(np.asarray(X)))):.3g}); use dtype='float64'"
-        )
-    return Xt
+_all_finite = jax.jit(lambda X: jnp.all(jnp.isfinite(X)))
 
 
 def prepare_data(
-    X: Any, y: Any, n_classes: int, dtype: str, x_dtype: str | None = None
+    X: Any,
+    y: Any,
+    n_classes: int,
+    dtype: str,
+    x_dtype: str | None = None,
+    *,
+    weights: np.ndarray | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> TrainData:
-    """Validate, cast and transpose once to the internal layout Xt (n, m); y checked and cast.
+    """Validate X (m, n), y (m,) and the weights; lay X out features-major, Xt (n, m), in its
+    storage dtype, padded to ``shape`` (n, m) with zero-weight rows and zero features.
 
-    The weights are added by the caller (:func:`combined_weights`)."""
-    Xt = to_features_major(X, x_dtype or dtype)
-    y = v.check_y(y, Xt.shape[1], n_classes)
-    return TrainData(Xt, jnp.asarray(y, dtype if n_classes == 2 else jnp.int32), None)
+    X is read once, by one compiled program, and not at all when it is already in place: a
+    Fortran-ordered X is already Xᵀ in memory, so with the right dtype and no padding it goes
+    to the device as it is (without a copy when its buffer is 64-byte aligned) and only the
+    finite check reads it. y and the weights are cast and checked on the host.
+    """
+    X = check_X_structure(X)
+    m, n = X.shape
+    shape = (n, m) if shape is None else shape
+    x_dtype = jnp.dtype(x_dtype or dtype)
+    y = np.asarray(v.check_y(y, m, n_classes)).astype(dtype if n_classes == 2 else np.int32)
+    if weights is not None:
+        weights = np.asarray(v.check_sample_weight(weights, m), accumulation_dtype(dtype))
+    transposed = isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
+    source = X.T if transposed else X
+    with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
+        if transposed and X.dtype == x_dtype and shape == (n, m):
+            data = jax.device_put(TrainData(source, y, weights))
+            finite = _all_finite(data.Xt)
+        else:
+            data, finite = _prepare(source, y, weights, dtype=x_dtype, transposed=transposed,
+                                    shape=shape)
+    if not bool(finite):
+        v.check_finite(X, "X")  # NaN or inf in the input: names the count
+        raise ValueError(
+            f"X must be finite in {x_dtype}, but some values overflow it "
+            f"(largest |X| is {float(np.max(np.abs(np.asarray(X)))):.3g}); use dtype='float64'"
+        )
+    return data
 
 
 def _bucket(k: int, minimum: int) -> int:
@@ -186,19 +209,21 @@ class DeviceData:
     layout: Any = None
 
     def place(self, params: Params) -> Params:
-        """Parameters padded to the data's features, replicated over the mesh if there is one."""
+        """Parameters (host arrays) padded to the data's features, on the device; replicated
+        over the mesh if there is one."""
         pad = self.data.Xt.shape[0] - self.n_features
-        if pad:
-            w = jnp.pad(params.w, ((0, pad),) + ((0, 0),) * (params.w.ndim - 1))
-            params = Params(w, params.b)
-        return params if self.layout is None else self.layout.replicate(params)
+        w = np.pad(params.w, ((0, pad),) + ((0, 0),) * (np.ndim(params.w) - 1))
+        params = Params(w, np.asarray(params.b))
+        return jax.device_put(params) if self.layout is None else self.layout.replicate(params)
 
     def unpad(self, params: Params) -> Params:
         return Params(params.w[: self.n_features], params.b)
 
-    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState:
-        """Run the on-device loop until ``stop_at`` updates (or it stops)."""
-        return run_segment(state, self.data, hyper, jnp.asarray(stop_at, jnp.int32), spec=spec)
+    def advance(
+        self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int
+    ) -> tuple[LoopState, jax.Array]:
+        """Run the on-device loop until ``stop_at`` updates (or it stops); J at its parameters."""
+        return run_segment(state, self.data, hyper, np.int32(stop_at), spec=spec)
 
     def objective(self, params: Params, l2: Any) -> float:
         return float(_objective(params, *self.data, l2))

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxlogreg.core.gradients import objective_manual_vjp_t, value_and_backward_t
@@ -321,20 +322,23 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
         room = s.n_recorded < s.loss_history.shape[0]
         return (s.iteration < stop_at) & (s.status == RUNNING) & room
 
-    return jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
+    state = jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
+    return state, objective_t(state.params, *data, hyper.l2)
 
 
 run_segment = jax.jit(_run, static_argnames="spec")
 run_segment.__doc__ = """Run the loop until ``stop_at`` updates, convergence or divergence (jitted).
 
+Returns the state and J over all data at its parameters (in the same compiled program).
 Calling it repeatedly with a growing ``stop_at`` reuses one compiled program: the pipeline
 does so to call its hooks (progress bar, checkpoints) between segments.
 """
 
 
 @jax.jit(static_argnames="spec")
-def _init_state(params: Params, key_data: jax.Array, hyper: Hyper, spec: LoopSpec) -> LoopState:
+def _init_state(params: Params, seed: jax.Array, hyper: Hyper, spec: LoopSpec) -> LoopState:
     dtype = params.w.dtype
+    key_data = jax.random.key_data(jax.random.key(seed))
     return LoopState(
         params=params,
         opt_state=_optimizer(spec, hyper).init(params),
@@ -350,6 +354,6 @@ def _init_state(params: Params, key_data: jax.Array, hyper: Hyper, spec: LoopSpe
 
 
 def init_state(params: Params, hyper: Hyper, spec: LoopSpec, seed: int) -> LoopState:
-    """The loop's starting state: ``params``, a fresh optimizer state, an empty loss history."""
-    key_data = jax.random.key_data(jax.random.key(seed))
-    return _init_state(params, key_data, hyper, spec)
+    """The loop's starting state: ``params``, a fresh optimizer state, an empty loss history
+    (one compiled program; the shuffling key is made from ``seed`` inside it)."""
+    return _init_state(params, np.uint32(seed), hyper, spec)

@@ -20,15 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.model import Params, accumulation_dtype, check_params
-from jaxlogreg.core.model import init_params as zeros
+from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.scale import sharding
 from jaxlogreg.training.data import (
     DeviceData,
     bucketed_shape,
     combined_weights,
     infer_n_classes,
-    pad_rows,
     prepare_data,
     resolve_dtype,
 )
@@ -74,7 +72,9 @@ class Prepared(Protocol):
 
     def place(self, params: Params) -> Params: ...
     def unpad(self, params: Params) -> Params: ...
-    def advance(self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int) -> LoopState: ...
+    def advance(
+        self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int
+    ) -> tuple[LoopState, Any]: ...
     def objective(self, params: Params, l2: Any) -> float: ...
     def fingerprint(self) -> list[float]: ...
 
@@ -95,7 +95,7 @@ class CallbackHook:
 
     def __call__(self, state: LoopState) -> None:
         n_recorded = int(state.n_recorded)
-        loss = float(state.loss_history[n_recorded - 1]) if n_recorded else math.nan
+        loss = float(np.asarray(state.loss_history)[n_recorded - 1]) if n_recorded else math.nan
         self.callback(int(state.iteration), loss)
 
 
@@ -123,28 +123,32 @@ def callback_hooks(
 
 
 def hyper_of(config: TrainConfig, l2: float, dtype: str) -> Hyper:
-    dtype = accumulation_dtype(dtype)
+    """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast)."""
+    dtype = np.dtype(accumulation_dtype(dtype))
     return Hyper(
-        learning_rate=jnp.asarray(config.resolved_learning_rate, dtype),
-        l2=jnp.asarray(l2, dtype),
-        tol=jnp.asarray(config.tol, dtype),
+        learning_rate=np.asarray(config.resolved_learning_rate, dtype),
+        l2=np.asarray(l2, dtype),
+        tol=np.asarray(config.tol, dtype),
     )
 
 
 def starting_params(
     init: Params | None, n_features: int, n_classes: int, dtype: str, fit_intercept: bool
 ) -> Params:
-    """``init`` (checked and cast) or zeros, as in the course; b = 0 without an intercept."""
-    dtype = accumulation_dtype(dtype)
+    """``init`` (checked and cast) or zeros, as in the course, as host arrays; b = 0 without an
+    intercept."""
+    dtype = np.dtype(accumulation_dtype(dtype))
     if init is None:
-        return zeros(n_features, n_classes, dtype)
+        w_shape = (n_features,) if n_classes == 2 else (n_features, n_classes)
+        return Params(np.zeros(w_shape, dtype), np.zeros(() if n_classes == 2 else (n_classes,),
+                                                          dtype))
     w, b = check_params(init, n_features)
     if (2 if np.ndim(w) == 1 else np.shape(w)[1]) != n_classes:
         raise ValueError(
             f"init_params must be for {n_classes} classes, got w of shape {tuple(np.shape(w))}"
         )
-    params = Params(jnp.asarray(w, dtype), jnp.asarray(b, dtype))
-    return params if fit_intercept else params._replace(b=jnp.zeros_like(params.b))
+    params = Params(np.asarray(w, dtype), np.asarray(b, dtype))
+    return params if fit_intercept else params._replace(b=np.zeros_like(params.b))
 
 
 def seed_of(config: TrainConfig, minibatch: bool) -> int:
@@ -198,8 +202,8 @@ def run_fit(
         with bar:
             if bar.enabled:
                 hooks.append(CallbackHook(bar.update, every_nth(config.max_iter, 20)))
-            state = _run_segments(state, data, hyper, spec, config.max_iter, hooks)
-        return _result(state, data, hyper, spec, start)
+            state, loss = _run_segments(state, data, hyper, spec, config.max_iter, hooks)
+        return _result(state, loss, data, hyper, spec, start)
 
 
 def _finished(state: LoopState, max_iter: int, spec: LoopSpec) -> bool:
@@ -211,36 +215,41 @@ def _finished(state: LoopState, max_iter: int, spec: LoopSpec) -> bool:
 
 
 def _run_segments(state, data: Prepared, hyper, spec, max_iter: int, hooks: list[Hook]):
-    """The whole loop in one call without hooks; else segments ending where a hook is due."""
+    """The whole loop in one call without hooks; else segments ending where a hook is due.
+
+    Returns the final state and J at its parameters (None when the data cannot tell it along
+    the way: streamed data evaluate it afterwards)."""
     if not hooks:
         return data.advance(state, hyper, spec, max_iter)
+    loss = None
     while not _finished(state, max_iter, spec):
         iteration = int(state.iteration)
         stop_at = min([(iteration // h.every + 1) * h.every for h in hooks] + [max_iter])
-        state = data.advance(state, hyper, spec, stop_at)
+        state, loss = data.advance(state, hyper, spec, stop_at)
         finished, iteration = _finished(state, max_iter, spec), int(state.iteration)
         for hook in hooks:
             if finished or iteration % hook.every == 0:
                 hook(state)
-    return state
+    return state, loss
 
 
-def _result(state: LoopState, data: Prepared, hyper: Hyper, spec: LoopSpec, start: Params):
+def _result(state: LoopState, loss: Any, data: Prepared, hyper: Hyper, spec: LoopSpec,
+            start: Params):
     """Read the finished loop back to the host (the one synchronisation of a fit)."""
     status = int(state.status)
     status = MAX_ITER if status == RUNNING else status
     params = state.params
-    loss = data.objective(params, hyper.l2)
+    loss = data.objective(params, hyper.l2) if loss is None else float(loss)
     if spec.batch_size is None:  # J₀ is exact for full batch: never return worse than the start
         start_loss = float(state.start_loss)
         slack = ROUNDING_ULPS * float(jnp.finfo(state.start_loss.dtype).eps) * max(abs(start_loss), 1)
         if not loss <= start_loss + slack:
             params, loss, status = start, data.objective(start, hyper.l2), DIVERGED
     n_recorded = int(state.n_recorded)
-    return FitResult(
-        params=Params(*(np.asarray(p) for p in data.unpad(params))),
+    return FitResult(  # to NumPy first: slicing a device array would compile a program
+        params=data.unpad(Params(*(np.asarray(p) for p in params))),
         n_iter=int(state.iteration),
-        loss_history=np.asarray(state.loss_history[:n_recorded]),
+        loss_history=np.asarray(state.loss_history)[:n_recorded],
         loss=loss,
         status=STATUS_NAMES[status],
     )
@@ -304,17 +313,19 @@ def device_data(
     y_host = np.asarray(y)
     n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
         n_classes, "n_classes", 2)
+    m, n = check_X_structure(X).shape
+    v.check_y(y_host, m, n_classes)  # before the class weights are computed from it
+    weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
+    if mesh is not None:
+        shape = (n, sharding.padded_size(m, sharding.check_mesh(mesh).size))
+    else:
+        m_pad, n_pad = bucketed_shape(m, n, config.batch_size is not None) if bucket else (m, n)
+        shape = (n_pad, m_pad)
     with jax.enable_x64(dtype == "float64"):
-        data = prepare_data(X, y, n_classes, dtype, config.x_dtype)
-        n, m = data.Xt.shape
-        weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
-        weight_sum = float(m if weights is None else weights.sum())
-        if weights is not None:
-            data = data._replace(sample_weight=jnp.asarray(weights, accumulation_dtype(dtype)))
+        data = prepare_data(X, y_host, n_classes, dtype, config.x_dtype, weights=weights,
+                            shape=shape)
         layout = None
         if mesh is not None:
-            data, layout = sharding.shard_data(data, mesh)
-        elif bucket:
-            m_pad, n_pad = bucketed_shape(m, n, config.batch_size is not None)
-            data = pad_rows(data, m_pad, n_pad)
+            data, layout = sharding.place_data(data, mesh), sharding.RowLayout(mesh, m)
+        weight_sum = float(m if weights is None else weights.sum())
         return DeviceData(data, m, n, n_classes, dtype, weight_sum, layout)
