@@ -11,8 +11,13 @@ The package is layered; each layer uses only the ones above it:
   scikit-learn estimator and reporting;
 - :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
 
+Importing the package turns on JAX's persistent compilation cache (:mod:`jaxlogreg.cache`;
+``JAXLOGREG_NO_CACHE=1`` opts out).
+
 The public API, one name per line:
 """
+
+from jaxlogreg import cache as _cache
 
 from jaxlogreg.core.gradcheck import GradientCheck as GradientCheck
 from jaxlogreg.core.gradcheck import check_gradients as check_gradients
@@ -43,6 +48,8 @@ from jaxlogreg.training.solvers import gradient_descent as gradient_descent
 from jaxlogreg.training.solvers import make_optimizer as make_optimizer
 
 __version__ = "0.1.0"
+
+_cache.enable()
 
 __all__ = [
     "Checkpointer",
