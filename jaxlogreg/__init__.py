@@ -18,7 +18,6 @@ The public API, one name per line:
 """
 
 from jaxlogreg import cache as _cache
-
 from jaxlogreg.core.gradcheck import GradientCheck as GradientCheck
 from jaxlogreg.core.gradcheck import check_gradients as check_gradients
 from jaxlogreg.core.gradients import backward as backward

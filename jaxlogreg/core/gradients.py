@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from jaxlogreg.core.loss import (
     binary_cross_entropy,
+    dot,
     example_scale,
     l2_penalty,
     softmax_cross_entropy,
@@ -42,11 +43,11 @@ def binary_value_and_grad(
     """J and ∇J for w (n,), b (): the graph above, one forward and one backward pass."""
     w, b = params
     X = Xt.astype(w.dtype)  # (n, m); 16-bit storage computes in the parameters' dtype
-    z = w @ X + b  # forward                                        (m,)
+    z = dot(w, X) + b  # forward                                    (m,)
     a = jax.nn.sigmoid(z)  #                                         (m,)
     J = jnp.sum(s * binary_cross_entropy(z, y)) + l2_penalty(w, l2)
     dz = s * (a - y.astype(a.dtype))  # backward: dL/dz, da never formed   (m,)
-    dw = X @ dz + l2 * w  #                                          (n,)
+    dw = dot(X, dz) + l2 * w  #                                      (n,)
     db = jnp.sum(dz)  #                                              ()
     return J, Params(w=dw, b=db)
 
@@ -57,12 +58,12 @@ def softmax_value_and_grad(
     """J and ∇J for W (n, K), b (K,): the same graph with softmax and one-hot Y."""
     W, b = params
     X = Xt.astype(W.dtype)  # (n, m)
-    Z = W.T @ X + b[:, None]  # forward                             (K, m)
+    Z = dot(W.T, X) + b[:, None]  # forward                         (K, m)
     A = jax.nn.softmax(Z, axis=0)  #                                 (K, m)
     J = jnp.sum(s * softmax_cross_entropy(Z, y, axis=0)) + l2_penalty(W, l2)
     Y = jax.nn.one_hot(y, Z.shape[0], dtype=Z.dtype, axis=0)  #      (K, m)
     dZ = s * (A - Y)  # backward                                     (K, m)
-    dW = X @ dZ.T + l2 * W  #                                        (n, K)
+    dW = dot(X, dZ.T) + l2 * W  #                                    (n, K)
     db = jnp.sum(dZ, axis=1)  #                                      (K,)
     return J, Params(w=dW, b=db)
 
@@ -113,25 +114,27 @@ def backward(
     return value_and_backward_t(params, X.T, y, sample_weight, l2)[1]
 
 
-@jax.custom_vjp
-def objective_manual_vjp_t(
-    params: Params, Xt: jax.Array, y: jax.Array, sample_weight: jax.Array | None, l2: Any
-) -> jax.Array:
-    """J(w, b) whose derivative (under ``jax.grad`` and inside optax) is the hand-written one.
+def with_gradient(value_and_grad: Any) -> Any:
+    """J(params, Xt, y, sample_weight, l2) whose derivative (under ``jax.grad`` and inside optax)
+    is ``value_and_grad``'s, a hand-written gradient ``(params, Xt, y, s, l2) -> (J, ∇J)``.
 
     Lets optimizers that differentiate the objective themselves, such as optax's line search,
-    use ``dz = a - y`` instead of the autodiff graph.
+    use ``dz = a - y`` (or the fused kernel) instead of the autodiff graph.
     """
-    return value_and_backward_t(params, Xt, y, sample_weight, l2)[0]
+
+    def both(params, Xt, y, sample_weight, l2):
+        s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
+        return value_and_grad(params, Xt, y, s, l2)
+
+    @jax.custom_vjp
+    def objective(params, Xt, y, sample_weight, l2):
+        return both(params, Xt, y, sample_weight, l2)[0]
+
+    def bwd(grads, g):
+        return jax.tree.map(lambda d: g * d, grads), None, None, None, None  # data, λ: constants
+
+    objective.defvjp(both, bwd)
+    return objective
 
 
-def _manual_fwd(params, Xt, y, sample_weight, l2):
-    J, grads = value_and_backward_t(params, Xt, y, sample_weight, l2)
-    return J, grads
-
-
-def _manual_bwd(grads, g):
-    return jax.tree.map(lambda d: g * d, grads), None, None, None, None  # data and λ: constants
-
-
-objective_manual_vjp_t.defvjp(_manual_fwd, _manual_bwd)
+objective_manual_vjp_t = with_gradient(value_and_grad_t)

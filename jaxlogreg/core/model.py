@@ -134,5 +134,6 @@ def predict(params: Params, X: Any) -> jax.Array:
 
 
 def _matmul(X: jax.Array, w: jax.Array) -> jax.Array:
-    """``X @ w`` with 16-bit X upcast so the sums run in the parameters' dtype."""
-    return jnp.matmul(X.astype(w.dtype), w)
+    """``X @ w`` with 16-bit X upcast so the sums run in the parameters' dtype, in full
+    precision (not the TF32 that XLA uses for float32 products on GPUs by default)."""
+    return jnp.matmul(X.astype(w.dtype), w, precision=jax.lax.Precision.HIGHEST)

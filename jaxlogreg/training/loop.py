@@ -27,6 +27,7 @@ another learning rate, does not recompile.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -34,8 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlogreg.core.gradients import objective_manual_vjp_t, value_and_backward_t
-from jaxlogreg.core.loss import objective_t
+from jaxlogreg.core.fused import fused_value_and_grad_t
+from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
+from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, make_optimizer
@@ -63,9 +65,15 @@ class LoopSpec(NamedTuple):
     # A jaxlogreg.scale.sharding.RowLayout when Xt is sharded over devices and padded with
     # zero-weight columns (n_samples real rows first, then padding); None otherwise.
     layout: Any = None
+    # The hand-written gradient's implementation: "xla" (jaxlogreg.core.gradients), "fused"
+    # (the single-read Pallas kernel of jaxlogreg.core.fused, on GPUs) or "fused_interpret"
+    # (the same kernel through Pallas' interpreter: tests on CPU).
+    kernel: str = "xla"
 
     @classmethod
-    def of(cls, config: TrainConfig, batch_size: int | None, layout: Any = None) -> LoopSpec:
+    def of(
+        cls, config: TrainConfig, batch_size: int | None, layout: Any = None, kernel: str = "xla"
+    ) -> LoopSpec:
         return cls(
             config.solver,
             tuple(sorted(config.optimizer_params.items())),
@@ -75,6 +83,7 @@ class LoopSpec(NamedTuple):
             config.criterion,
             config.fit_intercept,
             layout,
+            kernel,
         )
 
 
@@ -114,12 +123,27 @@ def _frozen_intercept(params: Params) -> Params:
     return params._replace(b=jax.lax.stop_gradient(params.b))
 
 
+@functools.cache
+def _hand_gradient(kernel: str) -> Any:
+    """The hand-written ``(params, Xt, y, s, l2) -> (J, ∇J)`` of a LoopSpec's ``kernel``."""
+    if kernel == "xla":
+        return value_and_grad_t
+    return functools.partial(fused_value_and_grad_t, interpret=kernel == "fused_interpret")
+
+
+@functools.cache
+def _hand_objective(kernel: str) -> Any:
+    """J whose derivative is the hand-written gradient of ``kernel`` (for line searches)."""
+    return with_gradient(_hand_gradient(kernel))
+
+
 def _value_and_grad(spec: LoopSpec, l2: jax.Array):
     """(params, Xt, y, sample_weight) -> (J, ∇J), hand-written or by jax.grad."""
     if spec.grad == "manual":
 
         def value_and_grad(p, Xt, y, sw):
-            value, grads = value_and_backward_t(p, Xt, y, sw, l2)
+            s = example_scale(sw, Xt.shape[1], p.w.dtype)
+            value, grads = _hand_gradient(spec.kernel)(p, Xt, y, s, l2)
             return value, grads if spec.fit_intercept else grads._replace(b=jnp.zeros_like(p.b))
 
         return value_and_grad
@@ -128,7 +152,7 @@ def _value_and_grad(spec: LoopSpec, l2: jax.Array):
 
 def _objective(spec: LoopSpec, l2: jax.Array):
     """J as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
-    objective = objective_manual_vjp_t if spec.grad == "manual" else objective_t
+    objective = _hand_objective(spec.kernel) if spec.grad == "manual" else objective_t
     if spec.fit_intercept:
         return lambda p, Xt, y, sw: objective(p, Xt, y, sw, l2)
     return lambda p, Xt, y, sw: objective(_frozen_intercept(p), Xt, y, sw, l2)

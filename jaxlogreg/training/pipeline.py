@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlogreg.core import checks as v
+from jaxlogreg.core import fused
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.scale import sharding
 from jaxlogreg.training.data import (
@@ -151,6 +152,15 @@ def starting_params(
     return params if fit_intercept else params._replace(b=np.zeros_like(params.b))
 
 
+def kernel_for(data: Prepared) -> str:
+    """The fused single-read gradient kernel on a GPU for one device's in-memory data of a
+    shape it supports (:func:`jaxlogreg.core.fused.supports`), else XLA's two products."""
+    if not isinstance(data, DeviceData) or data.layout is not None:
+        return "xla"
+    n_features, dtype = data.data.Xt.shape[0], data.data.Xt.dtype
+    return "fused" if fused.supports(n_features, data.n_classes, dtype) else "xla"
+
+
 def seed_of(config: TrainConfig, minibatch: bool) -> int:
     """The shuffle seed: ``random_state``, or one drawn from NumPy's global generator."""
     if not minibatch:
@@ -187,7 +197,7 @@ def run_fit(
     with jax.enable_x64(data.dtype == "float64"):
         batch_size = None if config.batch_size is None else min(config.batch_size, data.n_samples)
         hyper = hyper_of(config, config.l2(data.weight_sum), data.dtype)
-        spec = LoopSpec.of(config, batch_size, data.layout)
+        spec = LoopSpec.of(config, batch_size, data.layout, kernel_for(data))
         start = data.place(
             starting_params(init_params, data.n_features, data.n_classes, data.dtype,
                             config.fit_intercept)
