@@ -12,11 +12,12 @@
 # Budget (H100, under 8 minutes in all; each step is cut off by `timeout` at its limit):
 #   environment 60 s, pytest 210 s, gpu_roofline 60 s, roofline 60 s, time_to_solution 80 s.
 # Every step runs even if an earlier one failed; the exit status is nonzero if any failed.
-# Environment: PYTHON (interpreter, default python3, else python), PYTEST_TIMEOUT (seconds).
+# Environment: PYTHON (interpreter, default python3, else python), PYTEST_TIMEOUT (seconds),
+# GPU_CHECK_OUT (the results folder, default benchmarks/results/gpu).
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
-OUT=benchmarks/results/gpu
+OUT=${GPU_CHECK_OUT:-benchmarks/results/gpu}
 mkdir -p "$OUT"
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
