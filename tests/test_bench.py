@@ -117,7 +117,8 @@ def test_time_to_solution(tmp_path):
     if HAVE_TORCH:
         assert by["torch lbfgs"]["rel_gap"] < 1e-5
     names = [t["target"] for t in result["targets"]]
-    assert any("steady state" in n for n in names) and any("first call" in n for n in names)
+    assert any("steady state" in n for n in names) and any("loss gap" in n for n in names)
+    assert any("vs PyTorch" in n for n in names) == HAVE_TORCH
 
 
 @pytest.mark.skipif(HAVE_TORCH, reason="checks the run without PyTorch")
