@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlogreg.core import fused
+from jaxlogreg.core import fused, fused_tiling
 from jaxlogreg.core.fused import fused_value_and_grad_t, supports, tile_config
 from jaxlogreg.core.gradcheck import max_relative_error
 from jaxlogreg.core.gradients import value_and_grad_t
@@ -204,12 +204,12 @@ def test_tile_config_shapes():
                 continue
             for d in (cfg.n_pad, cfg.k_pad, cfg.tile):
                 assert d & (d - 1) == 0  # powers of two
-            assert cfg.n_pad >= max(n, 16) and fused.MIN_TILE <= cfg.tile <= fused.MAX_TILE
-            assert cfg.n_pad * cfg.tile <= fused.TILE_ELEMENTS
+            assert cfg.n_pad >= max(n, 16) and fused_tiling.MIN_TILE <= cfg.tile <= fused_tiling.MAX_TILE
+            assert cfg.n_pad * cfg.tile <= fused_tiling.TILE_ELEMENTS
             if K > 2:
-                assert cfg.k_pad >= max(K, 16) and cfg.k_pad * cfg.tile <= fused.TILE_ELEMENTS
-                assert cfg.n_pad * cfg.k_pad <= fused.PARAM_ELEMENTS
-                assert cfg.n_pad * cfg.tile <= fused.SOFTMAX_TILE_ELEMENTS
+                assert cfg.k_pad >= max(K, 16) and cfg.k_pad * cfg.tile <= fused_tiling.TILE_ELEMENTS
+                assert cfg.n_pad * cfg.k_pad <= fused_tiling.PARAM_ELEMENTS
+                assert cfg.n_pad * cfg.tile <= fused_tiling.SOFTMAX_TILE_ELEMENTS
 
 
 def test_unsupported_shapes_raise():
