@@ -86,7 +86,6 @@ from jaxlogreg.core.fused_tiling import (  # MAX_FEATURES, TileConfig, supports,
     MIN_TILE,
     TileConfig,
     _next_pow2,
-    _num_warps,
     supports,
     tile_config,
 )
@@ -130,23 +129,8 @@ def _sigmoid(z):
     return jnp.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _binary_kernel(
-    x_ref,
-    y_ref,
-    s_ref,
-    w_ref,
-    b_ref,
-    dw_ref,
-    db_ref,
-    j_ref,
-    *,
-    n,
-    m,
-    cfg,
-    n_programs,
-    tiles_per_program,
-    per_example,
-):
+def _binary_kernel(x_ref, y_ref, s_ref, w_ref, b_ref, dw_ref, db_ref, j_ref, *,
+                   n, m, cfg, n_programs, tiles_per_program, per_example):
     cdt = w_ref.dtype
     T = cfg.tile
     pid = pl_program_id()
@@ -156,8 +140,8 @@ def _binary_kernel(
 
     def body(j, carry):
         dw, dz_sum, loss_sum = carry
-        cols = (pid + j * n_programs) * T + iota_t
-        x, y, s, cmask = _load_tile(x_ref, y_ref, s_ref, cols, n, m, cfg.n_pad, cdt, per_example)
+        x, y, s, cmask = _load_tile(x_ref, y_ref, s_ref, (pid + j * n_programs) * T + iota_t,
+                                    n, m, cfg.n_pad, cdt, per_example)
         y = y.astype(cdt)
         z = jnp.sum(x * w[:, None], axis=0) + b  # forward: z = wᵀX + b        (T,)
         loss = _softplus((1 - 2 * y) * z)  # BCE from logits, never log σ
@@ -174,25 +158,8 @@ def _binary_kernel(
     j_ref[...] = jnp.sum(loss_sum)
 
 
-def _softmax_kernel(
-    x_ref,
-    y_ref,
-    s_ref,
-    w_ref,
-    b_ref,
-    dw_ref,
-    db_ref,
-    j_ref,
-    *,
-    n,
-    m,
-    k,
-    cfg,
-    n_programs,
-    tiles_per_program,
-    per_example,
-    precision,
-):
+def _softmax_kernel(x_ref, y_ref, s_ref, w_ref, b_ref, dw_ref, db_ref, j_ref, *,
+                    n, m, k, cfg, n_programs, tiles_per_program, per_example, precision):
     cdt = w_ref.dtype
     T, K_p = cfg.tile, cfg.k_pad
     pid = pl_program_id()
@@ -304,7 +271,7 @@ def _partials(params, Xt, y, s, *, interpret, tile=None, max_programs=None, num_
         cfg = cfg._replace(tile=int(tile))
     else:  # no wider than m needs (a small problem is one partial tile)
         cfg = cfg._replace(tile=min(cfg.tile, max(MIN_TILE, _next_pow2(m))))
-    cfg = cfg._replace(num_warps=num_warps or _num_warps(cfg.n_pad, cfg.tile))
+    cfg = cfg._replace(num_warps=num_warps or cfg.num_warps)
     n_programs, per_program = _grid(m, cfg.tile, max_programs or MAX_PROGRAMS)
     if binary:
         w_p = jnp.zeros((cfg.n_pad,), cdt).at[:n].set(w)
@@ -320,15 +287,8 @@ def _partials(params, Xt, y, s, *, interpret, tile=None, max_programs=None, num_
         dw_shape, db_shape = (n_programs, cfg.n_pad, cfg.k_pad), (n_programs, cfg.k_pad)
         dw_spec = pl.BlockSpec((None, cfg.n_pad, cfg.k_pad), lambda p: (p, 0, 0))
         db_spec = pl.BlockSpec((None, cfg.k_pad), lambda p: (p, 0))
-    kernel = functools.partial(
-        kernel,
-        n=n,
-        m=m,
-        cfg=cfg,
-        n_programs=n_programs,
-        tiles_per_program=per_program,
-        per_example=per_example,
-    )
+    kernel = functools.partial(kernel, n=n, m=m, cfg=cfg, n_programs=n_programs,
+                               tiles_per_program=per_program, per_example=per_example)
     # Inputs without a BlockSpec are whole arrays: X, y and s are indexed inside the kernel.
     call = pl.pallas_call(
         kernel,
@@ -350,16 +310,8 @@ def _partials(params, Xt, y, s, *, interpret, tile=None, max_programs=None, num_
 def _fused(params, Xt, y, s, l2, interpret=False, tile=None, max_programs=None, num_warps=None):
     w, _ = params
     n = Xt.shape[0]
-    (dw_p, db_p, J_p), _cfg = _partials(
-        params,
-        Xt,
-        y,
-        s,
-        interpret=interpret,
-        tile=tile,
-        max_programs=max_programs,
-        num_warps=num_warps,
-    )
+    (dw_p, db_p, J_p), _cfg = _partials(params, Xt, y, s, interpret=interpret, tile=tile,
+                                        max_programs=max_programs, num_warps=num_warps)
     dw = jnp.sum(dw_p, axis=0)[:n]
     db = jnp.sum(db_p, axis=0)
     if w.ndim == 2:
@@ -369,16 +321,8 @@ def _fused(params, Xt, y, s, l2, interpret=False, tile=None, max_programs=None, 
 
 
 def fused_value_and_grad_t(
-    params: Params,
-    Xt: jax.Array,
-    y: jax.Array,
-    s: Any,
-    l2: Any,
-    *,
-    interpret: bool = False,
-    tile: int | None = None,
-    max_programs: int | None = None,
-    num_warps: int | None = None,
+    params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any, *, interpret: bool = False,
+    tile: int | None = None, max_programs: int | None = None, num_warps: int | None = None,
 ) -> tuple[jax.Array, Params]:
     """``J = Σ s_i L_i + λ/2 ||w||²`` and its gradient in one read of Xt (n, m): a Pallas kernel.
 
@@ -401,17 +345,8 @@ def fused_value_and_grad_t(
     Raises:
       ValueError: shapes the kernel does not support (:func:`supports` says False).
     """
-    return _fused(
-        params,
-        Xt,
-        y,
-        s,
-        l2,
-        interpret=bool(interpret),
-        tile=tile,
-        max_programs=max_programs,
-        num_warps=num_warps,
-    )
+    return _fused(params, Xt, y, s, l2, interpret=bool(interpret), tile=tile,
+                  max_programs=max_programs, num_warps=num_warps)
 
 
 __all__ = [

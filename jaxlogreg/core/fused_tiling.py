@@ -23,6 +23,10 @@ MAX_FEATURES = TILE_ELEMENTS // MIN_TILE  # 1024: n_p * T <= TILE_ELEMENTS with 
 PARAM_ELEMENTS = 4096  # softmax: n_p * K_p, W and its partial gradient held in registers
 MAX_CLASSES = 256
 MAX_PROGRAMS = 1024  # grid size cap: partial outputs are P rows
+# 4 warps (128 threads) per program, for every shape so far. Measured on an H200 at 4e6 x 100
+# (benchmarks/gpu_roofline.py --sweep, n_p = 128): at the default tiles 4 warps were as fast as
+# 8 for binary float32 X (0.48 ms), 2x faster for binary bfloat16 X (0.30 ms) and 1.2x faster
+# for softmax K = 10 (1.56 ms); other tiles were not tried with 4 warps.
 DEFAULT_NUM_WARPS = 4
 GPU_STORAGE_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 GPU_BACKENDS = ("gpu", "cuda")
@@ -74,31 +78,11 @@ def tile_config(
         )
     if tile < MIN_TILE:
         return None
-    return TileConfig(n_pad, k_pad, tile, _num_warps(n_pad, tile))
+    return TileConfig(n_pad, k_pad, tile, DEFAULT_NUM_WARPS)
 
 
-def _num_warps(n_pad: int, tile: int) -> int:
-    """4 warps (128 threads) per program, for every shape so far.
-
-    Measured on an H200 at 4e6 x 100 (``benchmarks/gpu_roofline.py --sweep``, n_p = 128): at
-    the default tiles, 4 warps were as fast as 8 for binary float32 X (0.48 ms), 2x faster for
-    binary bfloat16 X (0.30 ms) and 1.2x faster for softmax K = 10 (1.56 ms). With 8 warps,
-    binary T = 128 was the fastest of T = 16..256 for float32 X; bfloat16 X and softmax preferred
-    other tiles (T = 256: 0.40 ms; T = 32: 1.65 ms), still slower than 4 warps at the default
-    tile. Tiles other than the default were not tried with 4 warps.
-    """
-    del n_pad, tile
-    return DEFAULT_NUM_WARPS
-
-
-def supports(
-    n_features: int,
-    n_classes: int,
-    dtype: Any,
-    backend: str | None = None,
-    *,
-    binary: bool | None = None,
-) -> bool:
+def supports(n_features: int, n_classes: int, dtype: Any, backend: str | None = None, *,
+             binary: bool | None = None) -> bool:
     """Whether :func:`fused_value_and_grad_t` should be used for this problem on ``backend``.
 
     Args:
