@@ -40,6 +40,8 @@ from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
 from jaxlogreg.scale.sharding import make_mesh as make_mesh
 from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
+from jaxlogreg.training.path import PathResult as PathResult
+from jaxlogreg.training.path import fit_path as fit_path
 from jaxlogreg.training.pipeline import FitResult as FitResult
 from jaxlogreg.training.pipeline import fit as fit
 from jaxlogreg.training.settings import TrainConfig as TrainConfig
@@ -57,12 +59,14 @@ __all__ = [
     "GradientCheck",
     "LogisticRegression",
     "Params",
+    "PathResult",
     "TrainConfig",
     "backward",
     "binary_cross_entropy",
     "check_gradients",
     "fit",
     "fit_distributed",
+    "fit_path",
     "fit_streaming",
     "gradient_descent",
     "init_params",

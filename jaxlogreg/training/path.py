@@ -1,0 +1,322 @@
+"""Regularization paths and cross-validation in one program: every (fold, C) model at once.
+
+Each model j = (fold f, C c) minimises its own objective on its own training rows, given as
+sample weights (a fold's held-out rows weigh 0, so X is never copied)::
+
+    J_j(w, b) = Σ_i s_ji L(z_ji, y_i) / Σ_i s_ji + λ_j/2 ||w||²,   λ_j = 1 / (C_c Σ_i s_ji)
+
+All M = F·C models are advanced together: one iteration evaluates every model's J and ∇J in
+one pass over X, as matrix products (``Z = W Xt`` (M, m), ``dW = dZ Xtᵀ`` (M, n)), which read X
+once for all of them. The solver is L-BFGS made for batching (:func:`_lbfgs_step`): each
+iteration is exactly one evaluation; the Armijo line search is folded into the iterations (a
+model whose trial point fails the test halves its step and tries again at the next iteration,
+the others go on), so no model waits inside a nested line-search loop for the slowest one, and
+there is no ``lax.cond``. A model stops when ``max|∇J_j| <= tol`` at an accepted point, when
+its objective no longer changes, or after ``max_iter`` accepted steps; finished models are
+frozen and the loop ends when all are done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlogreg.core import checks as v
+from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
+from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.training.data import combined_weights, infer_n_classes, prepare_data, resolve_dtype
+
+ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d
+MAX_HALVINGS = 40  # a model that cannot decrease J after this many halvings has stalled
+
+
+class PathResult(NamedTuple):
+    """Every model of :func:`fit_path`, indexed ``[fold, C]``.
+
+    Attributes:
+      params: ``w`` (F, C, n) and ``b`` (F, C) (binary), or (F, C, n, K) and (F, C, K).
+      loss: (F, C) J of each model on its training rows at its parameters.
+      n_iter: (F, C) accepted L-BFGS steps.
+      converged: (F, C) whether the model met ``tol`` (or stalled) before ``max_iter``.
+      Cs: (C,) the inverse regularization strengths; l2: (F, C) the λ of each model.
+    """
+
+    params: Params
+    loss: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    Cs: np.ndarray
+    l2: np.ndarray
+
+
+class _State(NamedTuple):
+    x: jax.Array  # (M, p) trial point, flat (w, b)
+    base: jax.Array  # (M, p) last accepted point
+    base_value: jax.Array  # (M,)
+    base_grad: jax.Array  # (M, p)
+    direction: jax.Array  # (M, p)
+    step: jax.Array  # (M,)
+    halvings: jax.Array  # (M,) int32
+    S: jax.Array  # (M, memory, p) past steps
+    Y: jax.Array  # (M, memory, p) past gradient changes
+    rho: jax.Array  # (M, memory)
+    pairs: jax.Array  # (M,) int32 pairs stored
+    started: jax.Array  # (M,) bool: base is an evaluated point
+    n_iter: jax.Array  # (M,) int32 accepted steps
+    done: jax.Array  # (M,) bool
+    converged: jax.Array  # (M,) bool
+
+
+def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Array]:
+    """Flat (M, p) parameters -> W (M, n) and b (M,), or W (M, n, K) and b (M, K)."""
+    if k is None:
+        return x[:, :n], x[:, n]
+    return x[:, : n * k].reshape(-1, n, k), x[:, n * k :]
+
+
+def batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept):
+    """J (M,) and flat ∇J (M, p) of every model, one pass over Xt (n, m).
+
+    ``scale`` (M, m): each model's ``s_ji / Σ_i s_ji``; ``l2`` (M,). The backward pass is the
+    lecture's, for M models side by side: ``dz = s ⊙ (a - y)``, ``dw = X dz + λw``, ``db = Σ dz``.
+    """
+    W, b = _unflatten(x, n, k)
+    X = Xt.astype(x.dtype)
+    if k is None:  # binary
+        Z = dot(W, X) + b[:, None]  # (M, m)
+        losses = binary_cross_entropy(Z, y[None, :])  # softplus((1 - 2y) z)
+        dZ = scale * (jax.nn.sigmoid(Z) - y.astype(Z.dtype))  # (M, m)
+        dW = dot(dZ, X.T) + l2[:, None] * W  # (M, n)
+        db = jnp.sum(dZ, axis=1)
+        penalty = 0.5 * l2 * jnp.sum(W * W, axis=1)
+    else:  # softmax: Z (M, K, m)
+        M = W.shape[0]
+        Z = dot(jnp.swapaxes(W, 1, 2).reshape(M * k, n), X).reshape(M, k, -1) + b[:, :, None]
+        losses = softmax_cross_entropy(Z, jnp.broadcast_to(y, (M, y.shape[0])), axis=1)
+        A = jax.nn.softmax(Z, axis=1)
+        dZ = scale[:, None, :] * (A - jax.nn.one_hot(y, k, dtype=Z.dtype, axis=0)[None])
+        dW = jnp.swapaxes(dot(dZ.reshape(M * k, -1), X.T).reshape(M, k, n), 1, 2)
+        dW = dW + l2[:, None, None] * W
+        db = jnp.sum(dZ, axis=2)
+        penalty = 0.5 * l2 * jnp.sum(W * W, axis=(1, 2))
+    J = jnp.sum(scale * losses, axis=1) + jnp.where(l2 == 0, 0.0, penalty)
+    db = db if fit_intercept else jnp.zeros_like(db)
+    return J, jnp.concatenate([dW.reshape(dW.shape[0], -1), db.reshape(db.shape[0], -1)], axis=1)
+
+
+def _two_loop(g, S, Y, rho, pairs):
+    """``H g`` for one model: the L-BFGS two-loop recursion over its stored pairs."""
+    memory = S.shape[0]
+    order = (pairs - 1 - jnp.arange(memory)) % memory  # newest first
+    valid = jnp.arange(memory) < jnp.minimum(pairs, memory)
+
+    def backward(q, i):
+        j = order[i]
+        alpha = jnp.where(valid[i], rho[j] * (S[j] @ q), 0.0)
+        return q - alpha * Y[j], alpha
+
+    q, alphas = jax.lax.scan(backward, g, jnp.arange(memory))
+    newest = order[0]
+    gamma = jnp.where(pairs > 0, (S[newest] @ Y[newest]) / (Y[newest] @ Y[newest]), 1.0)
+
+    def forward(r, i):
+        j = order[i]
+        beta = jnp.where(valid[i], rho[j] * (Y[j] @ r), 0.0)
+        return r + S[j] * (alphas[i] - beta), None
+
+    r, _ = jax.lax.scan(forward, gamma * q, jnp.arange(memory)[::-1])
+    return r
+
+
+def _lbfgs_step(state: _State, value, grad, tol, max_iter):
+    """One iteration for one model, given J and ∇J at its trial point ``state.x``."""
+    finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+    sufficient = value <= state.base_value + ARMIJO * state.step * (state.base_grad @ state.direction)
+    accept = finite & (~state.started | sufficient) & ~state.done
+    s, y = state.x - state.base, grad - state.base_grad
+    sy = s @ y
+    keep = accept & state.started & (sy > 1e-10 * jnp.sqrt((s @ s) * (y @ y)))
+    slot = state.pairs % state.S.shape[0]
+    S = jnp.where(keep, state.S.at[slot].set(s), state.S)
+    Y = jnp.where(keep, state.Y.at[slot].set(y), state.Y)
+    rho = jnp.where(keep, state.rho.at[slot].set(1.0 / sy), state.rho)
+    pairs = state.pairs + keep.astype(jnp.int32)
+    direction = -_two_loop(grad, S, Y, rho, pairs)
+    direction = jnp.where(grad @ direction < 0, direction, -grad)  # always a descent direction
+    first = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(jnp.abs(grad)), 1e-30))
+    stalled = accept & state.started & (value == state.base_value)
+    n_iter = state.n_iter + (accept & state.started).astype(jnp.int32)
+    met = accept & (jnp.max(jnp.abs(grad)) <= tol)
+    halvings = jnp.where(accept, 0, state.halvings + (~state.done).astype(jnp.int32))
+    converged = state.converged | met | stalled | (halvings > MAX_HALVINGS)
+    done = state.done | converged | (n_iter >= max_iter)
+    base = jnp.where(accept, state.x, state.base)
+    step = jnp.where(accept, jnp.where(pairs > 0, 1.0, first), 0.5 * state.step)
+    direction = jnp.where(accept, direction, state.direction)
+    x = jnp.where(done, base, base + step * direction)
+    return _State(
+        x=x, base=base, base_value=jnp.where(accept, value, state.base_value),
+        base_grad=jnp.where(accept, grad, state.base_grad), direction=direction, step=step,
+        halvings=halvings, S=S, Y=Y, rho=rho, pairs=pairs, started=state.started | accept,
+        n_iter=n_iter, done=done, converged=converged,
+    )
+
+
+def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, memory):
+    M, p = x0.shape
+    zeros = jnp.zeros((M,), x0.dtype)
+    state = _State(
+        x=x0, base=x0, base_value=jnp.full((M,), jnp.inf, x0.dtype), base_grad=jnp.zeros_like(x0),
+        direction=jnp.zeros_like(x0), step=zeros + 1, halvings=jnp.zeros((M,), jnp.int32),
+        S=jnp.zeros((M, memory, p), x0.dtype), Y=jnp.zeros((M, memory, p), x0.dtype),
+        rho=jnp.zeros((M, memory), x0.dtype), pairs=jnp.zeros((M,), jnp.int32),
+        started=jnp.zeros((M,), bool), n_iter=jnp.zeros((M,), jnp.int32),
+        done=jnp.zeros((M,), bool), converged=jnp.zeros((M,), bool),
+    )
+
+    def evaluate(x):
+        if grad == "manual":
+            return batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept)
+
+        def total(x):
+            J = batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept)[0]
+            return jnp.sum(J), J
+
+        g, J = jax.grad(total, has_aux=True)(x)
+        if not fit_intercept:
+            g = g.at[:, n * (k or 1) :].set(0.0)
+        return J, g
+
+    def body(carry):
+        state, evaluations = carry
+        J, g = evaluate(state.x)
+        step = jax.vmap(_lbfgs_step, in_axes=(0, 0, 0, None, None))(state, J, g, tol, max_iter)
+        return step, evaluations + 1
+
+    limit = max_iter * (MAX_HALVINGS + 2)
+    state, _ = jax.lax.while_loop(
+        lambda c: ~jnp.all(c[0].done) & (c[1] < limit), body, (state, jnp.int32(0))
+    )
+    J, _ = evaluate(state.base)
+    return state.base, J, state.n_iter, state.converged
+
+
+_run_path_jit = jax.jit(
+    _run_path, static_argnames=("n", "k", "fit_intercept", "grad", "memory", "max_iter")
+)
+
+
+def _fold_masks(folds: Any, m: int) -> np.ndarray:
+    """(F, m) booleans: True for the training rows of each fold."""
+    if folds is None:
+        return np.ones((1, m), bool)
+    masks = []
+    for f, train in enumerate(folds):
+        train = np.asarray(train)
+        if train.dtype == bool:
+            if train.shape != (m,):
+                raise ValueError(f"folds[{f}] as a mask must have shape ({m},), got {train.shape}")
+            masks.append(train)
+            continue
+        if train.ndim != 1 or not np.issubdtype(train.dtype, np.integer) or train.size == 0:
+            raise ValueError(f"folds[{f}] must hold training row indices, got {train!r}")
+        if train.min() < 0 or train.max() >= m:
+            raise ValueError(f"folds[{f}] has row indices outside [0, {m - 1}]")
+        mask = np.zeros(m, bool)
+        mask[train] = True
+        masks.append(mask)
+    if not masks:
+        raise ValueError("folds must hold at least one fold, got none")
+    return np.stack(masks)
+
+
+def check_Cs(Cs: Any) -> np.ndarray:
+    """The inverse regularization strengths: a non-empty list of numbers > 0 (inf: no penalty)."""
+    try:
+        Cs = np.asarray(Cs, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"Cs must be a list of numbers > 0, got {v.show(Cs)}") from None
+    if Cs.size == 0 or np.any(np.isnan(Cs)) or np.any(Cs <= 0):
+        raise ValueError(f"Cs must be a non-empty list of numbers > 0 (inf: no penalty), got "
+                         f"{Cs.tolist()}")
+    return Cs
+
+
+def fit_path(
+    X: Any,
+    y: Any,
+    Cs: Sequence[float],
+    *,
+    folds: Sequence[Any] | None = None,
+    sample_weight: Any = None,
+    class_weight: Any = None,
+    n_classes: int | None = None,
+    fit_intercept: bool = True,
+    tol: float = 1e-6,
+    max_iter: int = 500,
+    dtype: str | None = None,
+    grad: str = "manual",
+    memory: int = 10,
+) -> PathResult:
+    """Fit logistic regression for every C and every fold in one compiled program.
+
+    Args:
+      X: (m, n) features; y: (m,) labels 0/1 or class indices 0..K-1.
+      Cs: inverse L2 strengths, as in :class:`jaxlogreg.TrainConfig` (``inf``: no penalty).
+      folds: the training rows of each fold (index arrays or boolean masks of length m);
+        None fits every C on all rows (a regularization path).
+      sample_weight, class_weight, n_classes, fit_intercept, tol, dtype, grad: as in
+        :func:`jaxlogreg.fit` (``tol`` on max|∇J| of each model).
+      max_iter: accepted L-BFGS steps per model, at most.
+      memory: the L-BFGS history length.
+
+    Returns:
+      A :class:`PathResult` indexed ``[fold, C]``.
+    """
+    Cs = check_Cs(Cs)
+    tol = v.check_positive(tol, "tol", allow_zero=True)
+    max_iter = v.check_int_at_least(max_iter, "max_iter", 1, 100_000)
+    memory = v.check_int_at_least(memory, "memory", 1, 100)
+    v.check_choice(grad, "grad", ("manual", "autodiff"))
+    dtype = resolve_dtype(dtype, X)
+    y_host = np.asarray(y)
+    n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
+        n_classes, "n_classes", 2)
+    with jax.enable_x64(dtype == "float64"):
+        data = prepare_data(X, y_host, n_classes, dtype)
+        n, m = data.Xt.shape
+        weights = combined_weights(y_host, sample_weight, class_weight, n_classes)
+        weights = np.ones(m) if weights is None else weights
+        train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
+        totals = train.sum(axis=1)
+        if np.any(totals <= 0):
+            raise ValueError(f"every fold needs training rows of positive weight, got weights "
+                             f"{totals.tolist()}")
+        k = None if n_classes == 2 else n_classes
+        F, C = train.shape[0], Cs.shape[0]
+        acc = np.dtype(accumulation_dtype(dtype))
+        scale = np.repeat(train / totals[:, None], C, axis=0).astype(acc)  # (F·C, m)
+        with np.errstate(divide="ignore"):
+            l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None]))
+        p = n * (k or 1) + (k or 1)
+        x0 = np.zeros((F * C, p), acc)
+        x, J, n_iter, converged = _run_path_jit(
+            x0, data.Xt, data.y, scale, l2.reshape(-1).astype(acc), np.asarray(tol, acc),
+            max_iter, n=n, k=k, fit_intercept=bool(fit_intercept), grad=grad, memory=memory,
+        )
+        x = np.asarray(x)
+        W, b = _unflatten(x, n, k)
+        shape = (F, C)
+        return PathResult(
+            params=Params(np.asarray(W).reshape(*shape, *W.shape[1:]),
+                          np.asarray(b).reshape(*shape, *b.shape[1:])),
+            loss=np.asarray(J).reshape(shape),
+            n_iter=np.asarray(n_iter).reshape(shape),
+            converged=np.asarray(converged).reshape(shape),
+            Cs=Cs,
+            l2=l2,
+        )

@@ -1,0 +1,85 @@
+"""fit_path: every (fold, C) model fitted together equals the model fitted alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jaxlogreg as jl
+from jaxlogreg.training import path
+from jaxlogreg.training.path import fit_path
+
+CS = np.array([1e-3, 0.1, 10.0, np.inf])
+
+
+def _data(m=240, n=6, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n)) * rng.uniform(0.5, 2.0, size=n)
+    Z = X @ rng.normal(size=(n, k)) + rng.gumbel(size=(m, k))  # not separable
+    return X, np.argmax(Z, axis=1)
+
+
+def _folds(m, n_folds=3):
+    return [np.flatnonzero(np.arange(m) % n_folds != f) for f in range(n_folds)]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_every_model_equals_its_independent_fit(k, grad):
+    X, y = _data(k=k)
+    folds = _folds(len(y))
+    result = fit_path(X, y, CS, folds=folds, tol=1e-9, grad=grad)
+    assert result.params.w.shape == ((3, 4, 6) if k == 2 else (3, 4, 6, k))
+    assert result.converged.all() and result.loss.shape == (3, 4)
+    for f, train in enumerate(folds):
+        for c, C in enumerate(CS):
+            alone = jl.fit(X[train], y[train], C=C, tol=1e-10, max_iter=2000, n_classes=k)
+            assert abs(result.loss[f, c] - alone.loss) <= 1e-6 * alone.loss, (f, C)
+            if k == 2 and np.isfinite(C):  # softmax intercepts are unique only up to a shift
+                np.testing.assert_allclose(result.params.w[f, c], alone.params.w, atol=1e-4)
+
+
+def test_weights_fit_intercept_and_a_path_without_folds():
+    X, y = _data()
+    sw = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y))
+    result = fit_path(X, y, CS[:2], sample_weight=sw, fit_intercept=False, tol=1e-9)
+    assert result.params.w.shape == (1, 2, 6) and np.all(result.params.b == 0)
+    alone = jl.fit(X, y, C=CS[1], sample_weight=sw, fit_intercept=False, tol=1e-10)
+    assert abs(result.loss[0, 1] - alone.loss) <= 1e-6 * alone.loss
+    np.testing.assert_allclose(result.l2[0], 1.0 / (CS[:2] * sw.sum()))
+
+
+def test_float32_data_give_float32_models_near_the_float64_ones():
+    X, y = _data()
+    r32 = fit_path(X.astype(np.float32), y, CS[:3], folds=_folds(len(y)), tol=1e-5)
+    r64 = fit_path(X, y, CS[:3], folds=_folds(len(y)), tol=1e-9)
+    assert r32.params.w.dtype == np.float32
+    np.testing.assert_allclose(r32.loss, r64.loss, rtol=1e-5)
+
+
+def test_one_program_for_every_model(monkeypatch):
+    X, y = _data(m=97, n=3, seed=4)  # shapes no other test uses
+    before = path._run_path_jit._cache_size()
+    fit_path(X, y, [0.1, 1.0], folds=_folds(97))
+    fit_path(X, y, [5.0, 50.0], folds=_folds(97), tol=1e-3)  # other Cs and tol: same program
+    assert path._run_path_jit._cache_size() == before + 1
+
+
+@pytest.mark.parametrize(
+    "Cs, folds, match",
+    [
+        ([], None, r"Cs must be a non-empty list of numbers > 0"),
+        ([1.0, -1.0], None, r"Cs must be .* got \[1.0, -1.0\]"),
+        ([np.nan], None, r"Cs must be .* got \[nan\]"),
+        ("many", None, r"Cs must be a list of numbers > 0, got 'many'"),
+        ([1.0], [np.array([0, 1, 500])], r"folds\[0\] has row indices outside \[0, 239\]"),
+        ([1.0], [np.ones(3, bool)], r"folds\[0\] as a mask must have shape \(240,\)"),
+        ([1.0], [], r"folds must hold at least one fold"),
+    ],
+)
+def test_bad_input_names_the_argument_before_compiling(Cs, folds, match):
+    X, y = _data()
+    before = path._run_path_jit._cache_size()
+    with pytest.raises(ValueError, match=match):
+        fit_path(X, y, Cs, folds=folds)
+    assert path._run_path_jit._cache_size() == before
