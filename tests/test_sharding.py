@@ -94,6 +94,11 @@ def test_checkpoint_saved_on_8_devices_resumes_on_1(eight_devices):
 # --- in-process checks (whatever devices this process has) ------------------------------------
 
 
+def test_fit_path_on_8_devices_equals_one_device(eight_devices):
+    r = eight_devices["fit_path"]
+    assert r["converged"] and r["loss_diff"] <= 1e-5 * r["loss_scale"], r
+
+
 def test_padded_size():
     assert sharding.padded_size(203, 8) == 208
     assert sharding.padded_size(200, 8) == 200

@@ -24,10 +24,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.scale import sharding
 from jaxlogreg.training.data import combined_weights, infer_n_classes, prepare_data, resolve_dtype
 
 ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d
@@ -261,6 +264,7 @@ def fit_path(
     dtype: str | None = None,
     grad: str = "manual",
     memory: int = 10,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> PathResult:
     """Fit logistic regression for every C and every fold in one compiled program.
 
@@ -273,6 +277,9 @@ def fit_path(
         :func:`jaxlogreg.fit` (``tol`` on max|∇J| of each model).
       max_iter: accepted L-BFGS steps per model, at most.
       memory: the L-BFGS history length.
+      mesh: a one-axis ``("data",)`` mesh (:func:`jaxlogreg.make_mesh`): the rows of X are
+        sharded over its devices (padded with rows of weight 0), every model is on every
+        device, and the compiler adds the all-reduces of the products over m.
 
     Returns:
       A :class:`PathResult` indexed ``[fold, C]``.
@@ -286,9 +293,11 @@ def fit_path(
     y_host = np.asarray(y)
     n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
         n_classes, "n_classes", 2)
+    m = np.shape(X)[0] if np.ndim(X) == 2 else 0
+    m_pad = m if mesh is None else sharding.padded_size(m, sharding.check_mesh(mesh).size)
     with jax.enable_x64(dtype == "float64"):
-        data = prepare_data(X, y_host, n_classes, dtype)
-        n, m = data.Xt.shape
+        data = prepare_data(X, y_host, n_classes, dtype, shape=(np.shape(X)[1], m_pad))
+        n = data.Xt.shape[0]
         weights = combined_weights(y_host, sample_weight, class_weight, n_classes)
         weights = np.ones(m) if weights is None else weights
         train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
@@ -300,12 +309,17 @@ def fit_path(
         F, C = train.shape[0], Cs.shape[0]
         acc = np.dtype(accumulation_dtype(dtype))
         scale = np.repeat(train / totals[:, None], C, axis=0).astype(acc)  # (F·C, m)
+        scale = np.pad(scale, ((0, 0), (0, m_pad - m)))  # padding rows weigh 0
+        Xt, y_dev = data.Xt, data.y
+        if mesh is not None:
+            Xt, y_dev, _ = sharding.place_data(data, mesh)
+            scale = jax.device_put(scale, NamedSharding(mesh, P(None, sharding.DATA_AXIS)))
         with np.errstate(divide="ignore"):
             l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None]))
         p = n * (k or 1) + (k or 1)
         x0 = np.zeros((F * C, p), acc)
         x, J, n_iter, converged = _run_path_jit(
-            x0, data.Xt, data.y, scale, l2.reshape(-1).astype(acc), np.asarray(tol, acc),
+            x0, Xt, y_dev, scale, l2.reshape(-1).astype(acc), np.asarray(tol, acc),
             max_iter, n=n, k=k, fit_intercept=bool(fit_intercept), grad=grad, memory=memory,
         )
         x = np.asarray(x)
