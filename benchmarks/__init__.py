@@ -41,6 +41,7 @@ REGISTRY: dict[str, str] = {
     "scaling": "benchmarks.scaling",
     "devices": "benchmarks.devices",
     "gpu_roofline": "benchmarks.gpu_roofline",
+    "cv": "benchmarks.cv",
 }
 DEFAULT_OUT = "benchmarks/results"
 

@@ -7,8 +7,9 @@ The package is layered; each layer uses only the ones above it:
 - :mod:`jaxlogreg.training`: settings, solvers, the on-device loop and the one fit pipeline;
 - :mod:`jaxlogreg.data`: data sets, file loaders, feature scaling, model files;
 - :mod:`jaxlogreg.scale`: sharding, multi-process training, streaming from disk, checkpoints;
-- :mod:`jaxlogreg.estimator`, :mod:`jaxlogreg.metrics`, :mod:`jaxlogreg.plots`: the
-  scikit-learn estimator and reporting;
+- :mod:`jaxlogreg.estimator`, :mod:`jaxlogreg.estimator_cv`, :mod:`jaxlogreg.metrics`,
+  :mod:`jaxlogreg.plots`: the scikit-learn estimators (C chosen by cross-validation in one
+  program for the second) and reporting;
 - :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
 
 Importing the package turns on JAX's persistent compilation cache (:mod:`jaxlogreg.cache`;
@@ -36,6 +37,7 @@ from jaxlogreg.data.model_io import load_model as load_model
 from jaxlogreg.data.model_io import save_model as save_model
 from jaxlogreg.estimator import DivergenceError as DivergenceError
 from jaxlogreg.estimator import LogisticRegression as LogisticRegression
+from jaxlogreg.estimator_cv import LogisticRegressionCV as LogisticRegressionCV
 from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
 from jaxlogreg.scale.sharding import make_mesh as make_mesh
@@ -58,6 +60,7 @@ __all__ = [
     "FitResult",
     "GradientCheck",
     "LogisticRegression",
+    "LogisticRegressionCV",
     "Params",
     "PathResult",
     "TrainConfig",

@@ -1,4 +1,5 @@
-"""Loss-curve plots as PNG files (matplotlib, the optional ``plot`` extra).
+"""Plots as PNG files: loss curves, the learning-rate comparison and cross-validation scores
+(matplotlib, the optional ``plot`` extra).
 
 matplotlib is imported only when a plot is drawn, and through its object API
 (``Figure`` + the Agg canvas), so no GUI backend and no global ``pyplot`` state are involved.
@@ -108,4 +109,44 @@ def plot_learning_rates(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", frameon=True)
+    return _save(fig, path)
+
+
+def plot_cv_scores(
+    Cs: Sequence[float] | np.ndarray,
+    scores: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    chosen: float,
+    scoring: str = "accuracy",
+    title: str = "Cross-validation",
+) -> Path:
+    """The held-out score against C (log axis): the fold mean, ± one standard deviation, each
+    fold, and the chosen C.
+
+    Args:
+      Cs: (C,) the values of C.
+      scores: (F, C) each fold's held-out score.
+      path: the PNG file to write.
+      chosen: the chosen C (a vertical line).
+      scoring: the score's name (the y-axis label).
+    """
+    Cs = np.asarray(Cs, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[1] != Cs.shape[0] or Cs.shape[0] == 0:
+        raise ValueError(f"scores must have shape (folds, {Cs.shape[0]}), got {scores.shape}")
+    mean, std = scores.mean(axis=0), scores.std(axis=0)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    for fold in scores:
+        ax.plot(Cs, fold, color="0.75", linewidth=0.8)
+    ax.plot(Cs, mean, color="C0", marker="o", label=f"mean over {scores.shape[0]} folds")
+    ax.fill_between(Cs, mean - std, mean + std, color="C0", alpha=0.2, label="± 1 std")
+    ax.axvline(chosen, color="C1", linestyle="--", label=f"chosen C = {chosen:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("C (inverse regularization strength)")
+    ax.set_ylabel(f"held-out {scoring}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
     return _save(fig, path)

@@ -198,3 +198,12 @@ def test_report_helpers(tmp_path):
     json_path, md_path = report.write_result("demo", {"rows": [{"a": np.float32(1)}]}, tmp_path)
     assert json.loads(json_path.read_text())["rows"] == [{"a": 1.0}]
     assert md_path.read_text().startswith("# Benchmark: demo")
+
+
+def test_cv(tmp_path):
+    result = _run("cv", tmp_path, "--sizes", "400x4", "--Cs", "3", "--folds", "3")
+    ours, theirs = result["rows"]
+    assert ours["estimator"].startswith("jaxlogreg") and theirs["estimator"].startswith("scikit")
+    assert ours["same_C_"] and ours["max |coef_ - sklearn|"] < 1e-3
+    assert {t["target"].split(",")[0] for t in result["targets"]} == {
+        "steady state", "first call", "refit coef_"}

@@ -442,3 +442,34 @@ def test_train_reports_validation_metrics_on_standardized_data(capsys, tmp_path)
     again = json.loads((tmp_path / "again.json").read_text())["validation"]
     assert reported["log_loss"] == pytest.approx(again["log_loss"], rel=1e-12)
     assert reported["confusion_matrix"] == again["confusion_matrix"]
+
+
+def test_cv_prints_the_table_and_writes_the_chosen_model(capsys, tmp_path):
+    status, out, err = _main(capsys, "cv", "--set", "cv.Cs=[0.001, 1.0, 100.0]", "--set",
+                             "cv.folds=3", "--set", "data.n_samples=300", "--out", str(tmp_path))
+    assert status == 0, err
+    lines = out.splitlines()
+    assert any(line.split()[:1] == ["0.001"] for line in lines)
+    chosen = [line for line in lines if line.endswith("<- chosen")]
+    assert len(chosen) == 1
+    doc = json.loads((tmp_path / "cv.json").read_text())
+    assert doc["C_"] == float(chosen[0].split()[0]) and len(doc["fold_scores"]) == 3
+    assert [row["C"] for row in doc["table"]] == [0.001, 1.0, 100.0]
+    assert (tmp_path / "cv_scores.png").read_bytes()[:4] == b"\x89PNG"
+    from jaxlogreg.data.model_io import load_model
+
+    assert load_model(tmp_path / "model.npz").metadata["cv"]["C_"] == doc["C_"]
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("cv.Cs=0", "cv.Cs must be an integer in [1, 1000], got 0"),
+        ("cv.Cs=[1.0, -2.0]", "cv.Cs must be a non-empty list of numbers > 0"),
+        ("cv.folds=1", "cv.folds must be an integer in [2, 1000], got 1"),
+        ("cv.scoring=best", "cv.scoring must be a scikit-learn scorer name"),
+    ],
+)
+def test_cv_settings_are_checked_by_name(capsys, setting, message):
+    status, _, err = _main(capsys, "cv", "--set", setting)
+    assert status == 2 and message in err, err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -61,7 +63,7 @@ def test_one_program_for_every_model(monkeypatch):
     X, y = _data(m=97, n=3, seed=4)  # shapes no other test uses
     before = path._run_path_jit._cache_size()
     fit_path(X, y, [0.1, 1.0], folds=_folds(97))
-    fit_path(X, y, [5.0, 50.0], folds=_folds(97), tol=1e-3)  # other Cs and tol: same program
+    fit_path(X, y, [5.0, 50.0], folds=_folds(97), tol=1e-3, max_iter=7)  # same program
     assert path._run_path_jit._cache_size() == before + 1
 
 
@@ -83,3 +85,17 @@ def test_bad_input_names_the_argument_before_compiling(Cs, folds, match):
     with pytest.raises(ValueError, match=match):
         fit_path(X, y, Cs, folds=folds)
     assert path._run_path_jit._cache_size() == before
+
+
+def test_the_gradient_reaches_tolerances_below_what_j_can_resolve():
+    # Near the optimum J no longer changes at float64 precision (steps of 1e-9 change J by
+    # 1e-18); the line search then goes on the gradient, so max|∇J| <= 1e-11 is reached.
+    X, y = _data()
+    result = fit_path(X, y, [1.0], tol=1e-11, max_iter=1000)
+    assert result.converged.all()
+    from jaxlogreg.core.gradients import backward
+
+    with jax.enable_x64(True):
+        params = jl.Params(jnp.asarray(result.params.w[0, 0]), jnp.asarray(result.params.b[0, 0]))
+        g = backward(params, X, y, l2=float(result.l2[0, 0]))
+    assert max(float(np.max(np.abs(g.w))), abs(float(g.b))) <= 1e-11

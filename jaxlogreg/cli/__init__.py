@@ -1,4 +1,4 @@
-"""The ``jaxlogreg`` command line: configs (:mod:`~.config`), ``train`` (:mod:`~.train`),
+"""The ``jaxlogreg`` command line: configs (:mod:`~.config`), ``train`` (:mod:`~.train`), ``cv`` (:mod:`~.cv`),
 ``evaluate``/``predict``/``check-grad`` (:mod:`~.use`) and the entry point (:mod:`~.main`)."""
 
 from jaxlogreg.cli.main import main as main

@@ -2,7 +2,8 @@
 
 A config file has the sections ``[data]`` (:class:`jaxlogreg.data.sources.DataConfig`),
 ``[train]`` (:class:`jaxlogreg.TrainConfig`: exactly the ``LogisticRegression`` parameters,
-with the same defaults) and ``[output]`` (:class:`OutputConfig`). Every key is optional and
+with the same defaults), ``[cv]`` (:class:`CVConfig`, for ``jaxlogreg cv``) and ``[output]``
+(:class:`OutputConfig`). Every key is optional and
 defaults to the built-in default config (:class:`Config`, identical to ``configs/default.toml``).
 Unknown sections or keys, values of the wrong type and values out of range raise
 :class:`ConfigError` naming the key::
@@ -34,6 +35,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jaxlogreg.core import checks as v
 from jaxlogreg.data.archive import jsonable
 from jaxlogreg.data.sources import CATVNONCAT_ENV, DataConfig
 from jaxlogreg.training.settings import TrainConfig
@@ -63,7 +65,40 @@ class OutputConfig:
     plot: bool = True
 
 
-_SECTIONS: dict[str, type] = {"data": DataConfig, "train": TrainConfig, "output": OutputConfig}
+@dataclasses.dataclass(frozen=True)
+class CVConfig:
+    """``[cv]``: what ``jaxlogreg cv`` searches (the model's other settings are ``[train]``'s).
+
+    Attributes:
+      Cs: how many values of C on scikit-learn's grid ``logspace(-4, 4, Cs)``, or a list of them.
+      folds: stratified folds of the training data, at least 2.
+      scoring: "accuracy", "neg_log_loss", "roc_auc" or another scikit-learn scorer name.
+      refit: refit the chosen C on all training rows (else: average the folds' models).
+    """
+
+    Cs: int | list = 10
+    folds: int = 5
+    scoring: str = "accuracy"
+    refit: bool = True
+
+    def __post_init__(self) -> None:
+        from sklearn.metrics import get_scorer_names
+
+        from jaxlogreg.training.path import check_Cs
+
+        if isinstance(self.Cs, list):
+            check_Cs(self.Cs)
+        else:
+            v.check_int_at_least(self.Cs, "Cs", 1, 1000)
+        v.check_int_at_least(self.folds, "folds", 2, 1000)
+        if self.scoring not in get_scorer_names():
+            raise ValueError(f"scoring must be a scikit-learn scorer name such as 'accuracy', "
+                             f"'neg_log_loss' or 'roc_auc', got {v.show(self.scoring)}")
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig, "train": TrainConfig, "cv": CVConfig, "output": OutputConfig,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +107,7 @@ class Config:
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    cv: CVConfig = dataclasses.field(default_factory=CVConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
     origin: str = dataclasses.field(default="<built-in default>", compare=False)
 
@@ -210,7 +246,7 @@ def _types(section: str, key: str) -> tuple[type, ...]:
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               dict: "a table such as { momentum = 0.5 }"}
+               dict: "a table such as { momentum = 0.5 }", list: "a list such as [0.1, 1, 10]"}
 
 
 def _coerce(section: str, key: str, value: Any) -> Any:
@@ -230,7 +266,9 @@ def _coerce(section: str, key: str, value: Any) -> Any:
         return value if int in allowed else float(value)
     elif isinstance(value, Mapping) and dict in allowed:
         return dict(value)
-    elif isinstance(value, float | str) and type(value) in allowed:
+    elif (isinstance(value, list) and list in allowed) or (
+        isinstance(value, float | str) and type(value) in allowed
+    ):
         return value
     raise ConfigError(f"{name} must be {expected}, got {value!r}")
 

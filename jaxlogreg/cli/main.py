@@ -1,4 +1,4 @@
-"""The ``jaxlogreg`` command: train, evaluate, predict and check-grad.
+"""The ``jaxlogreg`` command: train, cv, evaluate, predict and check-grad.
 
 ``main(argv) -> int`` returns the exit status: 0 on success, 1 when training diverged or a
 gradient check failed, 2 for bad arguments, configs, data or model files (a one-line message
@@ -19,6 +19,7 @@ from typing import Any
 
 from jaxlogreg import __version__
 from jaxlogreg.cli.config import CLIError, ConfigError
+from jaxlogreg.cli.cv import CV_FILE, CV_PLOT_FILE, cmd_cv
 from jaxlogreg.cli.train import (
     LEARNING_RATES_FILE,
     LOSS_CURVE_FILE,
@@ -100,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"0.0001) and plot the costs to DIR/{LEARNING_RATES_FILE}",
     )
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "cv",
+        help="choose C by cross-validation (all folds and Cs in one program)",
+        description="Cross-validate the config's [cv] grid of C on the training part of its "
+        "data (every fold and C fitted together), print C against the held-out scores and "
+        "the chosen C, and report the chosen model.",
+    )
+    _add_config_options(p)
+    p.add_argument("--out", metavar="DIR",
+                   help=f"write {MODEL_FILE}, {CV_FILE} and {CV_PLOT_FILE} to DIR")
+    p.add_argument("--quiet", action="store_true", help="no report (errors still go to stderr)")
+    p.set_defaults(func=cmd_cv)
 
     p = sub.add_parser(
         "evaluate",

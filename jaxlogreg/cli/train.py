@@ -70,7 +70,7 @@ def write_json(path: Path, doc: Any) -> None:
 
 
 @contextlib.contextmanager
-def _output_folder(out_dir: str) -> Iterator[Path | None]:
+def output_folder(out_dir: str) -> Iterator[Path | None]:
     """The output folder, created and checked writable before any training (None when no
     folder is configured); a folder created here that a failed run leaves empty is removed."""
     if not out_dir:
@@ -92,7 +92,7 @@ def _output_folder(out_dir: str) -> Iterator[Path | None]:
                 folder.rmdir()
 
 
-def _check_splits(splits: Splits) -> None:
+def check_splits(splits: Splits) -> None:
     """A fit needs two classes in the training part, and validation data of the same width."""
     classes = np.unique(splits.train.y)
     if classes.shape[0] < 2:
@@ -170,7 +170,7 @@ def _learning_rates(args: argparse.Namespace, config: Config) -> list[float] | N
 def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides_of(args))
     rates = _learning_rates(args, config)
-    with _output_folder(config.output.dir) as out_dir:
+    with output_folder(config.output.dir) as out_dir:
         return _train(args, config, rates, out_dir)
 
 
@@ -180,7 +180,7 @@ def _train(args: argparse.Namespace, config: Config, rates: list[float] | None,
     from jaxlogreg.training.progress import is_interactive
 
     splits = load_splits(config.data, data_dtype(config))
-    _check_splits(splits)
+    check_splits(splits)
     train, validation = splits.train, splits.validation
     scaler = fit_scaler(train.X) if config.data.standardize else None
     X_train = scale(scaler, train.X)

@@ -29,12 +29,21 @@ from jax.sharding import PartitionSpec as P
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
-from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
 from jaxlogreg.scale import sharding
-from jaxlogreg.training.data import combined_weights, infer_n_classes, prepare_data, resolve_dtype
+from jaxlogreg.training.data import (
+    bucketed_shape,
+    combined_weights,
+    infer_n_classes,
+    prepare_data,
+    resolve_dtype,
+)
+from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
-ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d
+ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d (+ rounding)
+ROUNDING_ULPS = 4  # J within this many epsilons of the last J counts as no increase
 MAX_HALVINGS = 40  # a model that cannot decrease J after this many halvings has stalled
+MAX_STALLS = 10  # ... or that changed neither J nor max|∇J| in this many accepted steps in a row
 
 
 class PathResult(NamedTuple):
@@ -63,7 +72,8 @@ class _State(NamedTuple):
     base_grad: jax.Array  # (M, p)
     direction: jax.Array  # (M, p)
     step: jax.Array  # (M,)
-    halvings: jax.Array  # (M,) int32
+    halvings: jax.Array  # (M,) int32 halvings of the step in a row
+    stalls: jax.Array  # (M,) int32 accepted steps in a row that changed neither J nor max|∇J|
     S: jax.Array  # (M, memory, p) past steps
     Y: jax.Array  # (M, memory, p) past gradient changes
     rho: jax.Array  # (M, memory)
@@ -136,9 +146,16 @@ def _two_loop(g, S, Y, rho, pairs):
 
 
 def _lbfgs_step(state: _State, value, grad, tol, max_iter):
-    """One iteration for one model, given J and ∇J at its trial point ``state.x``."""
+    """One iteration for one model, given J and ∇J at its trial point ``state.x``.
+
+    The Armijo test allows J to stay within rounding of the last J, so that near the optimum,
+    where J no longer resolves the steps, the gradient can still be driven below ``tol``; a
+    model has stalled when ``MAX_STALLS`` accepted steps in a row changed neither J nor max|∇J|
+    (lower), or its step halved ``MAX_HALVINGS`` times in a row."""
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
-    sufficient = value <= state.base_value + ARMIJO * state.step * (state.base_grad @ state.direction)
+    rounding = ROUNDING_ULPS * jnp.finfo(value.dtype).eps * jnp.abs(state.base_value)
+    decrease = ARMIJO * state.step * (state.base_grad @ state.direction)
+    sufficient = value <= state.base_value + decrease + jnp.where(state.started, rounding, 0)
     accept = finite & (~state.started | sufficient) & ~state.done
     s, y = state.x - state.base, grad - state.base_grad
     sy = s @ y
@@ -151,7 +168,11 @@ def _lbfgs_step(state: _State, value, grad, tol, max_iter):
     direction = -_two_loop(grad, S, Y, rho, pairs)
     direction = jnp.where(grad @ direction < 0, direction, -grad)  # always a descent direction
     first = jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.max(jnp.abs(grad)), 1e-30))
-    stalled = accept & state.started & (value == state.base_value)
+    no_progress = ((value == state.base_value)
+                   & (jnp.max(jnp.abs(grad)) >= jnp.max(jnp.abs(state.base_grad))))
+    stalls = jnp.where(accept & state.started, jnp.where(no_progress, state.stalls + 1, 0),
+                       state.stalls)
+    stalled = stalls >= MAX_STALLS
     n_iter = state.n_iter + (accept & state.started).astype(jnp.int32)
     met = accept & (jnp.max(jnp.abs(grad)) <= tol)
     halvings = jnp.where(accept, 0, state.halvings + (~state.done).astype(jnp.int32))
@@ -164,7 +185,8 @@ def _lbfgs_step(state: _State, value, grad, tol, max_iter):
     return _State(
         x=x, base=base, base_value=jnp.where(accept, value, state.base_value),
         base_grad=jnp.where(accept, grad, state.base_grad), direction=direction, step=step,
-        halvings=halvings, S=S, Y=Y, rho=rho, pairs=pairs, started=state.started | accept,
+        halvings=halvings, stalls=stalls, S=S, Y=Y, rho=rho, pairs=pairs,
+        started=state.started | accept,
         n_iter=n_iter, done=done, converged=converged,
     )
 
@@ -175,6 +197,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
     state = _State(
         x=x0, base=x0, base_value=jnp.full((M,), jnp.inf, x0.dtype), base_grad=jnp.zeros_like(x0),
         direction=jnp.zeros_like(x0), step=zeros + 1, halvings=jnp.zeros((M,), jnp.int32),
+        stalls=jnp.zeros((M,), jnp.int32),
         S=jnp.zeros((M, memory, p), x0.dtype), Y=jnp.zeros((M, memory, p), x0.dtype),
         rho=jnp.zeros((M, memory), x0.dtype), pairs=jnp.zeros((M,), jnp.int32),
         started=jnp.zeros((M,), bool), n_iter=jnp.zeros((M,), jnp.int32),
@@ -208,9 +231,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
     return state.base, J, state.n_iter, state.converged
 
 
-_run_path_jit = jax.jit(
-    _run_path, static_argnames=("n", "k", "fit_intercept", "grad", "memory", "max_iter")
-)
+_run_path_jit = jax.jit(_run_path, static_argnames=("n", "k", "fit_intercept", "grad", "memory"))
 
 
 def _fold_masks(folds: Any, m: int) -> np.ndarray:
@@ -286,18 +307,20 @@ def fit_path(
     """
     Cs = check_Cs(Cs)
     tol = v.check_positive(tol, "tol", allow_zero=True)
-    max_iter = v.check_int_at_least(max_iter, "max_iter", 1, 100_000)
+    max_iter = v.check_int_at_least(max_iter, "max_iter", 1, MAX_ITER_LIMIT)
     memory = v.check_int_at_least(memory, "memory", 1, 100)
     v.check_choice(grad, "grad", ("manual", "autodiff"))
     dtype = resolve_dtype(dtype, X)
     y_host = np.asarray(y)
     n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
         n_classes, "n_classes", 2)
-    m = np.shape(X)[0] if np.ndim(X) == 2 else 0
-    m_pad = m if mesh is None else sharding.padded_size(m, sharding.check_mesh(mesh).size)
+    m, n = check_X_structure(X).shape
+    if mesh is None:  # small problems: power-of-two shapes, so that one program serves many
+        m_pad, n_pad = bucketed_shape(m, n, minibatch=False)
+    else:
+        m_pad, n_pad = sharding.padded_size(m, sharding.check_mesh(mesh).size), n
     with jax.enable_x64(dtype == "float64"):
-        data = prepare_data(X, y_host, n_classes, dtype, shape=(np.shape(X)[1], m_pad))
-        n = data.Xt.shape[0]
+        data = prepare_data(X, y_host, n_classes, dtype, shape=(n_pad, m_pad))
         weights = combined_weights(y_host, sample_weight, class_weight, n_classes)
         weights = np.ones(m) if weights is None else weights
         train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
@@ -316,14 +339,16 @@ def fit_path(
             scale = jax.device_put(scale, NamedSharding(mesh, P(None, sharding.DATA_AXIS)))
         with np.errstate(divide="ignore"):
             l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None]))
-        p = n * (k or 1) + (k or 1)
+        p = n_pad * (k or 1) + (k or 1)  # padded features are 0 and keep w = 0: cropped below
         x0 = np.zeros((F * C, p), acc)
         x, J, n_iter, converged = _run_path_jit(
             x0, Xt, y_dev, scale, l2.reshape(-1).astype(acc), np.asarray(tol, acc),
-            max_iter, n=n, k=k, fit_intercept=bool(fit_intercept), grad=grad, memory=memory,
+            np.int32(max_iter), n=n_pad, k=k, fit_intercept=bool(fit_intercept), grad=grad,
+            memory=memory,
         )
         x = np.asarray(x)
-        W, b = _unflatten(x, n, k)
+        W, b = _unflatten(x, n_pad, k)
+        W = W[:, :n]
         shape = (F, C)
         return PathResult(
             params=Params(np.asarray(W).reshape(*shape, *W.shape[1:]),
