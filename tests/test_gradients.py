@@ -258,6 +258,7 @@ def _case(m, n, n_classes, dtype, weighted, l2, log_max_abs_z, seed):
 @example(case=_case(1, 1, 2, "float32", weighted=False, l2=0.0, log_max_abs_z=4.0, seed=0))
 @example(case=_case(1, 20, 3, "float64", weighted=True, l2=0.5, log_max_abs_z=4.0, seed=1))
 @example(case=_case(50, 1, 2, "float32", weighted=True, l2=1e-3, log_max_abs_z=2.0, seed=2))
+@example(case=_case(1, 1, 3, "float32", weighted=True, l2=0.0, log_max_abs_z=1.3125, seed=4090))
 def test_property_loss_and_gradient(problem_factory, reference_objective, case):
     dtype = case["dtype"]
     p = problem_factory(

@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from jaxlogreg.core.model import Params, check_problem
 
@@ -35,9 +36,16 @@ def binary_cross_entropy(z: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def softmax_cross_entropy(z: jax.Array, y: jax.Array, axis: int = -1) -> jax.Array:
-    """Per-example cross-entropy ``logsumexp(z) - z[y]`` from logits (class axis ``axis``)."""
-    z_y = jnp.take_along_axis(z, jnp.expand_dims(y, axis), axis=axis).squeeze(axis)
-    return jax.nn.logsumexp(z, axis=axis) - z_y
+    """Per-example cross-entropy ``logsumexp(z) - z[y]`` from logits (class axis ``axis``).
+
+    Computed as ``logsumexp(d)``, ``d = z - z[y]`` with ``d[y] = 0`` exactly, so it is never
+    below 0 even where the compiler rounds two copies of ``z`` differently; the derivative is
+    unchanged (``softmax(z) - onehot(y)``).
+    """
+    y = jnp.expand_dims(y, axis)
+    classes = lax.broadcasted_iota(y.dtype, z.shape, axis % z.ndim)
+    d = jnp.where(classes == y, 0.0, z - jnp.take_along_axis(z, y, axis=axis))
+    return jax.nn.logsumexp(d, axis=axis)
 
 
 def example_scale(sample_weight: jax.Array | None, m: int, dtype: Any) -> jax.Array:
