@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import warnings
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
@@ -44,6 +44,19 @@ class DivergenceError(RuntimeError):
 
     The estimator keeps the last good parameters (or the start) as its fitted state.
     """
+
+
+class FitData(NamedTuple):
+    """What ``fit`` works on: X (m, n), y (m,) as given, the sorted ``classes``, ``y_idx`` (m,)
+    the class index of each row, ``sample_weight`` (m,) or None, and ``weights`` (m,) the weight
+    of each row (``sample_weight`` times ``class_weight``; None when neither is given)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    classes: np.ndarray
+    y_idx: np.ndarray
+    sample_weight: np.ndarray | None
+    weights: np.ndarray | None
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -192,24 +205,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self
         """
         config = self._config()
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        classes, y_idx = np.unique(y, return_inverse=True)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "LogisticRegression needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {v.show(classes[0])}"
-            )
-        m, n = X.shape
-        sw = self._sample_weight(sample_weight, m)
-        class_weight = self._class_weight(classes, y, sw)
-        weights = combined_weights(y_idx, sw, class_weight, classes.shape[0])
-        weighted_classes = np.unique(y_idx if weights is None else y_idx[weights > 0])
-        if weighted_classes.shape[0] < 2:
-            raise ValueError(
-                "LogisticRegression needs at least 2 classes with positive sample_weight, "
-                f"got only class {v.show(classes[weighted_classes[0]])} (after class_weight)"
-            )
+        X, y, classes, y_idx, _, weights = self._validate_fit_data(X, y, sample_weight)
+        n = X.shape[1]
         result = fit(
             X,
             y_idx,
@@ -239,6 +236,28 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._raise_or_warn(result, config)
         return self
 
+    def _validate_fit_data(self, X: Any, y: Any, sample_weight: Any) -> FitData:
+        """The data of ``fit``, checked: at least 2 classes, 2 of them with positive weight."""
+        name = type(self).__name__
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        check_classification_targets(y)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"{name} needs samples of at least 2 classes in the data, but the data "
+                f"contains only one class: {v.show(classes[0])}"
+            )
+        sw = self._sample_weight(sample_weight, X.shape[0])
+        class_weight = self._class_weight(classes, y, sw)
+        weights = combined_weights(y_idx, sw, class_weight, classes.shape[0])
+        weighted_classes = np.unique(y_idx if weights is None else y_idx[weights > 0])
+        if weighted_classes.shape[0] < 2:
+            raise ValueError(
+                f"{name} needs at least 2 classes with positive sample_weight, got only class "
+                f"{v.show(classes[weighted_classes[0]])} (after class_weight)"
+            )
+        return FitData(X, y, classes, y_idx, sw, weights)
+
     def _sample_weight(self, sample_weight: Any, m: int) -> np.ndarray | None:
         if sample_weight is None:
             return None
@@ -251,6 +270,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """``class_weight`` keyed by class index (a dict's keys are labels)."""
         if not isinstance(self.class_weight, dict):
             return self.class_weight
+        unknown = [key for key in self.class_weight if key not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight keys must be class labels {classes.tolist()}, got unknown key(s) "
+                f"{unknown}"
+            )
         per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
         return dict(enumerate(per_class.tolist()))
 

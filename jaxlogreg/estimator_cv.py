@@ -18,16 +18,14 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 from sklearn.model_selection import StratifiedKFold, check_cv
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
 from jaxlogreg.estimator import DivergenceError, LogisticRegression, from_params
-from jaxlogreg.training.data import combined_weights
 from jaxlogreg.training.path import check_Cs, fit_path
 from jaxlogreg.training.settings import MAX_ITER_LIMIT, TrainConfig
 
@@ -197,31 +195,9 @@ class LogisticRegressionCV(LogisticRegression):
         self
         """
         Cs, config, scorer = self._check_params()
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        classes, y_idx = np.unique(y, return_inverse=True)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "LogisticRegressionCV needs samples of at least 2 classes in the data, but the "
-                f"data contains only one class: {v.show(classes[0])}"
-            )
-        m = X.shape[0]
-        K = classes.shape[0]
-        sw = self._sample_weight(sample_weight, m)
-        if isinstance(self.class_weight, dict):
-            unknown = [key for key in self.class_weight if key not in set(classes.tolist())]
-            if unknown:
-                raise ValueError(
-                    f"class_weight keys must be class labels {classes.tolist()}, got unknown "
-                    f"key(s) {unknown}"
-                )
-        weights = combined_weights(y_idx, sw, self._class_weight(classes, y, sw), K)
+        X, y, classes, y_idx, sw, weights = self._validate_fit_data(X, y, sample_weight)
+        m, K = X.shape[0], classes.shape[0]
         weights = np.ones(m) if weights is None else weights
-        if np.unique(y_idx[weights > 0]).shape[0] < 2:
-            raise ValueError(
-                "LogisticRegressionCV needs at least 2 classes with positive sample_weight, got "
-                f"only class {v.show(classes[y_idx[weights > 0][0]])} (after class_weight)"
-            )
         splits = _splits(self.cv, X, y, y_idx, weights, classes)
         scorer = _with_labels(scorer, classes)
 
@@ -242,9 +218,14 @@ class LogisticRegressionCV(LogisticRegression):
         _check_finite(W[:F], B[:F], "cross-validation")
 
         scores = np.empty((F, Cs.shape[0]))
+        batched = _BATCHED_SCORES.get(self.scoring) if not callable(self.scoring) else None
         for f, (_, test) in enumerate(splits):
             X_test, y_test = X[test], y[test]
-            kwargs = {} if sw is None else {"sample_weight": sw[test]}
+            s_test = None if sw is None else sw[test]
+            if batched is not None:  # all Cs of the fold from one product
+                scores[f] = batched(_logits(X_test, W[f], B[f]), y_idx[test], s_test)
+                continue
+            kwargs = {} if s_test is None else {"sample_weight": s_test}
             for c in range(Cs.shape[0]):
                 model = from_params(Params(W[f, c], B[f, c]), classes)
                 scores[f, c] = scorer(model, X_test, y_test, **kwargs)
@@ -311,6 +292,40 @@ def _scorer(scoring: Any) -> Any:
             f"sklearn.metrics.get_scorer_names()), got {v.show(scoring)}"
         )
     return get_scorer(scoring)
+
+
+def _logits(X: np.ndarray, W: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``z = X wᵀ + b`` of every C's model at once, in X's dtype as ``decision_function``:
+    (t, C) for two classes from W (C, n), B (C,); (t, C, K) for K classes from W (C, n, K),
+    B (C, K)."""
+    if W.ndim == 2:
+        return X @ W.T + B
+    return np.einsum("tn,cnk->tck", X, W) + B
+
+
+def _accuracy(z: np.ndarray, y: np.ndarray, s: np.ndarray | None) -> np.ndarray:
+    """(C,) weighted share of rows whose predicted class (``z > 0``, or the first largest
+    logit) is y: ``sklearn.metrics.accuracy_score`` of each model."""
+    predicted = (z > 0).astype(np.intp) if z.ndim == 2 else np.argmax(z, axis=-1)
+    return np.average(predicted == y[:, None], axis=0, weights=s)
+
+
+def _neg_log_loss(z: np.ndarray, y: np.ndarray, s: np.ndarray | None) -> np.ndarray:
+    """(C,) minus the weighted mean cross-entropy ``softplus(-(2y-1) z)`` or
+    ``logsumexp(z) - z_y``, in float64 from the logits, each row's capped at ``-log eps``
+    (eps of z's dtype): ``sklearn.metrics.log_loss`` of each model, which clips the
+    probabilities to [eps, 1 - eps]."""
+    eps = np.finfo(z.dtype).eps
+    z = z.astype(np.float64)
+    if z.ndim == 2:
+        loss = np.logaddexp(0.0, -(2.0 * y[:, None] - 1.0) * z)
+    else:
+        loss = logsumexp(z, axis=-1) - np.take_along_axis(z, y[:, None, None], axis=-1)[..., 0]
+    return -np.average(np.clip(loss, -np.log1p(-eps), -np.log(eps)), axis=0, weights=s)
+
+
+# Scorings computed for all Cs of a fold at once (the others call the scorer per model).
+_BATCHED_SCORES = {None: _accuracy, "accuracy": _accuracy, "neg_log_loss": _neg_log_loss}
 
 
 def _with_labels(scorer: Any, classes: np.ndarray) -> Any:

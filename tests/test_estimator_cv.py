@@ -271,6 +271,28 @@ def test_callable_scorer_sees_each_fold_model():
     assert clf.C_.tolist() == [0.01]
 
 
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scoring", ["accuracy", "neg_log_loss"])
+def test_batched_scores_equal_the_scorer_per_model(scoring, dtype, k):
+    """accuracy and neg_log_loss score all Cs of a fold from one product; they must equal
+    scikit-learn's scorer called on each model (the path of any other scoring), with sample
+    weights and with overconfident models (C = 1e4 on separable data: log_loss's clipping)."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(120, 5)).astype(dtype)
+    y = np.argmax(X @ rng.normal(size=(5, k)), axis=1)  # separable: some held-out losses
+    sw = rng.uniform(0.5, 2.0, y.shape[0])  # reach -log(eps) at C = 1e4
+    kw = {"Cs": [0.01, 1.0, 1e4], "cv": 3, "tol": 1e-6, "max_iter": 300}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fast = LogisticRegressionCV(scoring=scoring, **kw).fit(X, y, sample_weight=sw)
+        slow = LogisticRegressionCV(scoring=get_scorer(scoring), **kw).fit(X, y, sample_weight=sw)
+    key = fast.classes_[-1] if k == 2 else fast.classes_[0]
+    rtol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(fast.scores_[key], slow.scores_[key], rtol=rtol, atol=0)
+    np.testing.assert_array_equal(fast.C_, slow.C_)
+
+
 def test_dtype_float32_in_float32_out_and_override():
     X, y = _data(seed=7)
     f32 = LogisticRegressionCV(Cs=3, cv=3, tol=1e-5).fit(X.astype(np.float32), y)
