@@ -67,7 +67,7 @@ def test_float64_fit_does_not_leak_x64():
 @pytest.mark.parametrize("solver", ["gd", "sgd", "adam", "adamw", "lbfgs"])
 def test_manual_and_autodiff_gradients_train_identically(solver):
     X, y = _problem()
-    kwargs = dict(solver=solver, max_iter=30, tol=0.0, C=C_of(1e-2, 300), dtype="float64")
+    kwargs = {"solver": solver, "max_iter": 30, "tol": 0.0, "C": C_of(1e-2, 300), "dtype": "float64"}
     manual = jl.fit(X, y, grad="manual", **kwargs)
     auto = jl.fit(X, y, grad="autodiff", **kwargs)
     assert manual.n_iter == auto.n_iter
@@ -173,7 +173,7 @@ def test_minibatch_divergence_reverts_the_epoch():
 
 def test_minibatches_are_reproducible_and_keep_every_row():
     X, y = _problem(m=101)
-    kwargs = dict(solver="gd", batch_size=16, learning_rate=0.5, max_iter=5, tol=0.0)
+    kwargs = {"solver": "gd", "batch_size": 16, "learning_rate": 0.5, "max_iter": 5, "tol": 0.0}
     a = jl.fit(X, y, random_state=7, **kwargs)
     b = jl.fit(X, y, random_state=7, **kwargs)
     c = jl.fit(X, y, random_state=8, **kwargs)
@@ -206,8 +206,8 @@ def test_minibatch_loop_equals_a_host_loop_over_the_same_batches():
 def test_sample_weights_equal_repeated_rows():
     X, y = _problem(m=40, n=3, dtype=np.float64)
     counts = np.random.default_rng(1).integers(1, 4, size=40)
-    kwargs = dict(solver="lbfgs", C=C_of(1e-2, counts.sum()), tol=1e-10, max_iter=200,
-                  dtype="float64")
+    kwargs = {"solver": "lbfgs", "C": C_of(1e-2, counts.sum()), "tol": 1e-10, "max_iter": 200,
+                  "dtype": "float64"}
     weighted = jl.fit(X, y, sample_weight=counts.astype(float), **kwargs)
     repeated = jl.fit(np.repeat(X, counts, axis=0), np.repeat(y, counts), **kwargs)
     np.testing.assert_allclose(weighted.params.w, repeated.params.w, rtol=1e-7, atol=1e-9)
@@ -236,7 +236,7 @@ def test_bfloat16_storage_stays_close_to_float32():
 
 def test_warm_start_from_init_params_continues():
     X, y = _problem()
-    kwargs = dict(solver="gd", learning_rate=0.5, tol=0.0)
+    kwargs = {"solver": "gd", "learning_rate": 0.5, "tol": 0.0}
     once = jl.fit(X, y, max_iter=20, **kwargs)
     first = jl.fit(X, y, max_iter=10, **kwargs)
     second = jl.fit(X, y, max_iter=10, init_params=first.params, **kwargs)
