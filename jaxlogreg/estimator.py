@@ -22,20 +22,25 @@ from numbers import Integral
 from typing import Any, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
+from jaxlogreg.core.sparse import as_csr, is_sparse
 from jaxlogreg.training.data import combined_weights
 from jaxlogreg.training.pipeline import FitResult, fit
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS
+
+_SPARSE_FORMATS = ("csr", "csc")  # other scipy formats become CSR (rows can be indexed)
 
 
 class DivergenceError(RuntimeError):
@@ -65,14 +70,20 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     C : float, default=1.0
-        Inverse regularisation strength, as in scikit-learn: the L2 penalty of the mean loss
-        is ``λ = 1 / (C · Σ sample_weight)``. ``np.inf`` disables the penalty.
+        Inverse regularisation strength, as in scikit-learn: the penalty of the mean loss has
+        strength ``λ = 1 / (C · Σ sample_weight)``. ``np.inf`` disables the penalty.
+    penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
+        ``λ/2 ||W||²``, ``λ ||W||₁`` (exact zeros), or ``λ (r ||W||₁ + (1 - r)/2 ||W||²)`` with
+        ``r = l1_ratio``; None: no penalty. L1 parts need ``solver="proximal"`` (or "gd").
+    l1_ratio : float in [0, 1] or None, default=None
+        r, the L1 share of the elastic-net penalty; only with ``penalty="elasticnet"``.
     fit_intercept : bool, default=True
         Learn the intercept ``b``; when False, ``b`` stays 0.
     solver : str, default="lbfgs"
-        ``"lbfgs"`` (optax L-BFGS with line search; the fast choice), ``"gd"`` (the course's
-        ``w := w - α dw``), ``"sgd"`` (momentum 0.9), ``"adam"``, ``"adamw"``, or the name of
-        any optax optimizer taking a learning rate.
+        ``"lbfgs"`` (optax L-BFGS with line search; the fast choice for L2), ``"proximal"``
+        (proximal gradient with Barzilai-Borwein steps; for L1 and elastic net), ``"gd"`` (the
+        course's ``w := w - α dw``; ISTA with L1), ``"sgd"`` (momentum 0.9), ``"adam"``,
+        ``"adamw"``, or the name of any optax optimizer taking a learning rate.
     learning_rate : float or None, default=None
         α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"``.
     max_iter : int, default=100
@@ -153,6 +164,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self,
         C: float = 1.0,
         *,
+        penalty: str | None = "l2",
+        l1_ratio: float | None = None,
         fit_intercept: bool = True,
         solver: str = "lbfgs",
         learning_rate: float | None = None,
@@ -170,6 +183,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         solver_params: dict | None = None,
     ) -> None:
         self.C = C
+        self.penalty = penalty
+        self.l1_ratio = l1_ratio
         self.fit_intercept = fit_intercept
         self.solver = solver
         self.learning_rate = learning_rate
@@ -239,7 +254,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def _validate_fit_data(self, X: Any, y: Any, sample_weight: Any) -> FitData:
         """The data of ``fit``, checked: at least 2 classes, 2 of them with positive weight."""
         name = type(self).__name__
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        X, y = validate_data(self, _scipy_if_jax_sparse(X), y, accept_sparse=_SPARSE_FORMATS,
+                             dtype=[np.float64, np.float32])
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -285,9 +301,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             return None
         if self.coef_.shape[1] != n or not np.array_equal(self.classes_, classes):
             return None
-        if classes.shape[0] == 2:
-            return Params(w=self.coef_[0], b=self.intercept_[0])
-        return Params(w=self.coef_.T, b=self.intercept_)
+        return to_params(self)
 
     def _raise_or_warn(self, result: FitResult, config: TrainConfig) -> None:
         if result.status == "diverged":
@@ -319,8 +333,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """Logits ``z = X Wᵀ + b``: shape (n_samples,) for two classes (the score of
         ``classes_[1]``), (n_samples, n_classes) otherwise."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        z = X @ self.coef_.T + self.intercept_
+        X = validate_data(self, _scipy_if_jax_sparse(X), reset=False, accept_sparse=_SPARSE_FORMATS,
+                          dtype=[np.float64, np.float32])
+        z = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
         return z[:, 0] if z.shape[1] == 1 else z
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -345,9 +360,25 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]
 
+    # ------------------------------------------------------------------ sparse coefficients
+
+    def sparsify(self) -> LogisticRegression:
+        """Store ``coef_`` as a scipy.sparse CSR matrix (after an L1 fit: mostly zeros), which
+        makes ``decision_function`` cheaper on wide data. Returns self."""
+        check_is_fitted(self)
+        self.coef_ = sp.csr_matrix(self.coef_)
+        return self
+
+    def densify(self) -> LogisticRegression:
+        """Store ``coef_`` as a dense array again (the inverse of :meth:`sparsify`). Returns self."""
+        check_is_fitted(self)
+        if sp.issparse(self.coef_):
+            self.coef_ = self.coef_.toarray()
+        return self
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
         return tags
 
@@ -386,6 +417,12 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
 def to_params(clf: LogisticRegression) -> Params:
     """The fitted parameters of ``clf`` in the training layout (inverse of :func:`from_params`)."""
     check_is_fitted(clf)
+    coef = clf.coef_.toarray() if sp.issparse(clf.coef_) else clf.coef_
     if clf.classes_.shape[0] == 2:
-        return Params(w=clf.coef_[0].copy(), b=np.asarray(clf.intercept_[0]))
-    return Params(w=np.ascontiguousarray(clf.coef_.T), b=clf.intercept_.copy())
+        return Params(w=coef[0].copy(), b=np.asarray(clf.intercept_[0]))
+    return Params(w=np.ascontiguousarray(coef.T), b=clf.intercept_.copy())
+
+
+def _scipy_if_jax_sparse(X: Any) -> Any:
+    """A JAX sparse matrix (BCOO, BCSR) as a scipy CSR array; anything else unchanged."""
+    return as_csr(X) if is_sparse(X) and not sp.issparse(X) else X

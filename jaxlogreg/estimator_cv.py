@@ -22,6 +22,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.utils.extmath import safe_sparse_dot
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
@@ -299,8 +300,10 @@ def _logits(X: np.ndarray, W: np.ndarray, B: np.ndarray) -> np.ndarray:
     (t, C) for two classes from W (C, n), B (C,); (t, C, K) for K classes from W (C, n, K),
     B (C, K)."""
     if W.ndim == 2:
-        return X @ W.T + B
-    return np.einsum("tn,cnk->tck", X, W) + B
+        return safe_sparse_dot(X, W.T, dense_output=True) + B
+    C, n, K = W.shape  # (t, n) @ (n, C·K): X may be sparse
+    z = safe_sparse_dot(X, W.transpose(1, 0, 2).reshape(n, C * K), dense_output=True)
+    return z.reshape(-1, C, K) + B
 
 
 def _accuracy(z: np.ndarray, y: np.ndarray, s: np.ndarray | None) -> np.ndarray:

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 
 from jaxlogreg.core import checks as v
+from jaxlogreg.core.sparse import CooMatrix, as_csr, coo_of_csr, is_sparse, sparse_dot
 
 
 class Params(NamedTuple):
@@ -80,8 +82,16 @@ def check_params(params: Any, n_features: int | None = None) -> Params:
     return params
 
 
-def check_X_structure(X: Any, name: str = "X") -> jax.Array | np.ndarray:
-    """Check a design matrix's type and shape (n_samples, n_features), not its values."""
+def check_X_structure(X: Any, name: str = "X") -> Any:
+    """Check a design matrix's type and shape (n_samples, n_features), not its values.
+
+    A sparse X (scipy.sparse, JAX BCOO) is checked whole and returned as a canonical CSR array
+    (:func:`jaxlogreg.core.sparse.as_csr`); a :class:`CooMatrix` is already checked.
+    """
+    if isinstance(X, CooMatrix):
+        return X
+    if is_sparse(X):
+        return as_csr(X, name)
     X = v.as_array(X, name)
     v.check_ndim(X, name, 2, "(n_samples, n_features)")
     v.check_nonempty(X, name)
@@ -89,28 +99,36 @@ def check_X_structure(X: Any, name: str = "X") -> jax.Array | np.ndarray:
     return X
 
 
-def check_X(X: Any, name: str = "X") -> jax.Array:
-    """Validate a design matrix of shape (n_samples, n_features): float, non-empty, finite."""
+def check_X(X: Any, name: str = "X") -> jax.Array | CooMatrix:
+    """Validate a design matrix of shape (n_samples, n_features): float, non-empty, finite.
+
+    A sparse X becomes a :class:`CooMatrix` on the device, never a dense array."""
     X = check_X_structure(X, name)
+    if isinstance(X, CooMatrix):
+        return X
+    if sp.issparse(X):
+        return jax.device_put(coo_of_csr(X, X.dtype))
     v.check_finite(X, name)
     return jnp.asarray(X)
 
 
 def check_problem(
-    params: Params, X: Any, y: Any, sample_weight: Any, l2: Any
+    params: Params, X: Any, y: Any, sample_weight: Any, l2: Any, l1: Any = 0.0
 ) -> tuple[jax.Array, Any, Any]:
-    """Validate ``X, y, sample_weight`` of a public function; check ``params`` and ``l2``."""
+    """Validate ``X, y, sample_weight`` of a public function; check ``params``, ``l2``, ``l1``."""
     X = check_X(X)
     check_params(params, X.shape[1])
     m = X.shape[0]
     y = jnp.asarray(v.check_y(y, m, n_classes_of(params)))
     if sample_weight is not None:
         sample_weight = jnp.asarray(v.check_sample_weight(sample_weight, m))
-    if v.is_concrete(l2):
-        numeric_0d = isinstance(l2, jax.Array | np.ndarray) and l2.ndim == 0 and (
-            jnp.issubdtype(l2.dtype, jnp.floating) or jnp.issubdtype(l2.dtype, jnp.integer)
-        )
-        v.check_positive(float(l2) if numeric_0d else l2, "l2", allow_zero=True)
+    for name, strength in (("l2", l2), ("l1", l1)):
+        if v.is_concrete(strength):
+            numeric_0d = isinstance(strength, jax.Array | np.ndarray) and strength.ndim == 0 and (
+                jnp.issubdtype(strength.dtype, jnp.floating)
+                or jnp.issubdtype(strength.dtype, jnp.integer)
+            )
+            v.check_positive(float(strength) if numeric_0d else strength, name, allow_zero=True)
     return X, y, sample_weight
 
 
@@ -136,4 +154,6 @@ def predict(params: Params, X: Any) -> jax.Array:
 def _matmul(X: jax.Array, w: jax.Array) -> jax.Array:
     """``X @ w`` with 16-bit X upcast so the sums run in the parameters' dtype, in full
     precision (not the TF32 that XLA uses for float32 products on GPUs by default)."""
+    if isinstance(X, CooMatrix):
+        return sparse_dot(X.astype(w.dtype), w)
     return jnp.matmul(X.astype(w.dtype), w, precision=jax.lax.Precision.HIGHEST)

@@ -22,11 +22,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_class_weight
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.loss import objective_t
+from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
+from jaxlogreg.core.sparse import CooMatrix, coo_of_csr, pad_entries
 from jaxlogreg.training.loop import Hyper, LoopSpec, LoopState, TrainData, run_segment
 
 # Bucketing of small problems (see the module docstring).
@@ -121,6 +123,8 @@ def prepare_data(
     y = np.asarray(v.check_y(y, m, n_classes)).astype(dtype if n_classes == 2 else np.int32)
     if weights is not None:
         weights = np.asarray(v.check_sample_weight(weights, m), accumulation_dtype(dtype))
+    if sp.issparse(X):
+        return _prepare_sparse(X, y, weights, x_dtype, shape)
     transposed = isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
     source = X.T if transposed else X
     with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
@@ -139,15 +143,50 @@ def prepare_data(
     return data
 
 
+def _prepare_sparse(X: Any, y: np.ndarray, weights: Any, x_dtype: Any, shape: tuple[int, int]):
+    """Sparse X (a checked CSR array) as ``Xt``, a :class:`CooMatrix` (n, m) sorted by sample,
+    on the device; small problems get power-of-two shapes and entry counts (one compiled loop
+    for many data sets). Nothing of size m × n is ever made."""
+    with np.errstate(over="ignore"):
+        Xt = coo_of_csr(X, x_dtype, transpose=True)
+    if not np.all(np.isfinite(Xt.data)):
+        raise ValueError(
+            f"X must be finite in {x_dtype}, but some values overflow it (largest |X| is "
+            f"{float(np.max(np.abs(X.data))):.3g}); use dtype='float64'"
+        )
+    data = pad_rows(TrainData(Xt, y, weights), shape[1], shape[0])
+    if X.nnz <= PAD_MAX_ELEMENTS:
+        data = data._replace(Xt=pad_entries(data.Xt, _bucket(max(X.nnz, 1), PAD_MIN_SAMPLES)))
+    return jax.device_put(data)
+
+
+def check_sparse_supported(X: Any, batch_size: int | None, mesh: Any) -> int | None:
+    """The number of stored entries of a sparse X (None for dense X), after checking that the
+    fit can use it: sparse X trains full batch on one device."""
+    if not sp.issparse(X):
+        return None
+    if batch_size is not None:
+        raise ValueError(
+            f"batch_size must be None for sparse X (full-batch solvers: 'lbfgs', 'proximal', "
+            f"'gd'), got {batch_size}; minibatches of sparse rows stream with "
+            "jaxlogreg.fit_streaming (a scipy matrix, or a CSR group of an HDF5 file)"
+        )
+    if mesh is not None:
+        raise ValueError("mesh must be None for sparse X: sparse data train on one device")
+    return X.nnz
+
+
 def _bucket(k: int, minimum: int) -> int:
     return max(minimum, 1 << (k - 1).bit_length())
 
 
-def bucketed_shape(m: int, n: int, minibatch: bool) -> tuple[int, int]:
-    """Padded (m, n) for small problems: powers of two; m unchanged with minibatches."""
+def bucketed_shape(m: int, n: int, minibatch: bool, nnz: int | None = None) -> tuple[int, int]:
+    """Padded (m, n) for small problems: powers of two; m unchanged with minibatches. A sparse
+    X (``nnz`` entries) is small when its entries, m and n are all at most ``PAD_MAX_ELEMENTS``."""
     m_pad = m if minibatch else _bucket(m, PAD_MIN_SAMPLES)
     n_pad = _bucket(n, PAD_MIN_FEATURES)
-    if m_pad * n_pad > PAD_MAX_ELEMENTS:
+    size = m_pad * n_pad if nnz is None else max(nnz, m_pad, n_pad)
+    if size > PAD_MAX_ELEMENTS:
         return m, n
     return m_pad, n_pad
 
@@ -163,11 +202,14 @@ def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> Tra
     n_features = n if n_features is None else n_features
     if (n_rows, n_features) == (m, n):
         return data
-    xp = jnp if isinstance(Xt, jax.Array) else np
+    xp = jnp if isinstance(y, jax.Array) else np
     if sample_weight is None:
         sample_weight = xp.ones((m,), accumulation_dtype(Xt.dtype))
     pad = n_rows - m
-    Xt = xp.pad(Xt, ((0, n_features - n), (0, pad)))
+    if isinstance(Xt, CooMatrix):  # the same entries in a larger matrix
+        Xt = Xt.reshape_to((n_features, n_rows))
+    else:
+        Xt = xp.pad(Xt, ((0, n_features - n), (0, pad)))
     y = xp.concatenate([y, xp.zeros((pad,), y.dtype)])
     sample_weight = xp.concatenate([sample_weight, xp.zeros((pad,), sample_weight.dtype)])
     return TrainData(Xt, y, sample_weight)
@@ -186,7 +228,7 @@ def _fingerprint(data: TrainData, m: jax.Array) -> jax.Array:
     sw = jnp.ones(Xt.shape[1], dtype) if sample_weight is None else sample_weight.astype(dtype)
     rs = jnp.arange(Xt.shape[1], dtype=dtype) / m * sw
     yf = y.astype(dtype)
-    return jnp.concatenate([X @ sw, X @ rs, jnp.stack([yf @ sw, yf @ rs, sw.sum()])])
+    return jnp.concatenate([dot(X, sw), dot(X, rs), jnp.stack([yf @ sw, yf @ rs, sw.sum()])])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,8 +267,9 @@ class DeviceData:
         """Run the on-device loop until ``stop_at`` updates (or it stops); J at its parameters."""
         return run_segment(state, self.data, hyper, np.int32(stop_at), spec=spec)
 
-    def objective(self, params: Params, l2: Any) -> float:
-        return float(_objective(params, *self.data, l2))
+    def objective(self, params: Params, hyper: Hyper) -> float:
+        """J (with both penalties) at ``params`` over all rows."""
+        return float(_objective(params, *self.data, hyper.l2, hyper.l1))
 
     def fingerprint(self) -> list[float]:
         """A summary of the real data (padding left out), see :func:`_fingerprint`."""

@@ -37,8 +37,9 @@ import optax
 
 from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
-from jaxlogreg.core.loss import example_scale, objective_t
+from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.training.proximal import min_norm_subgradient
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, make_optimizer
 
@@ -69,6 +70,9 @@ class LoopSpec(NamedTuple):
     # (the single-read Pallas kernel of jaxlogreg.core.fused, on GPUs) or "fused_interpret"
     # (the same kernel through Pallas' interpreter: tests on CPU).
     kernel: str = "xla"
+    # The objective has an L1 part λ₁ ||w||₁ (penalty "l1" or "elasticnet"): J adds it, the
+    # optimizer takes a proximal step, and "grad" stops on the minimum-norm subgradient.
+    l1: bool = False
 
     @classmethod
     def of(
@@ -84,6 +88,7 @@ class LoopSpec(NamedTuple):
             config.fit_intercept,
             layout,
             kernel,
+            config.has_l1,
         )
 
 
@@ -101,6 +106,7 @@ class Hyper(NamedTuple):
     learning_rate: jax.Array
     l2: jax.Array
     tol: jax.Array
+    l1: jax.Array
 
 
 class LoopState(NamedTuple):
@@ -159,7 +165,15 @@ def _objective(spec: LoopSpec, l2: jax.Array):
 
 
 def _optimizer(spec: LoopSpec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
-    return make_optimizer(spec.solver, hyper.learning_rate, **dict(spec.solver_params))
+    l1 = hyper.l1 if spec.l1 else None
+    return make_optimizer(spec.solver, hyper.learning_rate, l1, **dict(spec.solver_params))
+
+
+def _with_l1(value: jax.Array, grads: Params, params: Params, hyper: Hyper, spec: LoopSpec):
+    """J = f + λ₁ ||w||₁ and the minimum-norm subgradient from f and ∇f (unchanged without L1)."""
+    if not spec.l1:
+        return value, grads
+    return value + l1_penalty(params.w, hyper.l1), min_norm_subgradient(params, grads, hyper.l1)
 
 
 def _all_finite(tree: Any) -> jax.Array:
@@ -185,6 +199,7 @@ def _full_batch_step(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
     updates, opt_state = optimizer.update(
         grads, state.opt_state, state.params, value=value, grad=grads, value_fn=value_fn
     )
+    value, grads = _with_l1(value, grads, state.params, hyper, spec)
     return value, grads, optax.apply_updates(state.params, updates), opt_state
 
 
@@ -218,6 +233,7 @@ def minibatch_update(
     optimizer = _optimizer(spec, hyper)
     updates, new_opt_state = optimizer.update(grads, opt_state, params, value=value, grad=grads)
     has_weight = weight > 0
+    value = _with_l1(value, grads, params, hyper, spec)[0]
     params = _select(has_weight, optax.apply_updates(params, updates), params)
     opt_state = _select(has_weight, new_opt_state, opt_state)
     return params, opt_state, jnp.where(has_weight, value, 0.0), weight
@@ -347,7 +363,7 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
         return (s.iteration < stop_at) & (s.status == RUNNING) & room
 
     state = jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
-    return state, objective_t(state.params, *data, hyper.l2)
+    return state, objective_t(state.params, *data, hyper.l2, hyper.l1)
 
 
 run_segment = jax.jit(_run, static_argnames="spec")

@@ -33,6 +33,7 @@ from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
 from jaxlogreg.scale import sharding
 from jaxlogreg.training.data import (
     bucketed_shape,
+    check_sparse_supported,
     combined_weights,
     infer_n_classes,
     prepare_data,
@@ -314,9 +315,11 @@ def fit_path(
     y_host = np.asarray(y)
     n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
         n_classes, "n_classes", 2)
-    m, n = check_X_structure(X).shape
+    X = check_X_structure(X)
+    m, n = X.shape
+    nnz = check_sparse_supported(X, None, mesh)
     if mesh is None:  # small problems: power-of-two shapes, so that one program serves many
-        m_pad, n_pad = bucketed_shape(m, n, minibatch=False)
+        m_pad, n_pad = bucketed_shape(m, n, minibatch=False, nnz=nnz)
     else:
         m_pad, n_pad = sharding.padded_size(m, sharding.check_mesh(mesh).size), n
     with jax.enable_x64(dtype == "float64"):

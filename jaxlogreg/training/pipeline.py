@@ -22,10 +22,12 @@ import numpy as np
 from jaxlogreg.core import checks as v
 from jaxlogreg.core import fused
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
+from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.scale import sharding
 from jaxlogreg.training.data import (
     DeviceData,
     bucketed_shape,
+    check_sparse_supported,
     combined_weights,
     infer_n_classes,
     prepare_data,
@@ -76,7 +78,7 @@ class Prepared(Protocol):
     def advance(
         self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int
     ) -> tuple[LoopState, Any]: ...
-    def objective(self, params: Params, l2: Any) -> float: ...
+    def objective(self, params: Params, hyper: Hyper) -> float: ...
     def fingerprint(self) -> list[float]: ...
 
 
@@ -123,13 +125,14 @@ def callback_hooks(
     return [] if callback is None else [CallbackHook(callback, every_nth(max_iter, n_segments))]
 
 
-def hyper_of(config: TrainConfig, l2: float, dtype: str) -> Hyper:
+def hyper_of(config: TrainConfig, l2: float, dtype: str, l1: float = 0.0) -> Hyper:
     """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast)."""
     dtype = np.dtype(accumulation_dtype(dtype))
     return Hyper(
         learning_rate=np.asarray(config.resolved_learning_rate, dtype),
         l2=np.asarray(l2, dtype),
         tol=np.asarray(config.tol, dtype),
+        l1=np.asarray(l1, dtype),
     )
 
 
@@ -153,9 +156,11 @@ def starting_params(
 
 
 def kernel_for(data: Prepared) -> str:
-    """The fused single-read gradient kernel on a GPU for one device's in-memory data of a
-    shape it supports (:func:`jaxlogreg.core.fused.supports`), else XLA's two products."""
+    """The fused single-read gradient kernel on a GPU for one device's in-memory dense data of
+    a shape it supports (:func:`jaxlogreg.core.fused.supports`), else XLA's two products."""
     if not isinstance(data, DeviceData) or data.layout is not None:
+        return "xla"
+    if isinstance(data.data.Xt, CooMatrix):
         return "xla"
     n_features, dtype = data.data.Xt.shape[0], data.data.Xt.dtype
     return "fused" if fused.supports(n_features, data.n_classes, dtype) else "xla"
@@ -196,7 +201,8 @@ def run_fit(
     """
     with jax.enable_x64(data.dtype == "float64"):
         batch_size = None if config.batch_size is None else min(config.batch_size, data.n_samples)
-        hyper = hyper_of(config, config.l2(data.weight_sum), data.dtype)
+        ws = data.weight_sum
+        hyper = hyper_of(config, config.l2(ws), data.dtype, config.l1(ws))
         spec = LoopSpec.of(config, batch_size, data.layout, kernel_for(data))
         start = data.place(
             starting_params(init_params, data.n_features, data.n_classes, data.dtype,
@@ -249,12 +255,12 @@ def _result(state: LoopState, loss: Any, data: Prepared, hyper: Hyper, spec: Loo
     status = int(state.status)
     status = MAX_ITER if status == RUNNING else status
     params = state.params
-    loss = data.objective(params, hyper.l2) if loss is None else float(loss)
+    loss = data.objective(params, hyper) if loss is None else float(loss)
     if spec.batch_size is None:  # J₀ is exact for full batch: never return worse than the start
         start_loss = float(state.start_loss)
         slack = ROUNDING_ULPS * float(jnp.finfo(state.start_loss.dtype).eps) * max(abs(start_loss), 1)
         if not loss <= start_loss + slack:
-            params, loss, status = start, data.objective(start, hyper.l2), DIVERGED
+            params, loss, status = start, data.objective(start, hyper), DIVERGED
     n_recorded = int(state.n_recorded)
     return FitResult(  # to NumPy first: slicing a device array would compile a program
         params=data.unpad(Params(*(np.asarray(p) for p in params))),
@@ -323,13 +329,16 @@ def device_data(
     y_host = np.asarray(y)
     n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
         n_classes, "n_classes", 2)
-    m, n = check_X_structure(X).shape
+    X = check_X_structure(X)
+    m, n = X.shape
+    nnz = check_sparse_supported(X, config.batch_size, mesh)
     v.check_y(y_host, m, n_classes)  # before the class weights are computed from it
     weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
     if mesh is not None:
         shape = (n, sharding.padded_size(m, sharding.check_mesh(mesh).size))
     else:
-        m_pad, n_pad = bucketed_shape(m, n, config.batch_size is not None) if bucket else (m, n)
+        minibatch = config.batch_size is not None
+        m_pad, n_pad = bucketed_shape(m, n, minibatch, nnz) if bucket else (m, n)
         shape = (n_pad, m_pad)
     with jax.enable_x64(dtype == "float64"):
         data = prepare_data(X, y_host, n_classes, dtype, config.x_dtype, weights=weights,

@@ -5,9 +5,11 @@
 value is checked here, once, with a message that names the parameter, what was expected and
 what was given.
 
-The objective, as in scikit-learn, is ``C Σ_i s_i L_i + ½ ||w||²``, i.e. the mean loss plus
-``λ/2 ||w||²`` with ``λ = 1 / (C Σ_i s_i)`` (``s_i``: sample weight times class weight; the
-intercept is not penalised; ``C = inf`` means no penalty).
+The objective, as in scikit-learn, is ``C Σ_i s_i L_i + r ||w||₁ + (1 - r)/2 ||w||²``, i.e.
+the mean loss plus ``λ₁ ||w||₁ + λ₂/2 ||w||²`` with ``λ₁ = r / (C Σ_i s_i)`` and
+``λ₂ = (1 - r) / (C Σ_i s_i)``; r is 0 for ``penalty="l2"``, 1 for ``"l1"`` and ``l1_ratio``
+for ``"elasticnet"`` (``s_i``: sample weight times class weight; the intercept is not
+penalised; ``C = inf`` or ``penalty=None`` means no penalty).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ import jax.numpy as jnp
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, check_solver, make_optimizer
+from jaxlogreg.training.solvers import (
+    L1_SOLVERS,
+    LINE_SEARCH_SOLVERS,
+    check_solver,
+    make_optimizer,
+)
 
 MAX_ITER_LIMIT = 10_000_000  # the loss history is kept on the device: at most 10^7 entries
 _DEFAULT_LEARNING_RATE = {"gd": 0.1}
@@ -34,7 +41,10 @@ class TrainConfig:
     """Settings of one fit; the :class:`~jaxlogreg.LogisticRegression` parameters.
 
     Attributes:
-      C: inverse L2 strength, ``λ = 1 / (C Σ s)``; ``inf`` for no penalty.
+      C: inverse regularization strength, ``λ = 1 / (C Σ s)``; ``inf`` for no penalty.
+      penalty: "l2" (default), "l1", "elasticnet" or None; L1 parts need solver "proximal"
+        (or "gd", ISTA).
+      l1_ratio: r in [0, 1], the L1 share of an elastic-net penalty; only with "elasticnet".
       fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
       solver: "lbfgs" (optax L-BFGS with line search), "gd" (the lecture's ``w := w - α dw``),
         "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
@@ -61,6 +71,8 @@ class TrainConfig:
     """
 
     C: float = 1.0
+    penalty: str | None = "l2"
+    l1_ratio: float | None = None
     fit_intercept: bool = True
     solver: str = "lbfgs"
     learning_rate: float | None = None
@@ -91,6 +103,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be True or False, got {v.show(value)}")
             set_(self, name, bool(value))
         check_solver(self.solver)
+        self._check_penalty()
         if self.learning_rate is not None:
             set_(self, "learning_rate", v.check_positive(self.learning_rate, "learning_rate"))
         set_(self, "max_iter", v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT))
@@ -123,6 +136,35 @@ class TrainConfig:
         v.check_choice(self.grad, "grad", ("manual", "autodiff"))
         _check_solver_params(self.solver, self.solver_params)
 
+    def _check_penalty(self) -> None:
+        v.check_choice(self.penalty, "penalty", ("l2", "l1", "elasticnet", None))
+        if self.penalty == "elasticnet":
+            if self.l1_ratio is None:
+                raise ValueError("l1_ratio must be a number in [0, 1] with penalty='elasticnet', "
+                                 "got None")
+            ratio = self.l1_ratio
+            if not isinstance(ratio, Real) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
+                raise ValueError(f"l1_ratio must be a number in [0, 1], got {v.show(ratio)}")
+            object.__setattr__(self, "l1_ratio", float(ratio))
+        elif self.l1_ratio is not None:
+            raise ValueError(f"l1_ratio is only used with penalty='elasticnet'; got l1_ratio="
+                             f"{v.show(self.l1_ratio)} with penalty={self.penalty!r}")
+        if self.has_l1 and self.solver not in L1_SOLVERS:
+            raise ValueError(
+                f"penalty={self.penalty!r} needs a proximal solver, solver='proximal' (or 'gd'), "
+                f"got solver={self.solver!r}"
+            )
+
+    @property
+    def l1_share(self) -> float:
+        """r: the L1 part of the penalty (0 for "l2" and None, 1 for "l1")."""
+        return {"l1": 1.0, "elasticnet": self.l1_ratio}.get(self.penalty, 0.0)
+
+    @property
+    def has_l1(self) -> bool:
+        """Whether the objective has an L1 part (a proximal step is needed)."""
+        return self.l1_share > 0 and not math.isinf(self.C)
+
     @property
     def optimizer_params(self) -> dict[str, Any]:
         """``solver_params`` as a dict (empty when None)."""
@@ -141,8 +183,17 @@ class TrainConfig:
         return "grad" if self.batch_size is None else "loss"
 
     def l2(self, weight_sum: float) -> float:
-        """λ of the mean-loss objective: ``1 / (C Σ s)``, 0 for ``C = inf``."""
-        return 0.0 if math.isinf(self.C) else 1.0 / (self.C * weight_sum)
+        """λ₂ of the mean-loss objective: ``(1 - r) / (C Σ s)``; 0 for ``C = inf`` or no penalty."""
+        return self._strength(weight_sum, 1.0 - self.l1_share)
+
+    def l1(self, weight_sum: float) -> float:
+        """λ₁ of the mean-loss objective: ``r / (C Σ s)``; 0 without an L1 part."""
+        return self._strength(weight_sum, self.l1_share)
+
+    def _strength(self, weight_sum: float, share: float) -> float:
+        if self.penalty is None or math.isinf(self.C) or share == 0:
+            return 0.0
+        return share / (self.C * weight_sum)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (and checked again)."""

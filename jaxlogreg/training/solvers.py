@@ -5,8 +5,11 @@ The lecture's update ``w := w - α dw`` is one more :class:`optax.GradientTransf
 
 Names: ``"gd"`` (the lecture's rule; minibatch SGD when a batch size is set), ``"sgd"``
 (optax.sgd, momentum 0.9 by default), ``"adam"``, ``"adamw"``, ``"lbfgs"`` (optax.lbfgs with
-its zoom line search, full batch only), or the name of any other optax optimizer taking a
-learning rate as first argument (``"rmsprop"``, ``"adagrad"``, ...).
+its zoom line search, full batch only), ``"proximal"`` (proximal gradient with
+Barzilai-Borwein steps, full batch only, :mod:`jaxlogreg.training.proximal`), or the name of
+any other optax optimizer taking a learning rate as first argument (``"rmsprop"``, ...).
+
+L1 and elastic-net penalties need a proximal step: ``"proximal"``, or ``"gd"`` (ISTA).
 """
 
 from __future__ import annotations
@@ -14,24 +17,31 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
-SOLVERS = ("gd", "sgd", "adam", "adamw", "lbfgs")
-LINE_SEARCH_SOLVERS = ("lbfgs",)
+from jaxlogreg.training.proximal import prox_l1, proximal_gradient
+
+SOLVERS = ("gd", "sgd", "adam", "adamw", "lbfgs", "proximal")
+LINE_SEARCH_SOLVERS = ("lbfgs", "proximal")  # full batch; they evaluate trial points themselves
+L1_SOLVERS = ("proximal", "gd")  # solvers with a proximal step for λ₁ ||w||₁
 _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "gd": {},
     "sgd": {"momentum": 0.9},
     "adam": {},
     "adamw": {"weight_decay": 1e-4},
     "lbfgs": {},
+    "proximal": {},
 }
 
 
-def gradient_descent(learning_rate: Any) -> optax.GradientTransformation:
+def gradient_descent(learning_rate: Any, l1: Any = None) -> optax.GradientTransformation:
     """The lecture's update as an optax transformation: ``updates = -α · grads``.
 
     ``optax.apply_updates(params, updates)`` then gives ``w := w - α dw``, ``b := b - α db``.
-    ``learning_rate`` may be a traced scalar, so changing it does not recompile a jitted loop.
+    With ``l1`` (λ₁) the step is proximal (ISTA): ``w := prox(w - α dw, α λ₁)``, which needs
+    ``params``. ``learning_rate`` and ``l1`` may be traced scalars, so changing them does not
+    recompile a jitted loop.
     """
 
     def init_fn(params: Any) -> optax.EmptyState:
@@ -39,8 +49,11 @@ def gradient_descent(learning_rate: Any) -> optax.GradientTransformation:
         return optax.EmptyState()
 
     def update_fn(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, Any]:
-        del params
-        return jax.tree.map(lambda g: -learning_rate * g, updates), state
+        step = jax.tree.map(lambda g: -learning_rate * g, updates)
+        if l1 is None:
+            return step, state
+        new = prox_l1(optax.apply_updates(params, step), learning_rate * l1)
+        return jax.tree.map(jnp.subtract, new, params), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -64,18 +77,23 @@ def check_solver(name: Any) -> str:
 
 
 def make_optimizer(
-    name: str, learning_rate: Any, **params: Any
+    name: str, learning_rate: Any, l1: Any = None, **params: Any
 ) -> optax.GradientTransformationExtraArgs:
     """Build the optimizer ``name`` with learning rate α and extra optax keyword ``params``.
 
-    ``learning_rate`` is ignored by ``"lbfgs"``, whose line search chooses the step.
+    ``learning_rate`` is ignored by ``"lbfgs"`` and ``"proximal"``, which choose their steps.
+    ``l1``: λ₁ of an L1 penalty, for the solvers of :data:`L1_SOLVERS` (None: no L1 part).
     """
     check_solver(name)
+    if l1 is not None and name not in L1_SOLVERS:
+        raise ValueError(f"an L1 penalty needs solver {' or '.join(map(repr, L1_SOLVERS))}, "
+                         f"got solver {name!r}")
     params = {**_DEFAULT_PARAMS.get(name, {}), **params}
-    if name == "gd":
+    if name in ("gd", "proximal"):
         if params:
-            raise ValueError(f"solver 'gd' takes no optimizer parameters, got {sorted(params)}")
-        optimizer = gradient_descent(learning_rate)
+            raise ValueError(f"solver {name!r} takes no optimizer parameters, got {sorted(params)}")
+        optimizer = (gradient_descent(learning_rate, l1) if name == "gd"
+                     else proximal_gradient(0.0 if l1 is None else l1))
     elif name == "lbfgs":
         optimizer = optax.lbfgs(**params)
     else:
