@@ -339,6 +339,30 @@ def test_train_flags_become_config_overrides():
     assert (config.train.grad, config.train.tol, config.output.dir) == ("autodiff", 0.0, "runs/x")
 
 
+def test_penalty_settings_from_flags_and_files(capsys, tmp_path):
+    """[train] penalty and l1_ratio: --set values are coerced (0.5, 1 -> 1.0, none -> None),
+    and a file, where TOML has no null, says penalty = "none"."""
+    config = load_config(None, ["train.penalty=elasticnet", "train.l1_ratio=1",
+                                "train.solver=proximal"])
+    assert (config.train.penalty, config.train.l1_ratio) == ("elasticnet", 1.0)
+    assert isinstance(config.train.l1_ratio, float)
+    assert load_config(None, ["train.penalty=none"]).train.penalty is None
+    path = tmp_path / "p.toml"
+    path.write_text('[train]\npenalty = "none"\nlearning_rate = "None"\n')
+    config = load_config(path)
+    assert config.train.penalty is None and config.train.learning_rate is None
+    path.write_text('[data]\npath = "none"\n')  # a required string stays a string
+    assert load_config(path).data.path.endswith("none")
+    status, out, err = _main(capsys, "train", "--set", "data.n_samples=200", "--set",
+                             "train.penalty=elasticnet", "--set", "train.l1_ratio=0.5", "--set",
+                             "train.solver=proximal")
+    assert status == 0, err
+    assert "elastic-net penalty (l1_ratio 0.5), C=1" in out
+    status, out, err = _main(capsys, "train", "--set", "data.n_samples=200", "--set",
+                             "train.penalty=none")
+    assert status == 0 and "no penalty" in out, err
+
+
 # ---------------------------------------------------------------------------- progress bar
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split as sklearn_split
 
@@ -137,6 +138,22 @@ def test_train_test_split_is_sklearns_split(stratify, test_size):
     ref = sklearn_split(X, y, test_size=test_size, random_state=7, stratify=y if stratify else None)
     for a, b in zip(ours, ref, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("stratify", [True, False])
+def test_train_test_split_keeps_sparse_x_sparse(fmt, stratify):
+    """A sparse X is split by rows into CSR matrices: the rows a dense copy would give."""
+    g = np.random.default_rng(2)
+    dense = g.normal(size=(40, 6)) * (g.random((40, 6)) < 0.3)
+    y = np.array([0, 1, 1, 0, 2] * 8)
+    X = sp.csr_matrix(dense).asformat(fmt)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, 0.25, seed=5, stratify=stratify)
+    assert sp.issparse(X_tr) and sp.issparse(X_te) and X_tr.format == X_te.format == "csr"
+    ref = train_test_split(dense, y, 0.25, seed=5, stratify=stratify)
+    for a, b in zip((X_tr.toarray(), X_te.toarray(), y_tr, y_te), ref, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert X_tr.nnz + X_te.nnz == np.count_nonzero(dense)
 
 
 @pytest.mark.parametrize(

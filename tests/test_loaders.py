@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 
 from jaxlogreg.data import (
@@ -228,8 +229,28 @@ def test_load_svmlight_matches_sklearn_reader(tmp_path):
     dump_svmlight_file(X, y, str(path), zero_based=False, comment="made by sklearn")
     X_ref, y_ref = load_svmlight_file(str(path), n_features=8, zero_based=False)
     ds = load_svmlight(path, n_features=8, dtype="float64")
-    np.testing.assert_array_equal(ds.X, X_ref.toarray())
+    assert sp.issparse(ds.X) and ds.X.format == "csr" and ds.X.dtype == np.float64
+    assert ds.X.nnz == X_ref.nnz == np.count_nonzero(X)
+    np.testing.assert_array_equal(ds.X.toarray(), X_ref.toarray())
+    np.testing.assert_allclose(ds.X.toarray(), X, rtol=1e-15)  # dump writes 17 digits
     np.testing.assert_array_equal(ds.y, y_ref)
+
+
+def test_load_svmlight_is_sparse_with_the_right_values_shape_and_width(tmp_path):
+    path = _write(tmp_path / "s.svm", "1 2:0.5 7:-3\n0\n1 1:2 7:4e0\n")
+    ds = load_svmlight(path)
+    assert isinstance(ds.X, sp.csr_matrix) and ds.X.dtype == np.float32
+    assert ds.X.shape == (3, 7) and ds.n_samples == 3 and ds.n_features == 7 and ds.X.nnz == 4
+    expected = np.zeros((3, 7), np.float32)
+    expected[0, 1], expected[0, 6], expected[2, 0], expected[2, 6] = 0.5, -3, 2, 4
+    np.testing.assert_array_equal(ds.X.toarray(), expected)
+    assert ds.y.tolist() == [1, 0, 1] and ds.y.dtype == np.int64
+    assert ds.source == str(path)
+    wide = load_svmlight(path, n_features=10, dtype="float64")  # n_features sets the width
+    assert isinstance(wide.X, sp.csr_matrix) and wide.X.dtype == np.float64
+    assert wide.X.shape == (3, 10) and wide.X.nnz == 4
+    np.testing.assert_array_equal(wide.X.toarray()[:, :7], expected)
+    assert not wide.X.toarray()[:, 7:].any()
 
 
 def test_load_svmlight_format_details(tmp_path):
@@ -238,7 +259,10 @@ def test_load_svmlight_format_details(tmp_path):
         "# a comment line\n+1 1:1 3:2.5  # trailing comment\n\n-1\n-1 qid:7 2:-4e0\n",
     )
     ds = load_svmlight(path)
-    np.testing.assert_array_equal(ds.X, np.array([[1, 0, 2.5], [0, 0, 0], [0, -4, 0]], np.float32))
+    assert sp.issparse(ds.X)
+    np.testing.assert_array_equal(
+        ds.X.toarray(), np.array([[1, 0, 2.5], [0, 0, 0], [0, -4, 0]], np.float32)
+    )
     assert ds.y.tolist() == [1, -1, -1] and ds.y.dtype == np.int64
     assert load_svmlight(path, n_features=5).X.shape == (3, 5)
 
@@ -256,6 +280,14 @@ def test_load_svmlight_format_details(tmp_path):
         ("1 1:2\n\n0 2:nan\n", 3, "feature 2 must be finite, got 'nan'"),
         ("1:2 3:4\n", 1, "expected a label first, got feature '1:2'"),
         ("cat 1:2\n", 1, "label must be a number, got 'cat'"),
+        (
+            "1 1:2\n0 5:1\n1 4:1 2147483648:1\n",
+            3,
+            (
+                "feature index 2147483648 exceeds 2,147,483,647, the most features a LIBSVM "
+                "file may have (32-bit feature indices)"
+            ),
+        ),
     ],
 )
 def test_load_svmlight_errors_name_file_and_line(tmp_path, text, line, message):
@@ -270,59 +302,58 @@ def test_load_svmlight_empty_and_too_wide(tmp_path):
     labels_only = _write(tmp_path / "l.svm", "-1\n1\n")
     with pytest.raises(DataFileError, match="no features found; pass n_features to set the width"):
         load_svmlight(labels_only)
-    assert load_svmlight(labels_only, n_features=2).X.tolist() == [[0, 0], [0, 0]]
+    no_features = load_svmlight(labels_only, n_features=2).X
+    assert no_features.shape == (2, 2) and no_features.nnz == 0
     path = _write(tmp_path / "w.svm", "1 1:1\n0 7:1\n")
     with pytest.raises(
         DataFileError, match=re.escape("line 2: feature index 7 exceeds n_features=4")
     ):
         load_svmlight(path, n_features=4)
+    with pytest.raises(ValueError, match=re.escape("n_features must be an integer in [1, 2147483647]")):
+        load_svmlight(path, n_features=2**31)
 
 
 def test_load_svmlight_labels_keep_their_type(tmp_path):
     ds = load_svmlight(_write(tmp_path / "f.svm", "0.5 1:1\n2 1:3\n"), dtype="float64")
     assert ds.y.dtype == np.float64 and ds.y.tolist() == [0.5, 2.0]
-    assert ds.X.dtype == np.float64 and ds.X.tolist() == [[1.0], [3.0]]
+    assert ds.X.dtype == np.float64 and ds.X.toarray().tolist() == [[1.0], [3.0]]
 
 
-def test_load_svmlight_huge_index_is_refused_before_allocating(tmp_path):
-    """D5: an index of 1e11 ended in MemoryError; now an error naming it, with no large array."""
-    path = _write(tmp_path / "huge.svm", "1 1:0.5\n0 100000000000:1\n")
-    message = (
-        f"{path}: the largest feature index is 100000000000: a dense X of 2 samples x "
-        "100000000000 features (float32) would take 800,000,000,000 bytes, more than "
-        "MAX_DENSE_BYTES = 8,589,934,592; if that index is a mistake, pass n_features"
-    )
-    tracemalloc.start()
-    try:
-        with pytest.raises(DataFileError, match=re.escape(message)):
-            load_svmlight(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * 2**20, peak
-    # passing n_features finds the line of the index
-    with pytest.raises(
-        DataFileError, match=re.escape("line 2: feature index 100000000000 exceeds n_features=5")
-    ):
-        load_svmlight(path, n_features=5)
-
-
-def test_load_svmlight_dense_size_limit(tmp_path, monkeypatch):
-    """The bound also applies where scikit-learn reads the file: before the dense copy."""
-    monkeypatch.setattr(text_formats, "MAX_DENSE_BYTES", 200)
-    path = _write(tmp_path / "w.svm", "1 1:1\n0 30:2\n")
+def test_load_svmlight_float32_overflow_names_the_sample_and_feature(tmp_path):
+    path = _write(tmp_path / "o.svm", "1 1:1\n0 2:1 5:1e300\n")
     with pytest.raises(
         DataFileError,
         match=re.escape(
-            "the largest feature index is 30: a dense X of 2 samples x 30 features (float32) "
-            "would take 240 bytes, more than MAX_DENSE_BYTES = 200"
+            f"{path}: X must be finite, got inf at sample index 1 (0-based), feature 4 (1 "
+            "non-finite value(s) in total)"
         ),
     ):
         load_svmlight(path)
-    with pytest.raises(DataFileError, match=re.escape("n_features=40: a dense X of 2 samples")):
-        load_svmlight(path, n_features=40)
-    at_limit = load_svmlight(_write(tmp_path / "ok.svm", "1 1:1\n0 25:2\n"))  # 200 bytes
-    assert at_limit.X.shape == (2, 25) and at_limit.X[1, 24] == 2
+    assert load_svmlight(path, dtype="float64").X[1, 4] == 1e300
+
+
+def test_load_svmlight_too_wide_to_densify_loads_sparse_in_little_memory(tmp_path):
+    """D5 used to end in MemoryError, then in an error refusing the dense X: 1000 samples over
+    1.5e9 features would be 6 TB dense in float32. Sparse, it is a few kB, never densified."""
+    n, m = 1_500_000_000, 1000
+    lines = [f"{i % 2} {1 + 7 * i}:1.5 {n - i}:-2" for i in range(m)]
+    path = _write(tmp_path / "wide.svm", "\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        ds = load_svmlight(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, peak  # dense: 6e12 bytes
+    assert isinstance(ds.X, sp.csr_matrix) and ds.X.shape == (m, n) and ds.X.nnz == 2 * m
+    assert ds.X[0, 0] == 1.5 and ds.X[0, n - 1] == -2 and ds.X[999, n - 1000] == -2
+    assert ds.X[999, 7 * 999] == 1.5 and ds.X[999, 7 * 999 + 1] == 0
+    assert ds.y.tolist() == [i % 2 for i in range(m)]
+    # the widest a file may be, 2**31 - 1 features, as the file's largest index or n_features
+    widest = text_formats.MAX_FEATURES
+    top = load_svmlight(_write(tmp_path / "top.svm", f"1 1:1\n0 {widest}:1\n")).X
+    assert top.shape == (2, widest) and top[1, widest - 1] == 1
+    assert load_svmlight(path, n_features=widest).X.shape == (m, widest)
 
 
 # --------------------------------------------------------------------------- npy / npz
@@ -409,7 +440,9 @@ def test_load_dataset_dispatches_on_extension(tmp_path):
         ("d.libsvm", {}),
     ]:
         ds = load_dataset(tmp_path / name, **opts)
-        np.testing.assert_array_equal(ds.X, X.astype(np.float32), err_msg=name)
+        dense = ds.X.toarray() if name == "d.libsvm" else ds.X  # LIBSVM: sparse
+        assert sp.issparse(ds.X) == (name == "d.libsvm"), name
+        np.testing.assert_array_equal(dense, X.astype(np.float32), err_msg=name)
         np.testing.assert_array_equal(ds.y, y, err_msg=name)
     with pytest.raises(ValueError, match=r"extension '.parquet'; supported extensions are"):
         load_dataset(tmp_path / "d.parquet")

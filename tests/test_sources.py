@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from jaxlogreg.data import (
     DataConfig,
@@ -136,6 +138,34 @@ def test_load_splits_files_with_a_validation_file(tmp_path):
     assert splits.description == f"{train}, validation {val}"
 
 
+def test_load_splits_libsvm_stays_sparse(tmp_path):
+    """A LIBSVM file is split by rows, sparse; a LIBSVM validation file gets the training
+    data's width (its own largest index may be smaller), or the width asked for."""
+    lines = [f"{i % 2} {1 + i % 5}:{i + 1} 9:0.5" for i in range(20)]
+    path = _write(tmp_path / "train.svm", "\n".join(lines) + "\n")
+    dense = load_labelled(path, DataConfig(), "float64").X.toarray()
+    config = DataConfig(source="file", path=str(path), validation_fraction=0.25, seed=3)
+    splits = load_splits(config, "float64")
+    assert sp.issparse(splits.train.X) and sp.issparse(splits.validation.X)
+    assert splits.train.X.dtype == np.float64
+    X_tr, X_va, y_tr, y_va = train_test_split(dense, np.arange(20) % 2, 0.25, seed=3)
+    np.testing.assert_array_equal(splits.train.X.toarray(), X_tr)
+    np.testing.assert_array_equal(splits.train.y, y_tr)
+    np.testing.assert_array_equal(splits.validation.X.toarray(), X_va)
+    np.testing.assert_array_equal(splits.validation.y, y_va)
+    val = _write(tmp_path / "val.svm", "1 2:1\n0 3:1\n")  # largest index 3 < 9
+    separate = load_splits(dataclasses.replace(config, validation_path=str(val)))
+    assert separate.validation.X.shape == (2, 9) and sp.issparse(separate.validation.X)
+    assert separate.train.X.shape == (20, 9)
+    wider = load_splits(dataclasses.replace(config, validation_path=str(val)), n_features=12)
+    assert wider.train.X.shape == (20, 12) and wider.validation.X.shape == (2, 12)
+    too_wide = _write(tmp_path / "too_wide.svm", "1 2:1\n0 10:1\n")
+    with pytest.raises(
+        DataFileError, match=re.escape(f"{too_wide}, line 2: feature index 10 exceeds n_features=9")
+    ):
+        load_splits(dataclasses.replace(config, validation_path=str(too_wide)))
+
+
 def test_load_splits_npy_needs_its_labels_file(tmp_path):
     np.save(tmp_path / "X.npy", np.arange(8.0).reshape(4, 2))
     np.save(tmp_path / "y.npy", np.array([0, 1, 0, 1]))
@@ -222,7 +252,10 @@ def test_read_features_accepts_files_without_labels(tmp_path):
         np.testing.assert_array_equal(ds.X, X, err_msg=name)
         assert ds.y is None, name
     svm = read_features(_write(tmp_path / "d.svm", "0 1:1 2:2\n1 1:3 2:4\n"), config)
-    np.testing.assert_array_equal(svm.X, X)
+    assert sp.issparse(svm.X)  # LIBSVM files stay sparse
+    np.testing.assert_array_equal(svm.X.toarray(), X)
+    wide = read_features(tmp_path / "d.svm", config, n_features=5)  # a model's width
+    assert wide.X.shape == (2, 5) and sp.issparse(wide.X)
     assert read_features(tmp_path / "X.npy", config, "float64").X.dtype == np.float64
 
 

@@ -17,7 +17,8 @@ dataclasses themselves (one validator per section).
 Overrides ``"section.key=value"`` (the CLI's ``--set``) are applied after the file. The value
 is read as a TOML value (``0.01``, ``true``, ``inf``, ``"text"``); anything that is not valid
 TOML is taken as a plain string (``--set train.solver=adam``), and ``none`` resets an optional
-key (``--set train.learning_rate=none``).
+key (``--set train.learning_rate=none``). TOML has no null: in a file, the string ``"none"``
+does the same for an optional key (``penalty = "none"``).
 
 Paths: a relative path written in a config file is relative to that file's folder; a path
 given on the command line is relative to the current directory. For ``data.source =
@@ -254,9 +255,11 @@ def _coerce(section: str, key: str, value: Any) -> Any:
     name = f"{section}.{key}"
     allowed = _types(section, key)
     expected = " or ".join(_TYPE_NAMES[t] for t in allowed)
+    optional = type(None) in typing.get_args(typing.get_type_hints(_SECTIONS[section])[key])
+    if optional and isinstance(value, str) and value.strip().lower() == "none":
+        value = None  # TOML has no null: penalty = "none" in a file, as --set train.penalty=none
     if value is None:
-        hint = typing.get_type_hints(_SECTIONS[section])[key]
-        if type(None) in typing.get_args(hint):
+        if optional:
             return None
         raise ConfigError(f"{name} cannot be none; it must be {expected}")
     if isinstance(value, bool):

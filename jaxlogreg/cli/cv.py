@@ -5,7 +5,8 @@ refit); ``[train]`` gives the model's other settings (intercept, tolerance, iter
 weights, dtype, gradient); ``[data]`` the data, whose training part is split into folds (the
 validation part, if any, reports the chosen model). Prints C against the mean and standard
 deviation of the held-out scores and the chosen C; ``--out DIR`` writes the refit model
-(``model.npz``), ``cv.json`` and ``cv_scores.png``.
+(``model.npz``), ``cv.json`` and ``cv_scores.png``. Sparse data (LIBSVM files) stay sparse;
+their feature scaling is handled as by ``jaxlogreg train`` (:mod:`jaxlogreg.cli.train`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxlogreg.cli.config import Config, load_config
+from jaxlogreg.cli.config import CLIError, Config, load_config
 from jaxlogreg.cli.train import (
     MODEL_FILE,
     check_splits,
@@ -25,6 +26,8 @@ from jaxlogreg.cli.train import (
     metrics_of,
     metrics_table,
     output_folder,
+    params_to_save,
+    scaling_text,
     write_json,
 )
 from jaxlogreg.data.scaling import fit_scaler, scale
@@ -37,6 +40,11 @@ CV_PLOT_FILE = "cv_scores.png"
 def cmd_cv(args: argparse.Namespace) -> int:
     overrides = list(args.set or []) + ([f"output.dir={args.out}"] if args.out else [])
     config = load_config(args.config, overrides)
+    if config.train.penalty != "l2":
+        raise CLIError(
+            f"jaxlogreg cv chooses C for the L2 penalty only; the config has train.penalty = "
+            f"{config.train.penalty!r} (set it to 'l2', or train with a fixed C)"
+        )
     with output_folder(config.output.dir) as out_dir:
         return _cv(args, config, out_dir)
 
@@ -47,7 +55,7 @@ def _cv(args: argparse.Namespace, config: Config, out_dir: Path | None) -> int:
     splits = load_splits(config.data, data_dtype(config))
     check_splits(splits)
     train, validation = splits.train, splits.validation
-    scaler = fit_scaler(train.X) if config.data.standardize else None
+    scaler = fit_scaler(train.X) if config.data.standardize else None  # sparse: not centered
     X = scale(scaler, train.X)
     t, c = config.train, config.cv
     clf = LogisticRegressionCV(
@@ -63,16 +71,17 @@ def _cv(args: argparse.Namespace, config: Config, out_dir: Path | None) -> int:
     written = [] if out_dir is None else _write(out_dir, config, clf, scaler, table, scores,
                                                 reports)
     if not args.quiet:
-        _report(config, clf, splits, table, reports, written)
+        _report(config, clf, splits, scaler, table, reports, written)
     return 0
 
 
-def _report(config: Config, clf: Any, splits: Any, table: list[dict], reports, written) -> None:
+def _report(config: Config, clf: Any, splits: Any, scaler: Any, table: list[dict], reports,
+            written) -> None:
     out = sys.stdout
     m, n = splits.train.X.shape
     print(f"data        {splits.description}", file=out)
-    print(f"            {m} training samples, {n} features, {config.cv.folds} folds, "
-          f"{len(table)} values of C, {config.cv.scoring}", file=out)
+    print(f"            {m} training samples, {n} features{scaling_text(scaler)}, "
+          f"{config.cv.folds} folds, {len(table)} values of C, {config.cv.scoring}", file=out)
     print(f"{'C':>12}{'mean':>10}{'std':>10}", file=out)
     best = float(np.atleast_1d(clf.C_)[0])
     for row in table:
@@ -88,12 +97,12 @@ def _report(config: Config, clf: Any, splits: Any, table: list[dict], reports, w
 def _write(out_dir: Path, config: Config, clf: Any, scaler: Any, table, scores, reports):
     from jaxlogreg import plots
     from jaxlogreg.data.model_io import save_model
-    from jaxlogreg.estimator import to_params
 
     best = float(np.atleast_1d(clf.C_)[0])
-    model = save_model(out_dir / MODEL_FILE, to_params(clf), classes=clf.classes_,
-                       config=config.to_dict(), scaler=scaler,
-                       metadata={"cv": {"C_": best, "scoring": config.cv.scoring}})
+    params, saved_scaler, note = params_to_save(clf, scaler)
+    model = save_model(out_dir / MODEL_FILE, params, classes=clf.classes_,
+                       config=config.to_dict(), scaler=saved_scaler,
+                       metadata={"cv": {"C_": best, "scoring": config.cv.scoring}, **note})
     doc = {"C_": best, "scoring": config.cv.scoring, "folds": config.cv.folds, "table": table,
            "fold_scores": scores.tolist(), **reports, "config": config.to_dict()}
     write_json(out_dir / CV_FILE, doc)

@@ -3,6 +3,11 @@
 Everything that can be checked before the fit is checked first (the config, the output
 folder, the data and its validation part), so a mistake costs no training time. The report
 and the files use the same metrics (:func:`jaxlogreg.metrics.classification_report`).
+
+Sparse data (LIBSVM files) stay sparse from the file to the fit, the metrics and the model
+file. ``data.standardize`` divides sparse features by their standard deviation without
+centering them (centering would densify them), and the saved model has that scaling folded
+into its weights, so it applies to the raw features (:mod:`jaxlogreg.data.scaling`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import scipy.sparse as sp
 
 from jaxlogreg.cli.config import CLIError, Config, load_config
 from jaxlogreg.data.archive import dumps
-from jaxlogreg.data.scaling import fit_scaler, scale
+from jaxlogreg.data.scaling import fit_scaler, fold_scaling, scale
 from jaxlogreg.data.sources import Splits, load_splits
 
 COURSE_LEARNING_RATES = (0.01, 0.001, 0.0001)
@@ -62,6 +68,28 @@ def classes_text(classes: Any, names: tuple[Any, ...] | None) -> str:
     if names is not None and len(names) == len(labels) and list(names) != list(classes):
         labels = [f"{c} ({n})" for c, n in zip(labels, names, strict=True)]
     return ", ".join(labels)
+
+
+def scaling_text(scaler: Any) -> str:
+    """How the features were scaled, for the report ("" without scaling)."""
+    if scaler is None:
+        return ""
+    return ", standardized" if scaler.with_mean else ", scaled to std 1 (sparse: not centered)"
+
+
+def params_to_save(clf: Any, scaler: Any) -> tuple[Any, Any, dict[str, str]]:
+    """The parameters and feature scaling a model file stores, and a metadata note.
+
+    A scaler without centering (sparse data) is folded into the weights
+    (:func:`~jaxlogreg.data.scaling.fold_scaling`): the file then holds no scaler, no
+    per-feature lists in its header, and its model applies to the raw sparse features."""
+    from jaxlogreg.estimator import to_params
+
+    params = to_params(clf)
+    if scaler is None or scaler.with_mean:
+        return params, scaler, {}
+    note = "divided by the training standard deviations (not centered), folded into w"
+    return fold_scaling(params, scaler), None, {"feature_scaling": note}
 
 
 def write_json(path: Path, doc: Any) -> None:
@@ -182,6 +210,7 @@ def _train(args: argparse.Namespace, config: Config, rates: list[float] | None,
     splits = load_splits(config.data, data_dtype(config))
     check_splits(splits)
     train, validation = splits.train, splits.validation
+    # sparse X: scaled without centering, kept sparse (see the module docstring)
     scaler = fit_scaler(train.X) if config.data.standardize else None
     X_train = scale(scaler, train.X)
     X_val = None if validation is None else scale(scaler, validation.X)
@@ -224,13 +253,12 @@ def _report(config, clf, splits, scaler, reports, fit_info, written, out: TextIO
     print(f"data        {splits.description}", file=out)
     print(
         f"            {m} train / {n_val} validation samples, {n} features, classes "
-        f"{classes_text(clf.classes_, splits.class_names)}"
-        + (", standardized" if scaler is not None else ""),
+        f"{classes_text(clf.classes_, splits.class_names)}{scaling_text(scaler)}"
+        + (", sparse" if sp.issparse(splits.train.X) else ""),
         file=out,
     )
-    penalty = "no penalty" if math.isinf(config.train.C) else f"C={config.train.C:g}"
     print(
-        f"model       {len(clf.classes_)}-class logistic regression, {penalty}, "
+        f"model       {len(clf.classes_)}-class logistic regression, {penalty_text(config)}, "
         f"{clf.coef_.dtype}, {config.train.grad} gradient",
         file=out,
     )
@@ -245,23 +273,33 @@ def _report(config, clf, splits, scaler, reports, fit_info, written, out: TextIO
         print("wrote       " + ", ".join(str(p) for p in written), file=out)
 
 
+def penalty_text(config: Config) -> str:
+    """The penalty and C, for the report."""
+    t = config.train
+    if t.penalty is None or math.isinf(t.C):
+        return "no penalty"
+    if t.penalty == "elasticnet":
+        return f"elastic-net penalty (l1_ratio {t.l1_ratio:g}), C={t.C:g}"
+    return f"{t.penalty.upper()} penalty, C={t.C:g}"
+
+
 def _write_outputs(out_dir: Path, config, clf, scaler, splits, reports, fit_info):
     from jaxlogreg import plots
     from jaxlogreg.data.model_io import save_model
-    from jaxlogreg.estimator import to_params
 
     summary = {
         name: {k: r[k] for k in ("log_loss", "accuracy", "roc_auc")} for name, r in reports.items()
     }
-    metadata = {"data": splits.description, "fit": fit_info, "metrics": summary}
+    params, saved_scaler, note = params_to_save(clf, scaler)
+    metadata = {"data": splits.description, "fit": fit_info, "metrics": summary, **note}
     if splits.class_names is not None:
         metadata["class_names"] = [str(c) for c in splits.class_names]
     model_path = save_model(
         out_dir / MODEL_FILE,
-        to_params(clf),
+        params,
         classes=clf.classes_,
         config=config.to_dict(),
-        scaler=scaler,
+        scaler=saved_scaler,
         metadata=metadata,
     )
     metrics_path = out_dir / METRICS_FILE

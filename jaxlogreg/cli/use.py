@@ -2,22 +2,28 @@
 
 A saved model is the estimator rebuilt from the file (:func:`jaxlogreg.estimator.from_params`)
 and the feature scaling it was trained with, applied again before every prediction.
+
+Sparse data (LIBSVM files) are never densified: a LIBSVM file is read with the model's width
+(a feature index beyond it is an error naming the line), and a saved scaler that centers the
+features is folded into the model's parameters instead of being applied to sparse features
+(:func:`jaxlogreg.data.scaling.fold_scaling`). Models trained on sparse data hold their scaling
+folded in already.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import scipy.sparse as sp
 
 from jaxlogreg.cli.config import CLIError, load_config
 from jaxlogreg.cli.train import classes_text, data_dtype, metrics_of, metrics_table, write_json
-from jaxlogreg.data.scaling import scale
+from jaxlogreg.data.scaling import fold_scaling, scale
 from jaxlogreg.data.sources import DataConfig, load_labelled, load_splits, read_features
 
 
@@ -40,21 +46,37 @@ def _file_options(args: argparse.Namespace) -> DataConfig:
     return DataConfig(label_column=args.label_column, y_path=getattr(args, "y_path", None) or "")
 
 
-def _config_splits(args: argparse.Namespace, dtype: str):
-    """The train/validation data of ``--config``/``--set``, loaded in the model's dtype."""
-    return load_splits(load_config(args.config, args.set or []).data, dtype)
+def _config_splits(args: argparse.Namespace, dtype: str, n_features: int):
+    """The train/validation data of ``--config``/``--set``, loaded in the model's dtype (and
+    LIBSVM files with the model's width)."""
+    return load_splits(load_config(args.config, args.set or []).data, dtype, n_features)
+
+
+def _apply(clf: Any, scaler: Any, X: Any) -> tuple[Any, Any]:
+    """The model and features to predict with: ``scale(scaler, X)``, or for sparse X the
+    scaling folded into the model (X stays sparse and unscaled)."""
+    if scaler is None or not sp.issparse(X):
+        return clf, scale(scaler, X)
+    from jaxlogreg.estimator import from_params, to_params
+
+    return from_params(fold_scaling(to_params(clf), scaler), clf.classes_), X
+
+
+def _metrics(clf: Any, scaler: Any, X: Any, y: Any) -> dict[str, Any]:
+    return metrics_of(*_apply(clf, scaler, X), y)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     clf, scaler, dtype = _load_model(args)
+    n = clf.n_features_in_
     if args.data is not None:
-        sets = {"data": load_labelled(args.data, _file_options(args), dtype)}
+        sets = {"data": load_labelled(args.data, _file_options(args), dtype, n)}
     else:
-        splits = _config_splits(args, dtype)
+        splits = _config_splits(args, dtype, n)
         sets = {"train": splits.train}
         if splits.validation is not None:
             sets["validation"] = splits.validation
-    reports = {name: metrics_of(clf, scale(scaler, ds.X), ds.y) for name, ds in sets.items()}
+    reports = {name: _metrics(clf, scaler, ds.X, ds.y) for name, ds in sets.items()}
     if args.output:
         write_json(Path(args.output), reports)
     if not args.quiet:
@@ -71,16 +93,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     clf, scaler, dtype = _load_model(args)
     if args.data is not None:
-        X = read_features(args.data, _file_options(args), dtype).X
+        X = read_features(args.data, _file_options(args), dtype, clf.n_features_in_).X
     elif args.config is None and not args.set:
         raise CLIError("give --data FILE or --config/--set (with --split)")
     else:
-        splits = _config_splits(args, dtype)
+        splits = _config_splits(args, dtype, clf.n_features_in_)
         part = splits.train if args.split == "train" else splits.validation
         if part is None:
             raise CLIError("the config has no validation data (data.validation_fraction = 0)")
         X = part.X
-    X = scale(scaler, X)
+    clf, X = _apply(clf, scaler, X)
     proba, pred = clf.predict_proba(X), clf.predict(X)
     if args.output in (None, "-"):
         _write_predictions(sys.stdout, clf.classes_, pred, proba)
@@ -115,7 +137,7 @@ def cmd_check_grad(args: argparse.Namespace) -> int:
     if classes.shape[0] < 2:
         raise CLIError(f"the training part of the data holds only one class, {classes[0]!r}")
     m, n = X.shape
-    l2 = 0.0 if math.isinf(config.train.C) else 1.0 / (config.train.C * m)
+    l2 = config.train.l2(m)  # the smooth part: an L1 part has no gradient at 0 to check
     result = check_gradients(
         X, y, n_classes=int(classes.shape[0]), l2=l2, dtype=args.dtype, max_coords=args.max_coords
     )

@@ -1,7 +1,8 @@
 """Data sets in memory: :class:`Dataset`, synthetic data from a known model, and splits.
 
 Arrays follow the public layout: ``X`` of shape ``(m, n) = (n_samples, n_features)`` and ``y`` of
-shape ``(m,)``.
+shape ``(m,)``. ``X`` is a NumPy array or, from LIBSVM files, a ``scipy.sparse`` CSR matrix,
+which everything here keeps sparse.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.model_selection import train_test_split as sklearn_train_test_split
 
 from jaxlogreg.core import checks as v
@@ -25,7 +27,8 @@ class Dataset:
     """Features ``X`` (m, n) and labels ``y`` (m,) or None, with optional extras.
 
     Attributes:
-      X: features, float32 or float64, shape (n_samples, n_features).
+      X: features, float32 or float64, shape (n_samples, n_features): a NumPy array, or a
+        ``scipy.sparse.csr_matrix`` (LIBSVM files), never densified.
       y: labels, shape (n_samples,): class indices, or the labels as stored in the file; None
         for a file of features only (loaded with ``labels="optional"``).
       feature_names: one name per column of ``X`` when the source has them (CSV header).
@@ -35,7 +38,7 @@ class Dataset:
       source: the file the data came from, or a description.
     """
 
-    X: np.ndarray
+    X: Any
     y: np.ndarray | None
     feature_names: tuple[str, ...] | None = None
     classes: tuple[Any, ...] | None = None
@@ -176,12 +179,14 @@ def _check_feature_scales(feature_scales: Any, n: int) -> np.ndarray:
 
 def train_test_split(
     X: Any, y: Any, test_size: float = 0.2, *, seed: int = 0, stratify: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Any, Any, np.ndarray, np.ndarray]:
     """Deterministic shuffled split ``X_train, X_test, y_train, y_test`` by scikit-learn's
     ``train_test_split(..., random_state=seed, stratify=y if stratify else None)``.
 
     Args:
-      X: (m, n) features; y: (m,) labels of any type.
+      X: (m, n) features, array-like or scipy.sparse; a sparse X is split by rows into two CSR
+        matrices (never densified), the same rows a dense copy would give.
+      y: (m,) labels of any type.
       test_size: a fraction in (0, 1) (the test set gets ``ceil(test_size * m)`` samples) or a
         number of test samples in [1, m - 1].
       seed: a non-negative integer, scikit-learn's ``random_state``.
@@ -189,7 +194,7 @@ def train_test_split(
         fewer than 2 samples, or a part smaller than the number of classes) the split is a plain
         shuffled one instead.
     """
-    X = np.asarray(X)
+    X = X.tocsr() if sp.issparse(X) else np.asarray(X)  # CSR: rows can be indexed
     y = np.asarray(y)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D with shape (n_samples, n_features), got shape {X.shape}")

@@ -5,11 +5,12 @@ the checks behind it, the binary formats (``.npy``/``.npz``, HDF5 and the course
 images) and :func:`load_dataset`, which picks the loader by file extension. The text formats
 (CSV and LIBSVM) are parsed in :mod:`~jaxlogreg.data.text_formats`.
 
-Every loader returns a :class:`~jaxlogreg.data.datasets.Dataset` with NumPy arrays in the
-public layout: ``X`` of shape ``(m, n) = (n_samples, n_features)`` (float32 unless
-``dtype="float64"``) and ``y`` of shape ``(m,)`` holding the labels as found in the file
-(integers, floats or strings); the estimator maps them to class indices. With
-``labels="optional"`` (prediction) a file may hold features only, and ``y`` is then None.
+Every loader returns a :class:`~jaxlogreg.data.datasets.Dataset` in the public layout: ``X``
+of shape ``(m, n) = (n_samples, n_features)`` (float32 unless ``dtype="float64"``; a NumPy
+array, except for LIBSVM files: a ``scipy.sparse.csr_matrix``, never densified) and ``y`` of
+shape ``(m,)`` holding the labels as found in the file (integers, floats or strings); the
+estimator maps them to class indices. With ``labels="optional"`` (prediction) a file may hold
+features only, and ``y`` is then None.
 
 Errors name the file and, for text formats, the 1-based line number and column, say what was
 expected and what was found. They are :class:`DataFileError` (a ``ValueError``); a missing file
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.data.datasets import Dataset, check_dtype
@@ -47,9 +49,13 @@ class DataFileError(ValueError):
 
 
 def _finalize(
-    path: PathLike, X: np.ndarray, y: np.ndarray | None, dtype: np.dtype, x_name: str = "X"
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check X (m, n) numeric and finite, y (m,) or None; cast X to ``dtype``."""
+    path: PathLike, X: Any, y: np.ndarray | None, dtype: np.dtype, x_name: str = "X"
+) -> tuple[Any, np.ndarray | None]:
+    """Check X (m, n) numeric and finite, y (m,) or None; cast X to ``dtype``.
+
+    A scipy.sparse X stays sparse (CSR): only its stored entries are checked and cast.
+    """
+    sparse = sp.issparse(X)
     if X.ndim != 2:
         raise DataFileError(
             path, f"{x_name} must be 2-D (n_samples, n_features), got shape {X.shape}"
@@ -72,13 +78,20 @@ def _finalize(
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             i = int(np.argmax(~np.isfinite(y)))
             raise DataFileError(path, f"labels must be finite, got {y[i]} at sample index {i}")
-    X = X.astype(dtype)
-    bad = ~np.isfinite(X)
+    with np.errstate(over="ignore"):  # float64 values beyond float32: reported below
+        X = X.tocsr().astype(dtype) if sparse else X.astype(dtype)
+    values = X.data if sparse else X
+    bad = ~np.isfinite(values)
     if bad.any():
-        i, j = np.argwhere(bad)[0]
+        if sparse:  # the sample of the k-th stored entry, and its feature
+            k = int(np.argmax(bad))
+            i, j, value = int(np.searchsorted(X.indptr, k, "right")) - 1, X.indices[k], X.data[k]
+        else:
+            i, j = np.argwhere(bad)[0]
+            value = X[i, j]
         raise DataFileError(
             path,
-            f"{x_name} must be finite, got {X[i, j]} at sample index {i} (0-based), feature "
+            f"{x_name} must be finite, got {value} at sample index {i} (0-based), feature "
             f"{j} ({int(bad.sum())} non-finite value(s) in total)",
         )
     return X, y
@@ -301,7 +314,7 @@ def load_dataset(path: PathLike, *, labels: str = "required", **options: Any) ->
     ``.csv`` -> :func:`~jaxlogreg.data.text_formats.load_csv`; ``.npy`` -> :func:`load_npy`
     (``y_path=...`` holds the labels); ``.npz`` -> :func:`load_npz`; ``.h5``/``.hdf5`` ->
     :func:`load_hdf5`; ``.svm``/``.libsvm``/``.svmlight``/``.txt`` ->
-    :func:`~jaxlogreg.data.text_formats.load_svmlight` (always labelled).
+    :func:`~jaxlogreg.data.text_formats.load_svmlight` (always labelled; a sparse CSR ``X``).
     ``labels="optional"`` accepts a file of features only (``y = None``).
     """
     # imported here: text_formats builds on this module's checks, so it imports this module

@@ -1,9 +1,18 @@
 """Feature scaling with scikit-learn's ``StandardScaler``, and its form in model files.
 
 ``jaxlogreg train`` with ``data.standardize = true`` fits a ``StandardScaler`` on the training
-part only and stores its ``mean_`` and ``scale_`` in the model file (header key
-``"standardizer"``: ``{"kind": "standardizer", "mean": [...], "scale": [...]}``, the format of
-earlier versions), so prediction applies the same scaling again.
+part only. For dense features it centers and scales, ``(X - mean) / scale``, and the model file
+stores its ``mean_`` and ``scale_`` (header key ``"standardizer"``: ``{"kind": "standardizer",
+"mean": [...], "scale": [...]}``, the format of earlier versions), so prediction applies the
+same scaling again.
+
+Sparse features (scipy.sparse, e.g. LIBSVM files) are never densified, and centering would
+make every zero non-zero: they are only divided by the standard deviation,
+``StandardScaler(with_mean=False)``, which keeps them sparse. Such a model is saved with the
+scaling folded into its weights (:func:`fold_scaling`: ``X / s · w = X · (w / s)``), so the
+file holds no per-feature lists (wide data would not fit its JSON header) and applies to the raw
+features as they are. A model with a centering scaler is applied to sparse features the same
+way, by folding, instead of centering them.
 """
 
 from __future__ import annotations
@@ -12,34 +21,71 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.preprocessing import StandardScaler
+
+from jaxlogreg.core.model import Params
 
 
 def fit_scaler(X: Any) -> StandardScaler:
-    """A ``StandardScaler`` fitted on the training features ``X`` (m, n), in float64."""
+    """A ``StandardScaler`` fitted on the training features ``X`` (m, n), in float64.
+
+    Dense X: centered and scaled. Sparse X: scaled only (``with_mean=False``), kept sparse.
+    """
+    if sp.issparse(X):
+        return StandardScaler(with_mean=False).fit(X.tocsr().astype(np.float64))
     return StandardScaler().fit(np.asarray(X, dtype=np.float64))
 
 
 def scale(scaler: StandardScaler | None, X: Any) -> Any:
-    """``(X - mean) / scale`` in X's float dtype; X unchanged without a scaler."""
+    """``(X - mean) / scale`` (``X / scale`` for a scaler without centering) in X's float
+    dtype; X unchanged without a scaler. A sparse X stays sparse (CSR)."""
     if scaler is None:
         return X
-    X = np.asarray(X)
+    sparse = sp.issparse(X)
+    X = X.tocsr() if sparse else np.asarray(X)
     if X.ndim != 2 or X.shape[1] != scaler.n_features_in_:
         raise ValueError(
             f"X must have shape (n_samples, {scaler.n_features_in_}) to match the saved feature "
             f"scaling, got shape {X.shape}"
         )
-    return scaler.transform(X).astype(X.dtype if X.dtype.kind == "f" else np.float32, copy=False)
+    if sparse and scaler.with_mean:
+        raise ValueError(
+            "X is sparse, but the feature scaling centers the features (it was fitted on dense "
+            "data), which would densify X; give X in the dense format it was fitted on, or "
+            "fold the scaling into the model (jaxlogreg.data.scaling.fold_scaling)"
+        )
+    dtype = X.dtype if X.dtype.kind == "f" else np.float32
+    return scaler.transform(X).astype(dtype, copy=False)
+
+
+def fold_scaling(params: Params, scaler: StandardScaler) -> Params:
+    """Parameters that give on raw features what ``params`` give on ``scale(scaler, X)``:
+    ``w / s`` and ``b - (mean / s) · w`` (the mean term is 0 for a scaler without centering),
+    computed in float64 and returned in the dtype of ``params``. Exact up to rounding."""
+    w, b = np.asarray(params.w), np.asarray(params.b)
+    s = np.asarray(scaler.scale_, np.float64)
+    w64 = np.asarray(w, np.float64) / (s if w.ndim == 1 else s[:, None])
+    b64 = np.asarray(b, np.float64)
+    if scaler.with_mean:
+        b64 = b64 - np.asarray(scaler.mean_, np.float64) @ w64
+    return Params(w=w64.astype(w.dtype), b=np.asarray(b64, dtype=b.dtype))
 
 
 def scaler_to_dict(scaler: StandardScaler) -> dict[str, Any]:
-    """JSON-ready ``{"kind", "mean", "scale"}`` (Python floats round-trip float64 exactly)."""
-    return {
+    """JSON-ready ``{"kind", "mean", "scale"}`` (Python floats round-trip float64 exactly).
+
+    A scaler without centering is written with ``"mean"`` all 0 and ``"with_mean": false``
+    (earlier readers then apply ``(X - 0) / scale``: the same)."""
+    mean = scaler.mean_ if scaler.with_mean else np.zeros_like(scaler.scale_)
+    out = {
         "kind": "standardizer",
-        "mean": [float(x) for x in scaler.mean_],
+        "mean": [float(x) for x in mean],
         "scale": [float(x) for x in scaler.scale_],
     }
+    if not scaler.with_mean:
+        out["with_mean"] = False
+    return out
 
 
 def scaler_from_dict(d: Mapping[str, Any]) -> StandardScaler:
@@ -51,6 +97,9 @@ def scaler_from_dict(d: Mapping[str, Any]) -> StandardScaler:
         raise ValueError(f"feature scaling is missing key(s) {missing}, got {sorted(d)}")
     if d.get("kind", "standardizer") != "standardizer":
         raise ValueError(f"feature scaling kind must be 'standardizer', got {d['kind']!r}")
+    with_mean = d.get("with_mean", True)
+    if not isinstance(with_mean, bool):
+        raise TypeError(f"feature scaling with_mean must be true or false, got {with_mean!r}")
     try:
         mean = np.asarray(d["mean"], dtype=np.float64)
         scale_ = np.asarray(d["scale"], dtype=np.float64)
@@ -63,7 +112,9 @@ def scaler_from_dict(d: Mapping[str, Any]) -> StandardScaler:
         )
     if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale_)) and np.all(scale_ > 0)):
         raise ValueError("feature scaling mean must be finite and scale finite and > 0")
-    scaler = StandardScaler()
+    if not with_mean and np.any(mean != 0):
+        raise ValueError("feature scaling with_mean = false needs a mean of all 0")
+    scaler = StandardScaler(with_mean=with_mean)
     scaler.mean_, scaler.scale_, scaler.var_ = mean, scale_, scale_**2
     scaler.n_features_in_ = mean.shape[0]
     scaler.n_samples_seen_ = 0

@@ -8,6 +8,10 @@
   read with the config's label column, array keys and labels file; the second accepts a file
   of features only.
 
+A LIBSVM file gives a sparse ``X`` (scipy.sparse CSR) that stays sparse through the split; its
+width is its largest feature index unless ``n_features`` says otherwise (a saved model's width,
+or for a validation file the training data's).
+
 Errors are ``ValueError`` (a :class:`~jaxlogreg.data.loaders.DataFileError` for a bad file)
 or ``FileNotFoundError``; the messages of :class:`DataConfig` start with the key's name.
 """
@@ -46,7 +50,8 @@ class DataConfig:
       validation_path: a separate validation file; "" holds ``validation_fraction`` out of
         the training data instead (catvnoncat uses the course's test set).
       validation_fraction: share held out for validation, in [0, 1); 0 for none.
-      standardize: scale features to mean 0, std 1 with statistics of the training part.
+      standardize: scale features to mean 0, std 1 with statistics of the training part
+        (sparse features, from LIBSVM files: std 1 only, not centered, so they stay sparse).
       seed: seed of the synthetic data and of the split.
       n_samples, n_features, n_classes, separation, label_noise: synthetic data only;
         ``n_samples * n_features`` is at most :data:`MAX_SYNTHETIC_VALUES`.
@@ -109,8 +114,15 @@ class Splits(NamedTuple):
     class_names: tuple[Any, ...] | None
 
 
-def load_splits(config: DataConfig, dtype: str = "float32") -> Splits:
-    """The training and validation data of a ``[data]`` section, with ``X`` in ``dtype``."""
+def load_splits(
+    config: DataConfig, dtype: str = "float32", n_features: int | None = None
+) -> Splits:
+    """The training and validation data of a ``[data]`` section, with ``X`` in ``dtype``.
+
+    ``n_features`` is the width of LIBSVM files (default: the training file's largest index;
+    a LIBSVM validation file then gets the training data's width, so its features line up even
+    where its own largest index is smaller). Other formats have their own width.
+    """
     if config.source == "catvnoncat":
         return _catvnoncat(config.path, dtype)
     if config.source == "synthetic":
@@ -125,7 +137,7 @@ def load_splits(config: DataConfig, dtype: str = "float32") -> Splits:
         )
         description = full.source
     else:
-        full = load_labelled(config.path, config, dtype)
+        full = load_labelled(config.path, config, dtype, n_features)
         description = config.path
     if config.validation_path:
         if Path(config.validation_path).suffix.lower() == ".npy":
@@ -134,7 +146,8 @@ def load_splits(config: DataConfig, dtype: str = "float32") -> Splits:
                 "(y_path holds the labels of path); store the validation data with its labels "
                 "in one .npz, .csv, .h5 or LIBSVM file"
             )
-        validation = load_labelled(config.validation_path, config, dtype)
+        width = full.n_features if n_features is None else n_features
+        validation = load_labelled(config.validation_path, config, dtype, width)
         description = f"{description}, validation {config.validation_path}"
         return Splits(full, validation, description, full.classes)
     fraction = config.validation_fraction
@@ -172,20 +185,32 @@ def _catvnoncat(path: str, dtype: str) -> Splits:
     )
 
 
-def load_labelled(path: PathLike, config: DataConfig, dtype: str = "float32") -> Dataset:
-    """One data file with its labels (for training and evaluation)."""
-    return load_dataset(path, labels="required", dtype=dtype, **_loader_options(path, config))
+def load_labelled(
+    path: PathLike, config: DataConfig, dtype: str = "float32", n_features: int | None = None
+) -> Dataset:
+    """One data file with its labels (for training and evaluation); ``n_features`` is the
+    width of a LIBSVM file (None: its largest index), ignored by other formats."""
+    options = _loader_options(path, config, n_features)
+    return load_dataset(path, labels="required", dtype=dtype, **options)
 
 
-def read_features(path: PathLike, config: DataConfig, dtype: str = "float32") -> Dataset:
+def read_features(
+    path: PathLike, config: DataConfig, dtype: str = "float32", n_features: int | None = None
+) -> Dataset:
     """One data file for prediction: labels may be absent (``y`` is then None); a CSV's
-    label column is dropped unread, and a CSV may have no header at all."""
-    return load_dataset(path, labels="optional", dtype=dtype, **_loader_options(path, config))
+    label column is dropped unread, and a CSV may have no header at all. ``n_features`` is
+    the width of a LIBSVM file (None: its largest index), ignored by other formats."""
+    options = _loader_options(path, config, n_features)
+    return load_dataset(path, labels="optional", dtype=dtype, **options)
 
 
-def _loader_options(path: PathLike, config: DataConfig) -> dict[str, Any]:
-    """The config's keys that the loader of ``path`` takes."""
+def _loader_options(
+    path: PathLike, config: DataConfig, n_features: int | None = None
+) -> dict[str, Any]:
+    """The config's keys (and ``n_features``) that the loader of ``path`` takes."""
     kind = FORMATS.get(Path(path).suffix.lower())
+    if kind == "svmlight":
+        return {} if n_features is None else {"n_features": n_features}
     if kind == "csv":
         return {"label_column": config.label_column}
     if kind in ("npz", "hdf5"):

@@ -2,7 +2,8 @@
 
 :func:`load_csv` and :func:`load_svmlight` keep the contract of every loader, set out in
 :mod:`~jaxlogreg.data.loaders` (``X`` of shape (m, n), float32 unless ``dtype="float64"``;
-``y`` of shape (m,) as found in the file), and finish with its checks. Their errors are
+``y`` of shape (m,) as found in the file), and finish with its checks. CSV gives a dense
+NumPy ``X``; LIBSVM a sparse ``scipy.sparse.csr_matrix``, never densified. Their errors are
 :class:`~jaxlogreg.data.loaders.DataFileError` naming the file, the 1-based line and, for
 CSV, the column, with what was expected and what was found; a missing file is a
 ``FileNotFoundError``. :func:`~jaxlogreg.data.loaders.load_dataset` picks them by extension.
@@ -15,6 +16,7 @@ import math
 import os
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.datasets import load_svmlight_file
 
 from jaxlogreg.core import checks as v
@@ -27,8 +29,9 @@ from jaxlogreg.data.loaders import (
     _require_file,
 )
 
-MAX_DENSE_BYTES = 8 * 2**30
-"""The largest dense ``X`` (in bytes) :func:`load_svmlight` builds from a sparse file."""
+MAX_FEATURES = int(np.iinfo(np.int32).max)
+"""The widest LIBSVM file :func:`load_svmlight` reads: scikit-learn's reader and the sparse
+products on the device index features with 32-bit integers."""
 
 
 # --------------------------------------------------------------------------- CSV
@@ -187,90 +190,63 @@ def _is_number(s: str) -> bool:
 def load_svmlight(
     path: PathLike, n_features: int | None = None, *, dtype: str = "float32"
 ) -> Dataset:
-    """A LIBSVM / svmlight text file, read by scikit-learn's ``load_svmlight_file``, as a dense
-    ``X`` (m, n_features).
+    """A LIBSVM / svmlight text file, read by scikit-learn's ``load_svmlight_file``, as a
+    sparse ``X``: a ``scipy.sparse.csr_matrix`` (m, n_features) of ``dtype``, never densified.
 
     Each line is ``label index:value index:value ...`` with 1-based, strictly increasing
     indices; text after ``#`` is a comment; blank lines are skipped; a leading ``qid:`` is
-    ignored. Missing entries are 0. ``n_features`` defaults to the largest index found. Labels
-    are int64 when all are whole numbers, else float64. A dense ``X`` over
-    :data:`MAX_DENSE_BYTES` is refused before it is allocated.
+    ignored. Missing entries are 0 and take no memory, so ``X`` costs O(non-zeros) whatever
+    its width. ``n_features`` defaults to the largest index found; both are at most
+    :data:`MAX_FEATURES`. Labels are int64 when all are whole numbers, else float64.
     """
     dtype_ = check_dtype(dtype)
     if n_features is not None:
-        n_features = v.check_int_at_least(n_features, "n_features", 1)
+        n_features = v.check_int_at_least(n_features, "n_features", 1, MAX_FEATURES)
     _require_file(path)
     try:
         X, y = load_svmlight_file(
             os.fspath(path), n_features=n_features, dtype=np.float64, zero_based=False
         )
     except (ValueError, OverflowError) as err:  # name the line scikit-learn does not name
-        m, largest = _scan_svmlight(path, n_features)
-        _check_dense_size(path, m, n_features, largest, dtype_)
+        _scan_svmlight(path, n_features)
         raise DataFileError(path, f"not a readable LIBSVM file ({err})") from err
     if not (np.all(np.isfinite(X.data)) and np.all(np.isfinite(y))):
         _scan_svmlight(path, n_features)  # raises at the line of the first NaN or inf
     m = X.shape[0]
-    largest = int(X.indices.max()) + 1 if X.nnz else 0
-    n = n_features or largest
+    n = n_features or (int(X.indices.max()) + 1 if X.nnz else 0)  # not scikit-learn's 1
     if m == 0:
         raise DataFileError(path, "the file is empty: expected lines 'label index:value ...'")
     if n == 0:
         raise DataFileError(path, "no features found; pass n_features to set the width")
-    _check_dense_size(path, m, n_features, largest, dtype_)
     if y.size and np.all(y == np.round(y)) and np.abs(y).max() < 2**53:
         y = y.astype(np.int64)
-    X, y = _finalize(path, X.astype(dtype_).toarray(), y, dtype_)
+    # scikit-learn's indices are int64; scipy picks int32 where the shape allows (half the memory)
+    X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(m, n))
+    X, y = _finalize(path, X, y, dtype_)
     return Dataset(X=X, y=y, source=os.fspath(path))
 
 
-def _check_dense_size(
-    path: PathLike, m: int, n_features: int | None, largest: int, dtype: np.dtype
-) -> None:
-    """Refuse a dense ``X`` over :data:`MAX_DENSE_BYTES` before allocating it."""
-    n = n_features or largest
-    needed = m * n * dtype.itemsize
-    if needed > MAX_DENSE_BYTES:
-        cause = f"n_features={n}" if n_features else f"the largest feature index is {largest}"
-        raise DataFileError(
-            path,
-            f"{cause}: a dense X of {m} samples x {n} features ({dtype}) would take "
-            f"{needed:,} bytes, more than MAX_DENSE_BYTES = {MAX_DENSE_BYTES:,}"
-            + (
-                ""
-                if n_features
-                else "; if that index is a mistake, pass n_features (the "
-                "true width) to find its line"
-            ),
-        )
-
-
-def _scan_svmlight(path: PathLike, n_features: int | None) -> tuple[int, int]:
+def _scan_svmlight(path: PathLike, n_features: int | None) -> None:
     """Raise :class:`DataFileError` at the first line ``load_svmlight_file`` rejects, or that
-    holds NaN or inf; without one, return the number of samples and the largest index."""
-    m = largest = 0
+    holds NaN or inf; return quietly when every line is good."""
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             tokens = raw.split(b"#", 1)[0].decode("utf-8", "replace").split()
             if tokens:
-                m += 1
-                message, last = _svmlight_line_error(tokens, n_features)
+                message = _svmlight_line_error(tokens, n_features)
                 if message is not None:
                     raise DataFileError(path, message, line_no)
-                largest = max(largest, last)
-    return m, largest
 
 
-def _svmlight_line_error(tokens: list[str], n_features: int | None) -> tuple[str | None, int]:
-    """What is wrong with one line ``label index:value ...`` (None if nothing), and its
-    last feature index."""
+def _svmlight_line_error(tokens: list[str], n_features: int | None) -> str | None:
+    """What is wrong with one line ``label index:value ...`` (None if nothing)."""
     label, features = tokens[0], tokens[1:]
     if ":" in label:
-        return f"expected a label first, got feature {label!r}", 0
+        return f"expected a label first, got feature {label!r}"
     if not _is_number(label):
-        return f"label must be a number, got {label!r}", 0
+        return f"label must be a number, got {label!r}"
     if not math.isfinite(float(label)):
-        return f"label must be finite, got {label!r}", 0
+        return f"label must be finite, got {label!r}"
     if features and features[0].startswith("qid:"):
         features = features[1:]
     previous = 0
@@ -281,16 +257,19 @@ def _svmlight_line_error(tokens: list[str], n_features: int | None) -> tuple[str
                 raise ValueError
             idx, val = int(idx_s), float(val_s)
         except ValueError:
-            return f"malformed feature {tok!r}: expected index:value", 0
+            return f"malformed feature {tok!r}: expected index:value"
         if idx < 1:
-            return f"feature index must be >= 1 (1-based), got {idx} in {tok!r}", 0
+            return f"feature index must be >= 1 (1-based), got {idx} in {tok!r}"
         if idx == previous:
-            return f"feature index {idx} appears twice", 0
+            return f"feature index {idx} appears twice"
         if idx < previous:
-            return f"feature indices must increase along a line, got {idx} after {previous}", 0
+            return f"feature indices must increase along a line, got {idx} after {previous}"
         if not math.isfinite(val):
-            return f"feature {idx} must be finite, got {val_s!r}", 0
+            return f"feature {idx} must be finite, got {val_s!r}"
         if n_features is not None and idx > n_features:
-            return f"feature index {idx} exceeds n_features={n_features}", 0
+            return f"feature index {idx} exceeds n_features={n_features}"
+        if idx > MAX_FEATURES:
+            return (f"feature index {idx} exceeds {MAX_FEATURES:,}, the most features a "
+                    "LIBSVM file may have (32-bit feature indices)")
         previous = idx
-    return None, previous
+    return None
