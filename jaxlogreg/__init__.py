@@ -40,6 +40,7 @@ from jaxlogreg.estimator import LogisticRegression as LogisticRegression
 from jaxlogreg.estimator_cv import LogisticRegressionCV as LogisticRegressionCV
 from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
+from jaxlogreg.scale.rows import save_sparse_hdf5 as save_sparse_hdf5
 from jaxlogreg.scale.sharding import make_mesh as make_mesh
 from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
 from jaxlogreg.training.path import PathResult as PathResult
@@ -84,5 +85,6 @@ __all__ = [
     "predict",
     "predict_proba",
     "save_model",
+    "save_sparse_hdf5",
     "softmax_cross_entropy",
 ]

@@ -1,4 +1,5 @@
-"""Out-of-core minibatch training: X streamed from a memory-mapped .npy file or an HDF5 dataset.
+"""Out-of-core minibatch training: X streamed from a memory-mapped .npy file, an HDF5 dataset,
+or a sparse CSR matrix stored as an HDF5 group.
 
 :class:`StreamedData` is data prepared for the one fit pipeline
 (:func:`jaxlogreg.training.pipeline.run_fit`) whose loop segments run from the host. An epoch
@@ -20,9 +21,22 @@ To read with locality, a batch's rows are read in increasing row order (whole HD
 time), then put back into the batch's own order: the step sees exactly the rows the in-memory
 gather would give it, in the same order, so the two paths agree to float rounding.
 
+Sparse X (:class:`~jaxlogreg.scale.rows.SparseRowSource`: an HDF5 group with the CSR arrays
+``data``, ``indices``, ``indptr`` and a ``shape`` attribute, see :mod:`jaxlogreg.scale.rows`)
+is never densified: only ``indptr`` (m + 1 integers) is held; a batch reads its rows' entries
+and becomes ``Xt``, a :class:`~jaxlogreg.core.sparse.CooMatrix` (n, B) sorted by sample, the
+layout of in-memory sparse fits, so the same step computes both products as gathers and segment
+sums, O(entries) whatever n is. Batches hold different numbers of entries: they are padded with
+zero entries to a power of two (:func:`entry_bucket`), so the step compiles once per bucket
+size (a few), not once per batch. The final loss and the checkpoint fingerprint go over blocks
+of rows (scipy products on the host for the fingerprint). The result equals
+``jaxlogreg.fit(X.toarray(), ...)`` with the same batches, to float rounding.
+
 ``memory_budget_bytes`` bounds what the reader holds at once: the queue, the batch being built,
-the one being used, and one HDF5 chunk. The final loss over all rows is computed in blocks that
-fit the budget.
+the one being used, and one HDF5 chunk (sparse: one merged read of entries). A dense row costs
+n values; a sparse one its entries, ``nnz / m`` on average, each a value and an index as read
+and a value and two int32 indices on the device. The final loss over all rows is computed in
+blocks that fit the budget.
 """
 
 from __future__ import annotations
@@ -37,11 +51,19 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.sparse as sp
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
+from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.scale.rows import RowSource, check_finite_rows, load_vector, open_rows
+from jaxlogreg.core.sparse import MAX_NNZ, CooMatrix, coo_of_csr, pad_entries
+from jaxlogreg.scale.rows import (
+    RowSource,
+    SparseRowSource,
+    check_finite_rows,
+    load_vector,
+    open_rows,
+)
 from jaxlogreg.training.data import combined_weights, infer_n_classes, pad_rows, resolve_dtype
 from jaxlogreg.training.loop import (
     RUNNING,
@@ -57,6 +79,8 @@ from jaxlogreg.training.pipeline import FitResult, callback_hooks, run_fit
 from jaxlogreg.training.settings import TrainConfig, resolve
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
+MIN_ENTRY_BUCKET = 256  # a sparse batch's entries are padded to a power of two, at least this
+Rows = RowSource | SparseRowSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,21 +92,26 @@ class StreamPlan:
     block_rows: int  # rows per block when evaluating the final loss
 
     @classmethod
-    def of(cls, rows: RowSource, batch_size: int, x_itemsize: int, budget: int, prefetch: int):
-        n = rows.shape[1]
-        # a batch as read (file dtype), as cast (x dtype) and its y and weights
-        batch_bytes = batch_size * (n * (rows.dtype.itemsize + x_itemsize) + 16)
+    def of(cls, rows: Rows, batch_size: int, x_itemsize: int, budget: int, prefetch: int):
+        m, n = rows.shape
+        # a row of a batch as read (file dtype), as cast (x dtype), its y and weight; sparse
+        # rows: their entries, nnz / m per row on average (see SparseRowSource.batch_row_bytes)
+        row_cost = rows.batch_row_bytes(x_itemsize) + 16
+        batch_bytes = int(np.ceil(batch_size * row_cost))
         room = budget - rows.chunk_bytes
         if room < 3 * batch_bytes:
+            per_row = (f"{rows.nnz / m:.3g} non-zeros per row on average, {n} features"
+                       if isinstance(rows, SparseRowSource) else f"{n} features")
+            extra = ("one read of the sparse rows" if isinstance(rows, SparseRowSource)
+                     else "one HDF5 chunk")
             raise ValueError(
                 f"memory_budget_bytes={budget} is too small: streaming needs room for 3 batches "
-                f"of {batch_bytes} bytes (batch_size={batch_size}, {n} features)"
-                + (f" plus one HDF5 chunk of {rows.chunk_bytes} bytes" if rows.chunk_bytes else "")
+                f"of {batch_bytes} bytes (batch_size={batch_size}, {per_row})"
+                + (f" plus {extra} of {rows.chunk_bytes} bytes" if rows.chunk_bytes else "")
                 + "; lower batch_size or raise the budget"
             )
         queue_size = max(1, min(prefetch, room // batch_bytes - 2))
-        row_cost = n * (rows.dtype.itemsize + x_itemsize) + 16
-        block_rows = max(1, min(rows.shape[0], room // (2 * row_cost)))
+        block_rows = max(1, min(m, int(room // (2 * row_cost))))
         return cls(batch_bytes, queue_size, block_rows)
 
 
@@ -105,6 +134,37 @@ def _partial_objective(params: Params, Xt: jax.Array, y: jax.Array, weight: jax.
     """``(Σ w_i L_i, Σ w_i)`` over a block of rows (padding has weight 0)."""
     losses = per_example_loss_t(forward_t(params, Xt), y)
     return jnp.sum(weight * losses), jnp.sum(weight)
+
+
+@jax.jit
+def _penalty(w: jax.Array, l2: jax.Array, l1: jax.Array) -> jax.Array:
+    return l2_penalty(w, l2) + l1_penalty(w, l1)
+
+
+def entry_bucket(nnz: int) -> int:
+    """The entry count a sparse batch is padded to: a power of two (few compiled steps)."""
+    return min(MAX_NNZ, max(MIN_ENTRY_BUCKET, 1 << (max(nnz, 1) - 1).bit_length()))
+
+
+def sparse_layout(
+    X: sp.csr_array, x_dtype: Any, n_rows: int, rows: Any, name: str, nnz: int | None = None
+) -> CooMatrix:
+    """Checked CSR rows (B', n) as the step's ``Xt``: a :class:`CooMatrix` (n, ``n_rows``)
+    sorted by sample, in ``x_dtype``, its entries padded to ``nnz`` (default: their
+    :func:`entry_bucket`). ``rows`` are the rows' numbers in the file (for errors)."""
+    if X.nnz > MAX_NNZ:
+        raise ValueError(f"{name}: a batch of sparse rows holds {X.nnz} entries, more than "
+                         f"{MAX_NNZ}; lower batch_size")
+    with np.errstate(over="ignore"):
+        Xt = coo_of_csr(X, x_dtype, transpose=True)
+    if not np.all(np.isfinite(Xt.data)):  # a float64 file cast to float32
+        k = int(np.argmax(~np.isfinite(Xt.data)))
+        raise ValueError(
+            f"X must be finite in {np.dtype(x_dtype)}, but {X.data[k]} in row "
+            f"{int(rows[Xt.col[k]])} (0-based) of {name} overflows it; use dtype='float64'"
+        )
+    Xt = Xt.reshape_to((X.shape[1], n_rows))  # rows past B' (padding of the batch): empty
+    return pad_entries(Xt, entry_bucket(Xt.nnz) if nnz is None else nnz)
 
 
 class _BatchReader:
@@ -152,11 +212,18 @@ class _BatchReader:
         indices, mask = np.asarray(indices), np.asarray(mask)
         for idx, msk in zip(indices, mask, strict=True):
             t0 = time.perf_counter()
-            unique, inverse = np.unique(idx, return_inverse=True)  # increasing: disk locality
-            X_batch = src.rows.read_rows(unique)
-            check_finite_rows(X_batch, unique, src.rows.name)
-            X_batch = X_batch[inverse]  # back to the batch's own row order
-            Xt = np.ascontiguousarray(X_batch.astype(src.x_dtype, copy=False).T)
+            if src.sparse:
+                # the padding of the last batch comes last (weight 0): its rows stay empty
+                real = idx[msk]
+                Xt = sparse_layout(src.rows.read_rows(real), src.x_dtype, idx.size, real,
+                                   src.rows.name)
+                src.stats["entry_buckets"].add(Xt.nnz)
+            else:
+                unique, inverse = np.unique(idx, return_inverse=True)  # increasing: locality
+                X_batch = src.rows.read_rows(unique)
+                check_finite_rows(X_batch, unique, src.rows.name)
+                X_batch = X_batch[inverse]  # back to the batch's own row order
+                Xt = np.ascontiguousarray(X_batch.astype(src.x_dtype, copy=False).T)
             # the dtypes of fit's minibatch gather: mask in X's, weights in the fit's precision
             weights = msk.astype(accumulation_dtype(src.x_dtype))
             if src.weights is not None:
@@ -181,7 +248,7 @@ class StreamedData:
     """Data on disk prepared for :func:`jaxlogreg.training.pipeline.run_fit`: X stays in the
     file and is read batch by batch; y and the weights (m values each) are in memory."""
 
-    rows: RowSource
+    rows: Rows
     y: np.ndarray
     weights: np.ndarray | None
     n_classes: int
@@ -192,6 +259,14 @@ class StreamedData:
         default_factory=lambda: {"batches": 0, "read_s": 0.0, "wait_s": 0.0}
     )
     layout: Any = None
+
+    def __post_init__(self):
+        if self.sparse:
+            self.stats.setdefault("entry_buckets", set())
+
+    @property
+    def sparse(self) -> bool:
+        return isinstance(self.rows, SparseRowSource)
 
     @property
     def n_samples(self) -> int:
@@ -243,38 +318,58 @@ class StreamedData:
             reader.close()
         return state, None
 
-    def _blocks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Contiguous blocks ``(start, Xt, y, weights)`` of ``plan.block_rows`` rows, the last
-        one padded with weight-0 rows so that every block has the same shape."""
+    def _blocks(self) -> Iterator[tuple[int, Any, np.ndarray, np.ndarray]]:
+        """Contiguous blocks ``(start, X, y, weights)`` of at most ``plan.block_rows`` rows on
+        the host: X (rows, n) as read and checked, in the file's dtype (dense, or a canonical
+        CSR array); y and the weights of those rows."""
         m, rows = self.n_samples, self.plan.block_rows
         weight_dtype = accumulation_dtype(self.dtype)
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             X = self.rows.read_block(start, stop)
-            check_finite_rows(X, start, self.rows.name)
+            if not self.sparse:
+                check_finite_rows(X, start, self.rows.name)
             weights = (np.ones(stop - start, weight_dtype) if self.weights is None
                        else self.weights[start:stop].astype(weight_dtype))
-            block = TrainData(X.astype(self.x_dtype, copy=False).T, self.y[start:stop], weights)
-            Xt, y, weights = pad_rows(block, rows)
-            yield start, np.ascontiguousarray(Xt), y, weights
+            yield start, X, self.y[start:stop], weights
 
-    def objective(self, params: Params, l2: Any) -> float:
-        """J(w, b) over all rows, read in blocks that fit the memory budget."""
+    def objective(self, params: Params, hyper: Hyper) -> float:
+        """J(w, b) over all rows, read in blocks that fit the memory budget; every block is
+        padded with weight-0 rows to one shape (sparse: and its entries to a bucket size)."""
         total, weight_total = 0.0, 0.0
-        for _, Xt, y, weights in self._blocks():
-            s, w = _partial_objective(params, Xt, y, weights)
+        m, rows = self.n_samples, self.plan.block_rows
+        if self.sparse:  # one entry count for all blocks: the widest block's bucket
+            starts = np.arange(0, m, rows)
+            indptr = self.rows.indptr
+            nnz = entry_bucket(int(np.max(indptr[np.minimum(starts + rows, m)] - indptr[starts])))
+        for start, X, y, weights in self._blocks():
+            if self.sparse:
+                Xt = sparse_layout(X, self.x_dtype, X.shape[0],
+                                   np.arange(start, start + X.shape[0]), self.rows.name, nnz)
+            else:
+                Xt = np.ascontiguousarray(X.astype(self.x_dtype, copy=False).T)
+            s, w = _partial_objective(params, *pad_rows(TrainData(Xt, y, weights), rows))
             total += float(s)
             weight_total += float(w)
-        return total / weight_total + float(l2_penalty(params.w, jnp.asarray(l2, params.w.dtype)))
+        return total / weight_total + float(_penalty(params.w, hyper.l2, hyper.l1))
 
     def fingerprint(self) -> list[float]:
-        """The same summary of the data as in-memory fits use (see ``DeviceData.fingerprint``)."""
+        """The same summary of the data as in-memory fits use (see ``DeviceData.fingerprint``),
+        in float64 from the x-dtype values; sparse blocks by scipy products (never dense)."""
         m, n = self.rows.shape
         sums = np.zeros(2 * n + 3)
-        for start, Xt, y, weights in self._blocks():
-            ramp = (start + np.arange(Xt.shape[1])) / m
-            X, sw, yf = Xt.astype(np.float64), weights.astype(np.float64), y.astype(np.float64)
-            sums += np.concatenate([X @ sw, X @ (ramp * sw), [yf @ sw, yf @ (ramp * sw), sw.sum()]])
+        for start, X, y, weights in self._blocks():
+            ramp = (start + np.arange(X.shape[0])) / m
+            if self.sparse:  # the entries as the step sees them, in float64
+                values = X.data.astype(self.x_dtype, copy=False).astype(np.float64)
+                X = sp.csr_array((values, X.indices, X.indptr), shape=X.shape)
+            else:
+                X = X.astype(self.x_dtype, copy=False).astype(np.float64)
+            sw, yf = weights.astype(np.float64), y.astype(np.float64)
+            Xt = X.T
+            sums[:n] += Xt @ sw
+            sums[n : 2 * n] += Xt @ (ramp * sw)
+            sums[2 * n :] += [yf @ sw, yf @ (ramp * sw), sw.sum()]
         return sums.tolist()
 
 
@@ -297,24 +392,32 @@ def fit_streaming(
     """Minibatch training with X read from disk batch by batch; same result as in memory.
 
     ``fit_streaming(path, y, config)`` matches ``jaxlogreg.fit(X, y, config)`` (same
-    ``batch_size`` and ``random_state``) up to float rounding.
+    ``batch_size`` and ``random_state``) up to float rounding; for a sparse X, the fit of its
+    dense form (``jaxlogreg.fit`` trains sparse X full batch only).
 
     Args:
-      X: a .npy file (memory-mapped), an HDF5 file (dataset ``x_key``), or an on-disk array
-        (``np.memmap``, ``h5py.Dataset``) of shape (m, n).
+      X: a .npy file (memory-mapped), an HDF5 file (dataset ``x_key``, or a group ``x_key``
+        holding a sparse CSR matrix: datasets ``data``, ``indices``, ``indptr`` and attribute
+        ``shape`` = (m, n), as AnnData and :func:`jaxlogreg.scale.rows.save_sparse_hdf5` write
+        it), or an on-disk array (``np.memmap``, ``h5py.Dataset``, or such an ``h5py.Group``)
+        of shape (m, n). A scipy sparse matrix in memory is streamed the same way. Sparse rows
+        are never densified: a batch is its entries; duplicate entries are summed, indices
+        out of range and NaN/inf values refused naming the row.
       y: (m,) labels: an array, a .npy path, or the name of a dataset in X's HDF5 file
-        (``"y"`` by default).
+        (``"y"`` by default; also with an open h5py dataset or group).
       config: a :class:`~jaxlogreg.TrainConfig` with ``batch_size`` set (SGD, Adam, ...;
         not lbfgs); keyword ``settings`` replace its fields.
       sample_weight: optional (m,) weights, given like ``y``.
       memory_budget_bytes: the most memory the batches in flight may use (reader queue,
-        batch being built, batch being used, one HDF5 chunk).
+        batch being built, batch being used, one HDF5 chunk); sparse batches are estimated
+        from the average number of entries per row.
       prefetch: the most batches queued ahead of the step (fewer if the budget is tight).
       init_params, n_classes, callback, checkpoint: as in :func:`jaxlogreg.fit`; ``callback``
         is called after every epoch.
       stats: if a dict, filled with ``batches``, ``read_s`` (time building batches, in the
         reader thread), ``wait_s`` (time the step waited for a batch), ``queue_size``,
-        ``wall_s``.
+        ``wall_s``; for sparse X also ``entry_buckets``, the sorted entry counts batches were
+        padded to (one compiled step each).
 
     Returns:
       A :class:`~jaxlogreg.FitResult` whose ``loss_history`` holds the epoch losses.
@@ -330,8 +433,8 @@ def fit_streaming(
     v.check_int_at_least(prefetch, "prefetch", 1)
     rows, handle = open_rows(X, x_key)
     try:
-        data = _prepare(rows, handle, y, sample_weight, n_classes, config, memory_budget_bytes,
-                        prefetch)
+        data = _prepare(rows, rows.file if handle is None else handle, y, sample_weight, n_classes, config,
+                        memory_budget_bytes, prefetch)
         hooks = callback_hooks(callback, config.max_iter, config.max_iter)  # after every epoch
         result = run_fit(data, config, init_params=init_params, hooks=hooks,
                          checkpoint=checkpoint)
@@ -341,6 +444,8 @@ def fit_streaming(
     if stats is not None:
         stats.update(data.stats, queue_size=data.plan.queue_size,
                      wall_s=time.perf_counter() - t_start)
+        if data.sparse:
+            stats["entry_buckets"] = sorted(data.stats["entry_buckets"])
     return result
 
 
