@@ -40,8 +40,8 @@ from jaxlogreg.estimator import LogisticRegression as LogisticRegression
 from jaxlogreg.estimator_cv import LogisticRegressionCV as LogisticRegressionCV
 from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
-from jaxlogreg.scale.rows import save_sparse_hdf5 as save_sparse_hdf5
 from jaxlogreg.scale.sharding import make_mesh as make_mesh
+from jaxlogreg.scale.sparse_rows import save_sparse_hdf5 as save_sparse_hdf5
 from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
 from jaxlogreg.training.path import PathResult as PathResult
 from jaxlogreg.training.path import fit_path as fit_path

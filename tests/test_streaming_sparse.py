@@ -10,7 +10,8 @@ import scipy.sparse as sp
 
 import jaxlogreg as jl
 from jaxlogreg.scale import checkpoint, streaming
-from jaxlogreg.scale.rows import SparseRowSource, open_rows, save_sparse_hdf5
+from jaxlogreg.scale.rows import open_rows
+from jaxlogreg.scale.sparse_rows import SparseRowSource, save_sparse_hdf5
 
 M, N, BATCH = 1003, 40, 64  # m not a multiple of the batch size: the last batch is padded
 

@@ -57,13 +57,8 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_NNZ, CooMatrix, coo_of_csr, pad_entries
-from jaxlogreg.scale.rows import (
-    RowSource,
-    SparseRowSource,
-    check_finite_rows,
-    load_vector,
-    open_rows,
-)
+from jaxlogreg.scale.rows import RowSource, check_finite_rows, load_vector, open_rows
+from jaxlogreg.scale.sparse_rows import SparseRowSource
 from jaxlogreg.training.data import combined_weights, infer_n_classes, pad_rows, resolve_dtype
 from jaxlogreg.training.loop import (
     RUNNING,
