@@ -298,7 +298,10 @@ def _is_done(value, grads, state: LoopState, hyper: Hyper, spec: LoopSpec) -> ja
     else:
         met = loss_rule(value, state.previous_loss, hyper.tol)
     if spec.solver in LINE_SEARCH_SOLVERS:  # a line search that no longer lowers J is stuck
-        met = met | stall_rule(value, state.previous_loss)
+        stalled = stall_rule(value, state.previous_loss)
+        if spec.solver == "proximal":  # in float32 a step can improve w and leave J unchanged
+            stalled = stalled & optax.tree.get(state.opt_state, "stalled")
+        met = met | stalled
     return (hyper.tol > 0) & met
 
 
