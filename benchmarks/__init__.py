@@ -42,6 +42,7 @@ REGISTRY: dict[str, str] = {
     "devices": "benchmarks.devices",
     "gpu_roofline": "benchmarks.gpu_roofline",
     "cv": "benchmarks.cv",
+    "sparse": "benchmarks.sparse",
 }
 DEFAULT_OUT = "benchmarks/results"
 

@@ -207,3 +207,25 @@ def test_cv(tmp_path):
     assert ours["same_C_"] and ours["max |coef_ - sklearn|"] < 1e-3
     assert {t["target"].split(",")[0] for t in result["targets"]} == {
         "steady state", "first call", "refit coef_"}
+
+
+def test_sparse(tmp_path):
+    from benchmarks import sparse
+
+    X, y, w = sparse.make_problem(300, 512, 8, seed=0)
+    assert X.format == "csr" and X.dtype == np.float32 and X.has_canonical_format
+    assert 0 < X.nnz <= 300 * 8 and set(np.unique(y)) == {0, 1} and np.count_nonzero(w) == 300
+    with pytest.raises(ValueError, match="MxNxNNZ"):
+        sparse.parse_size("300x512")
+    result = _run("sparse", tmp_path, "--sizes", "600x256x8", "--max-iter", "300")
+    assert [(r["penalty"], r["solver"]) for r in result["rows"]] == [
+        ("l2", "jaxlogreg lbfgs"), ("l2", "scikit-learn lbfgs"),
+        ("l1", "jaxlogreg proximal"), ("l1", "scikit-learn saga")]
+    for r in result["rows"]:
+        assert {"first_s", "steady_s", "objective", "rel_gap", "nonzero_w", "peak / CSR"} <= set(r)
+        assert r["peak_extra_MiB"] >= 0 and r["rel_gap"] >= 0
+    l2_ours = result["rows"][0]
+    assert l2_ours["rel_gap"] < 1e-5  # lbfgs on both sides reaches the same optimum
+    assert {t["target"].split(",")[0] for t in result["targets"]} == {
+        "L2 steady time", "L2 objective", "L2 peak memory",
+        "L1 steady time", "L1 objective", "L1 peak memory"}

@@ -1,0 +1,470 @@
+"""Sparse data: jaxlogreg against scikit-learn on a hashed-feature CSR matrix, L2 and L1, in one run.
+
+The data (default 1,000,000 rows x 2^20 features, 50 non-zeros per row, float32, a scipy CSR
+array built from its (data, indices, indptr) arrays, never densified): each row holds ``nnz``
+hashed column ids, a fifth of them drawn from 1,000 frequent ones (frequent tokens, scattered
+over the columns by the hash), the rest uniformly from all columns; values are standard normal
+over sqrt(nnz), duplicates summed. Labels come from a sparse logistic model whose 300 non-zero
+weights sit on frequent columns (with uniform ids only, a few hundred true weights would touch
+about 1% of the rows: the labels would be noise and L1 would have nothing to find).
+
+Two comparisons on the same matrix, each fit to a tight tolerance:
+
+- L2 (``C_l2 = 1``): ``jaxlogreg.fit(X, y, C=C, solver="lbfgs")`` against scikit-learn's
+  ``LogisticRegression(C=C, solver="lbfgs")``, both with gradient tolerance ``--tol``;
+- L1 (``C_l1 = 10^4 / m`` unless given, i.e. λ₁ = 1e-4 at every size, which keeps about the
+  300 true weights): ``jaxlogreg.fit(X, y, C=C, penalty="l1", solver="proximal")`` against
+  ``LogisticRegression(C=C, l1_ratio=1, solver="saga")`` (``penalty="l1"`` before
+  scikit-learn 1.8), saga stopping on ``--saga-tol`` (its own rule: the largest change of a
+  weight in an epoch over the largest weight) or ``--saga-max-iter`` epochs.
+
+Every (w, b) is re-scored by one function, ``jaxlogreg.objective`` in float64 on the same
+matrix: ``J = mean_i L_i + λ/2 ||w||²`` (L2) or ``+ λ ||w||₁`` (L1), ``λ = 1 / (C m)``;
+``rel_gap`` is against the lower J of the two. ``status`` is each fit's own verdict
+("converged" or "max_iter"; scikit-learn's from its ConvergenceWarning).
+
+Each library fits in its own fresh process that loads the CSR arrays from disk and makes one
+tiny warm-up fit (runtime start-up); the two processes of a comparison are then called
+round-robin, one fit at a time, so that load from elsewhere hits both alike. ``first_s`` is the
+first fit of the problem (for jaxlogreg tracing and compilation included, no persistent
+compilation cache) and ``steady_s`` the median of later fits (``--repeats`` for jaxlogreg, half
+as many for scikit-learn, at least one).
+``peak_extra`` is the peak resident memory of the process during these fits above its resident
+memory just before them (the data loaded), and ``peak / CSR`` that over the bytes of the CSR
+arrays (data + indices + indptr).
+
+Targets: jaxlogreg's steady time at most 0.5x scikit-learn lbfgs's (L2) and 0.3x saga's (L1)
+at equal objective (a speed target is not met when jaxlogreg's J is more than 1e-5 relative
+above scikit-learn's), and its peak memory at most 3x the CSR arrays. At the default size a
+fit takes minutes (saga and jaxlogreg's L1 the most) and every fit runs one at a time: with the
+default 5 repeats the run takes an hour or more; ``--repeats 1`` keeps it to one steady fit
+each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if not __package__:  # run as a script: import from the checkout's root, not from benchmarks/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from benchmarks import report
+
+DESCRIPTION = (__doc__ or "").strip()
+DEFAULT_SIZES = ("1000000x1048576x50",)
+QUICK_SIZES = ("2000x4096x20",)
+N_TRUE, N_FREQUENT, FREQUENT_SHARE = 300, 1000, 0.2  # true weights, frequent ids, their share
+L1_STRENGTH = 1e-4  # default λ₁: C_l1 = 1 / (λ₁ m)
+GAP = 1e-5  # equal objective: jaxlogreg's J at most this much above scikit-learn's, relative
+L2_TARGET, L1_TARGET, MEMORY_TARGET = 0.5, 0.3, 3.0
+WARMUP_ROWS = 32  # of each class, for the warm-up fit in each child process
+REPLY = "@sparse-benchmark@ "  # marks a child's replies on its stdout
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sizes", nargs="+", metavar="MxNxNNZ",
+                        help=f"rows x features x non-zeros per row (default "
+                             f"{' '.join(DEFAULT_SIZES)}; --quick {' '.join(QUICK_SIZES)})")
+    parser.add_argument("--C-l2", dest="C_l2", type=float, default=1.0,
+                        help="C of the L2 comparison (default 1)")
+    parser.add_argument("--C-l1", dest="C_l1", type=float, default=None,
+                        help=f"C of the L1 comparison (default 1 / ({L1_STRENGTH:g} m))")
+    parser.add_argument("--tol", type=float, default=1e-6,
+                        help="gradient tolerance of jaxlogreg (both) and scikit-learn lbfgs "
+                             "(default 1e-6)")
+    parser.add_argument("--max-iter", type=int, default=1000,
+                        help="iterations of jaxlogreg and scikit-learn lbfgs (default 1000)")
+    parser.add_argument("--saga-tol", type=float, default=1e-3,
+                        help="scikit-learn saga's tol (default 1e-3)")
+    parser.add_argument("--saga-max-iter", type=int, default=100,
+                        help="scikit-learn saga's epochs, at most (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def parse_size(text: str) -> tuple[int, int, int]:
+    """``"1000000x1048576x50"`` -> ``(1000000, 1048576, 50)``."""
+    try:
+        m, n, k = (int(float(v)) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise ValueError(f"size must look like MxNxNNZ (e.g. 1000000x1048576x50), got "
+                         f"{text!r}") from err
+    if min(m, n, k) < 1 or k > n:
+        raise ValueError(f"size must have m, n, nnz >= 1 and nnz <= n, got {text!r}")
+    if m * k >= 2**31:
+        raise ValueError(f"size must have m * nnz < 2^31 (int32 indices), got {text!r}")
+    return m, n, k
+
+
+def make_problem(m: int, n: int, k: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Hashed sparse float32 features (CSR, never dense), labels of a sparse logistic model,
+    and its true weights (see the module docstring)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n_frequent = min(n, N_FREQUENT)
+    k_frequent = max(1, round(FREQUENT_SHARE * k))
+    frequent = rng.choice(n, n_frequent, replace=False).astype(np.int32)
+    indices = np.empty((m, k), np.int32)
+    indices[:, :k_frequent] = frequent[rng.integers(0, n_frequent, (m, k_frequent))]
+    indices[:, k_frequent:] = rng.integers(0, n, (m, k - k_frequent), dtype=np.int32)
+    indices.sort(axis=1)
+    data = rng.standard_normal((m, k), dtype=np.float32)
+    data *= np.float32(1 / math.sqrt(k))
+    indptr = np.arange(0, m * k + 1, k, dtype=np.int32)
+    X = sp.csr_array((data.reshape(-1), indices.reshape(-1), indptr), shape=(m, n))
+    del data, indices
+    X.sum_duplicates()
+    n_true = min(N_TRUE, n_frequent)
+    support = rng.choice(frequent, n_true, replace=False)
+    hits = k_frequent * n_true / n_frequent  # true weights met by a row, on average
+    w = np.zeros(n, np.float32)
+    w[support] = rng.choice([-1.0, 1.0], n_true) * 2.0 * math.sqrt(k / hits)  # std(z) about 2
+    z = X @ w
+    y = (rng.random(m) < 1.0 / (1.0 + np.exp(-z))).astype(np.int64)
+    return X, y, w
+
+
+def csr_bytes(X: Any) -> int:
+    return int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes)
+
+
+def objective(X64: Any, y: np.ndarray, w: np.ndarray, b: float, l2: float, l1: float) -> float:
+    """The one scorer of every fit: ``jaxlogreg.objective`` in float64 (X64: float64 CSR)."""
+    import jax
+
+    import jaxlogreg
+
+    with jax.enable_x64(True):
+        params = jaxlogreg.Params(np.asarray(w, np.float64), np.asarray(b, np.float64))
+        return float(jaxlogreg.objective(params, X64, y, l2=l2, l1=l1))
+
+
+def _sklearn_l1() -> dict[str, Any]:
+    """L1 in scikit-learn: ``l1_ratio=1`` from 1.8 (``penalty`` is deprecated), else
+    ``penalty="l1"``."""
+    import sklearn
+
+    major, minor = (int(v) for v in sklearn.__version__.split(".")[:2])
+    return {"l1_ratio": 1.0} if (major, minor) >= (1, 8) else {"penalty": "l1"}
+
+
+# ----------------------------------------------------------------------------------------------
+# One fit in a fresh process: python benchmarks/sparse.py --child SPEC.json
+
+
+def _fitter(spec: dict[str, Any]):
+    """``fit(X, y) -> (w, b, n_iter, status)`` for the spec's library and penalty."""
+    C, tol, max_iter = spec["C"], spec["tol"], spec["max_iter"]
+    if spec["library"] == "jaxlogreg":
+        import jaxlogreg
+
+        settings = ({"solver": "lbfgs"} if spec["penalty"] == "l2"
+                    else {"penalty": "l1", "solver": "proximal"})
+
+        def fit(X, y):
+            r = jaxlogreg.fit(X, y, C=C, tol=tol, max_iter=max_iter, **settings)
+            w, b = report.block((r.params.w, r.params.b))
+            return np.asarray(w), float(b), int(r.n_iter), r.status
+
+        return fit
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    settings = {"solver": "lbfgs"} if spec["penalty"] == "l2" else {"solver": "saga",
+                                                                    **_sklearn_l1()}
+
+    def fit(X, y):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            est = LogisticRegression(C=C, tol=tol, max_iter=max_iter, **settings).fit(X, y)
+        hit_max = any(issubclass(c.category, ConvergenceWarning) for c in caught)
+        return (est.coef_[0].copy(), float(est.intercept_[0]), int(np.max(est.n_iter_)),
+                "max_iter" if hit_max else "converged")
+
+    return fit
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset the peak resident memory (VmHWM) to the current one (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _reply(message: dict[str, Any]) -> None:
+    print(REPLY + json.dumps(message), flush=True)
+
+
+def _child(spec_path: str) -> int:
+    """A fit's process: load the data, warm up, then on each "fit" line of stdin fit once and
+    reply its seconds; on "done" save the weights and the peak memory, and exit."""
+    import jax  # noqa: F401 -- imported before the baseline, as the fits need it (block)
+    import scipy.sparse as sp
+
+    spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
+    folder = Path(spec["data"])
+    arrays = [np.load(folder / f"{name}.npy") for name in ("data", "indices", "indptr", "y")]
+    X = sp.csr_array(tuple(arrays[:3]), shape=tuple(spec["shape"]))
+    y = arrays[3]
+    fit = _fitter(spec)
+    rows = np.sort(np.r_[np.flatnonzero(y == 0)[:WARMUP_ROWS],
+                         np.flatnonzero(y == 1)[:WARMUP_ROWS]])
+    fit(X[rows], y[rows])  # runtime start-up: not part of the measurement
+    gc.collect()
+    reset = _reset_peak()
+    before = _proc_status_bytes("VmRSS")
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    _reply({"ready": True})
+    times, out = [], None
+    for line in sys.stdin:
+        if line.strip() != "fit":
+            break
+        start = time.perf_counter()
+        out = fit(X, y)
+        times.append(time.perf_counter() - start)
+        _reply({"seconds": times[-1]})
+    peak = _proc_status_bytes("VmHWM") if reset else None
+    if peak is not None and before is not None:
+        extra, method = peak - before, "VmHWM - VmRSS before (peak reset)"
+    else:  # without /proc: the growth of the peak since the data were loaded (a lower bound)
+        extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - maxrss_before
+        method = "ru_maxrss growth"
+    w, b, n_iter, status = out
+    np.save(Path(spec["out"]) / "w.npy", w)
+    result = {"times": times, "b": b, "n_iter": n_iter, "status": status,
+              "peak_extra_bytes": extra, "memory_method": method}
+    (Path(spec["out"]) / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    _reply({"done": True})
+    return 0
+
+
+class _Child:
+    """A fit's process (see :func:`_child`), driven line by line from here."""
+
+    def __init__(self, spec: dict[str, Any], work: Path):
+        self.out = Path(tempfile.mkdtemp(dir=work))
+        self.spec = {**spec, "out": str(self.out)}
+        spec_path = self.out / "spec.json"
+        spec_path.write_text(json.dumps(self.spec), encoding="utf-8")
+        self.stderr = open(self.out / "stderr.txt", "w+", encoding="utf-8")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+        )
+
+    def _fail(self, why: str) -> RuntimeError:
+        self.proc.kill()
+        self.proc.wait()
+        self.stderr.seek(0)
+        return RuntimeError(f"{self.spec['library']} {self.spec['penalty']} fit {why}:\n"
+                            f"{self.stderr.read()[-3000:]}")
+
+    def expect(self) -> dict[str, Any]:
+        """The child's next reply (lines without the marker are passed over)."""
+        for line in self.proc.stdout:
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY):])
+        raise self._fail(f"failed (exit {self.proc.wait()})")
+
+    def ask(self, command: str) -> dict[str, Any]:
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise self._fail(f"failed (exit {self.proc.wait()})") from None
+        return self.expect()
+
+    def finish(self) -> dict[str, Any]:
+        """Stop the child; its result, weights and warnings."""
+        self.ask("done")
+        self.proc.stdin.close()
+        self.proc.wait()
+        self.stderr.seek(0)
+        for line in self.stderr.read().splitlines():
+            if "Warning" in line:
+                report.log(f"    {self.spec['library']}: {line.strip()}")
+        self.stderr.close()
+        result = json.loads((self.out / "result.json").read_text(encoding="utf-8"))
+        result["w"] = np.load(self.out / "w.npy")
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.stderr.closed:
+            self.stderr.close()
+
+
+def fit_interleaved(specs: list[dict[str, Any]], repeats: list[int],
+                    work: Path) -> list[dict[str, Any]]:
+    """Each spec's fit in its own fresh process, the processes alive together and called
+    round-robin (report.time_interleaved's rule, across processes): one first call each, then
+    ``repeats[i]`` more calls of process i. Their results: ``times`` (first call first),
+    weights, status, peak memory."""
+    children = []
+    try:
+        for spec in specs:
+            children.append(_Child(spec, work))
+        for child in children:  # loaded and warmed up before any fit is timed
+            child.expect()
+        for round_ in range(1 + max(repeats)):
+            for child, count in zip(children, repeats, strict=True):
+                if round_ <= count:
+                    child.ask("fit")
+        return [child.finish() for child in children]
+    finally:
+        for child in children:
+            child.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def _speed_target(name: str, ratio: float, threshold: float, what: str,
+                  gap_vs_sklearn: float) -> dict[str, Any]:
+    target = report.target(name, ratio, threshold, what)
+    if not gap_vs_sklearn <= GAP:
+        target["met"] = False
+        target["target"] += (f": not met at equal objective (jaxlogreg's J is "
+                             f"{gap_vs_sklearn:.2g} relative above scikit-learn's)")
+    return target
+
+
+def _run_size(m: int, n: int, k: int, args: argparse.Namespace,
+              work: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    X, y, w_true = make_problem(m, n, k, args.seed)
+    nnz, data_bytes = int(X.nnz), csr_bytes(X)
+    where = f"{m:,} x {n:,}, {k} per row"
+    report.log(f"  {where}: {nnz:,} non-zeros, CSR {data_bytes / 2**20:.1f} MiB")
+    folder = work / f"data-{m}x{n}x{k}"
+    folder.mkdir()
+    for name, array in (("data", X.data), ("indices", X.indices), ("indptr", X.indptr), ("y", y)):
+        np.save(folder / f"{name}.npy", array)
+    X64 = X.astype(np.float64)
+    C_l1 = args.C_l1 if args.C_l1 is not None else 1.0 / (L1_STRENGTH * m)
+    sklearn_repeats = max(1, args.repeats // 2)
+    base = {"data": str(folder), "shape": [m, n]}
+    comparisons = (
+        ("l2", args.C_l2, (("jaxlogreg", "lbfgs", args.tol, args.max_iter, args.repeats),
+                           ("sklearn", "lbfgs", args.tol, args.max_iter, sklearn_repeats))),
+        ("l1", C_l1, (("jaxlogreg", "proximal", args.tol, args.max_iter, args.repeats),
+                      ("sklearn", "saga", args.saga_tol, args.saga_max_iter, sklearn_repeats))),
+    )
+    rows, targets = [], []
+    for penalty, C, fits in comparisons:
+        lam = 1.0 / (C * m)
+        names = " and ".join(f"{library} {solver}" for library, solver, *_ in fits)
+        report.log(f"  {where}: {penalty} (C={C:g}), {names}, interleaved, fresh processes")
+        specs = [{**base, "library": library, "penalty": penalty, "C": C, "tol": tol,
+                  "max_iter": max_iter} for library, _, tol, max_iter, _ in fits]
+        outs = fit_interleaved(specs, [f[-1] for f in fits], work)
+        pair = []
+        for (library, solver, tol, *_), out in zip(fits, outs, strict=True):
+            w = out["w"]
+            J = objective(X64, y, w, out["b"], lam if penalty == "l2" else 0.0,
+                          lam if penalty == "l1" else 0.0)
+            name = "jaxlogreg" if library == "jaxlogreg" else "scikit-learn"
+            steady = out["times"][1:]
+            pair.append({
+                "m": m, "n": n, "nnz": nnz, "penalty": penalty, "C": C,
+                "solver": f"{name} {solver}", "tol": tol, "status": out["status"],
+                "n_iter": out["n_iter"], "first_s": out["times"][0],
+                "steady_s": float(np.median(steady)), "steady_min_s": float(np.min(steady)),
+                "objective": J, "nonzero_w": int(np.count_nonzero(w)),
+                "true_w_found": int(np.count_nonzero(w[w_true != 0])),
+                "peak_extra_MiB": out["peak_extra_bytes"] / 2**20,
+                "peak / CSR": out["peak_extra_bytes"] / data_bytes,
+                "memory": out["memory_method"],
+            })
+        ours, theirs = pair
+        best = min(ours["objective"], theirs["objective"])
+        for row in pair:
+            row["rel_gap"] = (row["objective"] - best) / abs(best)
+            row["steady / sklearn"] = row["steady_s"] / theirs["steady_s"]
+            row["first / sklearn"] = row["first_s"] / theirs["steady_s"]
+        gap = (ours["objective"] - theirs["objective"]) / abs(theirs["objective"])
+        rows += pair
+        label, threshold = ("L2", L2_TARGET) if penalty == "l2" else ("L1", L1_TARGET)
+        targets += [
+            _speed_target(f"{label} steady time, {where}", ours["steady / sklearn"], threshold,
+                          f"time / {theirs['solver']}'s", gap),
+            report.target(f"{label} objective, {where}", gap, GAP,
+                          f"(J - J of {theirs['solver']}) / J of it"),
+            report.target(f"{label} peak memory, {where}", ours["peak / CSR"], MEMORY_TARGET,
+                          "peak extra resident memory of the fit / bytes of the CSR arrays"),
+        ]
+    return rows, targets
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import jax
+
+    sizes = [parse_size(s) for s in (args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))]
+    rows: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="jaxlogreg-sparse-") as work:
+        for m, n, k in sizes:
+            size_rows, size_targets = _run_size(m, n, k, args, Path(work))
+            rows += size_rows
+            targets += size_targets
+    return {
+        "config": {"sizes": [f"{m}x{n}x{k}" for m, n, k in sizes], "C_l2": args.C_l2,
+                   "C_l1": args.C_l1 if args.C_l1 is not None else f"1/({L1_STRENGTH:g} m)",
+                   "tol": args.tol, "max_iter": args.max_iter, "saga_tol": args.saga_tol,
+                   "saga_max_iter": args.saga_max_iter, "repeats": args.repeats,
+                   "dtype": "float32", "platform": jax.devices()[0].platform,
+                   "quick": args.quick, "seed": args.seed},
+        "rows": rows,
+        "columns": ["m", "n", "nnz", "penalty", "C", "solver", "tol", "status", "n_iter",
+                    "first_s", "steady_s", "objective", "rel_gap", "nonzero_w", "true_w_found",
+                    "peak_extra_MiB", "peak / CSR", "steady / sklearn", "first / sklearn"],
+        "targets": targets,
+        "notes": [
+            ("objective: J of each (w, b) evaluated by jaxlogreg.objective in float64 on the "
+             "same CSR matrix; rel_gap is against the lower J of the pair."),
+            (f"true_w_found: non-zero weights among the {N_TRUE} non-zero weights of the model "
+             "that drew the labels."),
+            ("Each library fits in its own fresh process (for its memory); the two of a "
+             "comparison are called round-robin, the ratios are the numbers to compare."),
+            ("peak / CSR includes what the first fit compiles (tens of MiB whatever the size): "
+             "at small sizes it says little."),
+        ],
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        raise SystemExit(_child(sys.argv[2]))
+
+    from benchmarks import main
+
+    raise SystemExit(main(["sparse", *sys.argv[1:]]))
