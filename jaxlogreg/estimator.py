@@ -85,7 +85,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         course's ``w := w - α dw``; ISTA with L1), ``"sgd"`` (momentum 0.9), ``"adam"``,
         ``"adamw"``, or the name of any optax optimizer taking a learning rate.
     learning_rate : float or None, default=None
-        α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"``.
+        α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"`` and
+        ``"proximal"``.
     max_iter : int, default=100
         Maximum number of iterations (epochs when ``batch_size`` is set), at most 10^7.
     tol : float, default=1e-4

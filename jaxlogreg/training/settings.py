@@ -46,9 +46,10 @@ class TrainConfig:
         (or "gd", ISTA).
       l1_ratio: r in [0, 1], the L1 share of an elastic-net penalty; only with "elasticnet".
       fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
-      solver: "lbfgs" (optax L-BFGS with line search), "gd" (the lecture's ``w := w - α dw``),
-        "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
-      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs.
+      solver: "lbfgs" (optax L-BFGS with line search), "proximal" (proximal gradient with
+        Barzilai-Borwein steps, for L1 parts), "gd" (the lecture's ``w := w - α dw``; ISTA
+        with L1), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
+      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs and proximal.
       max_iter: iterations (epochs when ``batch_size`` is set), 1 to 10^7.
       tol: stopping tolerance (see :mod:`jaxlogreg.training.loop`); 0 runs exactly ``max_iter``
         iterations.
