@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # several test processes may share one GPU: no process
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # takes 75 % of its memory
+
 import h5py
 import jax
 import jax.numpy as jnp
