@@ -237,3 +237,10 @@ def test_the_training_layout_keeps_only_the_entries():
     S = check_X(X)
     assert isinstance(S, CooMatrix)
     assert S.data.shape == (X.nnz,) and S.shape == (1000, 500)
+
+
+def test_sparse_values_overflowing_float32_name_the_row():
+    X = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1e300], [2.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"X must be finite in float32, but 1e\+300 in row 1 "
+                                         r"\(0-based\) of X overflows it; use dtype='float64'"):
+        jl.fit(X, np.array([0, 1, 0]), dtype="float32")

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
 
-MAX_NNZ = np.iinfo(np.int32).max  # entries, rows and columns are int32 on the device
+MAX_INDEX = int(np.iinfo(np.int32).max)  # entries, rows and columns are int32 on the device
 
 
 @functools.partial(
@@ -141,8 +141,8 @@ def as_csr(X: Any, name: str = "X") -> sp.csr_array:
             X.check_format(full_check=True)
     except (ValueError, IndexError) as err:
         raise ValueError(f"{name} has invalid sparse indices: {err}") from None
-    if X.nnz > MAX_NNZ or max(X.shape) > MAX_NNZ:
-        raise ValueError(f"{name} must have at most {MAX_NNZ} rows, columns and non-zeros (int32 "
+    if X.nnz > MAX_INDEX or max(X.shape) > MAX_INDEX:
+        raise ValueError(f"{name} must have at most {MAX_INDEX} rows, columns and non-zeros (int32 "
                          f"indices), got shape {X.shape} with {X.nnz} non-zeros")
     if not X.has_canonical_format:
         X = X.copy()

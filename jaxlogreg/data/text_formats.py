@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from sklearn.datasets import load_svmlight_file
 
 from jaxlogreg.core import checks as v
+from jaxlogreg.core.sparse import MAX_INDEX
 from jaxlogreg.data.datasets import Dataset, check_dtype
 from jaxlogreg.data.loaders import (
     DataFileError,
@@ -29,7 +30,7 @@ from jaxlogreg.data.loaders import (
     _require_file,
 )
 
-MAX_FEATURES = int(np.iinfo(np.int32).max)
+MAX_FEATURES = MAX_INDEX
 """The widest LIBSVM file :func:`load_svmlight` reads: scikit-learn's reader and the sparse
 products on the device index features with 32-bit integers."""
 

@@ -25,10 +25,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from jaxlogreg.core.sparse import as_csr
+from jaxlogreg.core.sparse import MAX_INDEX, as_csr
 
 PathLike = str | os.PathLike
-MAX_FEATURES = int(np.iinfo(np.int32).max)  # column indices are int32 on the device
 
 
 class SparseRowSource:
@@ -56,8 +55,8 @@ class SparseRowSource:
         if m <= 0 or n <= 0:
             raise ValueError(f"{name} must be a non-empty 2-D sparse matrix (m, n), got shape "
                              f"{(m, n)}")
-        if n > MAX_FEATURES:
-            raise ValueError(f"{name}: at most {MAX_FEATURES} features (int32 column indices), "
+        if n > MAX_INDEX:
+            raise ValueError(f"{name}: at most {MAX_INDEX} features (int32 column indices), "
                              f"got {n}")
         self.shape = (m, n)
         self.dtype = np.dtype(data.dtype)

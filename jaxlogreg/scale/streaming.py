@@ -27,7 +27,7 @@ is never densified: only ``indptr`` (m + 1 integers) is held; a batch reads its 
 and becomes ``Xt``, a :class:`~jaxlogreg.core.sparse.CooMatrix` (n, B) sorted by sample, the
 layout of in-memory sparse fits, so the same step computes both products as gathers and segment
 sums, O(entries) whatever n is. Batches hold different numbers of entries: they are padded with
-zero entries to a power of two (:func:`entry_bucket`), so the step compiles once per bucket
+zero entries to a power of two (:func:`~jaxlogreg.training.data.entry_bucket`), so the step compiles once per bucket
 size (a few), not once per batch. The final loss and the checkpoint fingerprint go over blocks
 of rows (scipy products on the host for the fingerprint). The result equals
 ``jaxlogreg.fit(X.toarray(), ...)`` with the same batches, to float rounding.
@@ -56,10 +56,17 @@ import scipy.sparse as sp
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.core.sparse import MAX_NNZ, CooMatrix, coo_of_csr, pad_entries
+from jaxlogreg.core.sparse import MAX_INDEX
 from jaxlogreg.scale.rows import RowSource, check_finite_rows, load_vector, open_rows
 from jaxlogreg.scale.sparse_rows import SparseRowSource
-from jaxlogreg.training.data import combined_weights, infer_n_classes, pad_rows, resolve_dtype
+from jaxlogreg.training.data import (
+    combined_weights,
+    entry_bucket,
+    infer_n_classes,
+    pad_rows,
+    resolve_dtype,
+    sparse_layout,
+)
 from jaxlogreg.training.loop import (
     RUNNING,
     Hyper,
@@ -136,30 +143,10 @@ def _penalty(w: jax.Array, l2: jax.Array, l1: jax.Array) -> jax.Array:
     return l2_penalty(w, l2) + l1_penalty(w, l1)
 
 
-def entry_bucket(nnz: int) -> int:
-    """The entry count a sparse batch is padded to: a power of two (few compiled steps)."""
-    return min(MAX_NNZ, max(MIN_ENTRY_BUCKET, 1 << (max(nnz, 1) - 1).bit_length()))
-
-
-def sparse_layout(
-    X: sp.csr_array, x_dtype: Any, n_rows: int, rows: Any, name: str, nnz: int | None = None
-) -> CooMatrix:
-    """Checked CSR rows (B', n) as the step's ``Xt``: a :class:`CooMatrix` (n, ``n_rows``)
-    sorted by sample, in ``x_dtype``, its entries padded to ``nnz`` (default: their
-    :func:`entry_bucket`). ``rows`` are the rows' numbers in the file (for errors)."""
-    if X.nnz > MAX_NNZ:
+def _check_batch_entries(X: Any, name: str) -> None:
+    if X.nnz > MAX_INDEX:
         raise ValueError(f"{name}: a batch of sparse rows holds {X.nnz} entries, more than "
-                         f"{MAX_NNZ}; lower batch_size")
-    with np.errstate(over="ignore"):
-        Xt = coo_of_csr(X, x_dtype, transpose=True)
-    if not np.all(np.isfinite(Xt.data)):  # a float64 file cast to float32
-        k = int(np.argmax(~np.isfinite(Xt.data)))
-        raise ValueError(
-            f"X must be finite in {np.dtype(x_dtype)}, but {X.data[k]} in row "
-            f"{int(rows[Xt.col[k]])} (0-based) of {name} overflows it; use dtype='float64'"
-        )
-    Xt = Xt.reshape_to((X.shape[1], n_rows))  # rows past B' (padding of the batch): empty
-    return pad_entries(Xt, entry_bucket(Xt.nnz) if nnz is None else nnz)
+                         f"{MAX_INDEX}; lower batch_size")
 
 
 class _BatchReader:
@@ -210,7 +197,10 @@ class _BatchReader:
             if src.sparse:
                 # the padding of the last batch comes last (weight 0): its rows stay empty
                 real = idx[msk]
-                Xt = sparse_layout(src.rows.read_rows(real), src.x_dtype, idx.size, real,
+                X_batch = src.rows.read_rows(real)
+                _check_batch_entries(X_batch, src.rows.name)
+                Xt = sparse_layout(X_batch, src.x_dtype, (X_batch.shape[1], idx.size),
+                                   entry_bucket(X_batch.nnz, MIN_ENTRY_BUCKET), real,
                                    src.rows.name)
                 src.stats["entry_buckets"].add(Xt.nnz)
             else:
@@ -336,11 +326,12 @@ class StreamedData:
         if self.sparse:  # one entry count for all blocks: the widest block's bucket
             starts = np.arange(0, m, rows)
             indptr = self.rows.indptr
-            nnz = entry_bucket(int(np.max(indptr[np.minimum(starts + rows, m)] - indptr[starts])))
+            widest = int(np.max(indptr[np.minimum(starts + rows, m)] - indptr[starts]))
+            nnz = entry_bucket(widest, MIN_ENTRY_BUCKET)
         for start, X, y, weights in self._blocks():
             if self.sparse:
-                Xt = sparse_layout(X, self.x_dtype, X.shape[0],
-                                   np.arange(start, start + X.shape[0]), self.rows.name, nnz)
+                Xt = sparse_layout(X, self.x_dtype, X.shape[::-1], nnz,
+                                   np.arange(start, start + X.shape[0]), self.rows.name)
             else:
                 Xt = np.ascontiguousarray(X.astype(self.x_dtype, copy=False).T)
             s, w = _partial_objective(params, *pad_rows(TrainData(Xt, y, weights), rows))

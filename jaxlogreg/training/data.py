@@ -28,7 +28,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
-from jaxlogreg.core.sparse import CooMatrix, coo_of_csr, pad_entries
+from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
 from jaxlogreg.training.loop import Hyper, LoopSpec, LoopState, TrainData, run_segment
 
 # Bucketing of small problems (see the module docstring).
@@ -147,17 +147,35 @@ def _prepare_sparse(X: Any, y: np.ndarray, weights: Any, x_dtype: Any, shape: tu
     """Sparse X (a checked CSR array) as ``Xt``, a :class:`CooMatrix` (n, m) sorted by sample,
     on the device; small problems get power-of-two shapes and entry counts (one compiled loop
     for many data sets). Nothing of size m × n is ever made."""
+    nnz = entry_bucket(X.nnz, PAD_MIN_SAMPLES) if X.nnz <= PAD_MAX_ELEMENTS else X.nnz
+    Xt = sparse_layout(X, x_dtype, X.shape[::-1], nnz)  # then padded with y and the weights
+    return jax.device_put(pad_rows(TrainData(Xt, y, weights), shape[1], shape[0]))
+
+
+def sparse_layout(
+    X: Any, x_dtype: Any, shape: tuple[int, int], nnz: int, rows: Any = None, name: str = "X"
+) -> CooMatrix:
+    """Checked CSR rows X (m, n) as the training layout: ``Xt = Xᵀ``, a :class:`CooMatrix` of
+    ``shape`` (n', m') (n' >= n, m' >= m: the extra features and samples are empty), sorted by
+    sample, values in ``x_dtype``, entries padded with zeros to ``nnz``. A value that
+    overflows ``x_dtype`` is an error naming its row (``rows``: the rows' numbers in ``name``,
+    default 0..m-1)."""
     with np.errstate(over="ignore"):
         Xt = coo_of_csr(X, x_dtype, transpose=True)
-    if not np.all(np.isfinite(Xt.data)):
+    bad = ~np.isfinite(Xt.data)
+    if bad.any():  # float64 values cast to float32
+        k = int(np.argmax(bad))
+        row = int(Xt.col[k]) if rows is None else int(rows[Xt.col[k]])
         raise ValueError(
-            f"X must be finite in {x_dtype}, but some values overflow it (largest |X| is "
-            f"{float(np.max(np.abs(X.data))):.3g}); use dtype='float64'"
+            f"X must be finite in {np.dtype(x_dtype)}, but {X.data[k]} in row {row} (0-based) "
+            f"of {name} overflows it; use dtype='float64'"
         )
-    data = pad_rows(TrainData(Xt, y, weights), shape[1], shape[0])
-    if X.nnz <= PAD_MAX_ELEMENTS:
-        data = data._replace(Xt=pad_entries(data.Xt, _bucket(max(X.nnz, 1), PAD_MIN_SAMPLES)))
-    return jax.device_put(data)
+    return pad_entries(Xt.reshape_to(shape), nnz)
+
+
+def entry_bucket(nnz: int, minimum: int) -> int:
+    """The entry count a sparse X is padded to: a power of two (few compiled programs)."""
+    return min(MAX_INDEX, _bucket(max(nnz, 1), minimum))
 
 
 def check_sparse_supported(X: Any, batch_size: int | None, mesh: Any) -> int | None:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlogreg.core.loss import l1_penalty
 from jaxlogreg.core.model import Params
 
 MAX_BACKTRACKING = 30  # halvings of the step per iteration, at most
@@ -66,10 +67,6 @@ def min_norm_subgradient(params: Params, grads: Params, l1: Any) -> Params:
     ``soft_threshold(∇f, λ₁)`` where ``w = 0`` (0 when ``|∇f| <= λ₁``: the zero is optimal)."""
     w, g = params.w, grads.w
     return grads._replace(w=jnp.where(w != 0, g + l1 * jnp.sign(w), soft_threshold(g, l1)))
-
-
-def _l1_norm(params: Params) -> jax.Array:
-    return jnp.sum(jnp.abs(params.w))
 
 
 def _vdot(a: Params, b: Params) -> jax.Array:
@@ -124,7 +121,7 @@ def proximal_gradient(l1: Any) -> optax.GradientTransformationExtraArgs:
         rr = _vdot(r, r)
         next_step = jnp.where(sr > 0, sr / jnp.where(rr > 0, rr, 1.0), step)
         next_step = jnp.clip(next_step, 1 / MAX_STEP, MAX_STEP).astype(step.dtype)
-        J, J_new = value + l1 * _l1_norm(params), f_new + l1 * _l1_norm(new)
+        J, J_new = value + l1_penalty(params.w, l1), f_new + l1_penalty(new.w, l1)
         unchanged = jnp.where(J_new == J, state.unchanged + 1, 0)
         stalled = ~ok | (unchanged >= MAX_UNCHANGED)
         return s, ProximalState(f_new, g_new, next_step, halvings, unchanged, stalled)
