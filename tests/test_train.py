@@ -331,19 +331,24 @@ def _compiled_programs(fn) -> list[str]:
     return names
 
 
-def test_a_first_fit_compiles_three_programs_and_nothing_eagerly():
+def test_a_first_fit_compiles_at_most_three_programs_and_nothing_eagerly():
     X, y = _problem(m=777, n=13, dtype=np.float64, seed=9)  # shapes no other test uses
     names = _compiled_programs(lambda: jl.fit(X, y, max_iter=37))
-    assert names == ["jit(_prepare)", "jit(_init_state)", "jit(_run)"]
+    # on a CPU, NumPy lays X out on the host (training.host_layout): nothing to compile
+    prepare = [] if jax.default_backend() == "cpu" else ["jit(_prepare)"]
+    assert names == prepare + ["jit(_init_state)", "jit(_run)"]
     assert _compiled_programs(lambda: jl.fit(X, y, max_iter=37)) == []  # and nothing again
 
 
-@pytest.mark.parametrize("order", ["F", "device", "float32"])
+@pytest.mark.parametrize("order", ["F", "device", "float32", "strided", "float32 F"])
 def test_input_order_and_placement_give_the_same_model(order):
     X, y = _problem(m=2_000, n=7, dtype=np.float64)
     reference = jl.fit(X, y, dtype="float32", tol=1e-7)
+    wide = np.zeros((2_000, 14))
+    wide[:, ::2] = X
     variant = {"F": np.asfortranarray(X), "device": jnp.asarray(X, jnp.float32),
-               "float32": X.astype(np.float32)}[order]
+               "float32": X.astype(np.float32), "strided": wide[:, ::2],
+               "float32 F": np.asfortranarray(X, np.float32)}[order]
     result = jl.fit(variant, y, dtype="float32", tol=1e-7)
     np.testing.assert_allclose(result.params.w, reference.params.w, rtol=1e-6, atol=1e-7)
     assert result.loss == pytest.approx(reference.loss, rel=1e-6)
