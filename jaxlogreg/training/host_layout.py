@@ -73,11 +73,16 @@ def _blocks_finite(Xt: np.ndarray, copy: Any, m: int) -> bool:
             copy(rows)
             return bool(np.isfinite(Xt[:, rows].sum()))
 
-    blocks = [slice(start, start + BLOCK_ROWS) for start in range(0, m, BLOCK_ROWS)]
-    workers = min(_cores(), len(blocks))
+    def blocks(starts: range) -> bool:
+        flags = [block(slice(start, start + BLOCK_ROWS)) for start in starts]  # all written
+        return all(flags)
+
+    workers = min(_cores(), -(-m // BLOCK_ROWS))
     if Xt.size < PARALLEL_MIN_ELEMENTS or workers < 2:
-        finite = [block(rows) for rows in blocks]  # every block is written, finite or not
-    else:
+        finite = blocks(range(0, m, BLOCK_ROWS))
+    else:  # worker j takes blocks j, j + workers, ...: one task each
         with ThreadPoolExecutor(workers) as pool:
-            finite = list(pool.map(block, blocks))
-    return all(finite) or bool(np.isfinite(Xt).all())
+            finite = all(list(pool.map(
+                blocks, [range(j * BLOCK_ROWS, m, workers * BLOCK_ROWS) for j in range(workers)]
+            )))
+    return finite or bool(np.isfinite(Xt).all())
