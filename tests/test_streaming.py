@@ -154,6 +154,21 @@ def test_nan_or_inf_in_X_is_the_fit_error_naming_the_row(problem, tmp_path, fmt)
         jl.fit_streaming(path, y_arg, ADAM, memory_budget_bytes=40_000)
 
 
+def test_a_float64_value_overflowing_float32_is_the_fit_error_naming_the_row(problem, tmp_path):
+    """As jaxlogreg.fit says: finite in the file, inf once cast to the fit's float32."""
+    X, y, _ = problem
+    bad = X.astype(np.float64)
+    bad[41, 2] = 1e39
+    path = tmp_path / "X.npy"
+    np.save(path, bad)
+    with pytest.raises(ValueError, match=r"X must be finite in float32, .* use dtype='float64'"):
+        jl.fit(bad, y, ADAM, dtype="float32")
+    with pytest.raises(ValueError, match=rf"X must be finite in float32, but 1e\+39 in row 41 "
+                                         rf"\(0-based\), feature 2 of {path} overflows it"):
+        jl.fit_streaming(path, y, ADAM, dtype="float32", memory_budget_bytes=40_000)
+    assert jl.fit_streaming(path, y, ADAM, memory_budget_bytes=40_000).status != "diverged"
+
+
 def test_budget_too_small_is_a_clear_error(npy_files):
     with pytest.raises(ValueError, match=r"memory_budget_bytes=1000 is too small.*3 batches"):
         jl.fit_streaming(npy_files[0], npy_files[1], ADAM, memory_budget_bytes=1000)

@@ -4,8 +4,10 @@ CSR matrix stored as an HDF5 group.
 :func:`open_rows` opens X from a path (.npy memory-mapped, an HDF5 dataset or CSR group) or an
 on-disk array; :class:`RowSource` reads a dense batch's rows (whole HDF5 chunks at a time,
 HDF5's unit of I/O) or a contiguous block; :class:`SparseRowSource` reads the rows of a CSR
-matrix as scipy CSR arrays; :func:`load_vector` reads y or the sample weights into memory; and
-:func:`check_finite_rows` refuses NaN/inf naming the row of the file.
+matrix as scipy CSR arrays; :func:`load_vector` reads y or the sample weights into memory;
+:func:`check_finite_rows` refuses NaN/inf naming the row of the file; and
+:func:`training_layout` turns rows read into the training layout, refusing values that are not
+finite in the file or once cast.
 
 The sparse layout and its reader are in :mod:`jaxlogreg.scale.sparse_rows`.
 """
@@ -20,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxlogreg.scale.sparse_rows import PathLike, SparseRowSource
+from jaxlogreg.training import host_layout
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
@@ -133,11 +136,34 @@ def _existing(source: PathLike, what: str) -> str:
 
 
 def check_finite_rows(X: np.ndarray, first_row: Any, name: str) -> None:
-    """``X must be finite``, naming the first bad row of the file (as ``fit`` would refuse)."""
+    """``X must be finite``, naming the first bad row of the file (as ``fit`` would refuse).
+
+    ``first_row``: the file's row number of X's first row, or an array of X's row numbers."""
     bad = ~np.isfinite(X)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        row = int(first_row[i]) if isinstance(first_row, np.ndarray) else first_row + int(i)
         raise ValueError(
-            f"X must be finite, got {X[i, j]} in row {row} (0-based), feature {j} of {name}"
+            f"X must be finite, got {X[i, j]} in row {_row(first_row, i)} (0-based), feature {j} "
+            f"of {name}"
         )
+
+
+def training_layout(X: np.ndarray, x_dtype: Any, first_row: Any, name: str) -> np.ndarray:
+    """Rows X (B, n) read from a file as ``Xt`` (n, B) in ``x_dtype``, laid out by
+    :func:`jaxlogreg.training.host_layout.transposed` (one pass that also checks the values);
+    a value that is NaN or inf in the file, or that overflows ``x_dtype``, is an error naming
+    its row (``first_row`` as in :func:`check_finite_rows`)."""
+    Xt, finite = host_layout.transposed(X, x_dtype)
+    if not finite:
+        check_finite_rows(X, first_row, name)  # NaN or inf in the file
+        j, i = np.argwhere(~np.isfinite(Xt))[0]  # else a value the cast overflowed
+        raise ValueError(
+            f"X must be finite in {np.dtype(x_dtype)}, but {X[i, j]} in row "
+            f"{_row(first_row, i)} (0-based), feature {j} of {name} overflows it; use "
+            "dtype='float64'"
+        )
+    return Xt
+
+
+def _row(first_row: Any, i: int) -> int:
+    return int(first_row[i]) if isinstance(first_row, np.ndarray) else first_row + int(i)

@@ -57,7 +57,13 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX
-from jaxlogreg.scale.rows import RowSource, check_finite_rows, load_vector, open_rows
+from jaxlogreg.scale.rows import (
+    RowSource,
+    check_finite_rows,
+    load_vector,
+    open_rows,
+    training_layout,
+)
 from jaxlogreg.scale.sparse_rows import SparseRowSource
 from jaxlogreg.training.data import (
     combined_weights,
@@ -205,10 +211,8 @@ class _BatchReader:
                 src.stats["entry_buckets"].add(Xt.nnz)
             else:
                 unique, inverse = np.unique(idx, return_inverse=True)  # increasing: locality
-                X_batch = src.rows.read_rows(unique)
-                check_finite_rows(X_batch, unique, src.rows.name)
-                X_batch = X_batch[inverse]  # back to the batch's own row order
-                Xt = np.ascontiguousarray(X_batch.astype(src.x_dtype, copy=False).T)
+                X_batch = src.rows.read_rows(unique)[inverse]  # back to the batch's row order
+                Xt = training_layout(X_batch, src.x_dtype, idx, src.rows.name)
             # the dtypes of fit's minibatch gather: mask in X's, weights in the fit's precision
             weights = msk.astype(accumulation_dtype(src.x_dtype))
             if src.weights is not None:
@@ -333,7 +337,7 @@ class StreamedData:
                 Xt = sparse_layout(X, self.x_dtype, X.shape[::-1], nnz,
                                    np.arange(start, start + X.shape[0]), self.rows.name)
             else:
-                Xt = np.ascontiguousarray(X.astype(self.x_dtype, copy=False).T)
+                Xt = training_layout(X, self.x_dtype, start, self.rows.name)
             s, w = _partial_objective(params, *pad_rows(TrainData(Xt, y, weights), rows))
             total += float(s)
             weight_total += float(w)
