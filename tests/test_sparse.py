@@ -170,6 +170,21 @@ def test_small_sparse_problems_share_one_compiled_loop():
     assert loop.run_segment._cache_size() == before
 
 
+@pytest.mark.parametrize("entry", ["fit", "fit_path"])
+def test_a_sparse_x_is_checked_once_per_fit(entry, monkeypatch):
+    """as_csr reads every index and value: fit and fit_path run it once, not once per layer."""
+    from jaxlogreg.core import model
+
+    calls = []
+    monkeypatch.setattr(model, "as_csr", lambda X, name="X": calls.append(name) or as_csr(X, name))
+    X, y = _problem()
+    if entry == "fit":
+        jl.fit(X, y, max_iter=3)
+    else:
+        jl.fit_path(X, y, [1.0], max_iter=3)
+    assert calls == ["X"]
+
+
 # ---------------------------------------------------------------- canonical form, bad input
 
 

@@ -27,7 +27,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot, objective_t
-from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
+from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
 from jaxlogreg.training import host_layout
 from jaxlogreg.training.loop import Hyper, LoopSpec, LoopState, TrainData, run_segment
@@ -108,8 +108,11 @@ def prepare_data(
     weights: np.ndarray | None = None,
     shape: tuple[int, int] | None = None,
 ) -> TrainData:
-    """Validate X (m, n), y (m,) and the weights; lay X out features-major, Xt (n, m), in its
-    storage dtype, padded to ``shape`` (n, m) with zero-weight rows and zero features.
+    """Lay X (m, n) out features-major, Xt (n, m), in its storage dtype, padded to ``shape``
+    (n, m) with zero-weight rows and zero features, checking that its values are finite there;
+    validate y (m,) and the weights. X is what :func:`~jaxlogreg.core.model.check_X_structure`
+    returned: the callers check its type and shape first, and a sparse X is then a canonical
+    CSR array whose indices and values were checked (not again here).
 
     X is read once. On a CPU a NumPy X is cast, transposed and checked by NumPy, a thread per
     core (:mod:`jaxlogreg.training.host_layout`: 5-10x faster than XLA:CPU's copy and
@@ -117,7 +120,6 @@ def prepare_data(
     NumPy arrays bound for an accelerator (which transposes at memory speed), go through one
     compiled program. y and the weights are cast and checked on the host.
     """
-    X = check_X_structure(X)
     m, n = X.shape
     shape = (n, m) if shape is None else shape
     x_dtype = jnp.dtype(x_dtype or dtype)
