@@ -217,9 +217,10 @@ def _measure(settings: dict[str, Any]) -> list[dict[str, Any]]:
         hyper = hyper_of(cfg, cfg.l2(m), "float32")
         batch_size = None if cfg.batch_size is None else min(cfg.batch_size, m)
         spec = LoopSpec.of(cfg, batch_size, layout)
-        state0 = init_state(params, hyper, spec, settings["seed"])
         stop = jnp.asarray(cfg.max_iter, jnp.int32)
-        return lambda: run_segment(state0, data, hyper, stop, spec=spec)[0]
+        # a fresh state per call: run_segment takes over (donates) the one it is given
+        return lambda: run_segment(init_state(params, hyper, spec, settings["seed"]), data,
+                                   hyper, stop, spec=spec)[0]
 
     first, step_s, state = _timed(loop_runner(config), repeats=repeats)
     ref = fit(X, y, config)

@@ -340,6 +340,27 @@ def test_a_first_fit_compiles_at_most_three_programs_and_nothing_eagerly():
     assert _compiled_programs(lambda: jl.fit(X, y, max_iter=37)) == []  # and nothing again
 
 
+def test_the_loop_takes_over_its_state_so_a_fit_holds_one_copy():
+    """run_segment donates the state it is given: the returned state reuses its buffers (one
+    copy of L-BFGS's memory of 2 x 10 weight vectors, not two), and the fit is unchanged."""
+    from jaxlogreg.training import loop
+    from jaxlogreg.training.pipeline import device_data, hyper_of
+
+    X, y = _problem(m=300, n=6)
+    config = jl.TrainConfig(solver="lbfgs", C=1.0, tol=1e-6)
+    data = device_data(X, y, config)
+    spec = loop.LoopSpec.of(config, None)
+    hyper = hyper_of(config, config.l2(300), "float32")
+    state = loop.init_state(data.place(jl.init_params(6)), hyper, spec, seed=0)
+    new, _ = data.advance(state, hyper, spec, 100)
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(state))
+    compiled = loop.run_segment.lower(new, data.data, hyper, np.int32(100), spec=spec).compile()
+    state_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(new))
+    assert compiled.memory_analysis().alias_size_in_bytes == state_bytes
+    np.testing.assert_allclose(np.asarray(new.params.w)[:6], jl.fit(X, y, config).params.w,
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("order", ["F", "device", "float32", "strided", "float32 F"])
 def test_input_order_and_placement_give_the_same_model(order):
     X, y = _problem(m=2_000, n=7, dtype=np.float64)

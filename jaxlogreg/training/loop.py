@@ -369,12 +369,16 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
     return state, objective_t(state.params, *data, hyper.l2, hyper.l1)
 
 
-run_segment = jax.jit(_run, static_argnames="spec")
+run_segment = jax.jit(_run, static_argnames="spec", donate_argnames="state")
 run_segment.__doc__ = """Run the loop until ``stop_at`` updates, convergence or divergence (jitted).
 
 Returns the state and J over all data at its parameters (in the same compiled program).
 Calling it repeatedly with a growing ``stop_at`` reuses one compiled program: the pipeline
 does so to call its hooks (progress bar, checkpoints) between segments.
+
+``state`` is donated: the returned state reuses its buffers, so a fit holds one copy of the
+optimizer's state, not two (L-BFGS keeps about 28 vectors of n weights: 0.6x the CSR bytes of
+a 10^6 x 2^20 sparse X). The state passed in cannot be used after the call.
 """
 
 
