@@ -27,10 +27,10 @@ is never densified: only ``indptr`` (m + 1 integers) is held; a batch reads its 
 and becomes ``Xt``, a :class:`~jaxlogreg.core.sparse.CooMatrix` (n, B) sorted by sample, the
 layout of in-memory sparse fits, so the same step computes both products as gathers and segment
 sums, O(entries) whatever n is. Batches hold different numbers of entries: they are padded with
-zero entries to a power of two (:func:`~jaxlogreg.training.data.entry_bucket`), so the step compiles once per bucket
-size (a few), not once per batch. The final loss and the checkpoint fingerprint go over blocks
-of rows (scipy products on the host for the fingerprint). The result equals
-``jaxlogreg.fit(X.toarray(), ...)`` with the same batches, to float rounding.
+zero entries to a power of two (:func:`~jaxlogreg.training.data.entry_bucket`), so the step
+compiles once per bucket size (a few), not once per batch. The final loss and the checkpoint
+fingerprint go over blocks of rows (scipy products on the host for the fingerprint). The result
+equals ``jaxlogreg.fit(X.toarray(), ...)`` with the same batches, to float rounding.
 
 ``memory_budget_bytes`` bounds what the reader holds at once: the queue, the batch being built,
 the one being used, and one HDF5 chunk (sparse: one merged read of entries). A dense row costs

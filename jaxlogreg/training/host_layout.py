@@ -6,8 +6,9 @@ copies a NumPy buffer that is not 64-byte aligned (NumPy's are 16-byte aligned) 
 1 GB/s, 0.5 s, and a compiled transpose takes another 0.5-0.7 s, as long as the whole L-BFGS
 fit. NumPy copies blocks of rows into the transposed array at cache speed, a thread per core,
 casting on the way, in 0.15 s (all of ``prepare_data``, against 0.99 s); the result is 64-byte
-aligned, so ``jax.device_put`` then uses it in place. A Fortran-ordered X of the right dtype is already Xᵀ in memory and is not copied at
-all. The finite check reads each block while it is in cache.
+aligned, so ``jax.device_put`` then uses it in place. A Fortran-ordered X of the right dtype is
+already Xᵀ in memory and is not copied at all. The finite check reads each block while it is in
+cache.
 """
 
 from __future__ import annotations
