@@ -13,10 +13,13 @@ on the epoch's mean loss):
   the starting parameters; with minibatches, the loss of the first minibatch). The loop stops and returns the last parameters that passed this check.
 - **converged** (only when ``tol > 0``): ``max|∇J| <= tol`` (criterion "grad"), or
   ``|ΔJ| <= tol · |J|`` (criterion "loss"); for line-search solvers (L-BFGS) also when the
-  objective no longer changes, ``J == J_prev``: the line search cannot lower J any more
-  (in the spirit of scipy's ``ftol``; with a tol below the dtype's precision the gradient rule
-  alone would never stop). Fixed-step solvers keep going: their small steps still make
-  progress that J, in float32, may be too coarse to show.
+  objective has stalled: J is not below its value ``STALL_WINDOW`` iterations earlier, so the
+  line search has not lowered it for that long (in the spirit of scipy's ``ftol``; with a tol
+  below the dtype's precision the gradient rule alone would never stop). Not at the first
+  unchanged J: near the optimum J can stay flat to the last bit for a few iterations while
+  the line search, led by slopes, still shrinks ∇J (float64 fits to tol 1e-10 do).
+  Fixed-step solvers keep going: their small steps still make progress that J, in float32,
+  may be too coarse to show.
 - **max_iter**: ``max_iter`` updates were made. With ``tol = 0`` this is the only way to stop
   (besides divergence): exactly ``max_iter`` updates, even when the gradient is zero.
 
@@ -46,6 +49,7 @@ from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, make_optimizer
 RUNNING, CONVERGED, DIVERGED, MAX_ITER = 0, 1, 2, 3
 STATUS_NAMES = {CONVERGED: "converged", DIVERGED: "diverged", MAX_ITER: "max_iter"}
 DIVERGENCE_GROWTH = 1e4  # J above this many times max(J₀, 1) counts as diverged
+STALL_WINDOW = 10  # line-search solvers stop when J has not gone down in this many iterations
 ROUNDING_ULPS = 64  # a final J within this many epsilons of max(|J₀|, 1) above J₀ is not worse
 
 
@@ -287,9 +291,11 @@ def loss_rule(value: jax.Array, previous: jax.Array, tol: jax.Array) -> jax.Arra
     return jnp.abs(previous - value) <= tol * jnp.maximum(jnp.abs(value), jnp.finfo(value.dtype).tiny)
 
 
-def stall_rule(value: jax.Array, previous: jax.Array) -> jax.Array:
-    """J no longer changes: ``J == J_prev`` to the last bit (never at the first iteration)."""
-    return jnp.isfinite(previous) & (value == previous)
+def stall_rule(value: jax.Array, history: jax.Array, n_recorded: jax.Array) -> jax.Array:
+    """J has stalled: ``J_k >= J_{k-W}``, W = ``STALL_WINDOW``, with ``J_k = value`` about to be
+    recorded at ``history[n_recorded]`` (never in the first W iterations)."""
+    earlier = history[jnp.maximum(n_recorded - STALL_WINDOW, 0)]
+    return (n_recorded >= STALL_WINDOW) & (value >= earlier)
 
 
 def _is_done(value, grads, state: LoopState, hyper: Hyper, spec: LoopSpec) -> jax.Array:
@@ -298,7 +304,7 @@ def _is_done(value, grads, state: LoopState, hyper: Hyper, spec: LoopSpec) -> ja
     else:
         met = loss_rule(value, state.previous_loss, hyper.tol)
     if spec.solver in LINE_SEARCH_SOLVERS:  # a line search that no longer lowers J is stuck
-        stalled = stall_rule(value, state.previous_loss)
+        stalled = stall_rule(value, state.loss_history, state.n_recorded)
         if spec.solver == "proximal":  # in float32 a step can improve w and leave J unchanged
             stalled = stalled & optax.tree.get(state.opt_state, "stalled")
         met = met | stalled
