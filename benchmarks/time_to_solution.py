@@ -19,7 +19,9 @@ others; the extra row "jaxlogreg lbfgs, device data" times only the on-device lo
 already validated, transposed and on the device. The benchmark's own process runs without the
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); three fresh
 processes time a first ``LogisticRegression().fit`` on 10,000 x 50 without the cache, with an
-empty one and with the one that run filled, next to scikit-learn's first fit.
+empty one and with the one that run filled, next to scikit-learn's first fit. The table
+"compiler options" compiles the L-BFGS loop with jaxlogreg's XLA options
+(:mod:`jaxlogreg.compiler`) and with XLA's defaults and times both on the same data, round-robin.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache-check",
         action="store_true",
-        help="skip the three fresh processes timing a first LogisticRegression().fit",
+        help="skip the first-call checks: three fresh processes timing a first "
+        "LogisticRegression().fit, and the loop compiled with each set of compiler options",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -456,6 +459,47 @@ def _cache_check(m: int, n: int) -> list[dict]:
     return rows
 
 
+def _compiler_options_check(m: int, n: int, args: argparse.Namespace, dtype: str) -> list[dict]:
+    """Compile and steady time of the L-BFGS loop (``_run``) built with jaxlogreg's
+    :data:`jaxlogreg.compiler.XLA_OPTIONS` and with XLA's defaults, on the same prepared data,
+    called round-robin (fresh loop state each call)."""
+    import jax
+
+    from jaxlogreg.compiler import XLA_OPTIONS
+    from jaxlogreg.training import loop, pipeline
+    from jaxlogreg.training.settings import TrainConfig
+
+    X, y = make_problem(m, n, args.seed, args.correlation)
+    config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
+                         tol_criterion="grad", dtype=dtype)
+    programs = {f"jaxlogreg's ({XLA_OPTIONS})": XLA_OPTIONS, "XLA's defaults": {}}
+    rows, candidates = [], {}
+    with jax.enable_x64(dtype == "float64"):
+        data = pipeline.device_data(X, y, config, n_classes=2)
+        hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
+        spec = loop.LoopSpec.of(config, None, data.layout)
+        params = data.place(pipeline.starting_params(None, data.n_features, 2, data.dtype, True))
+        stop = np.int32(config.max_iter)
+        for label, options in programs.items():
+            program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
+            state = loop.init_state(params, hyper, spec, 0)
+            start = time.perf_counter()
+            compiled = program.lower(state, data.data, hyper, stop, spec=spec).compile()
+            compile_s = time.perf_counter() - start
+            candidates[label] = (
+                lambda c=compiled: c(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop),
+                (),
+            )
+            rows.append({"m": m, "n": n, "dtype": dtype, "options": label, "compile_s": compile_s})
+        timings = report.time_interleaved(candidates, repeats=args.repeats)
+    for row in rows:
+        row["steady_s"] = timings[row["options"]].median
+    ours, default = rows
+    ours["compile / defaults"] = ours["compile_s"] / default["compile_s"]
+    ours["steady / defaults"] = ours["steady_s"] / default["steady_s"]
+    return rows
+
+
 def available_solvers() -> tuple[str, ...]:
     """:data:`ALL_SOLVERS`, less the PyTorch ones when PyTorch is not installed."""
     if importlib.util.find_spec("torch") is not None:
@@ -522,6 +566,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
 
     if not args.no_cache_check:
+        options = []
+        for (m, n), dtype in [(FIRST_FIT_SIZE, "float64"), (FIRST_FIT_SIZE, "float32"),
+                              *((size, "float32") for size in sizes)]:
+            report.log(f"  {m:,} x {n} {dtype}: the L-BFGS loop with each set of compiler options")
+            options += _compiler_options_check(m, n, args, dtype)
+        tables["Compiler options of the L-BFGS loop (same data, round-robin)"] = options
         first = _cache_check(*FIRST_FIT_SIZE)
         tables["First LogisticRegression().fit of a fresh process"] = first
         for row, bound in ((first[1], FIRST_FIT_EMPTY), (first[2], FIRST_FIT_WARM)):

@@ -9,6 +9,7 @@ installed package: the repository root is put on ``sys.path`` to import them.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -25,7 +26,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import benchmarks as bench
-from benchmarks import report, roofline
+from benchmarks import report, roofline, time_to_solution
 from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.model import Params
 
@@ -119,6 +120,15 @@ def test_time_to_solution(tmp_path):
     names = [t["target"] for t in result["targets"]]
     assert any("steady state" in n for n in names) and any("loss gap" in n for n in names)
     assert any("vs PyTorch" in n for n in names) == HAVE_TORCH
+
+
+def test_time_to_solution_compares_the_compiler_options():
+    args = argparse.Namespace(seed=0, correlation=0.2, l2=1e-4, tol=1e-6, repeats=1)
+    ours, defaults = time_to_solution._compiler_options_check(300, 5, args, "float64")
+    assert "xla_cpu_use_fusion_emitters" in ours["options"] and defaults["options"] == "XLA's defaults"
+    for row in (ours, defaults):
+        assert row["compile_s"] > 0 and row["steady_s"] > 0
+    assert ours["compile / defaults"] == ours["compile_s"] / defaults["compile_s"]
 
 
 @pytest.mark.skipif(HAVE_TORCH, reason="checks the run without PyTorch")

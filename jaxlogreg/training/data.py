@@ -16,7 +16,6 @@ device count.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -25,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_class_weight
 
+from jaxlogreg.compiler import jit
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
@@ -89,7 +89,7 @@ def combined_weights(
     return weights
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape"))
+@jit(static_argnames=("dtype", "transposed", "shape"))
 def _prepare(X: Any, y: Any, weights: Any, dtype: Any, transposed: bool, shape: tuple[int, int]):
     """One compiled pass: ``Xt`` (n, m) in ``dtype`` from X (m, n) (or from Xᵀ when
     ``transposed``), whether it is all finite, and the data padded to ``shape`` (n, m)."""
@@ -235,10 +235,10 @@ def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> Tra
     return TrainData(Xt, y, sample_weight)
 
 
-_objective = jax.jit(objective_t)
+_objective = jit(objective_t)
 
 
-@jax.jit
+@jit
 def _fingerprint(data: TrainData, m: jax.Array) -> jax.Array:
     """``[X s, X (r ⊙ s), yᵀs, yᵀ(r ⊙ s), Σ s]`` with ``r_i = i / m`` over the m real rows: column
     sums, a position-weighted sum (it changes when rows are reordered), labels and weights."""

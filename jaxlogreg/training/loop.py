@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxlogreg.compiler import jit
 from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
@@ -375,7 +376,7 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
     return state, objective_t(state.params, *data, hyper.l2, hyper.l1)
 
 
-run_segment = jax.jit(_run, static_argnames="spec", donate_argnames="state")
+run_segment = jit(_run, static_argnames="spec", donate_argnames="state")
 run_segment.__doc__ = """Run the loop until ``stop_at`` updates, convergence or divergence (jitted).
 
 Returns the state and J over all data at its parameters (in the same compiled program).
@@ -389,7 +390,7 @@ the call.
 """
 
 
-@jax.jit(static_argnames="spec")
+@jit(static_argnames="spec")
 def _init_state(params: Params, seed: jax.Array, hyper: Hyper, spec: LoopSpec) -> LoopState:
     dtype = params.w.dtype
     key_data = jax.random.key_data(jax.random.key(seed))
