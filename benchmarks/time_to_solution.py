@@ -20,8 +20,10 @@ already validated, transposed and on the device. The benchmark's own process run
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); three fresh
 processes time a first ``LogisticRegression().fit`` on 10,000 x 50 without the cache, with an
 empty one and with the one that run filled, next to scikit-learn's first fit. The table
-"compiler options" compiles the L-BFGS loop with jaxlogreg's XLA options
-(:mod:`jaxlogreg.compiler`) and with XLA's defaults and times both on the same data, round-robin.
+"line search and compiler options" compiles the L-BFGS loop as jaxlogreg builds it, with
+optax's zoom line search instead of jaxlogreg's (:mod:`jaxlogreg.training.linesearch`) and with
+XLA's default options instead of jaxlogreg's (:mod:`jaxlogreg.compiler`), and times the three on
+the same data, round-robin.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-cache-check",
         action="store_true",
         help="skip the first-call checks: three fresh processes timing a first "
-        "LogisticRegression().fit, and the loop compiled with each set of compiler options",
+        "LogisticRegression().fit, and the L-BFGS loop built three ways",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -459,10 +461,11 @@ def _cache_check(m: int, n: int) -> list[dict]:
     return rows
 
 
-def _compiler_options_check(m: int, n: int, args: argparse.Namespace, dtype: str) -> list[dict]:
-    """Compile and steady time of the L-BFGS loop (``_run``) built with jaxlogreg's
-    :data:`jaxlogreg.compiler.XLA_OPTIONS` and with XLA's defaults, on the same prepared data,
-    called round-robin (fresh loop state each call)."""
+def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str) -> list[dict]:
+    """Compile time, steady time and iterations of the L-BFGS loop (``_run``) as jaxlogreg
+    builds it (its strong-Wolfe line search, its XLA options :data:`jaxlogreg.compiler.XLA_OPTIONS`),
+    with optax's zoom line search instead, and with XLA's default options instead; same
+    prepared data, called round-robin (a fresh loop state each call)."""
     import jax
 
     from jaxlogreg.compiler import XLA_OPTIONS
@@ -470,33 +473,40 @@ def _compiler_options_check(m: int, n: int, args: argparse.Namespace, dtype: str
     from jaxlogreg.training.settings import TrainConfig
 
     X, y = make_problem(m, n, args.seed, args.correlation)
-    config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
-                         tol_criterion="grad", dtype=dtype)
-    programs = {f"jaxlogreg's ({XLA_OPTIONS})": XLA_OPTIONS, "XLA's defaults": {}}
+    builds = {  # name: (solver_params, compiler options)
+        "jaxlogreg (Wolfe line search, its XLA options)": ({}, XLA_OPTIONS),
+        "optax zoom line search, jaxlogreg's XLA options": ({"linesearch": "zoom"}, XLA_OPTIONS),
+        "Wolfe line search, XLA's default options": ({}, {}),
+    }
     rows, candidates = [], {}
     with jax.enable_x64(dtype == "float64"):
-        data = pipeline.device_data(X, y, config, n_classes=2)
-        hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
-        spec = loop.LoopSpec.of(config, None, data.layout)
-        params = data.place(pipeline.starting_params(None, data.n_features, 2, data.dtype, True))
-        stop = np.int32(config.max_iter)
-        for label, options in programs.items():
+        for label, (solver_params, options) in builds.items():
+            config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
+                                 tol_criterion="grad", dtype=dtype, solver_params=solver_params)
+            data = pipeline.device_data(X, y, config, n_classes=2)
+            hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
+            spec = loop.LoopSpec.of(config, None, data.layout)
+            params = data.place(pipeline.starting_params(None, n, 2, data.dtype, True))
             program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
             state = loop.init_state(params, hyper, spec, 0)
+            stop = np.int32(config.max_iter)
             start = time.perf_counter()
             compiled = program.lower(state, data.data, hyper, stop, spec=spec).compile()
             compile_s = time.perf_counter() - start
-            candidates[label] = (
-                lambda c=compiled: c(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop),
-                (),
-            )
-            rows.append({"m": m, "n": n, "dtype": dtype, "options": label, "compile_s": compile_s})
+
+            def call(c=compiled, d=data.data, h=hyper, p=params, s=spec, stop=stop):
+                return c(loop.init_state(p, h, s, 0), d, h, stop)
+
+            n_iter = int(report.block(call())[0].iteration)
+            candidates[label] = (call, ())
+            rows.append({"m": m, "n": n, "dtype": dtype, "build": label, "compile_s": compile_s,
+                         "n_iter": n_iter})
         timings = report.time_interleaved(candidates, repeats=args.repeats)
+    ours = rows[0]
     for row in rows:
-        row["steady_s"] = timings[row["options"]].median
-    ours, default = rows
-    ours["compile / defaults"] = ours["compile_s"] / default["compile_s"]
-    ours["steady / defaults"] = ours["steady_s"] / default["steady_s"]
+        row["steady_s"] = timings[row["build"]].median
+        row["compile / jaxlogreg's"] = row["compile_s"] / ours["compile_s"]
+        row["steady / jaxlogreg's"] = row["steady_s"] / ours["steady_s"]
     return rows
 
 
@@ -569,9 +579,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         options = []
         for (m, n), dtype in [(FIRST_FIT_SIZE, "float64"), (FIRST_FIT_SIZE, "float32"),
                               *((size, "float32") for size in sizes)]:
-            report.log(f"  {m:,} x {n} {dtype}: the L-BFGS loop with each set of compiler options")
-            options += _compiler_options_check(m, n, args, dtype)
-        tables["Compiler options of the L-BFGS loop (same data, round-robin)"] = options
+            report.log(f"  {m:,} x {n} {dtype}: the L-BFGS loop, three builds")
+            options += _loop_builds_check(m, n, args, dtype)
+        tables["The L-BFGS loop: line search and compiler options (same data, round-robin)"] = options
         first = _cache_check(*FIRST_FIT_SIZE)
         tables["First LogisticRegression().fit of a fresh process"] = first
         for row, bound in ((first[1], FIRST_FIT_EMPTY), (first[2], FIRST_FIT_WARM)):

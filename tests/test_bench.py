@@ -122,13 +122,14 @@ def test_time_to_solution(tmp_path):
     assert any("vs PyTorch" in n for n in names) == HAVE_TORCH
 
 
-def test_time_to_solution_compares_the_compiler_options():
+def test_time_to_solution_compares_line_searches_and_compiler_options():
     args = argparse.Namespace(seed=0, correlation=0.2, l2=1e-4, tol=1e-6, repeats=1)
-    ours, defaults = time_to_solution._compiler_options_check(300, 5, args, "float64")
-    assert "xla_cpu_use_fusion_emitters" in ours["options"] and defaults["options"] == "XLA's defaults"
-    for row in (ours, defaults):
-        assert row["compile_s"] > 0 and row["steady_s"] > 0
-    assert ours["compile / defaults"] == ours["compile_s"] / defaults["compile_s"]
+    rows = time_to_solution._loop_builds_check(300, 5, args, "float64")
+    assert [r["build"].split(" ")[0] for r in rows] == ["jaxlogreg", "optax", "Wolfe"]
+    for row in rows:
+        assert row["compile_s"] > 0 and row["steady_s"] > 0 and row["n_iter"] > 0
+    assert rows[0]["compile / jaxlogreg's"] == 1.0
+    assert rows[1]["compile / jaxlogreg's"] == rows[1]["compile_s"] / rows[0]["compile_s"]
 
 
 @pytest.mark.skipif(HAVE_TORCH, reason="checks the run without PyTorch")

@@ -5,7 +5,8 @@ The lecture's update ``w := w - α dw`` is one more :class:`optax.GradientTransf
 
 Names: ``"gd"`` (the lecture's rule; minibatch SGD when a batch size is set), ``"sgd"``
 (optax.sgd, momentum 0.9 by default), ``"adam"``, ``"adamw"``, ``"lbfgs"`` (optax.lbfgs with
-its zoom line search, full batch only), ``"proximal"`` (proximal gradient with
+the strong-Wolfe line search of :mod:`jaxlogreg.training.linesearch`, or optax's own with
+``solver_params={"linesearch": "zoom"}``; full batch only), ``"proximal"`` (proximal gradient with
 Barzilai-Borwein steps, full batch only, :mod:`jaxlogreg.training.proximal`), or the name of
 any other optax optimizer taking a learning rate as first argument (``"rmsprop"``, ...).
 
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxlogreg.training.linesearch import scale_by_wolfe_linesearch
 from jaxlogreg.training.proximal import prox_l1, proximal_gradient
 
 SOLVERS = ("gd", "sgd", "adam", "adamw", "lbfgs", "proximal")
@@ -76,6 +78,16 @@ def check_solver(name: Any) -> str:
     return name
 
 
+def _linesearch(name: Any) -> optax.GradientTransformationExtraArgs:
+    """L-BFGS's line search by name: ``"wolfe"`` (:mod:`jaxlogreg.training.linesearch`, the
+    default) or ``"zoom"`` (optax's, as ``optax.lbfgs`` builds it)."""
+    if name == "wolfe":
+        return scale_by_wolfe_linesearch()
+    if name == "zoom":
+        return optax.scale_by_zoom_linesearch(max_linesearch_steps=20, initial_guess_strategy="one")
+    raise ValueError(f"solver_params['linesearch'] must be 'wolfe' or 'zoom', got {name!r}")
+
+
 def make_optimizer(
     name: str, learning_rate: Any, l1: Any = None, **params: Any
 ) -> optax.GradientTransformationExtraArgs:
@@ -95,7 +107,8 @@ def make_optimizer(
         optimizer = (gradient_descent(learning_rate, l1) if name == "gd"
                      else proximal_gradient(0.0 if l1 is None else l1))
     elif name == "lbfgs":
-        optimizer = optax.lbfgs(**params)
+        linesearch = _linesearch(params.pop("linesearch", "wolfe"))
+        optimizer = optax.lbfgs(linesearch=linesearch, **params)
     else:
         optimizer = getattr(optax, name)(learning_rate, **params)
     return optax.with_extra_args_support(optimizer)
