@@ -310,15 +310,13 @@ class StreamedData:
 
     def _blocks(self) -> Iterator[tuple[int, Any, np.ndarray, np.ndarray]]:
         """Contiguous blocks ``(start, X, y, weights)`` of at most ``plan.block_rows`` rows on
-        the host: X (rows, n) as read and checked, in the file's dtype (dense, or a canonical
-        CSR array); y and the weights of those rows."""
+        the host: X (rows, n) as read, in the file's dtype (dense, or a canonical CSR array;
+        callers check dense values); y and the weights of those rows."""
         m, rows = self.n_samples, self.plan.block_rows
         weight_dtype = accumulation_dtype(self.dtype)
         for start in range(0, m, rows):
             stop = min(start + rows, m)
             X = self.rows.read_block(start, stop)
-            if not self.sparse:
-                check_finite_rows(X, start, self.rows.name)
             weights = (np.ones(stop - start, weight_dtype) if self.weights is None
                        else self.weights[start:stop].astype(weight_dtype))
             yield start, X, self.y[start:stop], weights
@@ -337,7 +335,7 @@ class StreamedData:
             if self.sparse:
                 Xt = sparse_layout(X, self.x_dtype, X.shape[::-1], nnz,
                                    np.arange(start, start + X.shape[0]), self.rows.name)
-            else:
+            else:  # checks the values in the same pass
                 Xt = training_layout(X, self.x_dtype, start, self.rows.name)
             s, w = _partial_objective(params, *pad_rows(TrainData(Xt, y, weights), rows))
             total += float(s)
@@ -355,6 +353,7 @@ class StreamedData:
                 values = X.data.astype(self.x_dtype, copy=False).astype(np.float64)
                 X = sp.csr_array((values, X.indices, X.indptr), shape=X.shape)
             else:
+                check_finite_rows(X, start, self.rows.name)
                 X = X.astype(self.x_dtype, copy=False).astype(np.float64)
             sw, yf = weights.astype(np.float64), y.astype(np.float64)
             Xt = X.T
