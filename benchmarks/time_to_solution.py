@@ -20,10 +20,10 @@ already validated, transposed and on the device. The benchmark's own process run
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); three fresh
 processes time a first ``LogisticRegression().fit`` on 10,000 x 50 without the cache, with an
 empty one and with the one that run filled, next to scikit-learn's first fit. The table
-"line search and compiler options" compiles the L-BFGS loop as jaxlogreg builds it, with
-optax's zoom line search instead of jaxlogreg's (:mod:`jaxlogreg.training.linesearch`) and with
-XLA's default options instead of jaxlogreg's (:mod:`jaxlogreg.compiler`), and times the three on
-the same data, round-robin.
+"line search and compiler options" builds the L-BFGS loop as jaxlogreg does, with optax's
+zoom line search instead of jaxlogreg's (:mod:`jaxlogreg.training.linesearch`) and with XLA's
+default options instead of jaxlogreg's (:mod:`jaxlogreg.compiler`): compile time in fresh
+processes (three each, in turn), steady time of the three on the same data, round-robin.
 """
 
 from __future__ import annotations
@@ -461,50 +461,90 @@ def _cache_check(m: int, n: int) -> list[dict]:
     return rows
 
 
-def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str) -> list[dict]:
-    """Compile time, steady time and iterations of the L-BFGS loop (``_run``) as jaxlogreg
-    builds it (its strong-Wolfe line search, its XLA options :data:`jaxlogreg.compiler.XLA_OPTIONS`),
-    with optax's zoom line search instead, and with XLA's default options instead; same
-    prepared data, called round-robin (a fresh loop state each call)."""
+LOOP_BUILDS = {  # name: (solver_params, whether jaxlogreg's XLA options are used)
+    "jaxlogreg (Wolfe line search, its XLA options)": ({}, True),
+    "optax zoom line search, jaxlogreg's XLA options": ({"linesearch": "zoom"}, True),
+    "Wolfe line search, XLA's default options": ({}, False),
+}
+
+
+def _build_loop(m: int, n: int, args: argparse.Namespace, dtype: str, build: str):
+    """The L-BFGS loop (``_run``) built as ``LOOP_BUILDS[build]`` says, compiled for the
+    problem's prepared data: ``(call, compile_s)``; ``call()`` runs it from a fresh state."""
     import jax
 
     from jaxlogreg.compiler import XLA_OPTIONS
     from jaxlogreg.training import loop, pipeline
     from jaxlogreg.training.settings import TrainConfig
 
+    solver_params, ours = LOOP_BUILDS[build]
     X, y = make_problem(m, n, args.seed, args.correlation)
-    builds = {  # name: (solver_params, compiler options)
-        "jaxlogreg (Wolfe line search, its XLA options)": ({}, XLA_OPTIONS),
-        "optax zoom line search, jaxlogreg's XLA options": ({"linesearch": "zoom"}, XLA_OPTIONS),
-        "Wolfe line search, XLA's default options": ({}, {}),
-    }
-    rows, candidates = [], {}
+    config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
+                         tol_criterion="grad", dtype=dtype, solver_params=solver_params)
     with jax.enable_x64(dtype == "float64"):
-        for label, (solver_params, options) in builds.items():
-            config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
-                                 tol_criterion="grad", dtype=dtype, solver_params=solver_params)
-            data = pipeline.device_data(X, y, config, n_classes=2)
-            hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
-            spec = loop.LoopSpec.of(config, None, data.layout)
-            params = data.place(pipeline.starting_params(None, n, 2, data.dtype, True))
-            program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
-            state = loop.init_state(params, hyper, spec, 0)
-            stop = np.int32(config.max_iter)
-            start = time.perf_counter()
-            compiled = program.lower(state, data.data, hyper, stop, spec=spec).compile()
-            compile_s = time.perf_counter() - start
+        data = pipeline.device_data(X, y, config, n_classes=2)
+        hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
+        spec = loop.LoopSpec.of(config, None, data.layout)
+        params = data.place(pipeline.starting_params(None, n, 2, data.dtype, True))
+        options = XLA_OPTIONS if ours else {}
+        program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
+        stop = np.int32(config.max_iter)
+        start = time.perf_counter()
+        compiled = program.lower(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop,
+                                 spec=spec).compile()
+        compile_s = time.perf_counter() - start
 
-            def call(c=compiled, d=data.data, h=hyper, p=params, s=spec, stop=stop):
-                return c(loop.init_state(p, h, s, 0), d, h, stop)
+    def call():
+        with jax.enable_x64(dtype == "float64"):
+            return compiled(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop)
 
-            n_iter = int(report.block(call())[0].iteration)
-            candidates[label] = (call, ())
-            rows.append({"m": m, "n": n, "dtype": dtype, "build": label, "compile_s": compile_s,
-                         "n_iter": n_iter})
-        timings = report.time_interleaved(candidates, repeats=args.repeats)
+    return call, compile_s
+
+
+BUILD_CHILD_CODE = """
+import argparse, json, sys
+from benchmarks.time_to_solution import _build_loop
+m, n, dtype, build, options = sys.argv[1:]
+_, compile_s = _build_loop(int(m), int(n), argparse.Namespace(**json.loads(options)), dtype, build)
+print(json.dumps({"compile_s": compile_s}))
+"""
+
+
+def _compile_in_fresh_process(m: int, n: int, args: argparse.Namespace, dtype: str,
+                              build: str) -> float:
+    """Seconds to trace, lower and compile the loop in a new process (nothing compiled before)."""
+    checkout = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "JAXLOGREG_NO_CACHE": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([checkout, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    options = json.dumps({"seed": args.seed, "correlation": args.correlation, "l2": args.l2,
+                          "tol": args.tol})
+    out = subprocess.run([sys.executable, "-c", BUILD_CHILD_CODE, str(m), str(n), dtype, build,
+                          options], capture_output=True, text=True, env=env, check=True,
+                         timeout=600)
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["compile_s"])
+
+
+def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str,
+                       rounds: int = 3) -> list[dict]:
+    """The L-BFGS loop as jaxlogreg builds it (its strong-Wolfe line search, its XLA options
+    :data:`jaxlogreg.compiler.XLA_OPTIONS`), with optax's zoom line search instead, and with
+    XLA's default options instead: compile time (median of ``rounds`` fresh processes per
+    build, builds taken in turn: a process that has compiled one build compiles the next faster),
+    iterations, and steady time on the same data in this process, called round-robin."""
+    compile_s = {build: [] for build in LOOP_BUILDS}
+    for _ in range(rounds):
+        for build in LOOP_BUILDS:
+            compile_s[build].append(_compile_in_fresh_process(m, n, args, dtype, build))
+    candidates = {build: (_build_loop(m, n, args, dtype, build)[0], ()) for build in LOOP_BUILDS}
+    timings = report.time_interleaved(candidates, repeats=args.repeats)
+    rows = []
+    for build, (call, _) in candidates.items():
+        rows.append({"m": m, "n": n, "dtype": dtype, "build": build,
+                     "compile_s": float(np.median(compile_s[build])),
+                     "n_iter": int(report.block(call())[0].iteration),
+                     "steady_s": timings[build].median})
     ours = rows[0]
     for row in rows:
-        row["steady_s"] = timings[row["build"]].median
         row["compile / jaxlogreg's"] = row["compile_s"] / ours["compile_s"]
         row["steady / jaxlogreg's"] = row["steady_s"] / ours["steady_s"]
     return rows

@@ -5,12 +5,12 @@ cross-validation path, streaming steps) is compiled with these options; the call
 programs are not touched (no process-wide ``XLA_FLAGS``).
 
 - ``xla_cpu_use_fusion_emitters=False``: XLA:CPU emits its fused kernels with its older LLVM
-  emitters instead of the newer MLIR fusion emitters. Compiling the L-BFGS loop takes about
-  40% less time (2.3–2.8 s → 1.3–1.6 s on a 2-core AMD EPYC; the GD loop 0.6–0.7 s → 0.3–0.4 s)
-  and the compiled loop runs as fast (steady time within ±5% for binary and softmax,
-  float32 and float64, L-BFGS, GD, Adam and minibatches, from 10⁴ × 50 to 10⁶ × 100;
-  ``benchmarks/results/time_to_solution.md``, table "compiler options"). Other backends
-  ignore it.
+  emitters instead of the newer MLIR fusion emitters. On a 2-core AMD EPYC, in fresh
+  processes, the L-BFGS loop compiles in 1.3–1.4 s instead of 1.8–2.0 s from 10⁴ × 50 to
+  10⁶ × 100 (``benchmarks/results/time_to_solution.md``, table "line search and compiler
+  options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the compiled loops run as fast
+  (steady times within 9%; binary and softmax, float32 and float64, L-BFGS, GD, Adam and
+  minibatches were compared). Other backends ignore it.
 
 The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`).
 """

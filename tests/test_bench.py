@@ -122,14 +122,18 @@ def test_time_to_solution(tmp_path):
     assert any("vs PyTorch" in n for n in names) == HAVE_TORCH
 
 
-def test_time_to_solution_compares_line_searches_and_compiler_options():
+def test_time_to_solution_compares_line_searches_and_compiler_options(monkeypatch):
     args = argparse.Namespace(seed=0, correlation=0.2, l2=1e-4, tol=1e-6, repeats=1)
-    rows = time_to_solution._loop_builds_check(300, 5, args, "float64")
-    assert [r["build"].split(" ")[0] for r in rows] == ["jaxlogreg", "optax", "Wolfe"]
+    builds = list(time_to_solution.LOOP_BUILDS)
+    assert time_to_solution._compile_in_fresh_process(300, 5, args, "float32", builds[0]) > 0
+    fake = {build: 2.0 + k for k, build in enumerate(builds)}  # compile seconds, fresh processes
+    monkeypatch.setattr(time_to_solution, "_compile_in_fresh_process",
+                        lambda m, n, args, dtype, build: fake[build])
+    rows = time_to_solution._loop_builds_check(300, 5, args, "float64", rounds=2)
+    assert [r["build"] for r in rows] == builds
+    assert [r["compile / jaxlogreg's"] for r in rows] == [1.0, 1.5, 2.0]
     for row in rows:
-        assert row["compile_s"] > 0 and row["steady_s"] > 0 and row["n_iter"] > 0
-    assert rows[0]["compile / jaxlogreg's"] == 1.0
-    assert rows[1]["compile / jaxlogreg's"] == rows[1]["compile_s"] / rows[0]["compile_s"]
+        assert row["steady_s"] > 0 and row["n_iter"] == rows[0]["n_iter"] > 0
 
 
 @pytest.mark.skipif(HAVE_TORCH, reason="checks the run without PyTorch")
