@@ -1,7 +1,11 @@
-"""How the package's programs are compiled: :func:`jit` is ``jax.jit`` with :data:`XLA_OPTIONS`.
+"""How the training loop is compiled: :func:`jit` is ``jax.jit`` with :data:`XLA_OPTIONS`.
 
-Every program a fit runs (the training loop, its starting state, data preparation, the
-cross-validation path, streaming steps) is compiled with these options; the caller's own JAX
+The in-memory training loop on dense X and its starting state (``jaxlogreg.training.loop``)
+are compiled with these options, as the first call of a fit is mostly compiling that loop. The
+other programs keep XLA's defaults, by measurement: with these options the loop on sparse X
+(gathers and segment sums) ran 1.7x slower at steady state (2.3 s against 1.35 s, 2·10^5 x
+2^16, L-BFGS) and the cross-validation path (batched products over (models, m)) 1.6x slower
+(0.49 s against 0.30 s, ``LogisticRegressionCV`` on 5·10^4 x 50). The caller's own JAX
 programs are not touched (no process-wide ``XLA_FLAGS``).
 
 - ``xla_cpu_use_fusion_emitters=False``: XLA:CPU emits its fused kernels with its older LLVM

@@ -53,7 +53,6 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
-from jaxlogreg.compiler import jit
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
@@ -133,19 +132,19 @@ def _stream_step(carry, batch: TrainData, hyper: Hyper, spec: LoopSpec):
     return params, opt_state, loss_sum + value * weight, weight_sum + weight, first
 
 
-_stream_step_jit = jit(_stream_step, static_argnames="spec")
-_finish_epoch_jit = jit(finish_epoch, static_argnames="spec")
-_epoch_batches_jit = jit(epoch_batches, static_argnames=("m", "batch_size"))
+_stream_step_jit = jax.jit(_stream_step, static_argnames="spec")
+_finish_epoch_jit = jax.jit(finish_epoch, static_argnames="spec")
+_epoch_batches_jit = jax.jit(epoch_batches, static_argnames=("m", "batch_size"))
 
 
-@jit
+@jax.jit
 def _partial_objective(params: Params, Xt: jax.Array, y: jax.Array, weight: jax.Array):
     """``(Σ w_i L_i, Σ w_i)`` over a block of rows (padding has weight 0)."""
     losses = per_example_loss_t(forward_t(params, Xt), y)
     return jnp.sum(weight * losses), jnp.sum(weight)
 
 
-@jit
+@jax.jit
 def _penalty(w: jax.Array, l2: jax.Array, l1: jax.Array) -> jax.Array:
     return l2_penalty(w, l2) + l1_penalty(w, l1)
 

@@ -16,6 +16,7 @@ device count.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -24,13 +25,19 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.class_weight import compute_class_weight
 
-from jaxlogreg.compiler import jit
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
 from jaxlogreg.training import host_layout
-from jaxlogreg.training.loop import Hyper, LoopSpec, LoopState, TrainData, run_segment
+from jaxlogreg.training.loop import (
+    Hyper,
+    LoopSpec,
+    LoopState,
+    TrainData,
+    run_segment,
+    run_segment_sparse,
+)
 
 # Bucketing of small problems (see the module docstring).
 PAD_MAX_ELEMENTS = 1 << 20
@@ -89,7 +96,7 @@ def combined_weights(
     return weights
 
 
-@jit(static_argnames=("dtype", "transposed", "shape"))
+@functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape"))
 def _prepare(X: Any, y: Any, weights: Any, dtype: Any, transposed: bool, shape: tuple[int, int]):
     """One compiled pass: ``Xt`` (n, m) in ``dtype`` from X (m, n) (or from Xᵀ when
     ``transposed``), whether it is all finite, and the data padded to ``shape`` (n, m)."""
@@ -235,10 +242,10 @@ def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> Tra
     return TrainData(Xt, y, sample_weight)
 
 
-_objective = jit(objective_t)
+_objective = jax.jit(objective_t)
 
 
-@jit
+@jax.jit
 def _fingerprint(data: TrainData, m: jax.Array) -> jax.Array:
     """``[X s, X (r ⊙ s), yᵀs, yᵀ(r ⊙ s), Σ s]`` with ``r_i = i / m`` over the m real rows: column
     sums, a position-weighted sum (it changes when rows are reordered), labels and weights."""
@@ -285,7 +292,8 @@ class DeviceData:
         self, state: LoopState, hyper: Hyper, spec: LoopSpec, stop_at: int
     ) -> tuple[LoopState, jax.Array]:
         """Run the on-device loop until ``stop_at`` updates (or it stops); J at its parameters."""
-        return run_segment(state, self.data, hyper, np.int32(stop_at), spec=spec)
+        program = run_segment_sparse if isinstance(self.data.Xt, CooMatrix) else run_segment
+        return program(state, self.data, hyper, np.int32(stop_at), spec=spec)
 
     def objective(self, params: Params, hyper: Hyper) -> float:
         """J (with both penalties) at ``params`` over all rows."""

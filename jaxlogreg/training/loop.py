@@ -377,7 +377,9 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
 
 
 run_segment = jit(_run, static_argnames="spec", donate_argnames="state")
-run_segment.__doc__ = """Run the loop until ``stop_at`` updates, convergence or divergence (jitted).
+run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
+divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`; sparse X:
+:data:`run_segment_sparse`).
 
 Returns the state and J over all data at its parameters (in the same compiled program).
 Calling it repeatedly with a growing ``stop_at`` reuses one compiled program: the pipeline
@@ -388,6 +390,11 @@ optimizer's state, not two (L-BFGS keeps about 28 vectors of n weights: 0.65x th
 of a 4·10^5 x 2^20 sparse X with 50 entries per row). The state passed in cannot be used after
 the call.
 """
+
+run_segment_sparse = jax.jit(_run, static_argnames="spec", donate_argnames="state")
+run_segment_sparse.__doc__ = """:data:`run_segment` for sparse X, compiled with XLA's default
+options: the options of :mod:`jaxlogreg.compiler` make its gathers and segment sums about 1.7x
+slower."""
 
 
 @jit(static_argnames="spec")

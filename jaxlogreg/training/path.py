@@ -27,7 +27,6 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxlogreg.compiler import jit
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
 from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
@@ -233,7 +232,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
     return state.base, J, state.n_iter, state.converged
 
 
-_run_path_jit = jit(_run_path, static_argnames=("n", "k", "fit_intercept", "grad", "memory"))
+_run_path_jit = jax.jit(_run_path, static_argnames=("n", "k", "fit_intercept", "grad", "memory"))
 
 
 def _fold_masks(folds: Any, m: int) -> np.ndarray:
