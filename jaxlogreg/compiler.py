@@ -16,18 +16,56 @@ programs are not touched (no process-wide ``XLA_FLAGS``).
   (steady times within 9%; binary and softmax, float32 and float64, L-BFGS, GD, Adam and
   minibatches were compared). Other backends ignore it.
 
-The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`).
+The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`). An
+XLA that does not know an option refuses to compile with it ("No such compile option"); the
+programs then compile with XLA's defaults (:class:`Jitted`), so a newer jaxlib that drops the
+older emitters only loses the shorter compile time.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
 
 XLA_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
+_UNKNOWN = "No such compile option"  # XLA's error for an option it does not have
 
-jit = functools.partial(jax.jit, compiler_options=XLA_OPTIONS)
-jit.__doc__ = """``jax.jit`` with the package's :data:`XLA_OPTIONS`; the same arguments
-(``jit(f, static_argnames=...)``, or ``@jit(static_argnames=...)`` as a decorator)."""
+
+class Jitted:
+    """A function jitted with :data:`XLA_OPTIONS`, and without them once XLA says it does not
+    know one (an XLA that dropped the option): then every :class:`Jitted` of the process
+    compiles with XLA's defaults. Attributes (``lower``, ``trace``, ...) are the jitted
+    function's."""
+
+    options_known = True  # per process: the installed XLA accepts XLA_OPTIONS
+
+    def __init__(self, fun: Callable[..., Any], **jit_kwargs: Any):
+        self._with_options = jax.jit(fun, compiler_options=XLA_OPTIONS, **jit_kwargs)
+        self._without = jax.jit(fun, **jit_kwargs)
+        self.__doc__ = fun.__doc__
+
+    def _active(self) -> Any:
+        return self._with_options if Jitted.options_known else self._without
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if Jitted.options_known:
+            try:
+                return self._with_options(*args, **kwargs)
+            except jax.errors.JaxRuntimeError as err:  # raised before anything runs
+                if _UNKNOWN not in str(err):
+                    raise
+                Jitted.options_known = False
+        return self._without(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._active(), name)
+
+
+def jit(fun: Callable[..., Any] | None = None, **jit_kwargs: Any) -> Any:
+    """``jax.jit`` with the package's :data:`XLA_OPTIONS` (a :class:`Jitted`): ``jit(f,
+    static_argnames=...)``, or ``@jit(static_argnames=...)`` as a decorator."""
+    if fun is None:
+        return lambda f: Jitted(f, **jit_kwargs)
+    return Jitted(fun, **jit_kwargs)
