@@ -53,7 +53,8 @@ def test_the_step_meets_both_wolfe_conditions(a, b):
     t, value, state = _search(f, x, d)
     assert _wolfe(f, x, d, t) == (True, True)
     assert value == pytest.approx(float(f(x + t * d)), rel=1e-6)
-    np.testing.assert_allclose(np.asarray(state.grad), np.asarray(jax.grad(f)(x + t * d)), rtol=1e-5)
+    expected = np.asarray(jax.grad(f)(x + t * d))
+    np.testing.assert_allclose(np.asarray(state.grad), expected, rtol=1e-5)
 
 
 def test_a_too_long_first_step_is_cut_and_a_too_short_one_is_stretched():
@@ -104,9 +105,10 @@ def test_the_program_evaluates_j_once_per_step_and_branches_nowhere():
     x = jnp.zeros(3)
     value, grad = jax.value_and_grad(f)(x)
     calls.clear()
-    jaxpr = jax.make_jaxpr(lambda x, s: search.update(-grad, s, x, value=value, grad=grad, value_fn=f))(
-        x, search.init(x)
-    )
+    def update(x, state):
+        return search.update(-grad, state, x, value=value, grad=grad, value_fn=f)
+
+    jaxpr = jax.make_jaxpr(update)(x, search.init(x))
     assert len(calls) == 1
     assert "cond[" not in str(jaxpr) and str(jaxpr).count("while[") == 1
 
@@ -140,5 +142,6 @@ def test_fit_takes_optax_zoom_by_name_and_both_reach_the_same_model():
     zoom = jl.fit(X, y, tol=1e-8, dtype="float64", solver_params={"linesearch": "zoom"})
     assert ours.converged and zoom.converged
     np.testing.assert_allclose(ours.params.w, zoom.params.w, atol=1e-7)
-    with pytest.raises(ValueError, match=r"solver_params\['linesearch'\] must be 'wolfe' or 'zoom', got 'armijo'"):
+    message = r"solver_params\['linesearch'\] must be 'wolfe' or 'zoom', got 'armijo'"
+    with pytest.raises(ValueError, match=message):
         jl.TrainConfig(solver_params={"linesearch": "armijo"})

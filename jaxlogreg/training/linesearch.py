@@ -3,10 +3,10 @@
 Along the direction d from x, with ``φ(t) = J(x + t d)`` and ``φ'(t) = ∇J(x + t d)·d``, a step
 t is accepted when it lowers J enough and flattens the slope (Nocedal & Wright, eq. 3.7):
 
-    φ(t) <= φ(0) + c₁ t φ'(0)        (sufficient decrease; or, near the optimum where rounding
-                                      hides the decrease, Hager & Zhang's approximate form
-                                      φ'(t) <= (2c₁ - 1) φ'(0) with φ(t) <= φ(0) + 1e-6 |φ(0)|)
-    |φ'(t)| <= c₂ |φ'(0)|            (curvature)
+    φ(t) <= φ(0) + c₁ t φ'(0)    (sufficient decrease; or, near the optimum where rounding
+                                  hides the decrease, Hager & Zhang's approximate form
+                                  φ'(t) <= (2c₁ - 1) φ'(0) with φ(t) <= φ(0) + 1e-6 |φ(0)|)
+    |φ'(t)| <= c₂ |φ'(0)|        (curvature)
 
 The search is Nocedal & Wright's bracketing and zoom (algorithms 3.5 and 3.6) written as one
 ``lax.while_loop`` with a single evaluation of ``value_fn`` and no ``lax.cond``: each step
@@ -64,7 +64,10 @@ class _Search(NamedTuple):
 
 
 def scale_by_wolfe_linesearch(
-    max_steps: int = 20, slope_rtol: float = 1e-4, curv_rtol: float = 0.9, increase_factor: float = 2.0
+    max_steps: int = 20,
+    slope_rtol: float = 1e-4,
+    curv_rtol: float = 0.9,
+    increase_factor: float = 2.0,
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the update direction d by a step t meeting the strong Wolfe conditions.
 
@@ -90,7 +93,8 @@ def scale_by_wolfe_linesearch(
         zero, inf = jnp.zeros((), dtype), jnp.asarray(jnp.inf, dtype)
 
         def body(s: _Search) -> _Search:
-            value_t, grad_t = value_and_grad(optax.tree.add_scale(params, s.t, updates), **extra_args)
+            trial = optax.tree.add_scale(params, s.t, updates)
+            value_t, grad_t = value_and_grad(trial, **extra_args)
             value_t = value_t.astype(dtype)
             slope_t = optax.tree.real(optax.tree.vdot(grad_t, updates)).astype(dtype)
             armijo = value_t <= value0 + slope_rtol * s.t * slope0
@@ -106,8 +110,9 @@ def scale_by_wolfe_linesearch(
             value_lo = jnp.where(shrink, s.value_lo, value_t)
             slope_lo = jnp.where(shrink, s.slope_lo, slope_t)
             better = decrease & (value_t < s.value_best)
+            inside = _next_trial(lo, value_lo, slope_lo, hi, value_hi)
             return _Search(
-                t=jnp.where(jnp.isinf(hi), increase_factor * s.t, _next_trial(lo, value_lo, slope_lo, hi, value_hi)),
+                t=jnp.where(jnp.isinf(hi), increase_factor * s.t, inside),
                 lo=lo, value_lo=value_lo, slope_lo=slope_lo, hi=hi, value_hi=value_hi,
                 best=jnp.where(better, s.t, s.best),
                 value_best=jnp.where(better, value_t, s.value_best),
@@ -116,13 +121,15 @@ def scale_by_wolfe_linesearch(
             )
 
         def searching(s: _Search) -> jax.Array:
-            collapsed = jnp.isfinite(s.hi) & (jnp.abs(s.hi - s.lo) <= jnp.finfo(dtype).eps * jnp.abs(s.hi))
+            width = jnp.abs(s.hi - s.lo)
+            collapsed = jnp.isfinite(s.hi) & (width <= jnp.finfo(dtype).eps * jnp.abs(s.hi))
             return ~s.done & ~collapsed & (s.count < max_steps)
 
         start = _Search(
             t=jnp.ones((), dtype), lo=zero, value_lo=value0, slope_lo=slope0, hi=inf,
             value_hi=inf, best=zero, value_best=value0, grad_best=grad, last=zero,
-            value_last=value0, grad_last=grad, done=jnp.zeros((), bool), count=jnp.zeros((), jnp.int32),
+            value_last=value0, grad_last=grad, done=jnp.zeros((), bool),
+            count=jnp.zeros((), jnp.int32),
         )
         s = jax.lax.while_loop(searching, body, start)
         take_last = s.done | (s.best == 0)
