@@ -195,25 +195,32 @@ def _jaxlogreg(X, y, solver: str, l2: float, tol: float, max_iter: int, lr: floa
     return call
 
 
-def _jaxlogreg_loop_only(X, y, l2: float, tol: float, max_iter: int):
-    """Only the jitted loop, on data already validated, transposed and on the device.
-
-    The data are prepared as ``fit`` prepares them (:func:`jaxlogreg.training.pipeline.device_data`,
-    small problems padded to power-of-two shapes); each call starts the loop from zero.
-    """
+def _prepared_lbfgs(X, y, l2: float, tol: float, max_iter: int, dtype: str = "float32",
+                    solver_params: dict | None = None):
+    """The L-BFGS fit of X, y up to its loop, as ``fit`` prepares it
+    (:func:`jaxlogreg.training.pipeline.device_data`, small problems padded to power-of-two
+    shapes): ``(config, data, hyper, spec, params)``, params the zero starting point. Call it
+    under ``jax.enable_x64`` for float64."""
     from jaxlogreg.training import pipeline
-    from jaxlogreg.training.loop import LoopSpec, init_state
-    from jaxlogreg.training.pipeline import starting_params
+    from jaxlogreg.training.loop import LoopSpec
     from jaxlogreg.training.settings import TrainConfig
 
-    config = TrainConfig(
-        solver="lbfgs", C=c_of(l2, X.shape[0]), tol=tol, max_iter=max_iter, tol_criterion="grad"
-    )
+    config = TrainConfig(solver="lbfgs", C=c_of(l2, X.shape[0]), tol=tol, max_iter=max_iter,
+                         tol_criterion="grad", dtype=dtype, solver_params=solver_params)
     data = pipeline.device_data(X, y, config, n_classes=2)
     report.block(data.data)
     hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
     spec = LoopSpec.of(config, None, data.layout)
-    params = data.place(starting_params(None, data.n_features, 2, data.dtype, True))
+    params = data.place(pipeline.starting_params(None, data.n_features, 2, data.dtype, True))
+    return config, data, hyper, spec, params
+
+
+def _jaxlogreg_loop_only(X, y, l2: float, tol: float, max_iter: int):
+    """Only the jitted loop, on data already validated, transposed and on the device
+    (:func:`_prepared_lbfgs`); each call starts the loop from zero."""
+    from jaxlogreg.training.loop import init_state
+
+    config, data, hyper, spec, params = _prepared_lbfgs(X, y, l2, tol, max_iter)
 
     def call():
         state, _ = data.advance(init_state(params, hyper, spec, 0), hyper, spec, config.max_iter)
@@ -474,18 +481,13 @@ def _build_loop(m: int, n: int, args: argparse.Namespace, dtype: str, build: str
     import jax
 
     from jaxlogreg.compiler import XLA_OPTIONS
-    from jaxlogreg.training import loop, pipeline
-    from jaxlogreg.training.settings import TrainConfig
+    from jaxlogreg.training import loop
 
     solver_params, ours = LOOP_BUILDS[build]
     X, y = make_problem(m, n, args.seed, args.correlation)
-    config = TrainConfig(solver="lbfgs", C=c_of(args.l2, m), tol=args.tol, max_iter=500,
-                         tol_criterion="grad", dtype=dtype, solver_params=solver_params)
     with jax.enable_x64(dtype == "float64"):
-        data = pipeline.device_data(X, y, config, n_classes=2)
-        hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
-        spec = loop.LoopSpec.of(config, None, data.layout)
-        params = data.place(pipeline.starting_params(None, n, 2, data.dtype, True))
+        config, data, hyper, spec, params = _prepared_lbfgs(X, y, args.l2, args.tol, 500, dtype,
+                                                            solver_params)
         options = XLA_OPTIONS if ours else {}
         program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
         stop = np.int32(config.max_iter)
