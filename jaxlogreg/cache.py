@@ -12,7 +12,8 @@ programs from disk instead (``benchmarks/results/time_to_solution.md`` has the n
   second or smaller than a threshold, which are most of a fit's), unless
   ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` / ``JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES``
   say otherwise;
-- ``JAXLOGREG_NO_CACHE=1`` turns all of this off.
+- ``JAXLOGREG_NO_CACHE=1`` turns all of this off, and the saved training loops of
+  :mod:`jaxlogreg.saved` (kept in a subfolder of this one) with it.
 
 These are JAX settings of the process, so they apply to the caller's own JAX programs too.
 """
@@ -38,10 +39,15 @@ def default_folder(environ: Mapping[str, str]) -> Path:
     return Path(base) / "jaxlogreg"
 
 
+def opted_out(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``JAXLOGREG_NO_CACHE`` is set (to anything but "", "0", "false" or "no")."""
+    return environ.get(OPT_OUT, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def enable(environ: Mapping[str, str] = os.environ) -> Path | None:
     """Turn the persistent compilation cache on (see the module docstring); returns its folder,
     or None when ``JAXLOGREG_NO_CACHE`` is set."""
-    if environ.get(OPT_OUT, "").strip().lower() not in ("", "0", "false", "no"):
+    if opted_out(environ):
         return None
     folder = environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir
     if not folder:
@@ -51,3 +57,10 @@ def enable(environ: Mapping[str, str] = os.environ) -> Path | None:
         if variable not in environ:
             jax.config.update(option, 0)
     return Path(folder)
+
+
+def folder(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The compilation cache folder in use now, or None (opted out, or no folder set)."""
+    if opted_out(environ) or not jax.config.jax_compilation_cache_dir:
+        return None
+    return Path(jax.config.jax_compilation_cache_dir)

@@ -25,12 +25,13 @@ older emitters only loses the shorter compile time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 
 XLA_OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 _UNKNOWN = "No such compile option"  # XLA's error for an option it does not have
+T = TypeVar("T")
 
 
 class Jitted:
@@ -50,17 +51,24 @@ class Jitted:
         return self._with_options if Jitted.options_known else self._without
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if Jitted.options_known:
-            try:
-                return self._with_options(*args, **kwargs)
-            except jax.errors.JaxRuntimeError as err:  # raised before anything runs
-                if _UNKNOWN not in str(err):
-                    raise
-                Jitted.options_known = False
-        return self._without(*args, **kwargs)
+        return with_options(
+            lambda options: (self._with_options if options else self._without)(*args, **kwargs))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._active(), name)
+
+
+def with_options(build: Callable[[dict[str, Any] | None], T]) -> T:
+    """``build(XLA_OPTIONS)``; ``build(None)`` (XLA's defaults) once XLA has said it does not
+    know an option, which it does before anything runs: then for every later program too."""
+    if Jitted.options_known:
+        try:
+            return build(XLA_OPTIONS)
+        except jax.errors.JaxRuntimeError as err:
+            if _UNKNOWN not in str(err):
+                raise
+            Jitted.options_known = False
+    return build(None)
 
 
 def jit(fun: Callable[..., Any] | None = None, **jit_kwargs: Any) -> Any:

@@ -38,6 +38,8 @@ def test_on_by_default_in_the_user_cache_folder_and_reused(tmp_path):
     assert _run({"XDG_CACHE_HOME": str(tmp_path)}) == str(folder)
     first = _entries(folder)
     assert any(name.startswith("jit__run") for name in first), first  # the training loop
+    saved = folder / "jaxlogreg-exported"  # and the loop saved before lowering (jaxlogreg.saved)
+    assert [p.name[:4] for p in saved.iterdir()] == ["run-"]
     _run({"XDG_CACHE_HOME": str(tmp_path)})
     assert _entries(folder) == first  # a second process finds every program in the cache
 

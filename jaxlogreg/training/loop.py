@@ -43,6 +43,7 @@ from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.saved import SavedProgram
 from jaxlogreg.training.proximal import min_norm_subgradient
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, make_optimizer
@@ -376,10 +377,22 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
     return state, objective_t(state.params, *data, hyper.l2, hyper.l1)
 
 
-run_segment = jit(_run, static_argnames="spec", donate_argnames="state")
+def _savable(spec: LoopSpec) -> bool:
+    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): one device, XLA's gradient."""
+    return spec.layout is None and spec.kernel == "xla"
+
+
+run_segment = SavedProgram(
+    _run,
+    "run",
+    jit(_run, static_argnames="spec", donate_argnames="state"),
+    out_structure=lambda state, *_: jax.tree.structure((state, 0.0)),
+    donate_argnums=(0,),
+    eligible=_savable,
+)
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
-divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`; sparse X:
-:data:`run_segment_sparse`).
+divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
+:mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
 
 Returns the state and J over all data at its parameters (in the same compiled program).
 Calling it repeatedly with a growing ``stop_at`` reuses one compiled program: the pipeline
