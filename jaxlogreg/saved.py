@@ -1,5 +1,5 @@
-"""The training loop saved on disk as a lowered program (``jax.export``), so that a new process
-skips tracing and lowering it.
+"""The training loop (on dense and on sparse X) saved on disk as a lowered program
+(``jax.export``), so that a new process skips tracing and lowering it.
 
 JAX's persistent compilation cache (:mod:`jaxlogreg.cache`) keeps compiled programs, but it is
 looked up by the lowered program: every new process first traces the loop in Python (about 600
@@ -79,12 +79,14 @@ class SavedProgram:
         (a saved program returns a flat list of arrays).
       donate_argnums: positional arguments whose buffers the call may reuse.
       eligible: ``eligible(**static)``: whether this call may take the saved route.
+      options: compile with :data:`jaxlogreg.compiler.XLA_OPTIONS` (else XLA's defaults), as
+        ``fallback`` does.
     """
 
     def __init__(self, fun: Callable[..., Any], name: str, fallback: Callable[..., Any], *,
                  out_structure: Callable[..., Any], donate_argnums: tuple[int, ...] = (),
-                 eligible: Callable[..., bool] = lambda **static: True):
-        self._fun, self.name, self.fallback = fun, name, fallback
+                 eligible: Callable[..., bool] = lambda **static: True, options: bool = True):
+        self._fun, self.name, self.fallback, self._options = fun, name, fallback, options
         self._out_structure, self._donate, self._eligible = out_structure, donate_argnums, eligible
         self._compiled: dict[str, Any] = {}  # key -> the compiled call, in this process
         self.__doc__ = fun.__doc__
@@ -142,9 +144,12 @@ class SavedProgram:
             return exported.call(*flat_args)
 
         call.__name__ = self._fun.__name__  # JAX names the program, and its cache file, after it
-        return compiler.with_options(lambda options: jax.jit(
-            call, donate_argnums=donate, compiler_options=options
-        ).lower(*leaves).compile())
+
+        def build(options: dict[str, Any] | None) -> Any:
+            jitted = jax.jit(call, donate_argnums=donate, compiler_options=options)
+            return jitted.lower(*leaves).compile()
+
+        return compiler.with_options(build) if self._options else build(None)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

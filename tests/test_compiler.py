@@ -14,7 +14,7 @@ from jaxlogreg.training import loop
 def test_the_dense_loop_carries_the_options_and_the_sparse_loop_does_not():
     assert isinstance(loop.run_segment.fallback, compiler.Jitted)  # and the saved route:
     # tests/test_saved.py
-    assert not isinstance(loop.run_segment_sparse, compiler.Jitted)
+    assert not isinstance(loop.run_segment_sparse.fallback, compiler.Jitted)
     X = np.random.default_rng(0).normal(size=(50, 3))
     jl.fit(X, (X[:, 0] > 0).astype(int), max_iter=5)
     assert loop.run_segment._cache_size() > 0  # a dense fit compiled the program with options

@@ -122,3 +122,21 @@ def test_an_unknown_xla_option_falls_back_to_the_defaults(folder, monkeypatch):
     X, y = _problem(seed=5)
     assert jl.fit(X, y).status == "converged"
     assert compiler.Jitted.options_known is False and loop.run_segment._compiled
+
+
+def test_the_loop_on_sparse_x_is_saved_too_and_fits_the_same_model(folder, monkeypatch):
+    import scipy.sparse as sp
+
+    X = sp.random(300, 40, density=0.1, format="csr", random_state=7, dtype=np.float32)
+    y = (np.asarray(X.sum(axis=1)).ravel() > np.median(np.asarray(X.sum(axis=1)))).astype(int)
+    via_saved = jl.fit(X, y, penalty="l1", C=10.0, solver="proximal", max_iter=60)
+    assert [p.name.split("-")[0] for p in folder.iterdir()] == ["run_sparse"]
+    monkeypatch.setattr(loop.run_segment_sparse, "_compiled", {})  # a new process: read back
+    body = loop._loop_body
+    monkeypatch.setattr(loop, "_loop_body", _no_tracing)
+    again = jl.fit(X, y, penalty="l1", C=10.0, solver="proximal", max_iter=60)
+    monkeypatch.setattr(loop, "_loop_body", body)
+    monkeypatch.setattr(cache, "folder", lambda environ=None: None)  # the cache is off
+    jitted = jl.fit(X, y, penalty="l1", C=10.0, solver="proximal", max_iter=60)
+    np.testing.assert_array_equal(via_saved.params.w, again.params.w)
+    np.testing.assert_array_equal(via_saved.params.w, jitted.params.w)

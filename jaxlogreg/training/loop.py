@@ -382,14 +382,15 @@ def _savable(spec: LoopSpec) -> bool:
     return spec.layout is None and spec.kernel == "xla"
 
 
-run_segment = SavedProgram(
-    _run,
-    "run",
-    jit(_run, static_argnames="spec", donate_argnames="state"),
-    out_structure=lambda state, *_: jax.tree.structure((state, 0.0)),
-    donate_argnums=(0,),
-    eligible=_savable,
-)
+def _saved_run(name: str, fallback: Any, options: bool) -> SavedProgram:
+    """:func:`_run` saved across processes, ``fallback`` when it may not be; the state (its
+    first argument) is donated."""
+    return SavedProgram(_run, name, fallback, options=options, donate_argnums=(0,),
+                        eligible=_savable,
+                        out_structure=lambda state, *_: jax.tree.structure((state, 0.0)))
+
+
+run_segment = _saved_run("run", jit(_run, static_argnames="spec", donate_argnames="state"), True)
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
 divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
 :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
@@ -404,7 +405,8 @@ of a 4·10^5 x 2^20 sparse X with 50 entries per row). The state passed in canno
 the call.
 """
 
-run_segment_sparse = jax.jit(_run, static_argnames="spec", donate_argnames="state")
+run_segment_sparse = _saved_run(
+    "run_sparse", jax.jit(_run, static_argnames="spec", donate_argnames="state"), False)
 run_segment_sparse.__doc__ = """:data:`run_segment` for sparse X, compiled with XLA's default
 options: the options of :mod:`jaxlogreg.compiler` make its gathers and segment sums about 1.7x
 slower."""
