@@ -14,8 +14,9 @@ took 0.23–0.29 s instead of 0.42–0.57 s (10^4 x 50, 2-core AMD EPYC, fresh p
 
 The key holds everything that decides the traced program: the function's name, its static
 arguments, the structure, shapes, dtypes and weak types of the others, the package's source
-(a hash of its ``.py`` files), the versions of jax and jaxlib, the backend, x64 and the XLA
-options. A file that cannot be read is written again. The saved route is skipped, and the
+(a hash of its ``.py`` files), the versions of jax, jaxlib and optax, the backend, x64, the
+default matmul precision and the XLA options. A file that cannot be read, or that holds
+another program, is traced and written again. The saved route is skipped, and the
 program jitted as usual, when the compilation cache is off (``JAXLOGREG_NO_CACHE=1``), when the
 ``flatbuffers`` package that ``jax.export`` serialises with is missing, or when the caller
 says the call is not eligible (data sharded over several devices, Pallas kernels).
@@ -33,6 +34,7 @@ from typing import Any
 
 import jax
 import jaxlib
+import optax
 
 from jaxlogreg import cache, compiler
 
@@ -62,7 +64,8 @@ def program_key(name: str, static: Any, treedef: Any, leaves: list[Any]) -> str:
     """The file name of a program: a hash of everything that decides its traced form."""
     avals = [(a.shape, str(a.dtype), a.weak_type) for a in map(jax.typeof, leaves)]
     parts = (name, repr(static), str(treedef), avals, package_fingerprint(), jax.__version__,
-             jaxlib.__version__, jax.default_backend(), jax.config.jax_enable_x64,
+             jaxlib.__version__, optax.__version__, jax.default_backend(),
+             jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
              sorted(compiler.XLA_OPTIONS.items()), compiler.Jitted.options_known)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 
