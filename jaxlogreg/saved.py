@@ -1,5 +1,5 @@
-"""The training loop (on dense and on sparse X) saved on disk as a lowered program
-(``jax.export``), so that a new process skips tracing and lowering it.
+"""The training programs (the loop on dense and on sparse X, the cross-validation path) saved
+on disk lowered (``jax.export``), so that a new process skips tracing and lowering them.
 
 JAX's persistent compilation cache (:mod:`jaxlogreg.cache`) keeps compiled programs, but it is
 looked up by the lowered program: every new process first traces the loop in Python (about 600
@@ -18,8 +18,9 @@ arguments, the structure, shapes, dtypes and weak types of the others, the packa
 default matmul precision and the XLA options. A file that cannot be read, or that holds
 another program, is traced and written again. The saved route is skipped, and the
 program jitted as usual, when the compilation cache is off (``JAXLOGREG_NO_CACHE=1``), when the
-``flatbuffers`` package that ``jax.export`` serialises with is missing, or when the caller
-says the call is not eligible (data sharded over several devices, Pallas kernels).
+``flatbuffers`` package that ``jax.export`` serialises with is missing, when an argument lives
+on several devices (sharded data), or when the caller says the call is not eligible (the
+Pallas GPU kernel).
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ class SavedProgram:
 
     def __call__(self, *args: Any, **static: Any) -> Any:
         folder = cache.folder()
-        if folder is None or not self._eligible(**static) or not _can_serialize():
-            return self.fallback(*args, **static)
         leaves, treedef = jax.tree.flatten(args)
+        if (folder is None or not self._eligible(**static) or not _can_serialize()
+                or any(_on_several_devices(leaf) for leaf in leaves)):
+            return self.fallback(*args, **static)
         key = program_key(self.name, sorted(static.items()), treedef, leaves)
         compiled = self._compiled.get(key)
         if compiled is None:
@@ -153,6 +155,11 @@ class SavedProgram:
             return jitted.lower(*leaves).compile()
 
         return compiler.with_options(build) if self._options else build(None)
+
+
+def _on_several_devices(leaf: Any) -> bool:
+    """Whether ``leaf`` is a JAX array sharded or replicated over more than one device."""
+    return isinstance(leaf, jax.Array) and len(leaf.sharding.device_set) > 1
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

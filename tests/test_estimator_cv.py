@@ -380,8 +380,8 @@ def test_bad_folds_and_weights_before_compiling(cv, sample_weight, y_kind, match
 def _assert_rejected_before_compiling(monkeypatch, clf, X, y, match, sample_weight=None):
     calls = []
     monkeypatch.setattr(estimator_cv, "fit_path", lambda *a, **k: calls.append(1))
-    before = (path._run_path_jit._cache_size(), training_data._prepare._cache_size())
+    before = (path._run_path_program._cache_size(), training_data._prepare._cache_size())
     with pytest.raises(ValueError, match=match):
         clf.fit(X, y, sample_weight=sample_weight)
     assert calls == []
-    assert (path._run_path_jit._cache_size(), training_data._prepare._cache_size()) == before
+    assert (path._run_path_program._cache_size(), training_data._prepare._cache_size()) == before

@@ -61,10 +61,10 @@ def test_float32_data_give_float32_models_near_the_float64_ones():
 
 def test_one_program_for_every_model(monkeypatch):
     X, y = _data(m=97, n=3, seed=4)  # shapes no other test uses
-    before = path._run_path_jit._cache_size()
+    before = path._run_path_program._cache_size()
     fit_path(X, y, [0.1, 1.0], folds=_folds(97))
     fit_path(X, y, [5.0, 50.0], folds=_folds(97), tol=1e-3, max_iter=7)  # same program
-    assert path._run_path_jit._cache_size() == before + 1
+    assert path._run_path_program._cache_size() == before + 1
 
 
 @pytest.mark.parametrize(
@@ -81,10 +81,10 @@ def test_one_program_for_every_model(monkeypatch):
 )
 def test_bad_input_names_the_argument_before_compiling(Cs, folds, match):
     X, y = _data()
-    before = path._run_path_jit._cache_size()
+    before = path._run_path_program._cache_size()
     with pytest.raises(ValueError, match=match):
         fit_path(X, y, Cs, folds=folds)
-    assert path._run_path_jit._cache_size() == before
+    assert path._run_path_program._cache_size() == before
 
 
 def test_the_gradient_reaches_tolerances_below_what_j_can_resolve():

@@ -140,3 +140,24 @@ def test_the_loop_on_sparse_x_is_saved_too_and_fits_the_same_model(folder, monke
     jitted = jl.fit(X, y, penalty="l1", C=10.0, solver="proximal", max_iter=60)
     np.testing.assert_array_equal(via_saved.params.w, again.params.w)
     np.testing.assert_array_equal(via_saved.params.w, jitted.params.w)
+
+
+def test_the_cross_validation_path_is_saved_too(folder, monkeypatch):
+    from jaxlogreg.training import path
+
+    monkeypatch.setattr(path._run_path_program, "_compiled", {})
+    X, y = _problem(m=240, seed=8)
+    Cs = [0.1, 1.0, 10.0]
+    folds = [np.arange(m) for m in (80, 160, 240)]  # training rows of three fits
+    via_saved = jl.fit_path(X, y, Cs, folds=folds)
+    assert [p.name.split("-")[0] for p in folder.iterdir()] == ["path"]
+    monkeypatch.setattr(path._run_path_program, "_compiled", {})  # a new process: read back
+    evaluate = path.batched_value_and_grad
+    monkeypatch.setattr(path, "batched_value_and_grad", _no_tracing)
+    again = jl.fit_path(X, y, Cs, folds=folds)
+    monkeypatch.setattr(path, "batched_value_and_grad", evaluate)
+    monkeypatch.setattr(cache, "folder", lambda environ=None: None)  # the cache is off
+    jitted = jl.fit_path(X, y, Cs, folds=folds)
+    np.testing.assert_array_equal(again.params.w, via_saved.params.w)
+    np.testing.assert_array_equal(jitted.params.w, via_saved.params.w)
+    np.testing.assert_array_equal(jitted.n_iter, via_saved.n_iter)

@@ -378,8 +378,9 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
 
 
 def _savable(spec: LoopSpec) -> bool:
-    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): one device, XLA's gradient."""
-    return spec.layout is None and spec.kernel == "xla"
+    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): XLA's gradient (the Pallas
+    kernel's custom calls are not exported)."""
+    return spec.kernel == "xla"
 
 
 def _saved_run(name: str, fallback: Any, options: bool) -> SavedProgram:
