@@ -10,9 +10,9 @@ programs are not touched (no process-wide ``XLA_FLAGS``).
 
 - ``xla_cpu_use_fusion_emitters=False``: XLA:CPU emits its fused kernels with its older LLVM
   emitters instead of the newer MLIR fusion emitters. On a 2-core AMD EPYC, in fresh
-  processes, the L-BFGS loop compiles in 1.3–1.4 s instead of 1.8–2.0 s from 10⁴ × 50 to
-  10⁶ × 100 (``benchmarks/results/time_to_solution.md``, table "line search and compiler
-  options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the compiled loops run as fast
+  processes, the L-BFGS loop compiles in 1.0–1.4 s instead of 1.6–2.0 s from 10⁴ × 50 to
+  10⁶ × 100 over the last two runs (``benchmarks/results/time_to_solution.md``, table "line
+  search and compiler options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the compiled loops run as fast
   (steady times within 9%; binary and softmax, float32 and float64, L-BFGS, GD, Adam and
   minibatches were compared). Other backends ignore it.
 
