@@ -113,8 +113,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-cache-check",
         action="store_true",
-        help="skip the first-call checks: three fresh processes timing a first "
-        "LogisticRegression().fit, and the L-BFGS loop built three ways",
+        help="skip the first-call checks: fresh processes timing a first "
+        "LogisticRegression().fit (three rounds of: no cache, empty, warm), and the L-BFGS "
+        "loop built three ways",
     )
     parser.add_argument("--seed", type=int, default=0)
 
