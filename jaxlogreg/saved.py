@@ -14,13 +14,16 @@ took 0.23–0.29 s instead of 0.42–0.57 s (10^4 x 50, 2-core AMD EPYC, fresh p
 
 The key holds everything that decides the traced program: the function's name, its static
 arguments, the structure, shapes, dtypes and weak types of the others, the package's source
-(a hash of its ``.py`` files), the versions of jax, jaxlib and optax, the backend, x64, the
-default matmul precision and the XLA options. A file that cannot be read, or that holds
-another program, is traced and written again. The saved route is skipped, and the
-program jitted as usual, when the compilation cache is off (``JAXLOGREG_NO_CACHE=1``), when the
-``flatbuffers`` package that ``jax.export`` serialises with is missing, when an argument lives
-on several devices (sharded data), or when the caller says the call is not eligible (the
-Pallas GPU kernel).
+(a hash of its ``.py`` files), the versions of jax, jaxlib and optax, the platform of the
+arguments' device, x64, the default matmul precision and the XLA options. A file that cannot
+be read, or that holds another program, is traced and written again.
+
+The usual ``jax.jit`` runs the program instead when the compilation cache is off
+(``JAXLOGREG_NO_CACHE=1``), when ``flatbuffers`` (which ``jax.export`` serialises with) is
+missing, when the arguments live on a backend other than the default one or on several
+devices (sharded data), when the caller says the call is not eligible (the Pallas GPU
+kernel), or when the program cannot be exported or compiled this way (``jax.jit`` then raises
+its error, if the program has one).
 """
 
 from __future__ import annotations
@@ -61,11 +64,20 @@ def _can_serialize() -> bool:
     return True
 
 
-def program_key(name: str, static: Any, treedef: Any, leaves: list[Any]) -> str:
+def _platform(leaves: list[Any]) -> str:
+    """The platform of the arguments' device (as ``jax.default_backend()`` names it), the
+    default backend's when none is a JAX array."""
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            return next(iter(leaf.sharding.device_set)).platform
+    return jax.default_backend()
+
+
+def program_key(name: str, static: Any, treedef: Any, leaves: list[Any], platform: str) -> str:
     """The file name of a program: a hash of everything that decides its traced form."""
     avals = [(a.shape, str(a.dtype), a.weak_type) for a in map(jax.typeof, leaves)]
     parts = (name, repr(static), str(treedef), avals, package_fingerprint(), jax.__version__,
-             jaxlib.__version__, optax.__version__, jax.default_backend(),
+             jaxlib.__version__, optax.__version__, platform,
              jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision,
              sorted(compiler.XLA_OPTIONS.items()), compiler.Jitted.options_known)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
@@ -92,26 +104,35 @@ class SavedProgram:
                  eligible: Callable[..., bool] = lambda **static: True, options: bool = True):
         self._fun, self.name, self.fallback, self._options = fun, name, fallback, options
         self._out_structure, self._donate, self._eligible = out_structure, donate_argnums, eligible
-        self._compiled: dict[str, Any] = {}  # key -> the compiled call, in this process
+        self._compiled: dict[str, Any] = {}  # key -> the compiled call (or fallback), here
         self.__doc__ = fun.__doc__
 
     def __call__(self, *args: Any, **static: Any) -> Any:
         folder = cache.folder()
         leaves, treedef = jax.tree.flatten(args)
+        platform = _platform(leaves)
         if (folder is None or not self._eligible(**static) or not _can_serialize()
+                or platform != jax.default_backend()  # jax.export lowers for the default one
                 or any(_on_several_devices(leaf) for leaf in leaves)):
             return self.fallback(*args, **static)
-        key = program_key(self.name, sorted(static.items()), treedef, leaves)
+        key = program_key(self.name, sorted(static.items()), treedef, leaves, platform)
         compiled = self._compiled.get(key)
         if compiled is None:
             path = folder / FOLDER_NAME / f"{self.name}-{key}"
-            compiled = self._compiled[key] = (
-                self._read(path, args, leaves) or self._save(path, treedef, leaves, static, args))
+            try:
+                compiled = self._read(path, args, leaves) or self._save(
+                    path, treedef, leaves, static, args)
+            except Exception:  # noqa: BLE001 -- not exportable: jit it (the same error if any)
+                compiled = self.fallback
+            self._compiled[key] = compiled
+        if compiled is self.fallback:
+            return self.fallback(*args, **static)
         return jax.tree.unflatten(self._out_structure(*args), compiled(*leaves))
 
     def _cache_size(self) -> int:
         """Programs compiled by this process, by either route (as ``jax.jit``'s)."""
-        return len(self._compiled) + self.fallback._cache_size()
+        saved = sum(compiled is not self.fallback for compiled in self._compiled.values())
+        return saved + self.fallback._cache_size()
 
     def __getattr__(self, name: str) -> Any:  # lower, trace, ...: the jitted function's
         return getattr(self.fallback, name)
@@ -126,7 +147,8 @@ class SavedProgram:
             return None
 
     def _save(self, path: Path, treedef: Any, leaves: list[Any], static: dict, args: tuple) -> Any:
-        """Export ``fun`` for these arguments, write it to ``path`` and compile it."""
+        """Export ``fun`` for these arguments, write it to ``path`` and compile it (nothing is
+        written if it cannot be exported or compiled)."""
 
         def flat(*flat_args):
             return jax.tree.leaves(self._fun(*jax.tree.unflatten(treedef, flat_args), **static))
@@ -134,11 +156,12 @@ class SavedProgram:
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
                  for a in map(jax.typeof, leaves)]
         exported = jax.export.export(jax.jit(flat))(*specs)
+        compiled = self._compile(exported, args, leaves)
         try:
             _write_atomically(path, exported.serialize())
         except OSError:  # a read-only cache folder: the program is still used in this process
             pass
-        return self._compile(exported, args, leaves)
+        return compiled
 
     def _compile(self, exported: Any, args: tuple, leaves: list[Any]) -> Any:
         first = [len(jax.tree.leaves(a)) for a in args]

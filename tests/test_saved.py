@@ -96,15 +96,27 @@ def test_one_program_per_shape_and_settings(folder):
 def test_the_key_names_what_decides_the_program():
     import jax.numpy as jnp
 
-    base = saved.program_key("run", "spec", "tree", [jnp.zeros(3)])
-    assert base == saved.program_key("run", "spec", "tree", [jnp.ones(3)])  # values: no
-    others = [saved.program_key("run", "other", "tree", [jnp.zeros(3)]),
-              saved.program_key("run", "spec", "tree", [jnp.zeros(4)]),
-              saved.program_key("run", "spec", "tree", [jnp.zeros(3, jnp.int32)]),
-              saved.program_key("run", "spec", "tree", [jnp.asarray(0.0, jnp.float32)]),
-              saved.program_key("run", "spec", "tree", [0.0]),  # weak type
-              saved.program_key("init", "spec", "tree", [jnp.zeros(3)])]
-    assert len({base, *others}) == 7
+    def key(name="run", static="spec", leaves=None, platform="cpu"):
+        leaves = [jnp.zeros(3)] if leaves is None else leaves
+        return saved.program_key(name, static, "tree", leaves, platform)
+
+    assert key() == key(leaves=[jnp.ones(3)])  # values: no
+    others = [key(static="other"), key(leaves=[jnp.zeros(4)]),
+              key(leaves=[jnp.zeros(3, jnp.int32)]), key(leaves=[jnp.asarray(0.0, jnp.float32)]),
+              key(leaves=[0.0]),  # weak type
+              key(name="init"), key(platform="cuda")]
+    assert len({key(), *others}) == 8
+
+
+def test_a_program_that_cannot_be_exported_is_jitted(folder, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise NotImplementedError("cannot export this")
+
+    monkeypatch.setattr(jax.export, "export", refuse)
+    X, y = _problem(seed=9)
+    result = jl.fit(X, y)
+    assert result.status == "converged" and not folder.exists()
+    assert loop.run_segment._compiled and loop.run_segment._cache_size() >= 1
 
 
 def test_off_with_the_cache_or_without_flatbuffers(tmp_path, monkeypatch):
