@@ -13,7 +13,8 @@ The package is layered; each layer uses only the ones above it:
 - :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
 
 Importing the package turns on JAX's persistent compilation cache (:mod:`jaxlogreg.cache`;
-``JAXLOGREG_NO_CACHE=1`` opts out).
+``JAXLOGREG_NO_CACHE=1`` opts out); the training programs are saved lowered beside it, so a
+new process neither traces nor compiles them again (:mod:`jaxlogreg.saved`).
 
 The public API, one name per line:
 """
