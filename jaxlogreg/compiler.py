@@ -12,9 +12,9 @@ programs are not touched (no process-wide ``XLA_FLAGS``).
   emitters instead of the newer MLIR fusion emitters. On a 2-core AMD EPYC, in fresh
   processes, the L-BFGS loop compiles in 1.0–1.4 s instead of 1.6–2.0 s from 10⁴ × 50 to
   10⁶ × 100 over the last two runs (``benchmarks/results/time_to_solution.md``, table "line
-  search and compiler options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the compiled loops run as fast
-  (steady times within 9%; binary and softmax, float32 and float64, L-BFGS, GD, Adam and
-  minibatches were compared). Other backends ignore it.
+  search and compiler options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the
+  compiled loops run as fast (steady times within 9%; binary and softmax, float32 and
+  float64, L-BFGS, GD, Adam and minibatches were compared). Other backends ignore it.
 
 The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`). An
 XLA that does not know an option refuses to compile with it ("No such compile option"); the

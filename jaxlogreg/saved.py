@@ -95,14 +95,15 @@ class SavedProgram:
         (a saved program returns a flat list of arrays).
       donate_argnums: positional arguments whose buffers the call may reuse.
       eligible: ``eligible(**static)``: whether this call may take the saved route.
-      options: compile with :data:`jaxlogreg.compiler.XLA_OPTIONS` (else XLA's defaults), as
-        ``fallback`` does.
+
+    The saved program is compiled with :data:`jaxlogreg.compiler.XLA_OPTIONS` when ``fallback``
+    is (a :class:`jaxlogreg.compiler.Jitted`), else with XLA's defaults, as ``fallback`` is.
     """
 
     def __init__(self, fun: Callable[..., Any], name: str, fallback: Callable[..., Any], *,
                  out_structure: Callable[..., Any], donate_argnums: tuple[int, ...] = (),
-                 eligible: Callable[..., bool] = lambda **static: True, options: bool = True):
-        self._fun, self.name, self.fallback, self._options = fun, name, fallback, options
+                 eligible: Callable[..., bool] = lambda **static: True):
+        self._fun, self.name, self.fallback = fun, name, fallback
         self._out_structure, self._donate, self._eligible = out_structure, donate_argnums, eligible
         self._compiled: dict[str, Any] = {}  # key -> the compiled call (or fallback), here
         self.__doc__ = fun.__doc__
@@ -141,9 +142,7 @@ class SavedProgram:
         """The saved program at ``path`` compiled, or None when it is absent or unusable."""
         try:
             return self._compile(jax.export.deserialize(bytearray(path.read_bytes())), args, leaves)
-        except FileNotFoundError:
-            return None
-        except Exception:  # noqa: BLE001 -- a corrupt file fails in many ways: written again
+        except Exception:  # noqa: BLE001 -- absent, or corrupt in one of many ways: traced again
             return None
 
     def _save(self, path: Path, treedef: Any, leaves: list[Any], static: dict, args: tuple) -> Any:
@@ -164,9 +163,9 @@ class SavedProgram:
         return compiled
 
     def _compile(self, exported: Any, args: tuple, leaves: list[Any]) -> Any:
-        first = [len(jax.tree.leaves(a)) for a in args]
-        starts = [sum(first[:i]) for i in range(len(args))]
-        donate = tuple(j for i in self._donate for j in range(starts[i], starts[i] + first[i]))
+        counts = [len(jax.tree.leaves(a)) for a in args]  # leaves of each positional argument
+        starts = [sum(counts[:i]) for i in range(len(args))]
+        donate = tuple(j for i in self._donate for j in range(starts[i], starts[i] + counts[i]))
 
         def call(*flat_args):
             return exported.call(*flat_args)
@@ -177,7 +176,9 @@ class SavedProgram:
             jitted = jax.jit(call, donate_argnums=donate, compiler_options=options)
             return jitted.lower(*leaves).compile()
 
-        return compiler.with_options(build) if self._options else build(None)
+        if isinstance(self.fallback, compiler.Jitted):
+            return compiler.with_options(build)
+        return build(None)
 
 
 def _on_several_devices(leaf: Any) -> bool:

@@ -173,3 +173,15 @@ def test_the_cross_validation_path_is_saved_too(folder, monkeypatch):
     np.testing.assert_array_equal(again.params.w, via_saved.params.w)
     np.testing.assert_array_equal(jitted.params.w, via_saved.params.w)
     np.testing.assert_array_equal(jitted.n_iter, via_saved.n_iter)
+
+
+def test_the_saved_sparse_loop_keeps_xlas_default_options_as_its_jitted_route(folder, monkeypatch):
+    import scipy.sparse as sp
+
+    monkeypatch.setattr(compiler, "XLA_OPTIONS", {"xla_cpu_no_such_option": False})
+    monkeypatch.setattr(compiler.Jitted, "options_known", True)
+    monkeypatch.setattr(loop.run_segment_sparse, "_compiled", {})
+    X = sp.random(200, 30, density=0.1, format="csr", random_state=3, dtype=np.float32)
+    jl.fit(X, (np.arange(200) % 2).astype(int), max_iter=20)
+    assert loop.run_segment_sparse._compiled and any(folder.iterdir())
+    assert compiler.Jitted.options_known is True  # the unknown option was never tried

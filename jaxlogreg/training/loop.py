@@ -390,15 +390,14 @@ def _savable(spec: LoopSpec) -> bool:
     return spec.kernel == "xla"
 
 
-def _saved_run(name: str, fallback: Any, options: bool) -> SavedProgram:
+def _saved_run(name: str, fallback: Any) -> SavedProgram:
     """:func:`_run` saved across processes, ``fallback`` when it may not be; the state (its
     first argument) is donated."""
-    return SavedProgram(_run, name, fallback, options=options, donate_argnums=(0,),
-                        eligible=_savable,
+    return SavedProgram(_run, name, fallback, donate_argnums=(0,), eligible=_savable,
                         out_structure=lambda state, *_: jax.tree.structure((state, 0.0)))
 
 
-run_segment = _saved_run("run", jit(_run, static_argnames="spec", donate_argnames="state"), True)
+run_segment = _saved_run("run", jit(_run, static_argnames="spec", donate_argnames="state"))
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
 divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
 :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
@@ -414,7 +413,7 @@ the call.
 """
 
 run_segment_sparse = _saved_run(
-    "run_sparse", jax.jit(_run, static_argnames="spec", donate_argnames="state"), False)
+    "run_sparse", jax.jit(_run, static_argnames="spec", donate_argnames="state"))
 run_segment_sparse.__doc__ = """:data:`run_segment` for sparse X, compiled with XLA's default
 options: the options of :mod:`jaxlogreg.compiler` make its gathers and segment sums about 1.7x
 slower."""

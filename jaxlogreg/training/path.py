@@ -237,7 +237,7 @@ _PATH_STATIC = ("n", "k", "fit_intercept", "grad", "memory")
 # Saved across processes (jaxlogreg.saved), compiled with XLA's default options (by measurement:
 # jaxlogreg.compiler's made it 1.6x slower).
 _run_path_program = SavedProgram(
-    _run_path, "path", jax.jit(_run_path, static_argnames=_PATH_STATIC), options=False,
+    _run_path, "path", jax.jit(_run_path, static_argnames=_PATH_STATIC),
     out_structure=lambda *_: jax.tree.structure((0, 0, 0, 0)))
 
 
