@@ -389,3 +389,54 @@ def test_a_fortran_ordered_float32_x_is_used_in_place():
     X = Xt.T  # Fortran-ordered (m, n): its transpose is already the training layout
     data = prepare_data(X, np.zeros(m), 2, "float32")
     assert data.Xt.unsafe_buffer_pointer() == Xt.ctypes.data
+
+
+@pytest.fixture
+def count_passes(monkeypatch):
+    """Count, at run time, the loop's evaluations of J and ∇J (``value_and_grad_t``) and of J
+    alone (``objective_t``) in the fits of a test (their loops are traced again)."""
+    calls = {"value_and_grad": 0, "objective": 0}
+
+    def counted(name, fun):
+        def wrapper(*args):
+            jax.debug.callback(lambda: calls.__setitem__(name, calls[name] + 1))
+            return fun(*args)
+        return wrapper
+
+    def fresh():  # trace again, without the saved programs of other tests
+        loop._hand_gradient.cache_clear()
+        loop._hand_objective.cache_clear()
+        jax.clear_caches()
+
+    monkeypatch.setattr(loop, "value_and_grad_t", counted("value_and_grad", loop.value_and_grad_t))
+    monkeypatch.setattr(loop, "objective_t", counted("objective", loop.objective_t))
+    monkeypatch.setenv("JAXLOGREG_NO_CACHE", "1")  # no saved loop read back untraced
+    fresh()
+    yield calls
+    monkeypatch.undo()
+    fresh()
+
+
+def test_a_converged_fit_runs_no_last_update_and_reports_the_j_it_recorded(count_passes):
+    X, y = _problem(seed=3)
+    optimum = jl.fit(X.astype(np.float64), y, solver="lbfgs", tol=1e-8)
+    count_passes.update(value_and_grad=0, objective=0)
+    again = jl.fit(X.astype(np.float64), y, solver="lbfgs", tol=1e-6, init_params=optimum.params)
+    assert again.converged and again.n_iter == 0
+    # J and ∇J once, at the start: no line search after converging, no pass for the final J
+    assert count_passes == {"value_and_grad": 1, "objective": 0}
+    assert again.loss == again.loss_history[-1]
+    with jax.enable_x64(True):
+        expected = objective_t(jax.tree.map(jnp.asarray, again.params),
+                               jnp.asarray(X.T, jnp.float64), jnp.asarray(y), None, 1 / len(X))
+    assert again.loss == pytest.approx(float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+def test_a_fit_stopped_by_max_iter_evaluates_j_at_its_last_parameters(solver, count_passes):
+    X, y = _problem(seed=4)
+    result = jl.fit(X, y, solver=solver, tol=0.0, max_iter=3)
+    assert result.status == "max_iter" and count_passes["objective"] == 1
+    expected = objective_t(jax.tree.map(jnp.asarray, result.params), jnp.asarray(X.T),
+                           jnp.asarray(y), None, 1 / len(X))  # C = 1
+    assert result.loss == pytest.approx(float(expected), rel=1e-6)

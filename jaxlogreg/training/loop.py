@@ -190,23 +190,24 @@ def _max_abs(tree: Any) -> jax.Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
 
 
-def _full_batch_step(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
-    """J and ∇J at the current parameters, then one optimizer update."""
-    optimizer = _optimizer(spec, hyper)
-    f = _objective(spec, hyper.l2)
-
-    def value_fn(p):
-        return f(p, *data)
-
+def _evaluate(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
+    """J and ∇J at the current parameters (line-search solvers: read from their state, where
+    the last search left them; evaluated only at the start)."""
     if spec.solver in LINE_SEARCH_SOLVERS:
-        value, grads = optax.value_and_grad_from_state(value_fn)(state.params, state=state.opt_state)
-    else:
-        value, grads = _value_and_grad(spec, hyper.l2)(state.params, *data)
-    updates, opt_state = optimizer.update(
-        grads, state.opt_state, state.params, value=value, grad=grads, value_fn=value_fn
+        f = _objective(spec, hyper.l2)
+        return optax.value_and_grad_from_state(lambda p: f(p, *data))(
+            state.params, state=state.opt_state)
+    return _value_and_grad(spec, hyper.l2)(state.params, *data)
+
+
+def _update(state: LoopState, value, grads, data: TrainData, hyper: Hyper, spec: LoopSpec):
+    """One optimizer update from J and ∇J at the current parameters: new parameters and state."""
+    f = _objective(spec, hyper.l2)
+    updates, opt_state = _optimizer(spec, hyper).update(
+        grads, state.opt_state, state.params, value=value, grad=grads,
+        value_fn=lambda p: f(p, *data),
     )
-    value, grads = _with_l1(value, grads, state.params, hyper, spec)
-    return value, grads, optax.apply_updates(state.params, updates), opt_state
+    return optax.apply_updates(state.params, updates), opt_state
 
 
 def epoch_batches(key: jax.Array, epoch: jax.Array, m: int, batch_size: int):
@@ -327,14 +328,19 @@ def _loop_body(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec) 
     if spec.batch_size is not None:
         value, first, new_params, new_opt_state = _minibatch_epoch(state, data, hyper, spec)
         return finish_epoch(state, value, first, new_params, new_opt_state, hyper, spec)
-    value, grads, new_params, new_opt_state = _full_batch_step(state, data, hyper, spec)
+    raw_value, raw_grads = _evaluate(state, data, hyper, spec)
+    value, grads = _with_l1(raw_value, raw_grads, state.params, hyper, spec)
     start = jnp.where(state.n_recorded == 0, value, state.start_loss)
     ok = jnp.isfinite(value) & _all_finite(grads) & within_growth(value, start)
     done = _is_done(value, grads, state, hyper, spec)
     advance = ok & ~done
-    params = _select(advance, new_params, _select(ok, state.params, state.last_good))
     last_good = _select(ok, state.params, state.last_good)
-    return _next_state(state, value, start, ok, done, advance, params, last_good, new_opt_state)
+    params, opt_state = jax.lax.cond(  # the last iteration (converged) runs no line search
+        advance,
+        lambda: _update(state, raw_value, raw_grads, data, hyper, spec),
+        lambda: (last_good, state.opt_state),
+    )
+    return _next_state(state, value, start, ok, done, advance, params, last_good, opt_state)
 
 
 def finish_epoch(
@@ -381,7 +387,18 @@ def _run(state: LoopState, data: TrainData, hyper: Hyper, stop_at: jax.Array, sp
         return (s.iteration < stop_at) & (s.status == RUNNING) & room
 
     state = jax.lax.while_loop(cond, lambda s: _loop_body(s, data, hyper, spec), state)
-    return state, objective_t(state.params, *data, hyper.l2, hyper.l1)
+    return state, _final_objective(state, data, hyper, spec)
+
+
+def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
+    """J at the final parameters: when a full-batch loop converged, the J it recorded there
+    (it stopped without moving); else one more pass over X."""
+    def evaluate():
+        return objective_t(state.params, *data, hyper.l2, hyper.l1).astype(state.previous_loss.dtype)
+
+    if spec.batch_size is not None:  # an epoch's mean minibatch loss is not J
+        return evaluate()
+    return jax.lax.cond(state.status == CONVERGED, lambda: state.previous_loss, evaluate)
 
 
 def _savable(spec: LoopSpec) -> bool:
@@ -402,7 +419,9 @@ run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, conv
 divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
 :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
 
-Returns the state and J over all data at its parameters (in the same compiled program).
+Returns the state and J over all data at its parameters (in the same compiled program: the J
+recorded at them when a full-batch loop converged, else one more pass over X). The iteration
+that finds convergence makes no update, so L-BFGS runs no line search after it.
 Calling it repeatedly with a growing ``stop_at`` reuses one compiled program: the pipeline
 does so to call its hooks (progress bar, checkpoints) between segments.
 
