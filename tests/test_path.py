@@ -99,3 +99,17 @@ def test_the_gradient_reaches_tolerances_below_what_j_can_resolve():
         params = jl.Params(jnp.asarray(result.params.w[0, 0]), jnp.asarray(result.params.b[0, 0]))
         g = backward(params, X, y, l2=float(result.l2[0, 0]))
     assert max(float(np.max(np.abs(g.w))), abs(float(g.b))) <= 1e-11
+
+
+@pytest.mark.parametrize("max_iter", [3, 100])
+def test_each_loss_is_j_at_the_returned_parameters(max_iter):
+    """The loop's J at each model's last accepted point, stopped early or converged."""
+    X, y = _data(k=3)
+    folds = _folds(len(y))
+    result = fit_path(X, y, CS[:3], folds=folds, tol=1e-9, max_iter=max_iter)
+    for f, train in enumerate(folds):
+        for c in range(3):
+            params = jl.Params(result.params.w[f, c], result.params.b[f, c])
+            with jax.enable_x64(True):  # X is float64
+                J = float(jl.objective(params, X[train], y[train], l2=result.l2[f, c]))
+            assert result.loss[f, c] == pytest.approx(J, rel=1e-12), (f, c)

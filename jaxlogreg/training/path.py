@@ -229,8 +229,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
     state, _ = jax.lax.while_loop(
         lambda c: ~jnp.all(c[0].done) & (c[1] < limit), body, (state, jnp.int32(0))
     )
-    J, _ = evaluate(state.base)
-    return state.base, J, state.n_iter, state.converged
+    return state.base, state.base_value, state.n_iter, state.converged  # J at base: no pass
 
 
 _PATH_STATIC = ("n", "k", "fit_intercept", "grad", "memory")
