@@ -268,3 +268,18 @@ def test_verbose_prints_summary_and_no_bar_when_not_a_tty(capsys):
     LogisticRegression(verbose=2).fit(X, y)
     err = capsys.readouterr().err
     assert "iterations" in err and "[" not in err and "\r" not in err
+
+
+@pytest.mark.parametrize("layout", ["C float64", "F float32", "sparse"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_x_is_refused_by_the_fit_data_path(layout, bad):
+    """fit leaves the finite check to the data path, which does it while laying X out (one
+    read of X fewer than scikit-learn's check), with a message naming X and the count."""
+    import scipy.sparse as sp
+
+    X, y = _data(m=60, seed=5)
+    X[7, 1] = bad
+    X = {"C float64": X, "F float32": np.asfortranarray(X, np.float32),
+         "sparse": sp.csr_array(X)}[layout]
+    with pytest.raises(ValueError, match=r"X must be finite.*1 NaN or inf"):
+        LogisticRegression().fit(X, y)
