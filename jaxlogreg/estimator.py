@@ -269,7 +269,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         sw = self._sample_weight(sample_weight, X.shape[0])
         class_weight = self._class_weight(classes, y, sw)
         weights = combined_weights(y_idx, sw, class_weight, classes.shape[0])
-        weighted_classes = np.unique(y_idx if weights is None else y_idx[weights > 0])
+        weighted_classes = np.flatnonzero(np.bincount(  # O(m), no sort
+            y_idx if weights is None else y_idx[weights > 0], minlength=classes.shape[0]))
         if weighted_classes.shape[0] < 2:
             raise ValueError(
                 f"{name} needs at least 2 classes with positive sample_weight, got only class "
