@@ -10,7 +10,7 @@ FlatBuffer of StableHLO bytecode: reading it runs no code) and, in a later proce
 back in a few milliseconds and calls it. JAX then lowers only the call, and the persistent
 cache supplies the compiled program: a first ``LogisticRegression().fit`` with a warm cache
 took 0.23–0.29 s instead of 0.42–0.57 s when this came in (10^4 x 50, 2-core AMD EPYC, fresh
-processes in turn), and 0.19–0.25 s in the latest ``benchmarks/results/time_to_solution.md``.
+processes in turn), and 0.20–0.22 s in the latest ``benchmarks/results/time_to_solution.md``.
 
 The key holds everything that decides the traced program: the function's name, its static
 arguments, the structure, shapes, dtypes and weak types of the others, the package's source

@@ -2,7 +2,8 @@
 
 One loop serves every optimizer (:mod:`jaxlogreg.training.solvers`). Each iteration evaluates
 the objective J and its gradient, records J in a loss history kept on the device, checks the
-stopping rules, and applies ``optimizer.update``. With ``batch_size`` set, one iteration is
+stopping rules, and applies ``optimizer.update`` unless they stop the loop (inside a
+``lax.cond``: L-BFGS runs no line search once converged). With ``batch_size`` set, one iteration is
 one epoch of shuffled minibatches (a ``lax.scan``); the shuffle comes from an explicit PRNG
 key, so runs are reproducible.
 
