@@ -3,9 +3,9 @@
 One loop serves every optimizer (:mod:`jaxlogreg.training.solvers`). Each iteration evaluates
 the objective J and its gradient, records J in a loss history kept on the device, checks the
 stopping rules, and applies ``optimizer.update`` unless they stop the loop (inside a
-``lax.cond``: L-BFGS runs no line search once converged). With ``batch_size`` set, one iteration is
-one epoch of shuffled minibatches (a ``lax.scan``); the shuffle comes from an explicit PRNG
-key, so runs are reproducible.
+``lax.cond``: L-BFGS runs no line search once converged). With ``batch_size`` set, one
+iteration is one epoch of shuffled minibatches (a ``lax.scan``); the shuffle comes from an
+explicit PRNG key, so runs are reproducible.
 
 Stopping rules, checked at every iteration (full batch: at the current parameters; minibatch:
 on the epoch's mean loss):
@@ -191,22 +191,26 @@ def _max_abs(tree: Any) -> jax.Array:
     return jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in jax.tree.leaves(tree)]))
 
 
+def _value_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
+    """J of the parameters alone on ``data``, as line searches evaluate it."""
+    f = _objective(spec, l2)
+    return lambda p: f(p, *data)
+
+
 def _evaluate(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
     """J and ∇J at the current parameters (line-search solvers: read from their state, where
     the last search left them; evaluated only at the start)."""
     if spec.solver in LINE_SEARCH_SOLVERS:
-        f = _objective(spec, hyper.l2)
-        return optax.value_and_grad_from_state(lambda p: f(p, *data))(
-            state.params, state=state.opt_state)
+        value_fn = _value_fn(spec, data, hyper.l2)
+        return optax.value_and_grad_from_state(value_fn)(state.params, state=state.opt_state)
     return _value_and_grad(spec, hyper.l2)(state.params, *data)
 
 
 def _update(state: LoopState, value, grads, data: TrainData, hyper: Hyper, spec: LoopSpec):
     """One optimizer update from J and ∇J at the current parameters: new parameters and state."""
-    f = _objective(spec, hyper.l2)
     updates, opt_state = _optimizer(spec, hyper).update(
         grads, state.opt_state, state.params, value=value, grad=grads,
-        value_fn=lambda p: f(p, *data),
+        value_fn=_value_fn(spec, data, hyper.l2),
     )
     return optax.apply_updates(state.params, updates), opt_state
 
@@ -395,7 +399,8 @@ def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
     """J at the final parameters: when a full-batch loop converged, the J it recorded there
     (it stopped without moving); else one more pass over X."""
     def evaluate():
-        return objective_t(state.params, *data, hyper.l2, hyper.l1).astype(state.previous_loss.dtype)
+        J = objective_t(state.params, *data, hyper.l2, hyper.l1)
+        return J.astype(state.previous_loss.dtype)
 
     if spec.batch_size is not None:  # an epoch's mean minibatch loss is not J
         return evaluate()
