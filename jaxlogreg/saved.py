@@ -152,6 +152,8 @@ class SavedProgram:
         def flat(*flat_args):
             return jax.tree.leaves(self._fun(*jax.tree.unflatten(treedef, flat_args), **static))
 
+        flat.__name__ = f"{self._fun.__name__}_for_export"  # as jax.log_compiles names it
+
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
                  for a in map(jax.typeof, leaves)]
         exported = jax.export.export(jax.jit(flat))(*specs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxlogreg as jl
+from jaxlogreg import cache
 from jaxlogreg.core import reference
 from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.loss import objective_t
@@ -331,15 +332,26 @@ def _compiled_programs(fn) -> list[str]:
     return names
 
 
-def test_a_first_fit_compiles_at_most_three_programs_and_nothing_eagerly(monkeypatch):
+def test_a_first_fit_compiles_at_most_three_programs_and_nothing_eagerly(monkeypatch, tmp_path):
     X, y = _problem(m=777, n=13, dtype=np.float64, seed=9)
-    jax.clear_caches()  # as in a new process: other tests fit data of these padded shapes
-    monkeypatch.setattr(loop.run_segment, "_compiled", {})
-    names = _compiled_programs(lambda: jl.fit(X, y, max_iter=37))
+    monkeypatch.setattr(cache, "folder", lambda environ=None: tmp_path)  # no loop saved yet
+
+    def new_process():  # other tests fit data of these padded shapes
+        jax.clear_caches()
+        monkeypatch.setattr(loop.run_segment, "_compiled", {})
+
+    def fit():
+        return _compiled_programs(lambda: jl.fit(X, y, max_iter=37))
+
     # on a CPU, NumPy lays X out on the host (training.host_layout): nothing to compile
     prepare = [] if jax.default_backend() == "cpu" else ["jit(_prepare)"]
-    assert names == prepare + ["jit(_init_state)", "jit(_run)"]
-    assert _compiled_programs(lambda: jl.fit(X, y, max_iter=37)) == []  # and nothing again
+    new_process()
+    # the loop is traced and lowered once more to be saved (jax.export lowers, compiles nothing)
+    assert fit() == prepare + ["jit(_init_state)", "jit(_run_for_export)", "jit(_run)"]
+    assert fit() == []  # and nothing again
+    new_process()  # a later process reads the saved loop back
+    assert fit() == prepare + ["jit(_init_state)", "jit(_run)"]
+    assert fit() == []
 
 
 def test_the_loop_takes_over_its_state_so_a_fit_holds_one_copy():
