@@ -44,6 +44,7 @@ from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.core.native import native_value_and_grad_t
 from jaxlogreg.saved import SavedProgram
 from jaxlogreg.training.proximal import min_norm_subgradient
 from jaxlogreg.training.settings import TrainConfig
@@ -74,8 +75,9 @@ class LoopSpec(NamedTuple):
     # zero-weight columns (n_samples real rows first, then padding); None otherwise.
     layout: Any = None
     # The hand-written gradient's implementation: "xla" (jaxlogreg.core.gradients), "fused"
-    # (the single-read Pallas kernel of jaxlogreg.core.fused, on GPUs) or "fused_interpret"
-    # (the same kernel through Pallas' interpreter: tests on CPU).
+    # (the single-read Pallas kernel of jaxlogreg.core.fused, on GPUs), "fused_interpret"
+    # (the same kernel through Pallas' interpreter: tests on CPU) or "native" (the single-read
+    # C kernel of jaxlogreg.core.native, on CPUs).
     kernel: str = "xla"
     # The objective has an L1 part λ₁ ||w||₁ (penalty "l1" or "elasticnet"): J adds it, the
     # optimizer takes a proximal step, and "grad" stops on the minimum-norm subgradient.
@@ -141,6 +143,8 @@ def _hand_gradient(kernel: str) -> Any:
     """The hand-written ``(params, Xt, y, s, l2) -> (J, ∇J)`` of a LoopSpec's ``kernel``."""
     if kernel == "xla":
         return value_and_grad_t
+    if kernel == "native":
+        return native_value_and_grad_t
     return functools.partial(fused_value_and_grad_t, interpret=kernel == "fused_interpret")
 
 
@@ -408,8 +412,8 @@ def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
 
 
 def _savable(spec: LoopSpec) -> bool:
-    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): XLA's gradient (the Pallas
-    kernel's custom calls are not exported)."""
+    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): XLA's gradient (the custom calls
+    of the Pallas and C kernels are not exported)."""
     return spec.kernel == "xla"
 
 

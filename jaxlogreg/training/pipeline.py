@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core import fused
+from jaxlogreg.core import fused, native
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.scale import sharding
@@ -156,14 +156,19 @@ def starting_params(
 
 
 def kernel_for(data: Prepared) -> str:
-    """The fused single-read gradient kernel on a GPU for one device's in-memory dense data of
-    a shape it supports (:func:`jaxlogreg.core.fused.supports`), else XLA's two products."""
+    """A single-read gradient kernel for one device's in-memory dense data of a shape it
+    supports: the Pallas kernel on a GPU (:func:`jaxlogreg.core.fused.supports`), the C kernel
+    on a CPU (:func:`jaxlogreg.core.native.supports`); else XLA's two products."""
     if not isinstance(data, DeviceData) or data.layout is not None:
         return "xla"
     if isinstance(data.data.Xt, CooMatrix):
         return "xla"
-    n_features, dtype = data.data.Xt.shape[0], data.data.Xt.dtype
-    return "fused" if fused.supports(n_features, data.n_classes, dtype) else "xla"
+    (n_features, n_samples), dtype = data.data.Xt.shape, data.data.Xt.dtype
+    if fused.supports(n_features, data.n_classes, dtype):
+        return "fused"
+    if dtype == data.dtype and native.supports(n_features, n_samples, data.n_classes, dtype):
+        return "native"
+    return "xla"
 
 
 def seed_of(config: TrainConfig, minibatch: bool) -> int:

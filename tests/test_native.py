@@ -1,0 +1,221 @@
+"""The single-read C gradient for CPUs against the XLA hand-written gradient, jax.grad and
+finite differences, in fits, and when it cannot be built.
+
+The kernel is compiled with the machine's C compiler on first use; without one these tests
+skip (and fits use XLA's gradient, which :func:`test_without_a_compiler_fits_use_xla` checks
+on every machine).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxlogreg.core import native
+from jaxlogreg.core.gradients import value_and_grad_t
+from jaxlogreg.core.loss import example_scale, objective_t
+from jaxlogreg.core.model import Params
+
+needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler here")
+RTOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def x64(dtype):
+    return jax.enable_x64(np.dtype(dtype) == np.float64)
+
+
+def make(m, n, dtype, *, weighted=False, seed=0, logit_scale=1.0):
+    """params, Xt (n, m), y, s and the raw weights (or None) as JAX arrays (call under x64)."""
+    rng = np.random.default_rng(seed)
+    params = Params(jnp.asarray(rng.normal(size=n) * logit_scale / np.sqrt(n), dtype),
+                    jnp.asarray(0.3 * logit_scale, dtype))
+    Xt = jnp.asarray(rng.normal(size=(n, m)), dtype)
+    y = jnp.asarray(rng.integers(0, 2, m), dtype)
+    sw = jnp.asarray(rng.uniform(0.1, 3.0, m), dtype) if weighted else None
+    return params, Xt, y, example_scale(sw, m, dtype), sw
+
+
+@jax.jit
+def three(params, Xt, y, s, sw, l2):
+    """The kernel, the XLA hand-written gradient and jax.grad of the objective."""
+    return (native.native_value_and_grad_t(params, Xt, y, s, l2),
+            value_and_grad_t(params, Xt, y, s, l2),
+            jax.value_and_grad(objective_t)(params, Xt, y, sw, l2))
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
+
+
+def assert_agree(got, want, dtype):
+    (J, g), (J_ref, g_ref) = got, want
+    assert rel(J, J_ref) <= RTOL[dtype]
+    assert rel(g.w, g_ref.w) <= RTOL[dtype]
+    assert abs(float(g.b) - float(g_ref.b)) <= RTOL[dtype] * max(np.max(np.abs(g_ref.w)), 1e-30)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("m", "n"),
+    [
+        (37, 7),  # fewer examples than one block, a feature count that is not a multiple of 4
+        (5000, 4),  # several blocks, the last one partial
+        (300_007, 7),  # over 2^21 elements: at least two threads where there are two CPUs
+    ],
+)
+def test_matches_the_xla_gradient_and_jax_grad(dtype, weighted, m, n):
+    with x64(dtype):
+        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=m)
+        kernel, xla, auto = three(params, Xt, y, s, sw, 0.1)
+        for got in (kernel[0], kernel[1].w, kernel[1].b):
+            assert got.dtype == np.dtype(dtype)
+        assert kernel[1].w.shape == (n,) and kernel[1].b.shape == ()
+        assert_agree(kernel, xla, dtype)
+        assert_agree(kernel, auto, dtype)
+
+
+@needs_compiler
+def test_matches_finite_differences_in_float64():
+    with x64("float64"):
+        params, Xt, y, s, _ = make(400, 6, "float64", weighted=True, seed=4)
+        J, grads = jax.jit(native.native_value_and_grad_t)(params, Xt, y, s, 0.05)
+        value = jax.jit(lambda p: native.native_value_and_grad_t(p, Xt, y, s, 0.05)[0])
+        h = 1e-6
+        for i in range(6):
+            step = jnp.zeros(6).at[i].set(h)
+            plus, minus = value(params._replace(w=params.w + step)), value(
+                params._replace(w=params.w - step))
+            assert float((plus - minus) / (2 * h)) == pytest.approx(float(grads.w[i]),
+                                                                   rel=1e-7, abs=1e-9)
+        db = (value(params._replace(b=params.b + h)) - value(params._replace(b=params.b - h)))
+        assert float(db / (2 * h)) == pytest.approx(float(grads.b), rel=1e-7, abs=1e-9)
+        assert float(J) == pytest.approx(float(objective_t(params, Xt, y, s * 400, 0.05)),
+                                         rel=1e-13)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
+def test_extreme_logits_stay_finite_and_agree(dtype, logit_scale):
+    """|z| up to about 1e4: exp(-|z|) underflows to 0 and σ saturates, nothing overflows."""
+    with x64(dtype):
+        params, Xt, y, s, sw = make(301, 5, dtype, seed=9, logit_scale=logit_scale)
+        kernel, xla, auto = three(params, Xt, y, s, sw, 0.0)
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
+        assert float(kernel[0]) > 100  # half the labels are wrong by |z| ~ 1e4
+        assert_agree(kernel, xla, dtype)
+        assert_agree(kernel, auto, dtype)
+
+
+@st.composite
+def problems(draw):
+    m = draw(st.integers(1, 3000))
+    n = draw(st.integers(1, 40))
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    return m, n, dtype, draw(st.booleans()), draw(st.sampled_from([1.0, 30.0])), draw(
+        st.integers(0, 2**16))
+
+
+@needs_compiler
+@settings(max_examples=25, deadline=None)
+@given(case=problems())
+def test_property_agrees_with_the_xla_gradient(case):
+    m, n, dtype, weighted, scale, seed = case
+    with x64(dtype):
+        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=seed, logit_scale=scale)
+        kernel, xla, _ = three(params, Xt, y, s, sw, 0.01)
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
+        assert_agree(kernel, xla, dtype)
+
+
+@needs_compiler
+def test_refuses_what_it_does_not_compute():
+    params, Xt, y, s, _ = make(10, 3, "float32")
+    with pytest.raises(ValueError, match="binary float32 or float64"):
+        native.native_value_and_grad_t(Params(jnp.zeros((3, 4)), jnp.zeros(4)), Xt, y, s, 0.0)
+    with pytest.raises(ValueError, match="X of dtype bfloat16"):
+        native.native_value_and_grad_t(params, Xt.astype(jnp.bfloat16), y, s, 0.0)
+
+
+@needs_compiler
+def test_loading_it_leaves_denormals_alone():
+    """Built without -ffast-math: loading it does not make the process flush denormals."""
+    assert native.available(), native.build_error()
+    tiny = np.array([1e-40], np.float32)  # a float32 denormal
+    assert (tiny * np.float32(0.5))[0] > 0
+
+
+@needs_compiler
+@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver):
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 6))
+    y = (X[:, 0] + rng.normal(size=500) > 0).astype(int)
+    settings = {"solver": solver, "learning_rate": 0.5, "max_iter": 30, "tol": 0.0,
+                "dtype": "float64"}
+    reference = jl.fit(X, y, **settings)
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    fit = jl.fit(X, y, **settings)
+    np.testing.assert_allclose(fit.loss_history, reference.loss_history, rtol=1e-12)
+    np.testing.assert_allclose(fit.params.w, reference.params.w, rtol=1e-9, atol=1e-12)
+
+
+@needs_compiler
+def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    config = jl.TrainConfig(dtype="float32")
+    m, n = native.MIN_ELEMENTS // 8, 8
+    X = np.random.default_rng(0).normal(size=(m, n)).astype(np.float32)
+    y = np.arange(m) % 2
+    expected = "native" if jax.default_backend() == "cpu" else "fused"
+    assert pipeline.kernel_for(pipeline.device_data(X, y, config)) == expected
+    small = pipeline.device_data(X[:1000], y[:1000], config)
+    assert pipeline.kernel_for(small) == ("xla" if jax.default_backend() == "cpu" else "fused")
+    three_classes = pipeline.device_data(X, np.arange(m) % 3, config)
+    assert pipeline.kernel_for(three_classes) != "native"
+    bf16 = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
+    assert pipeline.kernel_for(bf16) != "native"
+
+
+@pytest.fixture
+def fresh_load():
+    """native's build-and-register step runs again in the test, and once more after it."""
+    native._load.cache_clear()
+    yield
+    native._load.cache_clear()
+
+
+def test_without_a_compiler_fits_use_xla(monkeypatch, fresh_load):
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    assert not native.available()
+    assert "no C compiler" in native.build_error()
+    X = np.random.default_rng(0).normal(size=(native.MIN_ELEMENTS // 4, 4)).astype(np.float32)
+    data = pipeline.device_data(X, np.arange(len(X)) % 2, jl.TrainConfig(dtype="float32"))
+    assert pipeline.kernel_for(data) in ("xla", "fused")
+
+
+@needs_compiler
+def test_a_damaged_library_in_the_cache_is_built_again(tmp_path, fresh_load):
+    (tmp_path / "first").mkdir()
+    native._open(tmp_path / "first")  # builds it, to learn its name
+    (built,) = (tmp_path / "first").glob("*.so")
+    damaged = tmp_path / "second" / built.name  # another path: not the library loaded already
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"not a shared library")
+    native._open(damaged.parent)
+    assert damaged.read_bytes() != b"not a shared library"  # built again, and it loaded
