@@ -16,7 +16,9 @@ For each solver: ``first_s``, the first call in this process (for jaxlogreg afte
 ``jax.clear_caches()``, so it includes tracing and compilation), and ``steady_s``, the median
 of later calls. jaxlogreg is timed through the public ``fit(X, y)`` on NumPy input, like the
 others; the extra row "jaxlogreg lbfgs, device data" times only the on-device loop on data
-already validated, transposed and on the device. The benchmark's own process runs without the
+already validated, transposed and on the device. The gradient a fit uses is in the settings
+column: the single-read C kernel (:mod:`jaxlogreg.core.native`) for X of at least 2^22
+elements, XLA's two products below that. The benchmark's own process runs without the
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); fresh
 processes time a first ``LogisticRegression().fit`` on 10,000 x 50 without the cache, with an
 empty one and with the one that run filled (three rounds of the three; the targets take the
@@ -212,7 +214,7 @@ def _prepared_lbfgs(X, y, l2: float, tol: float, max_iter: int, dtype: str = "fl
     data = pipeline.device_data(X, y, config, n_classes=2)
     report.block(data.data)
     hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
-    spec = LoopSpec.of(config, None, data.layout)
+    spec = LoopSpec.of(config, None, data.layout, pipeline.kernel_for(data))
     params = data.place(pipeline.starting_params(None, data.n_features, 2, data.dtype, True))
     return config, data, hyper, spec, params
 
@@ -363,6 +365,13 @@ def _time_solver(name: str, call, budget: float, repeats: int, clear_jax: bool):
     return first, report.Timing(tuple(times)), w, b, n_iter
 
 
+def _gradient_used(m: int, n: int) -> str:
+    """Which gradient jaxlogreg's fits use at this size (float32, binary, one device)."""
+    from jaxlogreg.core import native
+
+    return "C kernel" if native.supports(n, m, 2, "float32") else "XLA"
+
+
 def _run_size(m: int, n: int, args: argparse.Namespace, solvers, max_iter: int, tables):
     X, y = make_problem(m, n, args.seed, args.correlation)
     if "jaxlogreg lbfgs" in solvers:
@@ -384,11 +393,12 @@ def _run_size(m: int, n: int, args: argparse.Namespace, solvers, max_iter: int, 
         "torch gd": lambda: _torch_gd(X, y, args.l2, args.tol, max_iter, lr_gd),
         "torch lbfgs": lambda: _torch_lbfgs(X, y, args.l2, args.tol),
     }
+    gradient = _gradient_used(m, n)
     settings = {
-        "jaxlogreg lbfgs": f"tol={args.tol} on max|grad|, max_iter=500",
+        "jaxlogreg lbfgs": f"tol={args.tol} on max|grad|, max_iter=500, gradient: {gradient}",
         "jaxlogreg lbfgs, device data": "same fit; loop only (prepare_data done beforehand)",
-        "jaxlogreg gd": f"lr=1/L={lr_gd:.4g}, max_iter={max_iter}",
-        "jaxlogreg adam": f"lr={args.adam_lr}, max_iter={max_iter}",
+        "jaxlogreg gd": f"lr=1/L={lr_gd:.4g}, max_iter={max_iter}, gradient: {gradient}",
+        "jaxlogreg adam": f"lr={args.adam_lr}, max_iter={max_iter}, gradient: {gradient}",
         "sklearn lbfgs": f"C=1/(λm)={1 / (args.l2 * m):.4g}, tol={args.tol}",
         "sklearn newton-cholesky": f"C=1/(λm)={1 / (args.l2 * m):.4g}, tol={args.tol}",
         "torch gd": f"lr=1/L={lr_gd:.4g}, max_iter={max_iter}, 1 host sync per iteration",
