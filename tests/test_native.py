@@ -187,6 +187,10 @@ def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
     assert pipeline.kernel_for(three_classes) != "native"
     bf16 = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
     assert pipeline.kernel_for(bf16) != "native"
+    n_wide = native.MAX_FEATURES + 1
+    wide = pipeline.device_data(np.ones((native.MIN_ELEMENTS // n_wide + 1, n_wide), np.float32),
+                                np.arange(native.MIN_ELEMENTS // n_wide + 1) % 2, config)
+    assert pipeline.kernel_for(wide) != "native"
 
 
 @pytest.fixture

@@ -11,11 +11,14 @@ a full read of X from memory; with X at 10^6 x 100 float32 (400 MB) those two re
 fit's time. ``native_kernel.c`` reads X once: it cuts the examples into blocks whose rows of X
 fit in a core's L2 cache, forms the block's z, loss and dz, then reads the block again from
 the cache for its share of ``X dz`` (its header has the details). XLA calls it through its FFI
-(:func:`jax.ffi.ffi_call`), so it runs inside the jitted training loop like any other op.
+(:func:`jax.ffi.ffi_call`), so it runs inside the jitted training loop like any other op, and
+its work is split over XLA's own thread pool.
 
-Measured in one process on a 2-core AMD EPYC (``benchmarks/results/roofline.md``): at
-10^6 x 100 float32 the kernel takes about 1.1x the time of one ``jnp.sum`` over X (the floor),
-where XLA's two products and elementwise pass take about 2x.
+Measured on a 2-core AMD EPYC (``benchmarks/results/roofline.md``, interleaved with the
+floor): at 10^6 x 100 float32 the kernel takes 1.3x the time of one ``jnp.sum`` over X (the
+floor), XLA's two products 2.3x; an L-BFGS fit there takes 0.34 s against 0.47 s
+(``benchmarks/results/time_to_solution.md``). Fits use it for binary problems with at least
+:data:`MIN_ELEMENTS` elements and at most :data:`MAX_FEATURES` features (:func:`supports`).
 
 Building: on first use the C file is compiled with the system's C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``) for this machine's CPU (``-march=native``), with the headers of
@@ -59,6 +62,10 @@ LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
 # X smaller than this (elements) stays with XLA's gradient: it is in the CPU's caches, where
 # two reads cost little, and a first fit then never waits for the C compiler.
 MIN_ELEMENTS = 1 << 22
+# Wider X stays with XLA: a block of examples that fits in L2 is then too narrow for the
+# hardware prefetcher, and the kernel loses its lead (0.82x XLA's time at 512 features,
+# 1.1-1.4x at 1,024 to 5,000; 0.53x at 100; 10^5-10^6 examples, float32, 2-core EPYC).
+MAX_FEATURES = 512
 BUILD_TIMEOUT_S = 120
 FOLDER_NAME = "native"  # the libraries' subfolder of the cache folder
 _LOCK = threading.Lock()
@@ -92,7 +99,7 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
     so processes building at once never load a half-written file)."""
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     command = [compiler, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(partial),
-               "-lm", "-lpthread"]
+               "-lm"]
     if "-lmvec" in flags:  # a library to link, not a compiler flag: after the source
         command = [c for c in command if c != "-lmvec"] + ["-lmvec"]
     try:
@@ -168,12 +175,14 @@ def build_error() -> str | None:
 
 def supports(n_features: int, n_samples: int, n_classes: int, dtype: Any) -> bool:
     """Whether a fit on the CPU uses the kernel: binary, X of the parameters' float32 or
-    float64, at least :data:`MIN_ELEMENTS` elements, and the kernel :func:`available`."""
+    float64, at least :data:`MIN_ELEMENTS` elements, at most :data:`MAX_FEATURES` features,
+    and the kernel :func:`available`."""
     return (
         jax.default_backend() == "cpu"
         and n_classes == 2
         and jnp.dtype(dtype).name in TARGETS
         and n_features * n_samples >= MIN_ELEMENTS
+        and n_features <= MAX_FEATURES
         and available()
     )
 
@@ -201,4 +210,11 @@ def native_value_and_grad_t(
     return J + l2_penalty(w, l2), Params(w=dw + l2 * w, b=db)
 
 
-__all__ = ["MIN_ELEMENTS", "available", "build_error", "native_value_and_grad_t", "supports"]
+__all__ = [
+    "MAX_FEATURES",
+    "MIN_ELEMENTS",
+    "available",
+    "build_error",
+    "native_value_and_grad_t",
+    "supports",
+]

@@ -14,15 +14,22 @@
  * the elementwise pass forms the loss and dz, and the second pass reads the same segments
  * again, now from the cache, for the block's share of X dz. X crosses the memory bus once.
  * Four rows are handled per pass, so z is loaded and stored once per four rows and the four
- * dot products of the second pass are independent chains. Threads (at most one per CPU the
- * process may run on, and none for small X) take contiguous ranges of blocks; each sums its
- * blocks in the parameters' dtype and adds each block's sums to float64 totals, then the
- * calling thread adds the threads' totals in a fixed order.
+ * dot products of the second pass are independent chains.
+ *
+ * Work is split into parts (contiguous ranges of blocks; one part for small X) that run on
+ * XLA's own thread pool (the FFI's ThreadPool_Schedule), so the kernel never competes with
+ * XLA's threads for the cores: the calling thread schedules a task per extra part, then
+ * claims parts itself until none is left, and waits only for parts that another thread has
+ * claimed and is running (XLA may run scheduled tasks late, or on the caller's thread: a
+ * task that starts after every part is claimed just returns). Each part sums its blocks in
+ * the parameters' dtype and adds each block's sums to float64 totals; the caller adds the
+ * parts' totals in a fixed order, so results do not depend on which thread ran what.
  */
 #define _GNU_SOURCE
 #include <math.h>
-#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -40,9 +47,9 @@ __attribute__((__simd__("notinbranch"))) double exp(double);
 __attribute__((__simd__("notinbranch"))) double log1p(double);
 #endif
 
-enum { MAX_WIDTH = 4096, MIN_WIDTH = 64, MAX_THREADS = 256 };
+enum { MAX_WIDTH = 4096, MIN_WIDTH = 64, PARTS_PER_THREAD = 4 };
 static const int64_t CACHE_BYTES = 384 * 1024;         /* a block of X: within a 512 KiB L2 */
-static const int64_t MIN_ELEMENTS_PER_THREAD = 1 << 20;  /* below this a thread costs more */
+static const int64_t MIN_ELEMENTS_PER_PART = 1 << 20;  /* smaller parts cost more than they save */
 
 typedef struct {
   const void *Xt, *y, *s, *w;
@@ -132,10 +139,62 @@ static int64_t cpus(void) {
   return count > 0 ? count : 1;
 }
 
+/* The parts of one call, shared by the caller and its pool tasks; freed by the last of them. */
+typedef struct {
+  atomic_int next;     /* the next part to claim */
+  atomic_int finished; /* parts done */
+  atomic_int users;    /* the caller and the scheduled tasks that have not returned */
+  int parts;
+  void *(*run)(void *);
+  Task *tasks;
+  double *totals;
+} Work;
+
+static void release(Work *work) {
+  if (atomic_fetch_sub(&work->users, 1) == 1) {
+    free(work->tasks);
+    free(work->totals);
+    free(work);
+  }
+}
+
+static void claim_parts(Work *work) {
+  for (int k; (k = atomic_fetch_add(&work->next, 1)) < work->parts;) {
+    work->run(&work->tasks[k]);
+    atomic_fetch_add(&work->finished, 1);
+  }
+}
+
+static void pool_task(void *data) {
+  claim_parts((Work *)data);
+  release((Work *)data);
+}
+
 static XLA_FFI_Error *error(const XLA_FFI_CallFrame *frame, const char *message) {
   XLA_FFI_Error_Create_Args args = {XLA_FFI_Error_Create_Args_STRUCT_SIZE, NULL, message,
                                     XLA_FFI_Error_Code_INVALID_ARGUMENT};
   return frame->api->XLA_FFI_Error_Create(&args);
+}
+
+static void drop(const XLA_FFI_CallFrame *frame, XLA_FFI_Error *err) {
+  XLA_FFI_Error_Destroy_Args args = {XLA_FFI_Error_Destroy_Args_STRUCT_SIZE, NULL, err};
+  frame->api->XLA_FFI_Error_Destroy(&args);
+}
+
+/* Threads of XLA's pool (1 when this XLA has no pool for handlers). */
+static int64_t pool_threads(const XLA_FFI_CallFrame *frame) {
+  const size_t needed = offsetof(XLA_FFI_Api, XLA_FFI_ThreadPool_NumThreads) +
+                        sizeof(frame->api->XLA_FFI_ThreadPool_NumThreads);
+  if (frame->api->struct_size < needed) return 1;
+  int64_t threads = 1;
+  XLA_FFI_ThreadPool_NumThreads_Args args = {XLA_FFI_ThreadPool_NumThreads_Args_STRUCT_SIZE,
+                                             NULL, frame->ctx, &threads};
+  XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_NumThreads(&args);
+  if (err != NULL) {
+    drop(frame, err);
+    return 1;
+  }
+  return threads > 0 ? threads : 1;
 }
 
 static XLA_FFI_Error *metadata(XLA_FFI_CallFrame *frame) {
@@ -177,38 +236,58 @@ static XLA_FFI_Error *value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType 
   const int itemsize = dtype == XLA_FFI_DataType_F32 ? 4 : 8;
   const double bias = itemsize == 4 ? *(const float *)b->data : *(const double *)b->data;
 
-  int64_t threads = n * m / MIN_ELEMENTS_PER_THREAD, available = cpus();
-  threads = threads > available ? available : threads;
-  threads = threads > MAX_THREADS ? MAX_THREADS : threads < 1 ? 1 : threads;
+  /* parts: PARTS_PER_THREAD per thread that may run them, each of at least
+     MIN_ELEMENTS_PER_PART elements, and at least one block */
   const int64_t width = block_width(n, itemsize), blocks = (m + width - 1) / width;
-  threads = threads > blocks ? (blocks > 0 ? blocks : 1) : threads;
-  Task tasks[MAX_THREADS];
-  pthread_t ids[MAX_THREADS];
-  int started[MAX_THREADS] = {0};
-  double *totals = malloc(sizeof(double) * (size_t)(threads * (n > 0 ? n : 1)));
-  if (totals == NULL) return error(frame, "jaxlogreg native gradient: out of memory");
-  for (int64_t t = 0; t < threads; t++) {
-    int64_t begin = blocks * t / threads * width, end = blocks * (t + 1) / threads * width;
+  int64_t threads = cpus(), in_pool = pool_threads(frame);
+  threads = threads < in_pool ? threads : in_pool;
+  int64_t parts = n * m / MIN_ELEMENTS_PER_PART;
+  parts = parts < PARTS_PER_THREAD * threads ? parts : PARTS_PER_THREAD * threads;
+  parts = parts < blocks ? parts : blocks;
+  parts = parts < 1 ? 1 : threads == 1 ? 1 : parts;
+  Work *work = calloc(1, sizeof(Work));
+  Task *tasks = calloc((size_t)parts, sizeof(Task));
+  double *totals = malloc(sizeof(double) * (size_t)(parts * (n > 0 ? n : 1)));
+  if (work == NULL || tasks == NULL || totals == NULL) {
+    free(work);
+    free(tasks);
+    free(totals);
+    return error(frame, "jaxlogreg native gradient: out of memory");
+  }
+  for (int64_t k = 0; k < parts; k++) {
+    int64_t begin = blocks * k / parts * width, end = blocks * (k + 1) / parts * width;
     Task part = {Xt->data, y->data, s->data, w->data, bias, s->rank == 1, n, m,
-                 begin < m ? begin : m, end < m ? end : m, 0, 0, totals + t * n};
-    tasks[t] = part;
-    if (t > 0) started[t] = pthread_create(&ids[t], NULL, run, &tasks[t]) == 0;
+                 begin < m ? begin : m, end < m ? end : m, 0, 0, totals + k * n};
+    tasks[k] = part;
   }
-  run(&tasks[0]);
-  for (int64_t t = 1; t < threads; t++) {
-    if (started[t]) pthread_join(ids[t], NULL);
-    else run(&tasks[t]); /* no thread: run its share here */
+  *work = (Work){.parts = (int)parts, .run = run, .tasks = tasks, .totals = totals};
+  atomic_init(&work->next, 0);
+  atomic_init(&work->finished, 0);
+  atomic_init(&work->users, 1);
+  for (int64_t t = 1; t < threads && t < parts; t++) { /* helpers from XLA's pool */
+    atomic_fetch_add(&work->users, 1);
+    XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, NULL,
+                                             frame->ctx, pool_task, work};
+    XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_Schedule(&args);
+    if (err != NULL) { /* no pool: the caller runs every part */
+      drop(frame, err);
+      atomic_fetch_sub(&work->users, 1);
+      break;
+    }
   }
+  claim_parts(work);
+  while (atomic_load(&work->finished) < parts) sched_yield(); /* parts other threads run */
+
   double J = 0, db = 0;
-  for (int64_t t = 0; t < threads; t++) {
-    J += tasks[t].J;
-    db += tasks[t].db;
+  for (int64_t k = 0; k < parts; k++) {
+    J += tasks[k].J;
+    db += tasks[k].db;
   }
   void *J_out = buffer(frame->rets.rets[0])->data, *dw_out = buffer(frame->rets.rets[1])->data;
   void *db_out = buffer(frame->rets.rets[2])->data;
   for (int64_t i = 0; i < n; i++) {
     double total = 0;
-    for (int64_t t = 0; t < threads; t++) total += totals[t * n + i];
+    for (int64_t k = 0; k < parts; k++) total += totals[k * n + i];
     if (itemsize == 4) ((float *)dw_out)[i] = (float)total;
     else ((double *)dw_out)[i] = total;
   }
@@ -219,7 +298,7 @@ static XLA_FFI_Error *value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType 
     *(double *)J_out = J;
     *(double *)db_out = db;
   }
-  free(totals);
+  release(work);
   return NULL;
 }
 
