@@ -223,3 +223,20 @@ def test_a_damaged_library_in_the_cache_is_built_again(tmp_path, fresh_load):
     damaged.write_bytes(b"not a shared library")
     native._open(damaged.parent)
     assert damaged.read_bytes() != b"not a shared library"  # built again, and it loaded
+
+
+@needs_compiler
+def test_repeated_fits_with_the_kernel_compile_once(monkeypatch):
+    """New data of the same shape, other numeric settings: the same compiled loop."""
+    import jaxlogreg as jl
+    from jaxlogreg.training import loop, pipeline
+
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(300, 5)), rng.integers(0, 2, 300)
+    config = jl.TrainConfig(solver="lbfgs", max_iter=20)
+    jl.fit(X, y, config)
+    before = loop.run_segment._cache_size()
+    jl.fit(rng.normal(size=(300, 5)), rng.integers(0, 2, 300), config)
+    jl.fit(X, y, config.replace(C=0.1, tol=1e-3))
+    assert loop.run_segment._cache_size() == before
