@@ -15,9 +15,9 @@ the cache for its share of ``X dz`` (its header has the details). XLA calls it t
 its work is split over XLA's own thread pool.
 
 Measured on a 2-core AMD EPYC (``benchmarks/results/roofline.md``, interleaved with the
-floor): at 10^6 x 100 float32 the kernel takes 1.3x the time of one ``jnp.sum`` over X (the
-floor), XLA's two products 2.3x; an L-BFGS fit there takes 0.34 s against 0.47 s
-(``benchmarks/results/time_to_solution.md``). Fits use it for binary problems with at least
+floor): at 10^6 x 100 float32 the kernel takes 1.2-1.5x the time of one ``jnp.sum`` over X
+(the floor), XLA's two products 2.1-2.3x; the L-BFGS loop there takes 0.21 s against
+0.36-0.39 s with XLA's gradient (``benchmarks/results/time_to_solution.md``). Fits use it for binary problems with at least
 :data:`MIN_ELEMENTS` elements and at most :data:`MAX_FEATURES` features (:func:`supports`).
 
 Building: on first use the C file is compiled with the system's C compiler (``$CC``, else

@@ -68,8 +68,7 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
 }
 
 #define DEFINE_TASK(NAME, T, EXP, LOG1P)                                                      \
-  static void *NAME(void *arg) {                                                            \
-    Task *t = (Task *)arg;                                                                  \
+  static void NAME(Task *t) {                                                               \
     const T *Xt = (const T *)t->Xt, *y = (const T *)t->y, *s = (const T *)t->s;             \
     const T *w = (const T *)t->w, b = (T)t->b;                                              \
     const int64_t n = t->n, m = t->m, width = block_width(n, sizeof(T));                    \
@@ -124,7 +123,6 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
     }                                                                                       \
     t->J = J;                                                                               \
     t->db = db;                                                                             \
-    return NULL;                                                                            \
   }
 
 DEFINE_TASK(task_f32, float, expf, log1pf)
@@ -145,7 +143,7 @@ typedef struct {
   atomic_int finished; /* parts done */
   atomic_int users;    /* the caller and the scheduled tasks that have not returned */
   int parts;
-  void *(*run)(void *);
+  void (*run)(Task *);
   Task *tasks;
   double *totals;
 } Work;
@@ -209,7 +207,7 @@ static XLA_FFI_Error *metadata(XLA_FFI_CallFrame *frame) {
 static XLA_FFI_Buffer *buffer(void *p) { return (XLA_FFI_Buffer *)p; }
 
 static XLA_FFI_Error *value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype,
-                                     void *(*run)(void *)) {
+                                     void (*run)(Task *)) {
   if (frame->extension_start != NULL &&
       frame->extension_start->type == XLA_FFI_Extension_Metadata)
     return metadata(frame);
