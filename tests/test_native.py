@@ -1,9 +1,10 @@
 """The single-read C gradient for CPUs against the XLA hand-written gradient, jax.grad and
 finite differences, in fits, and when it cannot be built.
 
-The kernel is compiled with the machine's C compiler on first use; without one these tests
-skip (and fits use XLA's gradient, which :func:`test_without_a_compiler_fits_use_xla` checks
-on every machine).
+The kernel is compiled with the machine's C compiler on first use; without one, or when
+JAX's default backend is a GPU (``benchmarks/gpu_check.sh``), these tests skip (fits then use
+XLA's gradient or the Pallas kernel, which :func:`test_without_a_compiler_fits_use_xla`
+checks on every machine).
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
 
-needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler here")
+needs_compiler = pytest.mark.skipif(
+    native._compiler() is None or jax.default_backend() != "cpu",
+    reason="no C compiler here, or JAX's default backend is not the CPU (the kernel's)",
+)
 RTOL = {"float32": 2e-5, "float64": 1e-12}
 
 
@@ -240,3 +244,26 @@ def test_repeated_fits_with_the_kernel_compile_once(monkeypatch):
     jl.fit(rng.normal(size=(300, 5)), rng.integers(0, 2, 300), config)
     jl.fit(X, y, config.replace(C=0.1, tol=1e-3))
     assert loop.run_segment._cache_size() == before
+
+
+@needs_compiler
+def test_a_large_float32_fit_chooses_it_and_matches_xla(monkeypatch):
+    """Chosen by itself for large X: the same model as with XLA's gradient, to float32 accuracy."""
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    rng = np.random.default_rng(11)
+    m, n = native.MIN_ELEMENTS // 8, 8
+    X = rng.normal(size=(m, n)).astype(np.float32)
+    y = (X @ rng.normal(size=n) + rng.logistic(size=m) > 0).astype(int)
+    chosen = []
+    kernel_for = pipeline.kernel_for
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: chosen.append(kernel_for(data))
+                        or chosen[-1])
+    ours = jl.fit(X, y, solver="lbfgs", tol=1e-6)
+    assert chosen == ["native"]
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "xla")
+    xla = jl.fit(X, y, solver="lbfgs", tol=1e-6)
+    assert ours.status == xla.status == "converged"
+    assert ours.loss == pytest.approx(xla.loss, rel=1e-6)
+    np.testing.assert_allclose(ours.params.w, xla.params.w, rtol=1e-4, atol=1e-5)
