@@ -9,6 +9,11 @@ checks on every machine).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,28 +202,30 @@ def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
     assert pipeline.kernel_for(wide) != "native"
 
 
-@pytest.fixture
-def fresh_load():
-    """native's build-and-register step runs again in the test, and once more after it."""
-    native._load.cache_clear()
-    yield
-    native._load.cache_clear()
+NO_COMPILER_CHILD = """
+import numpy as np
+import jaxlogreg as jl
+from jaxlogreg.core import native
+from jaxlogreg.training import pipeline
+assert not native.available()
+assert "no C compiler" in native.build_error(), native.build_error()
+X = np.random.default_rng(0).normal(size=(native.MIN_ELEMENTS // 4, 4)).astype(np.float32)
+y = (X[:, 0] > 0).astype(int)
+data = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32"))
+assert pipeline.kernel_for(data) in ("xla", "fused"), pipeline.kernel_for(data)
+assert jl.fit(X, y, max_iter=3).n_iter == 3
+"""
 
 
-def test_without_a_compiler_fits_use_xla(monkeypatch, fresh_load):
-    import jaxlogreg as jl
-    from jaxlogreg.training import pipeline
-
-    monkeypatch.setattr(native, "_compiler", lambda: None)
-    assert not native.available()
-    assert "no C compiler" in native.build_error()
-    X = np.random.default_rng(0).normal(size=(native.MIN_ELEMENTS // 4, 4)).astype(np.float32)
-    data = pipeline.device_data(X, np.arange(len(X)) % 2, jl.TrainConfig(dtype="float32"))
-    assert pipeline.kernel_for(data) in ("xla", "fused")
+def test_without_a_compiler_fits_use_xla(tmp_path):
+    """A fresh process with no compiler on its PATH (the build is once per process)."""
+    env = {**os.environ, "PATH": str(tmp_path), "CC": "", "JAXLOGREG_NO_CACHE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run([sys.executable, "-c", NO_COMPILER_CHILD], env=env, check=True, timeout=300)
 
 
 @needs_compiler
-def test_a_damaged_library_in_the_cache_is_built_again(tmp_path, fresh_load):
+def test_a_damaged_library_in_the_cache_is_built_again(tmp_path):
     (tmp_path / "first").mkdir()
     native._open(tmp_path / "first")  # builds it, to learn its name
     (built,) = (tmp_path / "first").glob("*.so")

@@ -34,7 +34,6 @@ whole process to flushing denormals when linked). Without a compiler, or when th
 from __future__ import annotations
 
 import ctypes
-import functools
 import hashlib
 import os
 import platform
@@ -69,6 +68,7 @@ MAX_FEATURES = 512
 BUILD_TIMEOUT_S = 120
 FOLDER_NAME = "native"  # the libraries' subfolder of the cache folder
 _LOCK = threading.Lock()
+_OUTCOME: list[str | None] = []  # of this process's one build: None (built) or why not
 
 
 def _compiler() -> str | None:
@@ -142,25 +142,32 @@ def _open(folder: Path) -> ctypes.CDLL:
     raise RuntimeError(f"compiling {SOURCE.name} failed: {errors[-1].strip()[-2000:]}")
 
 
-@functools.cache
+def _build_and_register() -> str | None:
+    """Build (or find) the library, load it and register its handlers with XLA; returns None,
+    or why it could not."""
+    try:
+        folder = cache.folder()
+        if folder is None:  # no cache: build for this process only
+            with tempfile.TemporaryDirectory(prefix="jaxlogreg-native-") as tmp:
+                library = _open(Path(tmp))  # once loaded, the file may go
+        else:
+            (folder / FOLDER_NAME).mkdir(parents=True, exist_ok=True)
+            library = _open(folder / FOLDER_NAME)
+        for name in TARGETS.values():
+            jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)),
+                                        platform="cpu")
+    except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as err:
+        return str(err)
+    return None
+
+
 def _load() -> str | None:
-    """Build (or find) the library, load it and register its handlers with XLA, once per
-    process; returns None, or why it could not."""
+    """:func:`_build_and_register`, once per process (XLA keeps one handler per name for the
+    process's life, and refuses another library's under the same name)."""
     with _LOCK:  # fits in several threads: one build
-        try:
-            folder = cache.folder()
-            if folder is None:  # no cache: build for this process only
-                with tempfile.TemporaryDirectory(prefix="jaxlogreg-native-") as tmp:
-                    library = _open(Path(tmp))  # once loaded, the file may go
-            else:
-                (folder / FOLDER_NAME).mkdir(parents=True, exist_ok=True)
-                library = _open(folder / FOLDER_NAME)
-            for name in TARGETS.values():
-                jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)),
-                                            platform="cpu")
-        except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as err:
-            return str(err)
-        return None
+        if not _OUTCOME:
+            _OUTCOME.append(_build_and_register())
+        return _OUTCOME[0]
 
 
 def available() -> bool:
