@@ -274,3 +274,16 @@ def test_a_large_float32_fit_chooses_it_and_matches_xla(monkeypatch):
     assert ours.status == xla.status == "converged"
     assert ours.loss == pytest.approx(xla.loss, rel=1e-6)
     np.testing.assert_allclose(ours.params.w, xla.params.w, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+def test_every_build_variant_compiles_and_exports_both_handlers(tmp_path):
+    """The fallbacks (no libmvec, no -march=native) build too, should the first one fail."""
+    import ctypes
+
+    for k, flags in enumerate(native._variants()):
+        target = tmp_path / f"variant{k}.so"
+        native._compile(native._compiler(), flags, target)
+        library = ctypes.CDLL(str(target))
+        assert all(hasattr(library, name) for name in native.TARGETS.values())
+    assert "-march=native" not in native._variants()[-1]

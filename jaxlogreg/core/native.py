@@ -28,7 +28,11 @@ version and the CPU; with ``JAXLOGREG_NO_CACHE=1`` it is built in a temporary fo
 process. On glibc x86-64 the elementwise pass calls libmvec's vectorised ``exp`` and ``log1p``
 (no ``-ffast-math``: it would let the compiler assume there are no NaN or inf, and switch the
 whole process to flushing denormals when linked). Without a compiler, or when the build fails,
-:func:`available` is False and fits use XLA's gradient; :func:`build_error` says why.
+:func:`available` is False and fits use XLA's gradient; :func:`build_error` says why. The
+build, and the registration of its handlers with XLA, happen once per process.
+
+The cache folder is trusted as JAX's compilation cache in it is: both hold machine code that
+the process runs (unlike the package's model files, which load without running any code).
 """
 
 from __future__ import annotations
@@ -112,10 +116,11 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
 
 def _variants() -> list[tuple[str, ...]]:
     """Compiler flags to try in turn: with libmvec on glibc x86-64 (vectorised exp and log1p),
-    then without."""
+    then without, then without ``-march=native`` (a compiler that does not know it)."""
     linux_x86 = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
     with_libmvec = linux_x86 and platform.libc_ver()[0] == "glibc"
-    return [FLAGS + LIBMVEC, FLAGS] if with_libmvec else [FLAGS]
+    portable = tuple(flag for flag in FLAGS if flag != "-march=native")
+    return ([FLAGS + LIBMVEC] if with_libmvec else []) + [FLAGS, portable]
 
 
 def _open(folder: Path) -> ctypes.CDLL:
