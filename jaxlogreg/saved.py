@@ -48,9 +48,10 @@ _PACKAGE = Path(__file__).resolve().parent
 
 @functools.cache
 def package_fingerprint() -> str:
-    """A hash of the package's Python sources: a saved program is never used by other code."""
+    """A hash of the package's sources (Python, and the C kernel's): a saved program is never
+    used by other code."""
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
+    for path in sorted([*_PACKAGE.rglob("*.py"), *_PACKAGE.rglob("*.c")]):
         digest.update(str(path.relative_to(_PACKAGE)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -95,6 +96,8 @@ class SavedProgram:
         (a saved program returns a flat list of arrays).
       donate_argnums: positional arguments whose buffers the call may reuse.
       eligible: ``eligible(**static)``: whether this call may take the saved route.
+      custom_calls: targets of XLA custom calls the program may make (``jax.export`` refuses
+        others); the process that reads the program back must have registered them.
 
     The saved program is compiled with :data:`jaxlogreg.compiler.XLA_OPTIONS` when ``fallback``
     is (a :class:`jaxlogreg.compiler.Jitted`), else with XLA's defaults, as ``fallback`` is.
@@ -102,9 +105,12 @@ class SavedProgram:
 
     def __init__(self, fun: Callable[..., Any], name: str, fallback: Callable[..., Any], *,
                  out_structure: Callable[..., Any], donate_argnums: tuple[int, ...] = (),
-                 eligible: Callable[..., bool] = lambda **static: True):
+                 eligible: Callable[..., bool] = lambda **static: True,
+                 custom_calls: tuple[str, ...] = ()):
         self._fun, self.name, self.fallback = fun, name, fallback
         self._out_structure, self._donate, self._eligible = out_structure, donate_argnums, eligible
+        self._allowed_calls = [jax.export.DisabledSafetyCheck.custom_call(target)
+                               for target in custom_calls]
         self._compiled: dict[str, Any] = {}  # key -> the compiled call (or fallback), here
         self.__doc__ = fun.__doc__
 
@@ -156,7 +162,7 @@ class SavedProgram:
 
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
                  for a in map(jax.typeof, leaves)]
-        exported = jax.export.export(jax.jit(flat))(*specs)
+        exported = jax.export.export(jax.jit(flat), disabled_checks=self._allowed_calls)(*specs)
         compiled = self._compile(exported, args, leaves)
         try:
             _write_atomically(path, exported.serialize())

@@ -11,6 +11,7 @@ import pytest
 
 import jaxlogreg as jl
 from jaxlogreg import cache, compiler, saved
+from jaxlogreg.core import native
 from jaxlogreg.training import loop
 
 
@@ -185,3 +186,22 @@ def test_the_saved_sparse_loop_keeps_xlas_default_options_as_its_jitted_route(fo
     jl.fit(X, (np.arange(200) % 2).astype(int), max_iter=20)
     assert loop.run_segment_sparse._compiled and any(folder.iterdir())
     assert compiler.Jitted.options_known is True  # the unknown option was never tried
+
+
+@pytest.mark.skipif(native._compiler() is None or jax.default_backend() != "cpu",
+                    reason="no C compiler here, or JAX's default backend is not the CPU")
+def test_a_loop_with_the_c_kernel_is_saved_and_read_back(folder, monkeypatch):
+    """Its custom call is allowed in the export; a later process (which registers the kernel
+    when it chooses it) reads the loop back instead of tracing it."""
+    from jaxlogreg.training import pipeline
+
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    X, y = _problem(seed=4)
+    first = jl.fit(X, y, solver="lbfgs")
+    files = sorted(folder.iterdir())
+    assert len(files) == 1 and b"jaxlogreg_value_and_grad_f32" in files[0].read_bytes()
+    monkeypatch.setattr(loop.run_segment, "_compiled", {})  # a new process
+    monkeypatch.setattr(loop, "_loop_body", _no_tracing)
+    again = jl.fit(X, y, solver="lbfgs")
+    np.testing.assert_array_equal(again.params.w, first.params.w)
+    assert again.loss == first.loss and sorted(folder.iterdir()) == files

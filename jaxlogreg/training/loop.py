@@ -40,11 +40,11 @@ import numpy as np
 import optax
 
 from jaxlogreg.compiler import jit
+from jaxlogreg.core import native
 from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.core.native import native_value_and_grad_t
 from jaxlogreg.saved import SavedProgram
 from jaxlogreg.training.proximal import min_norm_subgradient
 from jaxlogreg.training.settings import TrainConfig
@@ -144,7 +144,7 @@ def _hand_gradient(kernel: str) -> Any:
     if kernel == "xla":
         return value_and_grad_t
     if kernel == "native":
-        return native_value_and_grad_t
+        return native.native_value_and_grad_t
     return functools.partial(fused_value_and_grad_t, interpret=kernel == "fused_interpret")
 
 
@@ -412,16 +412,18 @@ def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
 
 
 def _savable(spec: LoopSpec) -> bool:
-    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): XLA's gradient (the custom calls
-    of the Pallas and C kernels are not exported)."""
-    return spec.kernel == "xla"
+    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): with XLA's gradient or the C
+    kernel's custom call (registered by any process that chooses the kernel before it reads a
+    loop back); not with the Pallas kernel's."""
+    return spec.kernel in ("xla", "native")
 
 
 def _saved_run(name: str, fallback: Any) -> SavedProgram:
     """:func:`_run` saved across processes, ``fallback`` when it may not be; the state (its
     first argument) is donated."""
     return SavedProgram(_run, name, fallback, donate_argnums=(0,), eligible=_savable,
-                        out_structure=lambda state, *_: jax.tree.structure((state, 0.0)))
+                        out_structure=lambda state, *_: jax.tree.structure((state, 0.0)),
+                        custom_calls=tuple(native.TARGETS.values()))
 
 
 run_segment = _saved_run("run", jit(_run, static_argnames="spec", donate_argnames="state"))
