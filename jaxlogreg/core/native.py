@@ -17,8 +17,9 @@ its work is split over XLA's own thread pool.
 Measured on a 2-core AMD EPYC (``benchmarks/results/roofline.md``, interleaved with the
 floor): at 10^6 x 100 float32 the kernel takes 1.2-1.5x the time of one ``jnp.sum`` over X
 (the floor), XLA's two products 2.1-2.3x; the L-BFGS loop there takes 0.21 s against
-0.36-0.39 s with XLA's gradient (``benchmarks/results/time_to_solution.md``). Fits use it for binary problems with at least
-:data:`MIN_ELEMENTS` elements and at most :data:`MAX_FEATURES` features (:func:`supports`).
+0.36-0.39 s with XLA's gradient (``benchmarks/results/time_to_solution.md``). Fits use it for
+binary problems with at least :data:`MIN_ELEMENTS` elements and at most :data:`MAX_FEATURES`
+features (:func:`supports`).
 
 Building: on first use the C file is compiled with the system's C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``) for this machine's CPU (``-march=native``), with the headers of
@@ -61,7 +62,7 @@ SOURCE = Path(__file__).with_name("native_kernel.c")
 TARGETS = {"float32": "jaxlogreg_value_and_grad_f32", "float64": "jaxlogreg_value_and_grad_f64"}
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
          "-fassociative-math", "-fno-signed-zeros", "-freciprocal-math")
-LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
+LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")  # "-l" flags go after the source (_compile)
 # X smaller than this (elements) stays with XLA's gradient: it is in the CPU's caches, where
 # two reads cost little, and a first fit then never waits for the C compiler.
 MIN_ELEMENTS = 1 << 22
@@ -90,11 +91,16 @@ def _cpu_signature() -> str:
     return flags or platform.processor() or platform.machine()
 
 
-def _library_name(compiler: str, flags: tuple[str, ...]) -> str:
+def _build_key(compiler: str) -> str:
+    """What decides the library besides its flags: source, compiler, jaxlib, CPU, platform."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True,
                              check=True, timeout=BUILD_TIMEOUT_S).stdout
-    key = "\0".join([SOURCE.read_text(), " ".join(flags), version, jaxlib.__version__,
-                     _cpu_signature(), sys.platform])
+    parts = (SOURCE.read_text(), version, jaxlib.__version__, _cpu_signature(), sys.platform)
+    return "\0".join(parts)
+
+
+def _library_name(build_key: str, flags: tuple[str, ...]) -> str:
+    key = f"{build_key}\0{' '.join(flags)}"
     return f"native_kernel-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
 
 
@@ -102,10 +108,10 @@ def _compile(compiler: str, flags: tuple[str, ...], target: Path) -> None:
     """Compile :data:`SOURCE` into ``target`` (written under a temporary name, then renamed,
     so processes building at once never load a half-written file)."""
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    command = [compiler, *flags, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(partial),
-               "-lm"]
-    if "-lmvec" in flags:  # a library to link, not a compiler flag: after the source
-        command = [c for c in command if c != "-lmvec"] + ["-lmvec"]
+    libraries = [flag for flag in flags if flag.startswith("-l")]  # linked after the source
+    options = [flag for flag in flags if not flag.startswith("-l")]
+    command = [compiler, *options, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o",
+               str(partial), *libraries, "-lm"]
     try:
         subprocess.run(command, capture_output=True, text=True, check=True,
                        timeout=BUILD_TIMEOUT_S)
@@ -129,9 +135,9 @@ def _open(folder: Path) -> ctypes.CDLL:
     compiler = _compiler()
     if compiler is None:
         raise RuntimeError("no C compiler found ($CC, cc, gcc or clang)")
-    errors = []
+    errors, build_key = [], _build_key(compiler)
     for flags in _variants():
-        target = folder / _library_name(compiler, flags)
+        target = folder / _library_name(build_key, flags)
         try:
             if target.exists():
                 try:
