@@ -481,46 +481,54 @@ def _cache_check(m: int, n: int, rounds: int = 3) -> list[dict]:
     return rows
 
 
-LOOP_BUILDS = {  # name: (solver_params, whether jaxlogreg's XLA options are used)
-    "jaxlogreg (Wolfe line search, its XLA options)": ({}, True),
-    "optax zoom line search, jaxlogreg's XLA options": ({"linesearch": "zoom"}, True),
-    "Wolfe line search, XLA's default options": ({}, False),
+LOOP_BUILDS = {  # name: (solver_params, XLA options: None for those fit picks, or "full"/"none")
+    "jaxlogreg (Wolfe line search, its XLA options)": ({}, None),
+    "optax zoom line search, jaxlogreg's XLA options": ({"linesearch": "zoom"}, None),
+    "Wolfe line search, its XLA options without the quick compile": ({}, "full"),
+    "Wolfe line search, XLA's default options": ({}, "none"),
 }
 
 
 def _build_loop(m: int, n: int, args: argparse.Namespace, dtype: str, build: str):
     """The L-BFGS loop (``_run``) built as ``LOOP_BUILDS[build]`` says, compiled for the
-    problem's prepared data: ``(call, compile_s)``; ``call()`` runs it from a fresh state."""
+    problem's prepared data: ``(call, compile_s, quick)``; ``call()`` runs it from a fresh
+    state; ``quick``: whether it was compiled with :data:`jaxlogreg.compiler.QUICK_OPTIONS`."""
     import jax
 
     from jaxlogreg.compiler import XLA_OPTIONS
     from jaxlogreg.training import loop
 
-    solver_params, ours = LOOP_BUILDS[build]
+    solver_params, options = LOOP_BUILDS[build]
     X, y = make_problem(m, n, args.seed, args.correlation)
     with jax.enable_x64(dtype == "float64"):
         config, data, hyper, spec, params = _prepared_lbfgs(X, y, args.l2, args.tol, 500, dtype,
                                                             solver_params)
-        options = XLA_OPTIONS if ours else {}
-        program = jax.jit(loop._run, static_argnames="spec", compiler_options=options)
         stop = np.int32(config.max_iter)
+        state = loop.init_state(params, hyper, spec, 0)
+        if options is None:  # as fit compiles it
+            program = loop.run_segment.fallback
+            quick = program.quick(state, data.data, hyper, stop, spec=spec)
+        else:
+            program = jax.jit(loop._run, static_argnames="spec",
+                              compiler_options=XLA_OPTIONS if options == "full" else {})
+            quick = False
         start = time.perf_counter()
-        compiled = program.lower(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop,
-                                 spec=spec).compile()
+        compiled = program.lower(state, data.data, hyper, stop, spec=spec).compile()
         compile_s = time.perf_counter() - start
 
     def call():
         with jax.enable_x64(dtype == "float64"):
             return compiled(loop.init_state(params, hyper, spec, 0), data.data, hyper, stop)
 
-    return call, compile_s
+    return call, compile_s, quick
 
 
 BUILD_CHILD_CODE = """
 import argparse, json, sys
 from benchmarks.time_to_solution import _build_loop
 m, n, dtype, build, options = sys.argv[1:]
-_, compile_s = _build_loop(int(m), int(n), argparse.Namespace(**json.loads(options)), dtype, build)
+_, compile_s, _ = _build_loop(int(m), int(n), argparse.Namespace(**json.loads(options)), dtype,
+                              build)
 print(json.dumps({"compile_s": compile_s}))
 """
 
@@ -542,7 +550,8 @@ def _compile_in_fresh_process(m: int, n: int, args: argparse.Namespace, dtype: s
 def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str,
                        rounds: int = 3) -> list[dict]:
     """The L-BFGS loop as jaxlogreg builds it (its strong-Wolfe line search, its XLA options
-    :data:`jaxlogreg.compiler.XLA_OPTIONS`), with optax's zoom line search instead, and with
+    :data:`jaxlogreg.compiler.XLA_OPTIONS`, with :data:`~jaxlogreg.compiler.QUICK_OPTIONS` for
+    small work), with optax's zoom line search instead, without the quick compile, and with
     XLA's default options instead: compile time (median of ``rounds`` fresh processes per
     build, builds taken in turn: a process that has compiled one build compiles the next faster),
     iterations, and steady time on the same data in this process, called round-robin."""
@@ -550,11 +559,12 @@ def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str,
     for _ in range(rounds):
         for build in LOOP_BUILDS:
             compile_s[build].append(_compile_in_fresh_process(m, n, args, dtype, build))
-    candidates = {build: (_build_loop(m, n, args, dtype, build)[0], ()) for build in LOOP_BUILDS}
+    built = {build: _build_loop(m, n, args, dtype, build) for build in LOOP_BUILDS}
+    candidates = {build: (call, ()) for build, (call, _, _) in built.items()}
     timings = report.time_interleaved(candidates, repeats=args.repeats)
     rows = []
     for build, (call, _) in candidates.items():
-        rows.append({"m": m, "n": n, "dtype": dtype, "build": build,
+        rows.append({"m": m, "n": n, "dtype": dtype, "build": build, "quick": built[build][2],
                      "compile_s": float(np.median(compile_s[build])),
                      "n_iter": int(report.block(call())[0].iteration),
                      "steady_s": timings[build].median})

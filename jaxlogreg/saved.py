@@ -99,8 +99,8 @@ class SavedProgram:
       custom_calls: targets of XLA custom calls the program may make (``jax.export`` refuses
         others); the process that reads the program back must have registered them.
 
-    The saved program is compiled with :data:`jaxlogreg.compiler.XLA_OPTIONS` when ``fallback``
-    is (a :class:`jaxlogreg.compiler.Jitted`), else with XLA's defaults, as ``fallback`` is.
+    The saved program is compiled with the options ``fallback`` would use for the call
+    (:class:`jaxlogreg.compiler.Jitted`), else with XLA's defaults, as ``fallback`` is.
     """
 
     def __init__(self, fun: Callable[..., Any], name: str, fallback: Callable[..., Any], *,
@@ -111,7 +111,8 @@ class SavedProgram:
         self._out_structure, self._donate, self._eligible = out_structure, donate_argnums, eligible
         self._allowed_calls = [jax.export.DisabledSafetyCheck.custom_call(target)
                                for target in custom_calls]
-        self._compiled: dict[str, Any] = {}  # key -> the compiled call (or fallback), here
+        # (key, compiled with QUICK_OPTIONS) -> the compiled call (or fallback), in this process
+        self._compiled: dict[tuple[str, bool], Any] = {}
         self.__doc__ = fun.__doc__
 
     def __call__(self, *args: Any, **static: Any) -> Any:
@@ -123,15 +124,16 @@ class SavedProgram:
                 or any(_on_several_devices(leaf) for leaf in leaves)):
             return self.fallback(*args, **static)
         key = program_key(self.name, sorted(static.items()), treedef, leaves, platform)
-        compiled = self._compiled.get(key)
+        quick = isinstance(self.fallback, compiler.Jitted) and self.fallback.quick(*args, **static)
+        compiled = self._compiled.get((key, quick))
         if compiled is None:
             path = folder / FOLDER_NAME / f"{self.name}-{key}"
             try:
-                compiled = self._read(path, args, leaves) or self._save(
-                    path, treedef, leaves, static, args)
+                compiled = self._read(path, args, leaves, quick) or self._save(
+                    path, treedef, leaves, static, args, quick)
             except Exception:  # noqa: BLE001 -- not exportable: jit it (the same error if any)
                 compiled = self.fallback
-            self._compiled[key] = compiled
+            self._compiled[(key, quick)] = compiled
         if compiled is self.fallback:
             return self.fallback(*args, **static)
         return jax.tree.unflatten(self._out_structure(*args), compiled(*leaves))
@@ -144,14 +146,16 @@ class SavedProgram:
     def __getattr__(self, name: str) -> Any:  # lower, trace, ...: the jitted function's
         return getattr(self.fallback, name)
 
-    def _read(self, path: Path, args: tuple, leaves: list[Any]) -> Any:
+    def _read(self, path: Path, args: tuple, leaves: list[Any], quick: bool) -> Any:
         """The saved program at ``path`` compiled, or None when it is absent or unusable."""
         try:
-            return self._compile(jax.export.deserialize(bytearray(path.read_bytes())), args, leaves)
+            exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            return self._compile(exported, args, leaves, quick)
         except Exception:  # noqa: BLE001 -- absent, or corrupt in one of many ways: traced again
             return None
 
-    def _save(self, path: Path, treedef: Any, leaves: list[Any], static: dict, args: tuple) -> Any:
+    def _save(self, path: Path, treedef: Any, leaves: list[Any], static: dict, args: tuple,
+              quick: bool) -> Any:
         """Export ``fun`` for these arguments, write it to ``path`` and compile it (nothing is
         written if it cannot be exported or compiled)."""
 
@@ -163,14 +167,14 @@ class SavedProgram:
         specs = [jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
                  for a in map(jax.typeof, leaves)]
         exported = jax.export.export(jax.jit(flat), disabled_checks=self._allowed_calls)(*specs)
-        compiled = self._compile(exported, args, leaves)
+        compiled = self._compile(exported, args, leaves, quick)
         try:
             _write_atomically(path, exported.serialize())
         except OSError:  # a read-only cache folder: the program is still used in this process
             pass
         return compiled
 
-    def _compile(self, exported: Any, args: tuple, leaves: list[Any]) -> Any:
+    def _compile(self, exported: Any, args: tuple, leaves: list[Any], quick: bool) -> Any:
         counts = [len(jax.tree.leaves(a)) for a in args]  # leaves of each positional argument
         starts = [sum(counts[:i]) for i in range(len(args))]
         donate = tuple(j for i in self._donate for j in range(starts[i], starts[i] + counts[i]))
@@ -185,7 +189,7 @@ class SavedProgram:
             return jitted.lower(*leaves).compile()
 
         if isinstance(self.fallback, compiler.Jitted):
-            return compiler.with_options(build)
+            return compiler.with_options(build, quick)
         return build(None)
 
 

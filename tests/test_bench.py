@@ -137,7 +137,8 @@ def test_time_to_solution_compares_line_searches_and_compiler_options(monkeypatc
                         lambda m, n, args, dtype, build: fake[build])
     rows = time_to_solution._loop_builds_check(300, 5, args, "float64", rounds=2)
     assert [r["build"] for r in rows] == builds
-    assert [r["compile / jaxlogreg's"] for r in rows] == [1.0, 1.5, 2.0]
+    assert [r["compile / jaxlogreg's"] for r in rows] == [1.0, 1.5, 2.0, 2.5]
+    assert [r["quick"] for r in rows] == [True, True, False, False]  # 300 rows: small work
     for row in rows:
         assert row["steady_s"] > 0 and row["n_iter"] == rows[0]["n_iter"] > 0
 

@@ -3,11 +3,12 @@ with XLA's defaults when the installed XLA does not know an option."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 import jaxlogreg as jl
-from jaxlogreg import compiler
+from jaxlogreg import cache, compiler
 from jaxlogreg.training import loop
 
 
@@ -27,3 +28,51 @@ def test_an_option_this_xla_does_not_know_falls_back_to_the_defaults(monkeypatch
     assert float(double(jnp.float32(3.0))) == 6.0  # compiled without the unknown option
     assert compiler.Jitted.options_known is False  # and so is every later program
     assert float(compiler.jit(lambda x: x + 1)(jnp.float32(1.0))) == 2.0
+
+
+
+def _binary(m, n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, n))
+    return X, (X @ rng.normal(size=n) + rng.normal(size=m) > 0).astype(int)
+
+
+def test_small_loops_compile_quickly_and_large_ones_with_full_optimisation():
+    spec = loop.LoopSpec("lbfgs", (), 128, None, "manual", "grad", True)
+
+    def data(m):
+        return loop.TrainData(jax.ShapeDtypeStruct((50, m), jnp.float32), None, None)
+
+    limit = loop.QUICK_COMPILE_WORK // 128
+    assert loop.quick_compile(None, data(limit), spec=spec)
+    assert not loop.quick_compile(None, data(limit + 1), spec=spec)
+    assert not loop.quick_compile(None, data(limit), spec=spec._replace(history_size=256))
+
+
+def test_the_rule_picks_the_program(monkeypatch):
+    monkeypatch.setattr(cache, "folder", lambda environ=None: None)  # jax.jit's route
+    flags = []
+    with_options = compiler.with_options
+
+    def spy(build, quick=False):
+        flags.append(quick)
+        return with_options(build, quick)
+
+    monkeypatch.setattr(compiler, "with_options", spy)
+    X, y = _binary(300, 4, seed=1)  # padded to 512 rows; 16 iterations at most
+    jl.fit(X, y, max_iter=7, tol=0.0)
+    assert flags == [True, True]  # the starting state, the loop
+    monkeypatch.setattr(loop, "QUICK_COMPILE_WORK", 512 * 16 - 1)
+    jl.fit(X, y, max_iter=7, tol=0.0)
+    assert flags == [True, True, True, False]
+
+
+def test_the_quickly_compiled_loop_fits_the_same_model(monkeypatch):
+    X, y = _binary(400, 6, seed=2)
+    with jax.enable_x64(True):
+        quick = jl.fit(X, y, solver="lbfgs", dtype="float64")
+        monkeypatch.setattr(loop, "QUICK_COMPILE_WORK", 0)
+        optimised = jl.fit(X, y, solver="lbfgs", dtype="float64")
+    assert quick.n_iter == optimised.n_iter and quick.status == optimised.status == "converged"
+    np.testing.assert_allclose(quick.params.w, optimised.params.w, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(quick.loss, optimised.loss, rtol=1e-14)

@@ -205,3 +205,21 @@ def test_a_loop_with_the_c_kernel_is_saved_and_read_back(folder, monkeypatch):
     again = jl.fit(X, y, solver="lbfgs")
     np.testing.assert_array_equal(again.params.w, first.params.w)
     assert again.loss == first.loss and sorted(folder.iterdir()) == files
+
+
+def test_the_saved_loop_is_compiled_with_the_options_of_its_size(folder, monkeypatch):
+    flags = []
+    with_options = compiler.with_options
+
+    def spy(build, quick=False):
+        flags.append(quick)
+        return with_options(build, quick)
+
+    monkeypatch.setattr(compiler, "with_options", spy)
+    X, y = _problem(seed=6)  # 200 rows, padded to 512; at most 16 iterations
+    small = jl.fit(X, y, max_iter=10)
+    monkeypatch.setattr(loop, "QUICK_COMPILE_WORK", 512 * 16 - 1)
+    large = jl.fit(X, y, max_iter=10)
+    assert flags == [True, True, True, False]  # (starting state, loop), twice
+    assert len(list(folder.iterdir())) == 1  # one saved program: the options are not in it
+    np.testing.assert_allclose(large.params.w, small.params.w, rtol=1e-5)

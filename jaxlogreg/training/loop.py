@@ -55,6 +55,9 @@ STATUS_NAMES = {CONVERGED: "converged", DIVERGED: "diverged", MAX_ITER: "max_ite
 DIVERGENCE_GROWTH = 1e4  # J above this many times max(J₀, 1) counts as diverged
 STALL_WINDOW = 10  # line-search solvers stop when J has not gone down in this many iterations
 ROUNDING_ULPS = 64  # a final J within this many epsilons of max(|J₀|, 1) above J₀ is not worse
+# Loops with at most this many rows x iterations (the loss history's length) compile quickly
+# (jaxlogreg.compiler.QUICK_OPTIONS): see quick_compile.
+QUICK_COMPILE_WORK = 2**21
 
 
 class LoopSpec(NamedTuple):
@@ -426,7 +429,21 @@ def _saved_run(name: str, fallback: Any) -> SavedProgram:
                         custom_calls=tuple(native.TARGETS.values()))
 
 
-run_segment = _saved_run("run", jit(_run, static_argnames="spec", donate_argnames="state"))
+def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec) -> bool:
+    """Whether the loop is small enough work to compile at LLVM's -O0
+    (:data:`jaxlogreg.compiler.QUICK_OPTIONS`): m rows times the iteration bound (the loss
+    history's length) at most :data:`QUICK_COMPILE_WORK`.
+
+    Measured (2-core AMD EPYC, 10^4 x 50 float64 L-BFGS): the loop compiles in 0.33 s
+    instead of 0.70 s, and each evaluation of J and ∇J costs about 80 ns more per row
+    (its elementwise passes are not vectorised): a 7-iteration fit takes 20 ms instead of 14 ms.
+    At the bound, a loop that runs every iteration pays about what the compilation saved.
+    """
+    return data.Xt.shape[1] * spec.history_size <= QUICK_COMPILE_WORK
+
+
+run_segment = _saved_run(
+    "run", jit(_run, static_argnames="spec", donate_argnames="state", quick=quick_compile))
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
 divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
 :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
@@ -450,7 +467,7 @@ options: the options of :mod:`jaxlogreg.compiler` make its gathers and segment s
 slower."""
 
 
-@jit(static_argnames="spec")
+@jit(static_argnames="spec", quick=lambda *args, **kwargs: True)  # no work over the data
 def _init_state(params: Params, seed: jax.Array, hyper: Hyper, spec: LoopSpec) -> LoopState:
     dtype = params.w.dtype
     key_data = jax.random.key_data(jax.random.key(seed))
