@@ -63,8 +63,11 @@ class Jitted:
         self.__doc__ = fun.__doc__
 
     def quick(self, *args: Any, **kwargs: Any) -> bool:
-        """Whether this call compiles with :data:`QUICK_OPTIONS`."""
-        return self._quick is not None and bool(self._quick(*args, **kwargs))
+        """Whether this call compiles with :data:`QUICK_OPTIONS`: on CPUs only (measured
+        there), when the ``quick`` rule says so."""
+        if self._quick is None or platform(jax.tree.leaves((args, kwargs))) != "cpu":
+            return False
+        return bool(self._quick(*args, **kwargs))
 
     def _jitted(self, options: dict[str, Any] | None, quick: bool) -> Any:
         if options is None:
@@ -86,6 +89,15 @@ class Jitted:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._with_options if Jitted.options_known else self._without, name)
+
+
+def platform(leaves: list[Any]) -> str:
+    """The platform of the arguments' device (as ``jax.default_backend()`` names it), the
+    default backend's when none is a JAX array."""
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            return next(iter(leaf.sharding.device_set)).platform
+    return jax.default_backend()
 
 
 def with_options(build: Callable[[dict[str, Any] | None], T], quick: bool = False) -> T:

@@ -65,15 +65,6 @@ def _can_serialize() -> bool:
     return True
 
 
-def _platform(leaves: list[Any]) -> str:
-    """The platform of the arguments' device (as ``jax.default_backend()`` names it), the
-    default backend's when none is a JAX array."""
-    for leaf in leaves:
-        if isinstance(leaf, jax.Array):
-            return next(iter(leaf.sharding.device_set)).platform
-    return jax.default_backend()
-
-
 def program_key(name: str, static: Any, treedef: Any, leaves: list[Any], platform: str) -> str:
     """The file name of a program: a hash of everything that decides its traced form."""
     avals = [(a.shape, str(a.dtype), a.weak_type) for a in map(jax.typeof, leaves)]
@@ -118,7 +109,7 @@ class SavedProgram:
     def __call__(self, *args: Any, **static: Any) -> Any:
         folder = cache.folder()
         leaves, treedef = jax.tree.flatten(args)
-        platform = _platform(leaves)
+        platform = compiler.platform(leaves)
         if (folder is None or not self._eligible(**static) or not _can_serialize()
                 or platform != jax.default_backend()  # jax.export lowers for the default one
                 or any(_on_several_devices(leaf) for leaf in leaves)):

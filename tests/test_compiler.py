@@ -76,3 +76,12 @@ def test_the_quickly_compiled_loop_fits_the_same_model(monkeypatch):
     assert quick.n_iter == optimised.n_iter and quick.status == optimised.status == "converged"
     np.testing.assert_allclose(quick.params.w, optimised.params.w, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(quick.loss, optimised.loss, rtol=1e-14)
+
+
+def test_the_quick_compile_is_for_cpus_only(monkeypatch):
+    X, y = _binary(300, 4, seed=3)
+    data = loop.TrainData(jnp.asarray(X.T), jnp.asarray(y), None)
+    spec = loop.LoopSpec("lbfgs", (), 16, None, "manual", "grad", True)
+    assert loop.run_segment.fallback.quick(None, data, None, 7, spec=spec)
+    monkeypatch.setattr(compiler, "platform", lambda leaves: "gpu")  # measured on CPUs only
+    assert not loop.run_segment.fallback.quick(None, data, None, 7, spec=spec)

@@ -346,3 +346,18 @@ def test_loss_module_doctests():
     for t in tests:
         runner.run(t)
     assert runner.failures == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_is_jax_softplus_without_the_nan_select(dtype):
+    """The same value as ``jax.nn.softplus`` to the last bit, NaN and ±inf included."""
+    mags = np.logspace(-6, 4, 201)
+    t = np.concatenate([-mags[::-1], [-0.0, 0.0], mags, [np.inf, -np.inf, np.nan]]).astype(dtype)
+    with x64(dtype):
+        ours = np.asarray(jax.jit(jaxlogreg.core.loss.softplus)(jnp.asarray(t)))
+        theirs = np.asarray(jax.jit(jax.nn.softplus)(jnp.asarray(t)))
+        slope = np.asarray(jax.jit(jax.vmap(jax.grad(jaxlogreg.core.loss.softplus)))(
+            jnp.asarray(t[:-3])))
+    np.testing.assert_array_equal(ours, theirs)
+    expected = 0.5 * (1 + np.tanh(0.5 * t[:-3].astype(np.float64)))  # σ(t)
+    np.testing.assert_allclose(slope, expected, rtol=4 * EPS[dtype], atol=4 * EPS[dtype])

@@ -89,7 +89,7 @@ from jaxlogreg.core.fused_tiling import (  # MAX_FEATURES, TileConfig, supports,
     supports,
     tile_config,
 )
-from jaxlogreg.core.loss import l2_penalty
+from jaxlogreg.core.loss import l2_penalty, softplus
 from jaxlogreg.core.model import Params
 
 # ----------------------------------------------------------------------------------------------
@@ -118,11 +118,6 @@ def pallas_load(ref, mask, dtype):
     return plgpu.load(ref, mask=mask, other=jnp.zeros((), dtype))
 
 
-def _softplus(t):
-    """``log(1 + e^t)`` without overflow: ``max(t, 0) + log1p(e^-|t|)``."""
-    return jnp.maximum(t, 0) + jnp.log1p(jnp.exp(-jnp.abs(t)))
-
-
 def _sigmoid(z):
     """``σ(z)`` from ``e^-|z|`` (never overflows; ``σ(-z) = 1 - σ(z)`` exactly mirrored)."""
     e = jnp.exp(-jnp.abs(z))
@@ -144,7 +139,7 @@ def _binary_kernel(x_ref, y_ref, s_ref, w_ref, b_ref, dw_ref, db_ref, j_ref, *,
                                     n, m, cfg.n_pad, cdt, per_example)
         y = y.astype(cdt)
         z = jnp.sum(x * w[:, None], axis=0) + b  # forward: z = wᵀX + b        (T,)
-        loss = _softplus((1 - 2 * y) * z)  # BCE from logits, never log σ
+        loss = softplus((1 - 2 * y) * z)  # BCE from logits, never log σ
         dz = s * (_sigmoid(z) - y)  # backward: dz = s (a - y)              (T,)
         dw = dw + jnp.sum(x * dz[None, :], axis=1)  # X dz, this tile       (n_p,)
         return dw, dz_sum + dz, loss_sum + jnp.where(cmask, s * loss, 0)
