@@ -209,3 +209,20 @@ def catvnoncat(catvnoncat_dir: Path) -> CatVNonCat:
 def reference_objective():
     """``numpy_objective``: J in float64 NumPy, independent of jaxlogreg."""
     return numpy_objective
+
+
+@pytest.fixture
+def quick_flags(monkeypatch) -> list[bool]:
+    """The ``quick`` flag of every program built through ``jaxlogreg.compiler.with_options``
+    (whether it compiled with ``QUICK_OPTIONS``), in order."""
+    from jaxlogreg import compiler
+
+    flags: list[bool] = []
+    with_options = compiler.with_options
+
+    def spy(build, quick=False):
+        flags.append(quick)
+        return with_options(build, quick)
+
+    monkeypatch.setattr(compiler, "with_options", spy)
+    return flags

@@ -49,22 +49,14 @@ def test_small_loops_compile_quickly_and_large_ones_with_full_optimisation():
     assert not loop.quick_compile(None, data(limit), spec=spec._replace(history_size=256))
 
 
-def test_the_rule_picks_the_program(monkeypatch):
+def test_the_rule_picks_the_program(monkeypatch, quick_flags):
     monkeypatch.setattr(cache, "folder", lambda environ=None: None)  # jax.jit's route
-    flags = []
-    with_options = compiler.with_options
-
-    def spy(build, quick=False):
-        flags.append(quick)
-        return with_options(build, quick)
-
-    monkeypatch.setattr(compiler, "with_options", spy)
     X, y = _binary(300, 4, seed=1)  # padded to 512 rows; 16 iterations at most
     jl.fit(X, y, max_iter=7, tol=0.0)
-    assert flags == [True, True]  # the starting state, the loop
+    assert quick_flags == [True, True]  # the starting state, the loop
     monkeypatch.setattr(loop, "QUICK_COMPILE_WORK", 512 * 16 - 1)
     jl.fit(X, y, max_iter=7, tol=0.0)
-    assert flags == [True, True, True, False]
+    assert quick_flags == [True, True, True, False]
 
 
 def test_the_quickly_compiled_loop_fits_the_same_model(monkeypatch):

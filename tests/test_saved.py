@@ -207,19 +207,12 @@ def test_a_loop_with_the_c_kernel_is_saved_and_read_back(folder, monkeypatch):
     assert again.loss == first.loss and sorted(folder.iterdir()) == files
 
 
-def test_the_saved_loop_is_compiled_with_the_options_of_its_size(folder, monkeypatch):
-    flags = []
-    with_options = compiler.with_options
-
-    def spy(build, quick=False):
-        flags.append(quick)
-        return with_options(build, quick)
-
-    monkeypatch.setattr(compiler, "with_options", spy)
+def test_the_saved_loop_is_compiled_with_the_options_of_its_size(folder, monkeypatch,
+                                                                 quick_flags):
     X, y = _problem(seed=6)  # 200 rows, padded to 512; at most 16 iterations
     small = jl.fit(X, y, max_iter=10)
     monkeypatch.setattr(loop, "QUICK_COMPILE_WORK", 512 * 16 - 1)
     large = jl.fit(X, y, max_iter=10)
-    assert flags == [True, True, True, False]  # (starting state, loop), twice
+    assert quick_flags == [True, True, True, False]  # (starting state, loop), twice
     assert len(list(folder.iterdir())) == 1  # one saved program: the options are not in it
     np.testing.assert_allclose(large.params.w, small.params.w, rtol=1e-5)
