@@ -20,10 +20,11 @@ programs are not touched (no process-wide ``XLA_FLAGS``).
   ``jaxlogreg.training.loop.quick_compile``): LLVM then skips its optimisation passes, which
   are half of the loop's compilation. Measured on the L-BFGS loop at 10^4 x 50 float64
   (2-core AMD EPYC, the same lowered program compiled in turn): 0.31–0.34 s against
-  0.61–0.75 s. The price is code that is not vectorised: about 80 ns more per row of X for
-  each evaluation of J and ∇J (10^4 x 50: 1.3 ms against 0.5 ms a GD step; no difference at
-  500 features, where the matrix products, which LLVM does not generate, dominate). For the
-  loop at 10^6 x 100 that would be 2x slower, which is why it is not the default.
+  0.61–0.75 s. The price is code that is not vectorised: about 40 ns more per row of X for
+  each evaluation of J and ∇J (the 13-iteration loop at 10^4 x 50: 13–14 ms against 8 ms;
+  no difference at 500 features, where the matrix products, which LLVM does not generate,
+  dominate). The loop at 10^6 x 100 ran 2x slower so, which is why it is not the default.
+  On CPUs only: it was not measured on other backends.
 
 The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`). An
 XLA that does not know an option refuses to compile with it ("No such compile option"); the
