@@ -23,7 +23,7 @@ programs are not touched (no process-wide ``XLA_FLAGS``).
   0.61–0.75 s. The price is code that is not vectorised: about 40 ns more per row of X for
   each evaluation of J and ∇J (the 13-iteration loop at 10^4 x 50: 13–14 ms against 8 ms;
   no difference at 500 features, where the matrix products, which LLVM does not generate,
-  dominate). The loop at 10^6 x 100 ran 2x slower so, which is why it is not the default.
+  dominate). Compiled this way the loop at 10^6 x 100 ran 2x slower: not the default.
   On CPUs only: it was not measured on other backends.
 
 The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.cache`). An
