@@ -40,13 +40,17 @@ def _binary(m, n, seed=0):
 def test_small_loops_compile_quickly_and_large_ones_with_full_optimisation():
     spec = loop.LoopSpec("lbfgs", (), 128, None, "manual", "grad", True)
 
-    def data(m):
-        return loop.TrainData(jax.ShapeDtypeStruct((50, m), jnp.float32), None, None)
+    def data(n, m):
+        return loop.TrainData(jax.ShapeDtypeStruct((n, m), jnp.float32), None, None)
 
-    limit = loop.QUICK_COMPILE_WORK // 128
-    assert loop.quick_compile(None, data(limit), spec=spec)
-    assert not loop.quick_compile(None, data(limit + 1), spec=spec)
-    assert not loop.quick_compile(None, data(limit), spec=spec._replace(history_size=256))
+    rows = loop.QUICK_COMPILE_WORK // 128
+    assert loop.quick_compile(None, data(64, 16384), spec=spec)  # 10^4 x 50, padded
+    assert loop.quick_compile(None, data(8, rows), spec=spec)
+    assert not loop.quick_compile(None, data(8, rows + 1), spec=spec)  # too many rows
+    assert not loop.quick_compile(None, data(8, rows), spec=spec._replace(history_size=256))
+    wide = loop.QUICK_COMPILE_ELEMENTS // 128 // 256
+    assert loop.quick_compile(None, data(wide, 256), spec=spec)
+    assert not loop.quick_compile(None, data(wide + 1, 256), spec=spec)  # too many elements
 
 
 def test_the_rule_picks_the_program(monkeypatch, quick_flags):
