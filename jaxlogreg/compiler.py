@@ -57,9 +57,8 @@ class Jitted:
     def __init__(self, fun: Callable[..., Any], quick: Callable[..., bool] | None = None,
                  **jit_kwargs: Any):
         self._quick = quick
-        self._with_options = jax.jit(fun, compiler_options=XLA_OPTIONS, **jit_kwargs)
-        self._quick_options = jax.jit(
-            fun, compiler_options={**XLA_OPTIONS, **QUICK_OPTIONS}, **jit_kwargs)
+        self._with_options = jax.jit(fun, compiler_options=compile_options(False), **jit_kwargs)
+        self._quick_options = jax.jit(fun, compiler_options=compile_options(True), **jit_kwargs)
         self._without = jax.jit(fun, **jit_kwargs)
         self.__doc__ = fun.__doc__
 
@@ -101,13 +100,19 @@ def platform(leaves: list[Any]) -> str:
     return jax.default_backend()
 
 
+def compile_options(quick: bool) -> dict[str, Any]:
+    """The compile options of a program: :data:`XLA_OPTIONS`, plus :data:`QUICK_OPTIONS` when
+    ``quick``."""
+    return {**XLA_OPTIONS, **QUICK_OPTIONS} if quick else XLA_OPTIONS
+
+
 def with_options(build: Callable[[dict[str, Any] | None], T], quick: bool = False) -> T:
     """``build(XLA_OPTIONS)`` (with :data:`QUICK_OPTIONS` added when ``quick``); ``build(None)``
     (XLA's defaults) once XLA has said it does not know an option, which it does before
     anything runs: then for every later program too."""
     if Jitted.options_known:
         try:
-            return build({**XLA_OPTIONS, **QUICK_OPTIONS} if quick else XLA_OPTIONS)
+            return build(compile_options(quick))
         except jax.errors.JaxRuntimeError as err:
             if _UNKNOWN not in str(err):
                 raise

@@ -445,7 +445,7 @@ def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec)
     updates of n weights are not vectorised either): on the course's 209 x 12,288 images, 2000
     GD steps took 3.2 s instead of 1.5 s, which the element bound rules out.
     """
-    n, m = data.Xt.shape[-2:]
+    n, m = data.Xt.shape
     h = spec.history_size
     return m * h <= QUICK_COMPILE_WORK and n * m * h <= QUICK_COMPILE_ELEMENTS
 
@@ -453,8 +453,10 @@ def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec)
 run_segment = _saved_run(
     "run", jit(_run, static_argnames="spec", donate_argnames="state", quick=quick_compile))
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
-divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, and saved across processes by
-:mod:`jaxlogreg.saved` when the compilation cache is on; sparse X: :data:`run_segment_sparse`).
+divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, plus
+:data:`~jaxlogreg.compiler.QUICK_OPTIONS` for small work (:func:`quick_compile`), and saved
+across processes by :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X:
+:data:`run_segment_sparse`).
 
 Returns the state and J over all data at its parameters (in the same compiled program: the J
 recorded at them when a full-batch loop converged, else one more pass over X). The iteration
