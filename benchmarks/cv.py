@@ -80,7 +80,7 @@ def _run_size(m: int, n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     from sklearn.linear_model import LogisticRegressionCV as SkLogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 
-    from jaxlogreg.estimator_cv import LogisticRegressionCV
+    from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV
 
     X, y = make_problem(m, n, args.seed)
     settings = {"Cs": args.Cs, "cv": StratifiedKFold(args.folds), "tol": args.tol,

@@ -178,13 +178,14 @@ def _measure(settings: dict[str, Any]) -> list[dict[str, Any]]:
     from jaxlogreg.core.gradients import value_and_backward_t
     from jaxlogreg.core.model import init_params
     from jaxlogreg.scale import sharding
+    from jaxlogreg.training import mesh as mesh_layout
     from jaxlogreg.training.data import prepare_data
     from jaxlogreg.training.loop import LoopSpec, init_state, run_segment
     from jaxlogreg.training.pipeline import hyper_of
     from jaxlogreg.training.settings import TrainConfig
 
     k, m, n, repeats = settings["n_devices"], settings["m"], settings["n"], settings["repeats"]
-    mesh = sharding.make_mesh(k)
+    mesh = mesh_layout.make_mesh(k)
     rng = np.random.default_rng(settings["seed"])
     X = rng.standard_normal((m, n), dtype=np.float32)
     y = (X[:, 0] + rng.standard_normal(m, dtype=np.float32) > 0).astype(np.float32)

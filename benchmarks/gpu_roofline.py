@@ -11,7 +11,7 @@ Candidates, for binary and softmax (K classes), X float32 and bfloat16 storage:
 
 - ``xla``: :func:`jaxlogreg.core.gradients.value_and_grad_t` under ``jax.jit`` (two
   matrix-vector products: X is read twice);
-- ``fused``: :func:`jaxlogreg.core.fused.fused_value_and_grad_t`, the Pallas (Triton) kernel
+- ``fused``: :func:`jaxlogreg.kernels.fused.fused_value_and_grad_t`, the Pallas (Triton) kernel
   that reads X once.
 
 ``x_floor = time / floor`` (bf16 rows against the bf16 bytes). Without a GPU this says
@@ -124,7 +124,7 @@ def _reference64(params, X, y, s):
 
 def _sweep_variants(n: int, K: int) -> list[dict[str, int]]:
     """Fused-kernel settings to try besides the default: tiles, the other warp count, grid caps."""
-    from jaxlogreg.core.fused import MIN_TILE, tile_config
+    from jaxlogreg.kernels.fused import MIN_TILE, tile_config
 
     cfg = tile_config(n, K)
     tiles = (2 * cfg.tile, cfg.tile // 2, cfg.tile // 4, cfg.tile // 8)
@@ -138,8 +138,8 @@ def _measure(m: int, n: int, K: int, args: argparse.Namespace) -> list[dict[str,
     import jax
     import jax.numpy as jnp
 
-    from jaxlogreg.core.fused import fused_value_and_grad_t, supports
     from jaxlogreg.core.gradients import value_and_grad_t
+    from jaxlogreg.kernels.fused import fused_value_and_grad_t, supports
 
     Xt, params, y, s = _problem(m, n, K, args.seed)
     problem = "binary" if K == 2 else f"softmax K={K}"
@@ -214,8 +214,8 @@ def _smoke_without_gpu(args: argparse.Namespace) -> dict[str, Any]:
     """No GPU: the fused kernel in interpret mode at a tiny size, against the XLA gradient."""
     import jax
 
-    from jaxlogreg.core.fused import fused_value_and_grad_t
     from jaxlogreg.core.gradients import value_and_grad_t
+    from jaxlogreg.kernels.fused import fused_value_and_grad_t
 
     platform = jax.default_backend()
     msg = (

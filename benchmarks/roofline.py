@@ -14,13 +14,13 @@ Candidates (float32 unless said otherwise; every one returns J and (dw, db)):
 - ``chunked (n,m) C=...``: a single pass over X, ``lax.scan`` over sample chunks of Xt doing
   forward, ``dz`` and ``dw += Xt_c dz_c`` while the chunk is in cache (:func:`chunked_value_and_grad_t`);
 - ``hand (n,m) bf16 X``: the library's ``x_dtype="bfloat16"`` storage (half the bytes);
-- ``native (n,m) C kernel``: :func:`jaxlogreg.core.native.native_value_and_grad_t`, the
+- ``native (n,m) C kernel``: :func:`jaxlogreg.kernels.native.native_value_and_grad_t`, the
   single-read C kernel (CPU only, when a C compiler is there to build it);
 - ``step ...``: one full GD training step (gradient + ``optax`` update + apply), as
   :mod:`jaxlogreg.training.loop` runs it.
 
 Targets: the gradient training uses and its GD step at the largest size within 1.5x the floor
-on CPU (1.3x on GPU): the C kernel where :func:`jaxlogreg.core.native.supports` that size,
+on CPU (1.3x on GPU): the C kernel where :func:`jaxlogreg.kernels.native.supports` that size,
 else the library's XLA gradient (``hand (n,m) library``). Pallas kernels are not tried here
 (GPU only; ``benchmarks/gpu_roofline.py``).
 """
@@ -185,14 +185,14 @@ def chunked_value_and_grad_t(params, Xt, y, chunk_size: int = 2048):
 def native_nm(params, Xt, y):
     """The single-read C kernel on Xt (n, m)."""
     from jaxlogreg.core.loss import example_scale
-    from jaxlogreg.core.native import native_value_and_grad_t
+    from jaxlogreg.kernels.native import native_value_and_grad_t
 
     return native_value_and_grad_t(params, Xt, y, example_scale(None, Xt.shape[1], Xt.dtype), 0.0)
 
 
 def training_variant(m: int, n: int) -> str:
     """The variant whose gradient the training loop uses for binary float32 X of this size."""
-    from jaxlogreg.core import native
+    from jaxlogreg.kernels import native
 
     return NATIVE if native.supports(n, m, 2, "float32") else LIBRARY
 
@@ -229,8 +229,8 @@ def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, gpu: bool) -
     import jax
     import jax.numpy as jnp
 
-    from jaxlogreg.core import native
     from jaxlogreg.core.model import Params
+    from jaxlogreg.kernels import native
 
     X_np, y_np = _data(m, n, args.seed)
     X = jnp.asarray(X_np)
@@ -387,7 +387,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (
                 "A gradient written as two products (forward w Xt, backward Xt dz) reads X twice, "
                 "so its best possible x_floor is about 2; only a single-pass kernel can approach "
-                "1: the C kernel (jaxlogreg.core.native) on CPUs, the chunked lax.scan variant "
+                "1: the C kernel (jaxlogreg.kernels.native) on CPUs, the chunked lax.scan variant "
                 "written in XLA."
             ),
             "Pallas (GPU) kernels are measured by benchmarks/gpu_roofline.py, not here.",

@@ -17,7 +17,7 @@ For each solver: ``first_s``, the first call in this process (for jaxlogreg afte
 of later calls. jaxlogreg is timed through the public ``fit(X, y)`` on NumPy input, like the
 others; the extra row "jaxlogreg lbfgs, device data" times only the on-device loop on data
 already validated, transposed and on the device. The gradient a fit uses is in the settings
-column: the single-read C kernel (:mod:`jaxlogreg.core.native`) for X of at least 2^22
+column: the single-read C kernel (:mod:`jaxlogreg.kernels.native`) for X of at least 2^22
 elements, XLA's two products below that. The benchmark's own process runs without the
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); fresh
 processes time a first ``LogisticRegression().fit`` on 10,000 x 50 without the cache, with an
@@ -26,8 +26,8 @@ median), next to scikit-learn's first fit. The table
 "line search and compiler options" builds the L-BFGS loop (``max_iter=100``, the estimator's
 default) as jaxlogreg does, with optax's zoom line search instead of jaxlogreg's
 (:mod:`jaxlogreg.training.linesearch`), without the quick compile that jaxlogreg uses for small
-work (:data:`jaxlogreg.compiler.QUICK_OPTIONS`; column "quick") and with XLA's default options
-instead of jaxlogreg's (:mod:`jaxlogreg.compiler`): compile time in fresh processes (three
+work (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`; column "quick") and with XLA's default options
+instead of jaxlogreg's (:mod:`jaxlogreg.runtime.compiler`): compile time in fresh processes (three
 each, in turn), steady time of the four on the same data, round-robin.
 """
 
@@ -369,7 +369,7 @@ def _time_solver(name: str, call, budget: float, repeats: int, clear_jax: bool):
 
 def _gradient_used(m: int, n: int) -> str:
     """Which gradient jaxlogreg's fits use at this size (float32, binary, one device)."""
-    from jaxlogreg.core import native
+    from jaxlogreg.kernels import native
 
     return "C kernel" if native.supports(n, m, 2, "float32") else "XLA"
 
@@ -442,8 +442,10 @@ def _run_size(m: int, n: int, args: argparse.Namespace, solvers, max_iter: int, 
 CHILD_CODE = """
 import json, sys, time
 import numpy as np
-m, n = int(sys.argv[1]), int(sys.argv[2])
-from jaxlogreg import LogisticRegression
+m, n, cache_folder = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+from jaxlogreg import LogisticRegression, enable_compilation_cache
+if cache_folder:
+    enable_compilation_cache(cache_folder)
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 rng = np.random.default_rng(0)
 X = rng.standard_normal((m, n))
@@ -455,13 +457,13 @@ print(json.dumps({"first_s": first, "second_s": second, "sklearn_s": sk}))
 """
 
 
-def _child(m: int, n: int, environ: dict[str, str]) -> dict[str, Any]:
+def _child(m: int, n: int, cache_folder: str) -> dict[str, Any]:
+    """A first fit in a new process, with the compilation cache in ``cache_folder`` (off: "")."""
     checkout = str(Path(__file__).resolve().parents[1])  # has benchmarks/ (and jaxlogreg/)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("JAXLOGREG_NO_CACHE", "JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME")}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([checkout, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    out = subprocess.run([sys.executable, "-c", CHILD_CODE, str(m), str(n)], capture_output=True,
-                         text=True, env={**env, **environ}, check=True, timeout=1800)
+    out = subprocess.run([sys.executable, "-c", CHILD_CODE, str(m), str(n), cache_folder],
+                         capture_output=True, text=True, env=env, check=True, timeout=1800)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -469,14 +471,13 @@ def _cache_check(m: int, n: int, rounds: int = 3) -> list[dict]:
     """``LogisticRegression().fit`` (float64, L-BFGS) first and second call in fresh processes,
     ``rounds`` times in turn: without the compilation cache, with an empty one, with the one it
     filled; and scikit-learn's first fit in the same process."""
-    runs = (("no cache (JAXLOGREG_NO_CACHE=1)", {"JAXLOGREG_NO_CACHE": "1"}),
-            ("empty cache (fills it)", {}), ("warm cache", {}))
+    runs = (("no cache", False), ("empty cache (fills it)", True), ("warm cache", True))
     rows = []
     for round_ in range(1, rounds + 1):
         with tempfile.TemporaryDirectory(prefix="jaxlogreg-cache-") as tmp:
-            for label, environ in runs:
+            for label, cached in runs:
                 report.log(f"  first fit of a fresh process, {m:,} x {n}: {label}, round {round_}")
-                r = _child(m, n, {"XDG_CACHE_HOME": tmp, **environ})
+                r = _child(m, n, tmp if cached else "")
                 rows.append({"process": label, "round": round_, "m": m, "n": n,
                              "first_fit_s": r["first_s"], "second_fit_s": r["second_s"],
                              "sklearn_first_fit_s": r["sklearn_s"]})
@@ -495,10 +496,10 @@ LOOP_BUILDS = {  # name: (solver_params, XLA options: None for those fit picks, 
 def _build_loop(m: int, n: int, args: argparse.Namespace, dtype: str, build: str):
     """The L-BFGS loop (``_run``) built as ``LOOP_BUILDS[build]`` says, compiled for the
     problem's prepared data: ``(call, compile_s, quick)``; ``call()`` runs it from a fresh
-    state; ``quick``: whether it was compiled with :data:`jaxlogreg.compiler.QUICK_OPTIONS`."""
+    state; ``quick``: whether it was compiled with :data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`."""
     import jax
 
-    from jaxlogreg.compiler import XLA_OPTIONS
+    from jaxlogreg.runtime.compiler import XLA_OPTIONS
     from jaxlogreg.training import loop
 
     solver_params, options = LOOP_BUILDS[build]
@@ -509,7 +510,7 @@ def _build_loop(m: int, n: int, args: argparse.Namespace, dtype: str, build: str
         stop = np.int32(config.max_iter)
         state = loop.init_state(params, hyper, spec, 0)
         if options is None:  # as fit compiles it
-            program = loop.run_segment.fallback
+            program = loop.run_segment
             quick = program.quick(state, data.data, hyper, stop, spec=spec)
         else:
             program = jax.jit(loop._run, static_argnames="spec",
@@ -540,7 +541,7 @@ def _compile_in_fresh_process(m: int, n: int, args: argparse.Namespace, dtype: s
                               build: str) -> float:
     """Seconds to trace, lower and compile the loop in a new process (nothing compiled before)."""
     checkout = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "JAXLOGREG_NO_CACHE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env["PYTHONPATH"] = os.pathsep.join([checkout, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     options = json.dumps({"seed": args.seed, "correlation": args.correlation, "l2": args.l2,
                           "tol": args.tol})
@@ -553,7 +554,7 @@ def _compile_in_fresh_process(m: int, n: int, args: argparse.Namespace, dtype: s
 def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str,
                        rounds: int = 3) -> list[dict]:
     """The L-BFGS loop as jaxlogreg builds it (its strong-Wolfe line search, its XLA options
-    :data:`jaxlogreg.compiler.XLA_OPTIONS`, with :data:`~jaxlogreg.compiler.QUICK_OPTIONS` for
+    :data:`jaxlogreg.runtime.compiler.XLA_OPTIONS`, with :data:`~jaxlogreg.runtime.compiler.QUICK_OPTIONS` for
     small work), with optax's zoom line search instead, without the quick compile, and with
     XLA's default options instead: compile time (median of ``rounds`` fresh processes per
     build, builds taken in turn: a process that has compiled one build compiles the next faster),

@@ -1,25 +1,25 @@
 """jaxlogreg: logistic regression in JAX, from the lecture's computation graph to sharded training.
 
-The package is layered; each layer uses only the ones above it:
+The package is layered; each layer imports only the layers listed before it
+(``tests/test_layers.py`` holds it to this order):
 
+- :mod:`jaxlogreg.runtime`: compile options, the opt-in compilation cache, environment switches;
 - :mod:`jaxlogreg.core`: the lecture's math (model, loss, hand-written gradients, references,
-  gradient check);
-- :mod:`jaxlogreg.training`: settings, solvers, the on-device loop and the one fit pipeline;
+  gradient check, input checks, the sparse matrix type);
 - :mod:`jaxlogreg.data`: data sets, file loaders, feature scaling, model files;
-- :mod:`jaxlogreg.scale`: sharding, multi-process training, streaming from disk, checkpoints;
-- :mod:`jaxlogreg.estimator`, :mod:`jaxlogreg.estimator_cv`, :mod:`jaxlogreg.metrics`,
-  :mod:`jaxlogreg.plots`: the scikit-learn estimators (C chosen by cross-validation in one
-  program for the second) and reporting;
+- :mod:`jaxlogreg.kernels`: the gradient kernels (XLA, C for CPUs, Pallas for GPUs) in one table;
+- :mod:`jaxlogreg.training`: settings, solvers, data preparation, the on-device loop, the path;
+- :mod:`jaxlogreg.scale`: several processes, streaming from disk, checkpoints;
+- :mod:`jaxlogreg.estimators`: the scikit-learn estimators;
+- :mod:`jaxlogreg.report`: metrics and plots;
 - :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
 
-Importing the package turns on JAX's persistent compilation cache (:mod:`jaxlogreg.cache`;
-``JAXLOGREG_NO_CACHE=1`` opts out); the training programs are saved lowered beside it, so a
-new process neither traces nor compiles them again (:mod:`jaxlogreg.saved`).
+Importing the package changes no JAX setting and writes no file;
+:func:`enable_compilation_cache` turns JAX's persistent compilation cache on, explicitly.
 
 The public API, one name per line:
 """
 
-from jaxlogreg import cache as _cache
 from jaxlogreg.core.gradcheck import GradientCheck as GradientCheck
 from jaxlogreg.core.gradcheck import check_gradients as check_gradients
 from jaxlogreg.core.gradients import backward as backward
@@ -36,14 +36,16 @@ from jaxlogreg.data.loaders import load_catvnoncat as load_catvnoncat
 from jaxlogreg.data.loaders import load_dataset as load_dataset
 from jaxlogreg.data.model_io import load_model as load_model
 from jaxlogreg.data.model_io import save_model as save_model
-from jaxlogreg.estimator import DivergenceError as DivergenceError
-from jaxlogreg.estimator import LogisticRegression as LogisticRegression
-from jaxlogreg.estimator_cv import LogisticRegressionCV as LogisticRegressionCV
+from jaxlogreg.estimators.logistic import DivergenceError as DivergenceError
+from jaxlogreg.estimators.logistic import LogisticRegression as LogisticRegression
+from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV as LogisticRegressionCV
+from jaxlogreg.runtime.cache import enable_compilation_cache as enable_compilation_cache
+from jaxlogreg.runtime.version import __version__ as __version__
 from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
-from jaxlogreg.scale.sharding import make_mesh as make_mesh
 from jaxlogreg.scale.sparse_rows import save_sparse_hdf5 as save_sparse_hdf5
 from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
+from jaxlogreg.training.mesh import make_mesh as make_mesh
 from jaxlogreg.training.path import PathResult as PathResult
 from jaxlogreg.training.path import fit_path as fit_path
 from jaxlogreg.training.pipeline import FitResult as FitResult
@@ -51,10 +53,6 @@ from jaxlogreg.training.pipeline import fit as fit
 from jaxlogreg.training.settings import TrainConfig as TrainConfig
 from jaxlogreg.training.solvers import gradient_descent as gradient_descent
 from jaxlogreg.training.solvers import make_optimizer as make_optimizer
-
-__version__ = "0.1.0"
-
-_cache.enable()
 
 __all__ = [
     "Checkpointer",
@@ -69,6 +67,7 @@ __all__ = [
     "backward",
     "binary_cross_entropy",
     "check_gradients",
+    "enable_compilation_cache",
     "fit",
     "fit_distributed",
     "fit_path",

@@ -213,9 +213,9 @@ def reference_objective():
 
 @pytest.fixture
 def quick_flags(monkeypatch) -> list[bool]:
-    """The ``quick`` flag of every program built through ``jaxlogreg.compiler.with_options``
+    """The ``quick`` flag of every program built through ``jaxlogreg.runtime.compiler.with_options``
     (whether it compiled with ``QUICK_OPTIONS``), in order."""
-    from jaxlogreg import compiler
+    from jaxlogreg.runtime import compiler
 
     flags: list[bool] = []
     with_options = compiler.with_options

@@ -50,7 +50,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace, config: Config, out_dir: Path | None) -> int:
-    from jaxlogreg.estimator_cv import LogisticRegressionCV
+    from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV
 
     splits = load_splits(config.data, data_dtype(config))
     check_splits(splits)
@@ -95,8 +95,8 @@ def _report(config: Config, clf: Any, splits: Any, scaler: Any, table: list[dict
 
 
 def _write(out_dir: Path, config: Config, clf: Any, scaler: Any, table, scores, reports):
-    from jaxlogreg import plots
     from jaxlogreg.data.model_io import save_model
+    from jaxlogreg.report import plots
 
     best = float(np.atleast_1d(clf.C_)[0])
     params, saved_scaler, note = params_to_save(clf, scaler)

@@ -6,18 +6,18 @@ on stderr, no traceback; set ``JAXLOGREG_DEBUG=1`` to see the traceback).
 
 Runs are described by TOML configs (:mod:`jaxlogreg.cli.config`); ``--set section.key=value``
 overrides single keys. Without ``--config`` the built-in default (``configs/default.toml``) runs.
+The command turns on JAX's persistent compilation cache for its process
+(:func:`jaxlogreg.enable_compilation_cache`; ``JAXLOGREG_NO_CACHE=1`` keeps it off).
 The benchmarks are scripts of the repository: ``python benchmarks/<name>.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jaxlogreg import __version__
 from jaxlogreg.cli.config import CLIError, ConfigError
 from jaxlogreg.cli.cv import CV_FILE, CV_PLOT_FILE, cmd_cv
 from jaxlogreg.cli.train import (
@@ -28,6 +28,8 @@ from jaxlogreg.cli.train import (
     cmd_train,
 )
 from jaxlogreg.cli.use import cmd_check_grad, cmd_evaluate, cmd_predict
+from jaxlogreg.runtime import cache, env
+from jaxlogreg.runtime.version import __version__
 
 # ---------------------------------------------------------------------------- parser
 
@@ -174,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's input, reported in one line with exit status 2."""
-    from jaxlogreg.plots import PlotUnavailableError
+    from jaxlogreg.report.plots import PlotUnavailableError
 
     return (CLIError, ConfigError, OSError, ValueError, TypeError, PlotUnavailableError)
 
@@ -183,15 +185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``jaxlogreg`` command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
-    debug = os.environ.get("JAXLOGREG_DEBUG", "") not in ("", "0")
+    debug = env.flag("JAXLOGREG_DEBUG", default=False)
     try:
         args = build_parser().parse_args(argv)
+        cache.enabled_by_command()  # the command's own process: new runs reuse compiled programs
         return args.func(args)
     except KeyboardInterrupt:
         print("\njaxlogreg: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        from jaxlogreg.estimator import DivergenceError
+        from jaxlogreg.estimators.logistic import DivergenceError
 
         if debug:
             raise

@@ -2,7 +2,7 @@
 
 Everything that can be checked before the fit is checked first (the config, the output
 folder, the data and its validation part), so a mistake costs no training time. The report
-and the files use the same metrics (:func:`jaxlogreg.metrics.classification_report`).
+and the files use the same metrics (:func:`jaxlogreg.report.metrics.classification_report`).
 
 Sparse data (LIBSVM files) stay sparse from the file to the fit, the metrics and the model
 file. ``data.standardize`` divides sparse features by their standard deviation without
@@ -45,7 +45,7 @@ def data_dtype(config: Config) -> str:
 
 
 def metrics_of(clf: Any, X: Any, y: Any) -> dict[str, Any]:
-    from jaxlogreg.metrics import classification_report
+    from jaxlogreg.report.metrics import classification_report
 
     return classification_report(y, clf.predict_proba(X), clf.classes_)
 
@@ -83,7 +83,7 @@ def params_to_save(clf: Any, scaler: Any) -> tuple[Any, Any, dict[str, str]]:
     A scaler without centering (sparse data) is folded into the weights
     (:func:`~jaxlogreg.data.scaling.fold_scaling`): the file then holds no scaler, no
     per-feature lists in its header, and its model applies to the raw sparse features."""
-    from jaxlogreg.estimator import to_params
+    from jaxlogreg.estimators.logistic import to_params
 
     params = to_params(clf)
     if scaler is None or scaler.with_mean:
@@ -204,7 +204,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, config: Config, rates: list[float] | None,
            out_dir: Path | None) -> int:
-    from jaxlogreg.estimator import LogisticRegression
+    from jaxlogreg.estimators.logistic import LogisticRegression
     from jaxlogreg.training.progress import is_interactive
 
     splits = load_splits(config.data, data_dtype(config))
@@ -284,8 +284,8 @@ def penalty_text(config: Config) -> str:
 
 
 def _write_outputs(out_dir: Path, config, clf, scaler, splits, reports, fit_info):
-    from jaxlogreg import plots
     from jaxlogreg.data.model_io import save_model
+    from jaxlogreg.report import plots
 
     summary = {
         name: {k: r[k] for k in ("log_loss", "accuracy", "roc_auc")} for name, r in reports.items()
@@ -338,7 +338,7 @@ def _compare_learning_rates(config, clf, rates, X_train, y_train, X_val, validat
     """The course's experiment: the same model trained with several learning rates."""
     from sklearn.base import clone
 
-    from jaxlogreg import plots
+    from jaxlogreg.report import plots
 
     out = sys.stdout
     curves = {}

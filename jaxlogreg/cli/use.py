@@ -1,6 +1,6 @@
 """``jaxlogreg evaluate``, ``predict`` and ``check-grad``: use a saved model, or the gradient.
 
-A saved model is the estimator rebuilt from the file (:func:`jaxlogreg.estimator.from_params`)
+A saved model is the estimator rebuilt from the file (:func:`jaxlogreg.estimators.logistic.from_params`)
 and the feature scaling it was trained with, applied again before every prediction.
 
 Sparse data (LIBSVM files) are never densified: a LIBSVM file is read with the model's width
@@ -31,7 +31,7 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """The estimator of ``--model``, its feature scaling (or None) and the dtype to load data
     in, once the data options are known to name one source."""
     from jaxlogreg.data.model_io import load_model
-    from jaxlogreg.estimator import from_params
+    from jaxlogreg.estimators.logistic import from_params
 
     if args.data is not None and (args.config is not None or args.set):
         raise CLIError("give either --data FILE or --config/--set, not both")
@@ -57,7 +57,7 @@ def _apply(clf: Any, scaler: Any, X: Any) -> tuple[Any, Any]:
     scaling folded into the model (X stays sparse and unscaled)."""
     if scaler is None or not sp.issparse(X):
         return clf, scale(scaler, X)
-    from jaxlogreg.estimator import from_params, to_params
+    from jaxlogreg.estimators.logistic import from_params, to_params
 
     return from_params(fold_scaling(to_params(clf), scaler), clf.classes_), X
 

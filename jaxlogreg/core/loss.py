@@ -35,7 +35,7 @@ def softplus(t: jax.Array) -> jax.Array:
 
     The same operations as ``jax.nn.softplus`` (``logaddexp(t, 0)``) without its NaN test and
     select per element (a NaN t gives NaN here too), which made the quickly compiled training
-    loop (:data:`jaxlogreg.compiler.QUICK_OPTIONS`) spend 0.33 ms instead of 0.06 ms on 10^4
+    loop (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`) spend 0.33 ms instead of 0.06 ms on 10^4
     losses.
     """
     return jnp.maximum(t, 0) + jnp.log1p(jnp.exp(-jnp.abs(t)))

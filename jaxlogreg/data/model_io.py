@@ -117,7 +117,7 @@ def save_model(
         raise ValueError(
             f"scaler must have {n_features} features to match params.w, got {len(scaling['mean'])}"
         )
-    from jaxlogreg import __version__  # the package's __init__ imports this module
+    from jaxlogreg.runtime.version import __version__  # the package's __init__ imports this module
 
     arrays = {"w": w, "b": b}
     if classes_arr is not None:

@@ -36,7 +36,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from jaxlogreg.core import checks as v
 from jaxlogreg.core import model
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.scale import sharding
+from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import DeviceData, infer_n_classes, pad_rows, resolve_dtype
 from jaxlogreg.training.loop import TrainData
 from jaxlogreg.training.pipeline import FitResult, callback_hooks, run_fit
@@ -158,8 +158,8 @@ def local_rows(n_samples: int, mesh: Mesh) -> slice:
 
 
 def _padded_block(n_samples: int, mesh: Mesh) -> tuple[int, int]:
-    m_pad = sharding.padded_size(n_samples, sharding.check_mesh(mesh).size)
-    index_map = sharding.row_sharding(mesh).addressable_devices_indices_map((m_pad,))
+    m_pad = mesh_layout.padded_size(n_samples, mesh_layout.check_mesh(mesh).size)
+    index_map = mesh_layout.row_sharding(mesh).addressable_devices_indices_map((m_pad,))
     bounds = sorted((s[0].start or 0, m_pad if s[0].stop is None else s[0].stop)
                     for s in index_map.values())
     for (_, stop), (start, _) in itertools.pairwise(bounds):
@@ -181,7 +181,7 @@ def global_train_data(
     n_classes: int,
     dtype: str,
     x_dtype: str | None = None,
-) -> tuple[TrainData, sharding.RowLayout]:
+) -> tuple[TrainData, mesh_layout.RowLayout]:
     """Global, sharded :class:`~jaxlogreg.training.loop.TrainData` from this process's rows.
 
     Args:
@@ -196,7 +196,7 @@ def global_train_data(
     Returns:
       ``(data, layout)`` as :func:`jaxlogreg.scale.sharding.shard_data` returns them.
     """
-    sharding.check_mesh(mesh)
+    mesh_layout.check_mesh(mesh)
     rows = local_rows(n_samples, mesh)
     start, stop = _padded_block(n_samples, mesh)
     m_local = rows.stop - rows.start
@@ -212,19 +212,19 @@ def global_train_data(
     y_local = np.asarray(y_local).astype(dtype if n_classes == 2 else np.int32)
     Xt_local = np.asarray(X_local, jnp.dtype(x_dtype or dtype)).T
     local = TrainData(Xt_local, y_local, weights_local)
-    m_pad = sharding.padded_size(n_samples, mesh.size)
+    m_pad = mesh_layout.padded_size(n_samples, mesh.size)
     if m_pad > n_samples and local.sample_weight is None:
         local = local._replace(sample_weight=np.ones((m_local,), accumulation_dtype(dtype)))
     local = pad_rows(local, stop - start)
     n = Xt_local.shape[0]
-    cols, rows_sharding = sharding.column_sharding(mesh), sharding.row_sharding(mesh)
+    cols, rows_sharding = mesh_layout.column_sharding(mesh), mesh_layout.row_sharding(mesh)
     make = jax.make_array_from_process_local_data
     data = TrainData(
         make(cols, local.Xt, (n, m_pad)),
         make(rows_sharding, local.y, (m_pad,)),
         None if local.sample_weight is None else make(rows_sharding, local.sample_weight, (m_pad,)),
     )
-    return data, sharding.RowLayout(mesh, n_samples)
+    return data, mesh_layout.RowLayout(mesh, n_samples)
 
 
 def _all_processes_sum(x: np.ndarray) -> np.ndarray:
@@ -326,7 +326,7 @@ def fit_distributed(
       The :class:`~jaxlogreg.FitResult`, the same on every process.
     """
     config = _shared_seed(resolve(config, settings))
-    mesh = sharding.make_mesh() if mesh is None else sharding.check_mesh(mesh)
+    mesh = mesh_layout.make_mesh() if mesh is None else mesh_layout.check_mesh(mesh)
     if n_samples is None:
         n_samples = int(np.shape(X)[0])
         rows = local_rows(n_samples, mesh)

@@ -1,143 +1,26 @@
-"""Data-parallel training: rows of X sharded over a one-axis device mesh, parameters replicated.
+"""Sharding training data over a mesh by hand, and the gradient written per device.
 
-The layout (X public (m, n), internally Xt (n, m))::
-
-    mesh        jax.make_mesh((n_devices,), ("data",))           one axis, named "data"
-    Xt          (n, m_pad)  NamedSharding(mesh, P(None, "data"))  columns = rows of X, split
-    y, weights  (m_pad,)    NamedSharding(mesh, P("data"))
-    params      replicated  NamedSharding(mesh, P())
-
-``m_pad`` is m rounded up to a multiple of the device count. The padding rows come *after* the
-m real rows and have sample weight 0, so they vanish exactly from the weighted mean
-``J = Σ s_i L_i / Σ s_i`` and from its gradient ``dw = X dz``, ``dz = s ⊙ (a - y) / Σ s``.
-Minibatch epochs draw their permutation over the m real rows only (:class:`RowLayout`), so
-padding is never taken for a real row.
-
-Under ``jax.jit`` the compiler partitions ``z = wᵀX + b`` by columns and inserts one all-reduce
-for the sums ``X dz``, ``Σ dz`` and ``J``: every optimizer in :mod:`jaxlogreg.training.solvers` runs
-unchanged. In a minibatch step the rows of the batch are gathered from their devices, then the
-batch is split over the devices again (:meth:`RowLayout.constrain_batch`), so each device
-computes on ``B / n_devices`` rows.
-
-:func:`value_and_grad_shard_map` is the same gradient written per device with ``shard_map`` and
-one explicit ``psum``; ``benchmarks/devices.py`` compares the two (docs/scaling.md).
+:func:`shard_data` pads and places :class:`~jaxlogreg.training.loop.TrainData` on a mesh (the
+layout of :mod:`jaxlogreg.training.mesh`); :func:`value_and_grad_shard_map` is the gradient
+written per device with ``shard_map`` and one explicit ``psum``, which ``benchmarks/devices.py``
+compares with the compiler's own partitioning (docs/scaling.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jaxlogreg.core import checks as v
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import l2_penalty
 from jaxlogreg.core.model import Params
 from jaxlogreg.training.data import pad_rows
 from jaxlogreg.training.loop import TrainData
-
-DATA_AXIS = "data"
-
-
-def make_mesh(n_devices: int | None = None, *, devices: Any = None) -> Mesh:
-    """A one-axis mesh named ``"data"`` over ``n_devices`` devices (all visible ones by default).
-
-    The axis type is ``Auto``: the compiler propagates shardings from the inputs, so the
-    training code needs no sharding annotations. In a multi-process run, ``jax.devices()``
-    lists the devices of every process and the mesh spans all of them.
-
-    Examples:
-      >>> mesh = make_mesh(1)
-      >>> mesh.axis_names
-      ('data',)
-    """
-    devices = list(jax.devices() if devices is None else devices)
-    if n_devices is None:
-        n_devices = len(devices)
-    v.check_int_at_least(n_devices, "n_devices", 1)
-    if n_devices > len(devices):
-        raise ValueError(
-            f"n_devices must be at most the {len(devices)} visible devices, got {n_devices}; "
-            "on CPU, simulate more with jax.config.update('jax_num_cpu_devices', N) before "
-            "the first JAX computation"
-        )
-    return jax.make_mesh(
-        (n_devices,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices[:n_devices]
-    )
-
-
-def check_mesh(mesh: Any) -> Mesh:
-    """Raise a clear error unless ``mesh`` is a one-axis mesh named ``"data"``."""
-    if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != (DATA_AXIS,):
-        got = getattr(mesh, "axis_names", type(mesh).__name__)
-        raise ValueError(
-            f"mesh must be a jax.sharding.Mesh with the single axis ('{DATA_AXIS}',) "
-            f"(use jaxlogreg.make_mesh()), got {got}"
-        )
-    return mesh
-
-
-def row_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding of per-row arrays (y, weights): split over the ``"data"`` axis."""
-    return NamedSharding(mesh, P(DATA_AXIS))
-
-
-def column_sharding(mesh: Mesh) -> NamedSharding:
-    """Sharding of Xt (n, m): its columns (the rows of X) split over the ``"data"`` axis."""
-    return NamedSharding(mesh, P(None, DATA_AXIS))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """Sharding of parameters and scalars: a full copy on every device."""
-    return NamedSharding(mesh, P())
-
-
-def padded_size(m: int, n_shards: int) -> int:
-    """m rounded up to a multiple of ``n_shards`` (at least one row per shard)."""
-    return max(-(-m // n_shards), 1) * n_shards
-
-
-@dataclasses.dataclass(frozen=True)
-class RowLayout:
-    """How sharded training data are laid out; hashable, so it is part of the static jit spec.
-
-    Attributes:
-      mesh: the one-axis ``("data",)`` mesh.
-      n_samples: m, the real rows; they are columns ``0..m-1`` of Xt, padding follows.
-    """
-
-    mesh: Mesh
-    n_samples: int
-
-    def replicate(self, tree: Any) -> Any:
-        """A full copy of every leaf of ``tree`` (parameters, optimizer state) on each device."""
-        return jax.device_put(tree, replicated(self.mesh))
-
-    def constrain_batch(self, batch: Any) -> Any:
-        """Split a gathered minibatch (Xt (n, B), y (B,), weights (B,)) over the devices."""
-        Xt, y, sample_weight = batch
-        cols, rows = column_sharding(self.mesh), row_sharding(self.mesh)
-        constrain = jax.lax.with_sharding_constraint
-        return type(batch)(
-            constrain(Xt, cols),
-            constrain(y, rows),
-            None if sample_weight is None else constrain(sample_weight, rows),
-        )
-
-
-def place_data(data: Any, mesh: Mesh) -> Any:
-    """Put already padded TrainData on the mesh: Xt by columns, y and weights by rows."""
-    Xt, y, sample_weight = data
-    rows = row_sharding(mesh)
-    return type(data)(
-        jax.device_put(Xt, column_sharding(mesh)),
-        jax.device_put(y, rows),
-        None if sample_weight is None else jax.device_put(sample_weight, rows),
-    )
+from jaxlogreg.training.mesh import DATA_AXIS, RowLayout, check_mesh, padded_size, place_data
 
 
 def shard_data(data: TrainData, mesh: Mesh) -> tuple[TrainData, RowLayout]:

@@ -265,7 +265,7 @@ class DeviceData:
     Attributes:
       data: :class:`TrainData` in the fit's dtypes; padded rows/features have weight 0 / are 0.
       n_samples, n_features: the real sizes (the arrays may be larger).
-      layout: a :class:`jaxlogreg.scale.sharding.RowLayout` when sharded over a mesh, else None.
+      layout: a :class:`jaxlogreg.training.mesh.RowLayout` when sharded over a mesh, else None.
       weight_sum: Σ s over the real rows (λ = 1 / (C · Σ s)).
     """
 

@@ -39,13 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlogreg.compiler import jit
-from jaxlogreg.core import native
-from jaxlogreg.core.fused import fused_value_and_grad_t
 from jaxlogreg.core.gradients import value_and_grad_t, with_gradient
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.saved import SavedProgram
+from jaxlogreg.kernels import native
+from jaxlogreg.kernels.fused import fused_value_and_grad_t
+from jaxlogreg.runtime.compiler import jit
 from jaxlogreg.training.proximal import min_norm_subgradient
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS, make_optimizer
@@ -56,7 +55,7 @@ DIVERGENCE_GROWTH = 1e4  # J above this many times max(J₀, 1) counts as diverg
 STALL_WINDOW = 10  # line-search solvers stop when J has not gone down in this many iterations
 ROUNDING_ULPS = 64  # a final J within this many epsilons of max(|J₀|, 1) above J₀ is not worse
 # Loops with at most this many rows x iterations (the loss history's length), and elements of
-# X x iterations, compile quickly (jaxlogreg.compiler.QUICK_OPTIONS): see quick_compile.
+# X x iterations, compile quickly (jaxlogreg.runtime.compiler.QUICK_OPTIONS): see quick_compile.
 QUICK_COMPILE_WORK = 2**21
 QUICK_COMPILE_ELEMENTS = 2**27
 
@@ -75,13 +74,13 @@ class LoopSpec(NamedTuple):
     grad: str
     criterion: str
     fit_intercept: bool
-    # A jaxlogreg.scale.sharding.RowLayout when Xt is sharded over devices and padded with
+    # A jaxlogreg.training.mesh.RowLayout when Xt is sharded over devices and padded with
     # zero-weight columns (n_samples real rows first, then padding); None otherwise.
     layout: Any = None
     # The hand-written gradient's implementation: "xla" (jaxlogreg.core.gradients), "fused"
-    # (the single-read Pallas kernel of jaxlogreg.core.fused, on GPUs), "fused_interpret"
+    # (the single-read Pallas kernel of jaxlogreg.kernels.fused, on GPUs), "fused_interpret"
     # (the same kernel through Pallas' interpreter: tests on CPU) or "native" (the single-read
-    # C kernel of jaxlogreg.core.native, on CPUs).
+    # C kernel of jaxlogreg.kernels.native, on CPUs).
     kernel: str = "xla"
     # The objective has an L1 part λ₁ ||w||₁ (penalty "l1" or "elasticnet"): J adds it, the
     # optimizer takes a proximal step, and "grad" stops on the minimum-norm subgradient.
@@ -415,24 +414,9 @@ def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
     return jax.lax.cond(state.status == CONVERGED, lambda: state.previous_loss, evaluate)
 
 
-def _savable(spec: LoopSpec) -> bool:
-    """Whether a loop may be saved (:mod:`jaxlogreg.saved`): with XLA's gradient or the C
-    kernel's custom call (registered by any process that chooses the kernel before it reads a
-    loop back); not with the Pallas kernel's."""
-    return spec.kernel in ("xla", "native")
-
-
-def _saved_run(name: str, fallback: Any) -> SavedProgram:
-    """:func:`_run` saved across processes, ``fallback`` when it may not be; the state (its
-    first argument) is donated."""
-    return SavedProgram(_run, name, fallback, donate_argnums=(0,), eligible=_savable,
-                        out_structure=lambda state, *_: jax.tree.structure((state, 0.0)),
-                        custom_calls=tuple(native.TARGETS.values()))
-
-
 def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec) -> bool:
     """Whether the loop is small enough work to compile at LLVM's -O0
-    (:data:`jaxlogreg.compiler.QUICK_OPTIONS`): with h the iteration bound (the loss history's
+    (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`): with h the iteration bound (the loss history's
     length), m rows x h at most :data:`QUICK_COMPILE_WORK` and the elements of Xt x h at most
     :data:`QUICK_COMPILE_ELEMENTS` (10^4 x 50, padded to 16,384 x 64, with ``max_iter=100``:
     both exactly at the bound).
@@ -450,13 +434,11 @@ def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec)
     return m * h <= QUICK_COMPILE_WORK and n * m * h <= QUICK_COMPILE_ELEMENTS
 
 
-run_segment = _saved_run(
-    "run", jit(_run, static_argnames="spec", donate_argnames="state", quick=quick_compile))
+run_segment = jit(_run, static_argnames="spec", donate_argnames="state", quick=quick_compile)
 run_segment.__doc__ = """Run the loop on dense X until ``stop_at`` updates, convergence or
-divergence (jitted with :data:`jaxlogreg.compiler.XLA_OPTIONS`, plus
-:data:`~jaxlogreg.compiler.QUICK_OPTIONS` for small work (:func:`quick_compile`), and saved
-across processes by :mod:`jaxlogreg.saved` when the compilation cache is on; sparse X:
-:data:`run_segment_sparse`).
+divergence (jitted with :data:`jaxlogreg.runtime.compiler.XLA_OPTIONS`, plus
+:data:`~jaxlogreg.runtime.compiler.QUICK_OPTIONS` for small work (:func:`quick_compile`); sparse
+X: :data:`run_segment_sparse`).
 
 Returns the state and J over all data at its parameters (in the same compiled program: the J
 recorded at them when a full-batch loop converged, else one more pass over X). The iteration
@@ -470,10 +452,9 @@ of a 4·10^5 x 2^20 sparse X with 50 entries per row). The state passed in canno
 the call.
 """
 
-run_segment_sparse = _saved_run(
-    "run_sparse", jax.jit(_run, static_argnames="spec", donate_argnames="state"))
+run_segment_sparse = jax.jit(_run, static_argnames="spec", donate_argnames="state")
 run_segment_sparse.__doc__ = """:data:`run_segment` for sparse X, compiled with XLA's default
-options: the options of :mod:`jaxlogreg.compiler` make its gathers and segment sums about 1.7x
+options: the options of :mod:`jaxlogreg.runtime.compiler` make its gathers and segment sums about 1.7x
 slower."""
 
 

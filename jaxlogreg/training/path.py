@@ -30,8 +30,7 @@ from jax.sharding import PartitionSpec as P
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
 from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
-from jaxlogreg.saved import SavedProgram
-from jaxlogreg.scale import sharding
+from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import (
     bucketed_shape,
     check_sparse_supported,
@@ -233,11 +232,9 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
 
 
 _PATH_STATIC = ("n", "k", "fit_intercept", "grad", "memory")
-# Saved across processes (jaxlogreg.saved), compiled with XLA's default options (by measurement:
-# jaxlogreg.compiler's made it 1.6x slower).
-_run_path_program = SavedProgram(
-    _run_path, "path", jax.jit(_run_path, static_argnames=_PATH_STATIC),
-    out_structure=lambda *_: jax.tree.structure((0, 0, 0, 0)))
+# Compiled with XLA's default options (by measurement: jaxlogreg.runtime.compiler's made it 1.6x
+# slower).
+_run_path_program = jax.jit(_run_path, static_argnames=_PATH_STATIC)
 
 
 def _fold_masks(folds: Any, m: int) -> np.ndarray:
@@ -326,7 +323,7 @@ def fit_path(
     if mesh is None:  # small problems: power-of-two shapes, so that one program serves many
         m_pad, n_pad = bucketed_shape(m, n, minibatch=False, nnz=nnz)
     else:
-        m_pad, n_pad = sharding.padded_size(m, sharding.check_mesh(mesh).size), n
+        m_pad, n_pad = mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size), n
     with jax.enable_x64(dtype == "float64"):
         data = prepare_data(X, y_host, n_classes, dtype, shape=(n_pad, m_pad))
         weights = combined_weights(y_host, sample_weight, class_weight, n_classes)
@@ -343,8 +340,8 @@ def fit_path(
         scale = np.pad(scale, ((0, 0), (0, m_pad - m)))  # padding rows weigh 0
         Xt, y_dev = data.Xt, data.y
         if mesh is not None:
-            Xt, y_dev, _ = sharding.place_data(data, mesh)
-            scale = jax.device_put(scale, NamedSharding(mesh, P(None, sharding.DATA_AXIS)))
+            Xt, y_dev, _ = mesh_layout.place_data(data, mesh)
+            scale = jax.device_put(scale, NamedSharding(mesh, P(None, mesh_layout.DATA_AXIS)))
         with np.errstate(divide="ignore"):
             l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None]))
         p = n_pad * (k or 1) + (k or 1)  # padded features are 0 and keep w = 0: cropped below

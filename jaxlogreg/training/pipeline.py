@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core import fused, native
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
 from jaxlogreg.core.sparse import CooMatrix
-from jaxlogreg.scale import sharding
+from jaxlogreg.kernels import fused, native
+from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import (
     DeviceData,
     bucketed_shape,
@@ -157,8 +157,8 @@ def starting_params(
 
 def kernel_for(data: Prepared) -> str:
     """A single-read gradient kernel for one device's in-memory dense data of a shape it
-    supports: the Pallas kernel on a GPU (:func:`jaxlogreg.core.fused.supports`), the C kernel
-    on a CPU (:func:`jaxlogreg.core.native.supports`); else XLA's two products."""
+    supports: the Pallas kernel on a GPU (:func:`jaxlogreg.kernels.fused.supports`), the C kernel
+    on a CPU (:func:`jaxlogreg.kernels.native.supports`); else XLA's two products."""
     if not isinstance(data, DeviceData) or data.layout is not None:
         return "xla"
     if isinstance(data.data.Xt, CooMatrix):
@@ -340,7 +340,7 @@ def device_data(
     v.check_y(y_host, m, n_classes)  # before the class weights are computed from it
     weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
     if mesh is not None:
-        shape = (n, sharding.padded_size(m, sharding.check_mesh(mesh).size))
+        shape = (n, mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size))
     else:
         minibatch = config.batch_size is not None
         m_pad, n_pad = bucketed_shape(m, n, minibatch, nnz) if bucket else (m, n)
@@ -350,6 +350,6 @@ def device_data(
                             shape=shape)
         layout = None
         if mesh is not None:
-            data, layout = sharding.place_data(data, mesh), sharding.RowLayout(mesh, m)
+            data, layout = mesh_layout.place_data(data, mesh), mesh_layout.RowLayout(mesh, m)
         weight_sum = float(m if weights is None else weights.sum())
         return DeviceData(data, m, n, n_classes, dtype, weight_sum, layout)

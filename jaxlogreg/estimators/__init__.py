@@ -1,0 +1,2 @@
+"""The scikit-learn estimators: :class:`~.logistic.LogisticRegression` and
+:class:`~.logistic_cv.LogisticRegressionCV`."""

@@ -1,0 +1,1 @@
+"""Reporting: classification metrics (:mod:`~.metrics`) and plots (:mod:`~.plots`)."""

@@ -1,0 +1,289 @@
+"""The single-read C gradient for CPUs against the XLA hand-written gradient, jax.grad and
+finite differences, in fits, and when it cannot be built.
+
+The kernel is compiled with the machine's C compiler on first use; without one, or when
+JAX's default backend is a GPU (``benchmarks/gpu_check.sh``), these tests skip (fits then use
+XLA's gradient or the Pallas kernel, which :func:`test_without_a_compiler_fits_use_xla`
+checks on every machine).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxlogreg.core.gradients import value_and_grad_t
+from jaxlogreg.core.loss import example_scale, objective_t
+from jaxlogreg.core.model import Params
+from jaxlogreg.kernels import native
+
+needs_compiler = pytest.mark.skipif(
+    native._compiler() is None or jax.default_backend() != "cpu",
+    reason="no C compiler here, or JAX's default backend is not the CPU (the kernel's)",
+)
+RTOL = {"float32": 2e-5, "float64": 1e-12}
+
+
+def x64(dtype):
+    return jax.enable_x64(np.dtype(dtype) == np.float64)
+
+
+def make(m, n, dtype, *, weighted=False, seed=0, logit_scale=1.0):
+    """params, Xt (n, m), y, s and the raw weights (or None) as JAX arrays (call under x64)."""
+    rng = np.random.default_rng(seed)
+    params = Params(jnp.asarray(rng.normal(size=n) * logit_scale / np.sqrt(n), dtype),
+                    jnp.asarray(0.3 * logit_scale, dtype))
+    Xt = jnp.asarray(rng.normal(size=(n, m)), dtype)
+    y = jnp.asarray(rng.integers(0, 2, m), dtype)
+    sw = jnp.asarray(rng.uniform(0.1, 3.0, m), dtype) if weighted else None
+    return params, Xt, y, example_scale(sw, m, dtype), sw
+
+
+@jax.jit
+def three(params, Xt, y, s, sw, l2):
+    """The kernel, the XLA hand-written gradient and jax.grad of the objective."""
+    return (native.native_value_and_grad_t(params, Xt, y, s, l2),
+            value_and_grad_t(params, Xt, y, s, l2),
+            jax.value_and_grad(objective_t)(params, Xt, y, sw, l2))
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
+
+
+def assert_agree(got, want, dtype):
+    (J, g), (J_ref, g_ref) = got, want
+    assert rel(J, J_ref) <= RTOL[dtype]
+    assert rel(g.w, g_ref.w) <= RTOL[dtype]
+    assert abs(float(g.b) - float(g_ref.b)) <= RTOL[dtype] * max(np.max(np.abs(g_ref.w)), 1e-30)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("m", "n"),
+    [
+        (37, 7),  # fewer examples than one block, a feature count that is not a multiple of 4
+        (5000, 4),  # several blocks, the last one partial
+        (300_007, 7),  # over 2^21 elements: at least two threads where there are two CPUs
+    ],
+)
+def test_matches_the_xla_gradient_and_jax_grad(dtype, weighted, m, n):
+    with x64(dtype):
+        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=m)
+        kernel, xla, auto = three(params, Xt, y, s, sw, 0.1)
+        for got in (kernel[0], kernel[1].w, kernel[1].b):
+            assert got.dtype == np.dtype(dtype)
+        assert kernel[1].w.shape == (n,) and kernel[1].b.shape == ()
+        assert_agree(kernel, xla, dtype)
+        assert_agree(kernel, auto, dtype)
+
+
+@needs_compiler
+def test_matches_finite_differences_in_float64():
+    with x64("float64"):
+        params, Xt, y, s, _ = make(400, 6, "float64", weighted=True, seed=4)
+        J, grads = jax.jit(native.native_value_and_grad_t)(params, Xt, y, s, 0.05)
+        value = jax.jit(lambda p: native.native_value_and_grad_t(p, Xt, y, s, 0.05)[0])
+        h = 1e-6
+        for i in range(6):
+            step = jnp.zeros(6).at[i].set(h)
+            plus, minus = value(params._replace(w=params.w + step)), value(
+                params._replace(w=params.w - step))
+            assert float((plus - minus) / (2 * h)) == pytest.approx(float(grads.w[i]),
+                                                                   rel=1e-7, abs=1e-9)
+        db = (value(params._replace(b=params.b + h)) - value(params._replace(b=params.b - h)))
+        assert float(db / (2 * h)) == pytest.approx(float(grads.b), rel=1e-7, abs=1e-9)
+        assert float(J) == pytest.approx(float(objective_t(params, Xt, y, s * 400, 0.05)),
+                                         rel=1e-13)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
+def test_extreme_logits_stay_finite_and_agree(dtype, logit_scale):
+    """|z| up to about 1e4: exp(-|z|) underflows to 0 and σ saturates, nothing overflows."""
+    with x64(dtype):
+        params, Xt, y, s, sw = make(301, 5, dtype, seed=9, logit_scale=logit_scale)
+        kernel, xla, auto = three(params, Xt, y, s, sw, 0.0)
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
+        assert float(kernel[0]) > 100  # half the labels are wrong by |z| ~ 1e4
+        assert_agree(kernel, xla, dtype)
+        assert_agree(kernel, auto, dtype)
+
+
+@st.composite
+def problems(draw):
+    m = draw(st.integers(1, 3000))
+    n = draw(st.integers(1, 40))
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    return m, n, dtype, draw(st.booleans()), draw(st.sampled_from([1.0, 30.0])), draw(
+        st.integers(0, 2**16))
+
+
+@needs_compiler
+@settings(max_examples=25, deadline=None)
+@given(case=problems())
+def test_property_agrees_with_the_xla_gradient(case):
+    m, n, dtype, weighted, scale, seed = case
+    with x64(dtype):
+        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=seed, logit_scale=scale)
+        kernel, xla, _ = three(params, Xt, y, s, sw, 0.01)
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
+        assert_agree(kernel, xla, dtype)
+
+
+@needs_compiler
+def test_refuses_what_it_does_not_compute():
+    params, Xt, y, s, _ = make(10, 3, "float32")
+    with pytest.raises(ValueError, match="binary float32 or float64"):
+        native.native_value_and_grad_t(Params(jnp.zeros((3, 4)), jnp.zeros(4)), Xt, y, s, 0.0)
+    with pytest.raises(ValueError, match="X of dtype bfloat16"):
+        native.native_value_and_grad_t(params, Xt.astype(jnp.bfloat16), y, s, 0.0)
+
+
+@needs_compiler
+def test_loading_it_leaves_denormals_alone():
+    """Built without -ffast-math: loading it does not make the process flush denormals."""
+    assert native.available(), native.build_error()
+    tiny = np.array([1e-40], np.float32)  # a float32 denormal
+    assert (tiny * np.float32(0.5))[0] > 0
+
+
+@needs_compiler
+@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver):
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 6))
+    y = (X[:, 0] + rng.normal(size=500) > 0).astype(int)
+    settings = {"solver": solver, "learning_rate": 0.5, "max_iter": 30, "tol": 0.0,
+                "dtype": "float64"}
+    reference = jl.fit(X, y, **settings)
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    fit = jl.fit(X, y, **settings)
+    np.testing.assert_allclose(fit.loss_history, reference.loss_history, rtol=1e-12)
+    np.testing.assert_allclose(fit.params.w, reference.params.w, rtol=1e-9, atol=1e-12)
+
+
+@needs_compiler
+def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    config = jl.TrainConfig(dtype="float32")
+    m, n = native.MIN_ELEMENTS // 8, 8
+    X = np.random.default_rng(0).normal(size=(m, n)).astype(np.float32)
+    y = np.arange(m) % 2
+    expected = "native" if jax.default_backend() == "cpu" else "fused"
+    assert pipeline.kernel_for(pipeline.device_data(X, y, config)) == expected
+    small = pipeline.device_data(X[:1000], y[:1000], config)
+    assert pipeline.kernel_for(small) == ("xla" if jax.default_backend() == "cpu" else "fused")
+    three_classes = pipeline.device_data(X, np.arange(m) % 3, config)
+    assert pipeline.kernel_for(three_classes) != "native"
+    bf16 = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
+    assert pipeline.kernel_for(bf16) != "native"
+    n_wide = native.MAX_FEATURES + 1
+    wide = pipeline.device_data(np.ones((native.MIN_ELEMENTS // n_wide + 1, n_wide), np.float32),
+                                np.arange(native.MIN_ELEMENTS // n_wide + 1) % 2, config)
+    assert pipeline.kernel_for(wide) != "native"
+
+
+NO_COMPILER_CHILD = """
+import numpy as np
+import jaxlogreg as jl
+from jaxlogreg.kernels import native
+from jaxlogreg.training import pipeline
+assert not native.available()
+assert "no C compiler" in native.build_error(), native.build_error()
+X = np.random.default_rng(0).normal(size=(native.MIN_ELEMENTS // 4, 4)).astype(np.float32)
+y = (X[:, 0] > 0).astype(int)
+data = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32"))
+assert pipeline.kernel_for(data) in ("xla", "fused"), pipeline.kernel_for(data)
+assert jl.fit(X, y, max_iter=3).n_iter == 3
+"""
+
+
+def test_without_a_compiler_fits_use_xla(tmp_path):
+    """A fresh process with no compiler on its PATH (the build is once per process)."""
+    env = {**os.environ, "PATH": str(tmp_path), "CC": "", "JAXLOGREG_NO_CACHE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    subprocess.run([sys.executable, "-c", NO_COMPILER_CHILD], env=env, check=True, timeout=300)
+
+
+@needs_compiler
+def test_a_damaged_library_in_the_cache_is_built_again(tmp_path):
+    (tmp_path / "first").mkdir()
+    native._open(tmp_path / "first")  # builds it, to learn its name
+    (built,) = (tmp_path / "first").glob("*.so")
+    damaged = tmp_path / "second" / built.name  # another path: not the library loaded already
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"not a shared library")
+    native._open(damaged.parent)
+    assert damaged.read_bytes() != b"not a shared library"  # built again, and it loaded
+
+
+@needs_compiler
+def test_repeated_fits_with_the_kernel_compile_once(monkeypatch):
+    """New data of the same shape, other numeric settings: the same compiled loop."""
+    import jaxlogreg as jl
+    from jaxlogreg.training import loop, pipeline
+
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(300, 5)), rng.integers(0, 2, 300)
+    config = jl.TrainConfig(solver="lbfgs", max_iter=20)
+    jl.fit(X, y, config)
+    before = loop.run_segment._cache_size()
+    jl.fit(rng.normal(size=(300, 5)), rng.integers(0, 2, 300), config)
+    jl.fit(X, y, config.replace(C=0.1, tol=1e-3))
+    assert loop.run_segment._cache_size() == before
+
+
+@needs_compiler
+def test_a_large_float32_fit_chooses_it_and_matches_xla(monkeypatch):
+    """Chosen by itself for large X: the same model as with XLA's gradient, to float32 accuracy."""
+    import jaxlogreg as jl
+    from jaxlogreg.training import pipeline
+
+    rng = np.random.default_rng(11)
+    m, n = native.MIN_ELEMENTS // 8, 8
+    X = rng.normal(size=(m, n)).astype(np.float32)
+    y = (X @ rng.normal(size=n) + rng.logistic(size=m) > 0).astype(int)
+    chosen = []
+    kernel_for = pipeline.kernel_for
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: chosen.append(kernel_for(data))
+                        or chosen[-1])
+    ours = jl.fit(X, y, solver="lbfgs", tol=1e-6)
+    assert chosen == ["native"]
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "xla")
+    xla = jl.fit(X, y, solver="lbfgs", tol=1e-6)
+    assert ours.status == xla.status == "converged"
+    assert ours.loss == pytest.approx(xla.loss, rel=1e-6)
+    np.testing.assert_allclose(ours.params.w, xla.params.w, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+def test_every_build_variant_compiles_and_exports_both_handlers(tmp_path):
+    """The fallbacks (no libmvec, no -march=native) build too, should the first one fail."""
+    import ctypes
+
+    for k, flags in enumerate(native._variants()):
+        target = tmp_path / f"variant{k}.so"
+        native._compile(native._compiler(), flags, target)
+        library = ctypes.CDLL(str(target))
+        assert all(hasattr(library, name) for name in native.TARGETS.values())
+    assert "-march=native" not in native._variants()[-1]
