@@ -1,0 +1,228 @@
+"""Build, verify and load the C gradient kernel (:mod:`jaxlogreg.kernels.native`): one bounded try.
+
+:func:`build_and_load` compiles ``native_kernel.c`` with the system's C compiler (``$CC``, else
+``cc``, ``gcc`` or ``clang``) for this machine's CPU, with the headers of XLA's FFI that jaxlib
+ships, into a folder, under a name that hashes the source, the flags, the compiler's version,
+jaxlib's version and the CPU; the library's sha256 is written beside it (``<name>.sha256``).
+A library is loaded only after it is verified: opened without following a link or waiting on
+a FIFO, a regular file, its content matching the digest; on Linux the open file itself is
+loaded (``/proc/self/fd``), so a file swapped in after the check is never run. A library that
+fails the check is built again, once. The whole build, ``cc --version`` included, has
+:data:`DEADLINE_S`: a compiler still running then is killed with its children, and no other
+flags are tried. Any failure raises; the caller then uses XLA's gradient.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jaxlib
+
+SOURCE = Path(__file__).with_name("native_kernel.c")
+# No -ffast-math: it lets the compiler assume there is no NaN or inf, and its startup code
+# switches the whole process to flushing denormals when the library is loaded.
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+         "-fassociative-math", "-fno-signed-zeros", "-freciprocal-math")
+# glibc's vectorised exp and log1p ("-l" flags go after the source: compile_library).
+LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
+# For all builds together, ``cc --version`` included: a build takes well under a second, so a
+# compiler still busy after this is stuck, and the first large fit should not wait for it.
+DEADLINE_S = 10.0
+MAX_LIBRARY_BYTES = 1 << 24  # the library is about 32 KiB; a larger file is not ours
+DIGEST_SUFFIX = ".sha256"
+
+
+class BuildError(RuntimeError):
+    """The kernel could not be built or loaded; the message says why."""
+
+
+class UnverifiedLibrary(BuildError):
+    """A library file that is not a regular file or does not match its digest."""
+
+
+def find_compiler() -> str | None:
+    names = [os.environ.get("CC", ""), "cc", "gcc", "clang"]
+    return next((path for name in names if name and (path := shutil.which(name))), None)
+
+
+def variants() -> list[tuple[str, ...]]:
+    """Compiler flags to try in turn: with libmvec on glibc x86-64 (vectorised exp and log1p),
+    then without, then without ``-march=native`` (a compiler that does not know it)."""
+    linux_x86 = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+    with_libmvec = linux_x86 and platform.libc_ver()[0] == "glibc"
+    portable = tuple(flag for flag in FLAGS if flag != "-march=native")
+    return ([FLAGS + LIBMVEC] if with_libmvec else []) + [FLAGS, portable]
+
+
+def library_name(build_key: str, flags: tuple[str, ...]) -> str:
+    key = f"{build_key}\0{' '.join(flags)}"
+    return f"native_kernel-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+
+
+def digest_path(library: Path) -> Path:
+    return library.with_name(library.name + DIGEST_SUFFIX)
+
+
+def _cpu_signature() -> str:
+    """What ``-march=native`` compiles for: the CPU's feature flags where Linux lists them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return flags or platform.processor() or platform.machine()
+
+
+def _run(command: list[str], deadline: float) -> str:
+    """The command's standard output. It runs in its own process group, killed whole if it is
+    still running at ``deadline`` (:func:`time.monotonic`): :class:`BuildError` then;
+    :class:`subprocess.CalledProcessError` if it fails."""
+    timeout = (f"the C compiler {command[0]} did not finish within {DEADLINE_S:g} s (the "
+               f"build's deadline)")
+    if time.monotonic() >= deadline:
+        raise BuildError(timeout)
+    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, errors="replace",
+                          start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=deadline - time.monotonic())
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the compiler and what it started
+            except ProcessLookupError:
+                pass
+            raise BuildError(f"{timeout}: stopped") from None
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command, out, err)
+    return out
+
+
+def _build_key(compiler: str, deadline: float) -> str:
+    """What decides the library besides its flags: source, compiler, jaxlib, CPU, platform."""
+    version = _run([compiler, "--version"], deadline)
+    parts = (SOURCE.read_text(), version, jaxlib.__version__, _cpu_signature(), sys.platform)
+    return "\0".join(parts)
+
+
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path``: never through a link, never waiting on a FIFO or a
+    device; :class:`UnverifiedLibrary` unless it is a regular file of a library's size."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        raise UnverifiedLibrary(f"cannot open {path}: {err}") from err
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LIBRARY_BYTES:
+        os.close(fd)
+        raise UnverifiedLibrary(f"{path} is not a regular file of at most "
+                                f"{MAX_LIBRARY_BYTES} bytes")
+    return fd
+
+
+def _sha256(fd: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, 1 << 16):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    fd = _open_regular(path)
+    try:
+        return _sha256(fd)
+    finally:
+        os.close(fd)
+
+
+def _recorded_digest(library: Path) -> str:
+    fd = _open_regular(digest_path(library))
+    try:
+        return os.read(fd, 256).decode("ascii", errors="replace").strip()
+    finally:
+        os.close(fd)
+
+
+def load_verified(library: Path) -> ctypes.CDLL:
+    """Load ``library`` if it is a regular file matching its digest, else
+    :class:`UnverifiedLibrary` (OSError if the verified file does not load). On Linux the open,
+    verified file is loaded through ``/proc/self/fd``, and its descriptor stays open for the
+    process's life, as the library does: glibc would take a later library loaded through the
+    same ``/proc/self/fd/N`` name for this one."""
+    fd = _open_regular(library)
+    try:
+        actual, recorded = _sha256(fd), _recorded_digest(library)
+        if actual != recorded:
+            raise UnverifiedLibrary(f"{library} does not match its digest "
+                                    f"({digest_path(library).name}): a damaged file")
+        via_fd = sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd")
+        return ctypes.CDLL(f"/proc/self/fd/{fd}" if via_fd else str(library))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def compile_library(compiler: str, flags: tuple[str, ...], target: Path,
+                    deadline: float) -> None:
+    """Compile :data:`SOURCE` into ``target`` and write its digest beside it, both under
+    temporary names, then renamed (processes building at once never see half a file)."""
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    digest = digest_path(target)
+    partial_digest = digest.with_name(f"{digest.name}.{os.getpid()}.tmp")
+    libraries = [flag for flag in flags if flag.startswith("-l")]  # linked after the source
+    options = [flag for flag in flags if not flag.startswith("-l")]
+    command = [compiler, *options, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o",
+               str(partial), *libraries, "-lm"]
+    try:
+        _run(command, deadline)
+        partial_digest.write_text(_file_sha256(partial) + "\n")
+        os.replace(partial_digest, digest)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+        partial_digest.unlink(missing_ok=True)
+
+
+def _load_or_build(compiler: str, flags: tuple[str, ...], target: Path,
+                   deadline: float) -> ctypes.CDLL:
+    """The verified library at ``target``; built (again, once) if it is missing or fails the
+    check."""
+    if os.path.lexists(target):
+        try:
+            return load_verified(target)
+        except UnverifiedLibrary:
+            pass  # damaged, or not a library: built again below
+    compile_library(compiler, flags, target, deadline)
+    return load_verified(target)
+
+
+def build_and_load(folder: Path) -> ctypes.CDLL:
+    """The kernel's library in ``folder``, built there unless a verified one is there already,
+    and loaded: the first of :func:`variants` that compiles and loads (an old glibc may lack a
+    vector function), all within :data:`DEADLINE_S`. Raises :class:`BuildError`, OSError or
+    :class:`subprocess.SubprocessError` when it cannot."""
+    deadline = time.monotonic() + DEADLINE_S
+    compiler = find_compiler()
+    if compiler is None:
+        raise BuildError("no C compiler found ($CC, cc, gcc or clang)")
+    errors, build_key = [], _build_key(compiler, deadline)
+    for flags in variants():
+        try:
+            return _load_or_build(compiler, flags, folder / library_name(build_key, flags),
+                                  deadline)
+        except subprocess.CalledProcessError as err:  # these flags do not compile: the next
+            errors.append(err.stderr or str(err))
+        except OSError as err:  # it does not load: the next flags
+            errors.append(str(err))
+    raise BuildError(f"compiling {SOURCE.name} failed: {errors[-1].strip()[-2000:]}")
