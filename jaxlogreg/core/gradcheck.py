@@ -17,7 +17,7 @@ from jax.flatten_util import ravel_pytree
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.loss import objective_t
-from jaxlogreg.core.model import Params, check_problem, check_X
+from jaxlogreg.core.model import Params, check_problem, check_X, float64_enabled
 
 _DTYPES = ("float32", "float64")
 _DEFAULT_EPS = {"float32": 1e-3, "float64": 1e-6}
@@ -130,15 +130,15 @@ def check_gradients(
     eps = _DEFAULT_EPS[dtype] if eps is None else v.check_positive(eps, "eps")
     v.check_int_at_least(max_coords, "max_coords", 1)
     v.check_int_at_least(seed, "seed", 0)
-    with jax.enable_x64(dtype == "float64"):
+    with float64_enabled(dtype == "float64"):
         X = check_X(X).astype(dtype)
         if params is None:
             v.check_int_at_least(n_classes, "n_classes", 2)
             params = random_params(X.shape[1], n_classes, dtype, seed)
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype), params)
-        if sample_weight is not None:
-            sample_weight = v.as_array(sample_weight, "sample_weight").astype(dtype)
         X, y, sample_weight = check_problem(params, X, y, sample_weight, l2)
+        if sample_weight is not None:
+            sample_weight = sample_weight.astype(dtype)
         return _check(params, X, y, sample_weight, l2, dtype, eps, max_coords, seed)
 
 

@@ -34,7 +34,7 @@ from jaxlogreg.core.loss import (
     l2_penalty,
     softmax_cross_entropy,
 )
-from jaxlogreg.core.model import Params, check_problem
+from jaxlogreg.core.model import Params, check_problem, in_params_dtype
 
 
 def binary_value_and_grad(
@@ -91,6 +91,7 @@ def value_and_backward_t(
     return value_and_grad_t(params, Xt, y, s, l2)
 
 
+@in_params_dtype
 def backward(
     params: Params,
     X: Any,

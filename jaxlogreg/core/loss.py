@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxlogreg.core.model import Params, check_problem
+from jaxlogreg.core.model import Params, check_problem, in_params_dtype
 from jaxlogreg.core.sparse import CooMatrix, sparse_dot
 
 
@@ -124,6 +124,7 @@ def objective_t(
     return jnp.sum(s * per_example_loss_t(z, y)) + penalty
 
 
+@in_params_dtype
 def objective(
     params: Params,
     X: Any,

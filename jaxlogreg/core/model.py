@@ -9,6 +9,9 @@ Public layout: ``X`` is ``(m, n) = (n_samples, n_features)``.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -17,7 +20,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.sparse import CooMatrix, as_csr, coo_of_csr, is_sparse, sparse_dot
+from jaxlogreg.core.sparse import (
+    CooMatrix,
+    as_csr,
+    check_dense,
+    coo_of_csr,
+    is_sparse,
+    sparse_dot,
+)
 
 
 class Params(NamedTuple):
@@ -33,6 +43,28 @@ def accumulation_dtype(dtype: Any) -> jnp.dtype:
     if dtype.itemsize < 4 or not jnp.issubdtype(dtype, jnp.floating):
         return jnp.dtype(jnp.float32)
     return dtype
+
+
+def float64_enabled(on: bool) -> contextlib.AbstractContextManager:
+    """``jax.enable_x64(True)`` when ``on`` and float64 is off (for one block, never globally);
+    otherwise a context that changes nothing."""
+    if on and not jax.config.jax_enable_x64:
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def in_params_dtype(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(params, ...)`` computed in the parameters' dtype: float64 parameters (NumPy arrays,
+    as :func:`jaxlogreg.fit` returns) enable float64 for the call, so their results are float64
+    instead of being truncated to float32."""
+
+    @functools.wraps(fn)
+    def in_dtype(params: Any, *args: Any, **kwargs: Any) -> Any:
+        leaves = jax.tree.leaves(params)
+        with float64_enabled(any(getattr(x, "dtype", None) == np.float64 for x in leaves)):
+            return fn(params, *args, **kwargs)
+
+    return in_dtype
 
 
 def init_params(n_features: int, n_classes: int = 2, dtype: Any = jnp.float32) -> Params:
@@ -119,6 +151,8 @@ def check_problem(
     X = check_X(X)
     check_params(params, X.shape[1])
     m = X.shape[0]
+    check_dense(y, "y", "a 1-D array of labels")
+    check_dense(sample_weight, "sample_weight", "a 1-D array of weights")
     y = jnp.asarray(v.check_y(y, m, n_classes_of(params)))
     if sample_weight is not None:
         sample_weight = jnp.asarray(v.check_sample_weight(sample_weight, m))
@@ -132,6 +166,7 @@ def check_problem(
     return X, y, sample_weight
 
 
+@in_params_dtype
 def logits(params: Params, X: Any) -> jax.Array:
     """``z = X w + b``: shape (m,) for binary, (m, K) for multinomial."""
     X = check_X(X)
@@ -139,12 +174,14 @@ def logits(params: Params, X: Any) -> jax.Array:
     return _matmul(X, params.w) + params.b
 
 
+@in_params_dtype
 def predict_proba(params: Params, X: Any) -> jax.Array:
     """``a = σ(z)`` (m,) for binary: P(y = 1 | x); ``softmax(z)`` (m, K) for multinomial."""
     z = logits(params, X)
     return jax.nn.sigmoid(z) if z.ndim == 1 else jax.nn.softmax(z, axis=-1)
 
 
+@in_params_dtype
 def predict(params: Params, X: Any) -> jax.Array:
     """Class indices: ``a > 0.5`` (i.e. ``z > 0``) for binary, ``argmax z`` for multinomial."""
     z = logits(params, X)

@@ -15,9 +15,12 @@ Training keeps X features-major, ``Xt = Xᵀ`` (n, m) (:mod:`jaxlogreg.core.grad
 ``dot(Xt, dz)`` are the two sums above. Entries are kept sorted by sample (the order of a CSR
 matrix), which the segment sum over samples is told.
 
-On the host, scipy.sparse CSR / CSC / COO matrices and JAX ``BCOO`` / ``BCSR`` are accepted
-(:func:`as_csr`): duplicate entries are summed and indices sorted, as scipy does, on a copy; bad
-indices or NaN/inf values are refused with a message naming the parameter.
+On the host, every scipy.sparse format and JAX ``BCOO`` / ``BCSR`` are accepted (:func:`as_csr`):
+duplicate entries are summed and indices sorted, as scipy does, on a copy; bad indices or NaN/inf
+values are refused with a message naming the parameter. scipy's conversions and products are
+native code that trusts the index arrays, so :func:`check_sparse` reads them, in the matrix's own
+format, before anything converts or multiplies it. JAX's padding entries (index out of range,
+value 0) are dropped.
 """
 
 from __future__ import annotations
@@ -103,17 +106,182 @@ def is_sparse(X: Any) -> bool:
     return sp.issparse(X) or isinstance(X, jsparse.JAXSparse | CooMatrix)
 
 
-def _bcoo_to_scipy(X: Any, name: str) -> sp.coo_array:
-    X = X.to_bcoo() if not isinstance(X, jsparse.BCOO) else X
+def check_dense(x: Any, name: str, expected: str) -> None:
+    """Refuse a sparse matrix where a dense array is expected (labels, weights)."""
+    if is_sparse(x):
+        raise TypeError(f"{name} must be {expected}, got a sparse matrix of shape "
+                        f"{tuple(x.shape)}; convert it with {name}.toarray().ravel()")
+
+
+def _first_outside(idx: np.ndarray, bound: int) -> int | None:
+    """The position of the first index outside ``[0, bound)``, or None. One pass: viewed as
+    unsigned, a negative index is at least 2^(bits-1) >= bound."""
+    if idx.size == 0:
+        return None
+    if idx.dtype.kind == "i" and idx.dtype.isnative and bound <= 2 ** (8 * idx.itemsize - 1):
+        unsigned = idx.view(np.dtype(f"u{idx.dtype.itemsize}"))
+        if int(unsigned.max()) < bound:
+            return None
+        return int(np.argmax(unsigned >= bound))
+    bad = (idx < 0) | (idx >= bound)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _check_integers(arr: Any, what: str) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be a 1-D array of integers, got shape {arr.shape} and "
+                         f"dtype {arr.dtype}")
+    return arr
+
+
+def _check_compressed(
+    indptr: Any, indices: Any, n_values: int, major: int, minor: int, axes: tuple[str, str]
+) -> int:
+    """Check CSR-like arrays: ``indptr`` (major + 1,) from 0, non-decreasing, up to
+    ``nnz <= len(indices) == n_values``; ``indices[:nnz]`` in ``[0, minor)``. Returns nnz."""
+    indptr = _check_integers(indptr, "indptr")
+    indices = _check_integers(indices, "indices")
+    if indptr.shape[0] != major + 1:
+        raise ValueError(f"indptr must have {major + 1} entries (one per {axes[0]}, plus one), "
+                         f"got {indptr.shape[0]}")
+    if indices.shape[0] != n_values:
+        raise ValueError(f"indices and data must have one length, got {indices.shape[0]} "
+                         f"and {n_values}")
+    if indptr[0] != 0:
+        raise ValueError(f"indptr must start at 0, got {indptr[0]}")
+    drops = indptr[1:] < indptr[:-1]
+    if drops.any():
+        i = int(np.argmax(drops))
+        raise ValueError(f"indptr must not decrease, but it goes from {indptr[i]} to "
+                         f"{indptr[i + 1]} at {axes[0]} {i}")
+    nnz = int(indptr[-1])
+    if nnz > indices.shape[0]:
+        raise ValueError(f"indptr must end at most at the {indices.shape[0]} stored entries, "
+                         f"got {nnz}")
+    k = _first_outside(indices[:nnz], minor)
+    if k is not None:
+        at = int(np.searchsorted(indptr, k, "right")) - 1
+        raise ValueError(f"{axes[1]} index {indices[k]} of entry {k} ({axes[0]} {at}) is "
+                         f"outside [0, {minor})")
+    return nnz
+
+
+def _check_coords(coords: Any, n_values: int, shape: tuple[int, ...]) -> None:
+    """COO arrays: one index array per axis, each of ``n_values`` entries in range."""
+    if len(coords) != len(shape):
+        raise ValueError(f"a matrix of shape {shape} needs {len(shape)} index arrays, got "
+                         f"{len(coords)}")
+    for axis, (idx, bound) in enumerate(zip(coords, shape, strict=True)):
+        what = ("row", "column")[axis]
+        idx = _check_integers(idx, f"the {what} indices")
+        if idx.shape[0] != n_values:
+            raise ValueError(f"the {what} indices and data must have one length, got "
+                             f"{idx.shape[0]} and {n_values}")
+        k = _first_outside(idx, bound)
+        if k is not None:
+            raise ValueError(f"{what} index {idx[k]} of entry {k} is outside [0, {bound})")
+
+
+def _check_lil(X: Any) -> None:
+    """LIL: one list of columns and one of values per row, of equal lengths."""
+    m = X.shape[0]
+    for what, lists in (("rows", X.rows), ("data", X.data)):
+        if not isinstance(lists, np.ndarray) or lists.shape != (m,):
+            raise ValueError(f"LIL {what} must be an array of {m} lists (one per row), got "
+                             f"{type(lists).__name__} of shape {np.shape(lists)}")
+    n_cols, n_values = (np.fromiter(map(len, lists), np.int64, m) for lists in (X.rows, X.data))
+    if (n_cols != n_values).any():
+        i = int(np.argmax(n_cols != n_values))
+        raise ValueError(f"row {i} has {n_cols[i]} column indices but {n_values[i]} values")
+
+
+def _check_dia(X: Any) -> None:
+    """DIA: one row of ``data`` per offset (scipy's constructor checks, repeated)."""
+    offsets = _check_integers(X.offsets, "offsets")
+    shape = np.shape(X.data)
+    if len(shape) != 2 or shape[0] != offsets.shape[0]:
+        raise ValueError(f"DIA data must have one row per offset ({offsets.shape[0]}), got "
+                         f"shape {shape}")
+
+
+def _n_values(data: Any, ndim: int, layout: str) -> int:
+    """The number of stored values: ``data`` must be an array of shape ``layout``."""
+    shape = np.shape(data)
+    if len(shape) != ndim:
+        raise ValueError(f"data must have shape {layout}, got {shape}")
+    return shape[0]
+
+
+def _check_scipy(X: Any) -> Any:
+    fmt = X.format
+    if fmt in ("csr", "csc"):
+        major, minor = X.shape if fmt == "csr" else X.shape[::-1]
+        axes = ("row", "column") if fmt == "csr" else ("column", "row")
+        _check_compressed(X.indptr, X.indices, _n_values(X.data, 1, "(nnz,)"), major, minor, axes)
+    elif fmt == "bsr":
+        blocks = _n_values(X.data, 3, "(n_blocks, R, C)")
+        R, C = X.data.shape[1:]
+        if R == 0 or C == 0 or X.shape[0] % R or X.shape[1] % C:
+            raise ValueError(f"BSR blocks of {R} x {C} must tile the shape {X.shape}")
+        _check_compressed(X.indptr, X.indices, blocks, X.shape[0] // R, X.shape[1] // C,
+                          ("block row", "block column"))
+    elif fmt == "coo":
+        _check_coords((X.row, X.col), _n_values(X.data, 1, "(nnz,)"), X.shape)
+    else:  # LIL, DIA, DOK: scipy converts them safely once their structure holds
+        if fmt == "lil":
+            _check_lil(X)
+        elif fmt == "dia":
+            _check_dia(X)
+        X = X.tocsr()  # DOK: through COO, whose constructor checks the indices
+        _check_scipy(X)
+    return X
+
+
+def check_sparse(X: Any, name: str = "X") -> Any:
+    """Check a scipy.sparse matrix's index arrays in its own format, before scipy converts or
+    multiplies it (its native code reads them unchecked): CSR/CSC/BSR ``indptr`` of one entry
+    per row (column, block row) plus one, from 0, non-decreasing, up to ``nnz <= len(indices)
+    == len(data)``; ``indices`` and COO ``row``/``col`` in range. O(nnz), no copy. Returns X,
+    or a LIL, DIA or DOK matrix as CSR (checked too)."""
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (n_samples, n_features), got {X.ndim}-D")
+    try:
+        return _check_scipy(X)
+    except (ValueError, TypeError, IndexError, OverflowError) as err:
+        raise ValueError(f"{name} has invalid sparse indices: {err}") from None
+
+
+def _jax_to_scipy(X: Any, name: str) -> sp.csr_array | sp.coo_array:
+    """A 2-D JAX BCOO or BCSR as scipy arrays of its entries, checked; JAX's padding (entries
+    beyond ``indptr[-1]``, or with an index out of range and value 0) is dropped."""
+    if not isinstance(X, jsparse.BCOO | jsparse.BCSR):
+        raise TypeError(f"{name} must be a scipy.sparse matrix or a JAX BCOO or BCSR, got "
+                        f"{type(X).__name__}")
     if X.n_batch or X.n_dense or X.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D sparse matrix without batch or dense dimensions, got a BCOO "
-            f"of shape {tuple(X.shape)} with n_batch={X.n_batch}, n_dense={X.n_dense}"
+            f"{name} must be a 2-D sparse matrix without batch or dense dimensions, got a "
+            f"{type(X).__name__} of shape {tuple(X.shape)} with n_batch={X.n_batch}, "
+            f"n_dense={X.n_dense}"
         )
-    indices = np.asarray(X.indices)
-    try:  # scipy checks the indices against the shape
-        return sp.coo_array((np.asarray(X.data), (indices[:, 0], indices[:, 1])), shape=X.shape)
-    except (ValueError, IndexError) as err:
+    data = np.asarray(X.data)
+    try:
+        if isinstance(X, jsparse.BCSR):
+            nnz = _check_compressed(X.indptr, X.indices, data.shape[0], X.shape[0], X.shape[1],
+                                    ("row", "column"))
+            return sp.csr_array((data[:nnz], np.asarray(X.indices)[:nnz], np.asarray(X.indptr)),
+                                shape=X.shape)
+        indices = np.asarray(X.indices)
+        outside = ((indices < 0) | (indices >= np.asarray(X.shape))).any(axis=1)
+        if outside.any():
+            if (data[outside] != 0).any():
+                k = int(np.argmax(outside & (data != 0)))
+                raise ValueError(f"entry {k} at {tuple(indices[k].tolist())} is outside the "
+                                 f"shape {tuple(X.shape)} with value {data[k]} (only padding "
+                                 "entries, of value 0, may lie outside)")
+            data, indices = data[~outside], indices[~outside]
+        return sp.coo_array((data, (indices[:, 0], indices[:, 1])), shape=X.shape)
+    except ValueError as err:
         raise ValueError(f"{name} has invalid sparse indices: {err}") from None
 
 
@@ -121,29 +289,20 @@ def as_csr(X: Any, name: str = "X") -> sp.csr_array:
     """``X`` as a checked, canonical CSR array: 2-D, non-empty, float values that are all finite,
     indices in range; duplicates summed and indices sorted (on a copy: X is not changed)."""
     if isinstance(X, CooMatrix):
-        raise TypeError(f"{name} must be a scipy.sparse or JAX BCOO matrix, got a CooMatrix "
-                        "(the training layout)")
-    if isinstance(X, jsparse.JAXSparse):
-        X = _bcoo_to_scipy(X, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D with shape (n_samples, n_features), got {X.ndim}-D")
+        raise TypeError(f"{name} must be a scipy.sparse matrix or a JAX BCOO or BCSR, got a "
+                        "CooMatrix (the training layout)")
+    X = _jax_to_scipy(X, name) if isinstance(X, jsparse.JAXSparse) else check_sparse(X, name)
     if min(X.shape) == 0:
         raise ValueError(f"{name} must be non-empty, got a sparse matrix of shape {X.shape}")
     if np.dtype(X.dtype).kind != "f":
         raise TypeError(f"{name} must have a floating dtype (float32 or float64), got sparse "
                         f"{X.dtype}")
-    try:
-        if X.format == "coo":
-            X.tocsr()  # scipy checks COO indices on conversion
-            X = sp.csr_array(X)
-        else:
-            X = sp.csr_array(X)
-            X.check_format(full_check=True)
-    except (ValueError, IndexError) as err:
-        raise ValueError(f"{name} has invalid sparse indices: {err}") from None
     if X.nnz > MAX_INDEX or max(X.shape) > MAX_INDEX:
         raise ValueError(f"{name} must have at most {MAX_INDEX} rows, columns and non-zeros (int32 "
                          f"indices), got shape {X.shape} with {X.nnz} non-zeros")
+    X = sp.csr_array(X)  # safe now: the indices were checked
+    if X.indices.shape[0] > X.nnz:  # storage beyond indptr[-1] is not part of the matrix
+        X = sp.csr_array((X.data[: X.nnz], X.indices[: X.nnz], X.indptr), shape=X.shape)
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from jaxlogreg.core.sparse import MAX_INDEX, as_csr
+from jaxlogreg.core.sparse import MAX_INDEX, as_csr, check_sparse
 
 PathLike = str | os.PathLike
 
@@ -70,7 +70,11 @@ class SparseRowSource:
                              f"{tuple(data.shape)} and {tuple(indices.shape)}")
         self.data, self.indices = data, indices
         self.nnz = int(data.shape[0])
-        self.indptr = self._checked_indptr(np.asarray(indptr[()]))  # h5py: read it all
+        try:
+            indptr = np.asarray(indptr[()])  # h5py: read it all
+        except OSError as err:
+            raise read_error(err, name) from err
+        self.indptr = self._checked_indptr(indptr)
         chunks = getattr(data, "chunks", None)  # h5py: None for contiguous datasets
         self.span = max(1, min(max(int(chunks[0]) if chunks else 0, self.SPAN), self.nnz))
 
@@ -112,8 +116,9 @@ class SparseRowSource:
 
     @classmethod
     def from_scipy(cls, X: Any, name: str = "X") -> SparseRowSource:
-        """A scipy sparse matrix in memory (its rows checked as they are read)."""
-        X = X if X.format == "csr" else X.tocsr()
+        """A scipy sparse matrix in memory (its rows checked as they are read; another format's
+        indices checked before it becomes CSR)."""
+        X = X if X.format == "csr" else check_sparse(X, name).tocsr()
         return cls(X.data, X.indices, X.indptr, X.shape, name)
 
     def batch_row_bytes(self, x_itemsize: int) -> float:
@@ -132,7 +137,10 @@ class SparseRowSource:
         """The rows ``rows`` (any order, repeats allowed) as a (len(rows), n) CSR array."""
         rows = np.asarray(rows, np.int64)
         unique, inverse = np.unique(rows, return_inverse=True)  # increasing: disk locality
-        X = self._read_sorted(unique)
+        try:
+            X = self._read_sorted(unique)
+        except OSError as err:
+            raise read_error(err, self.name) from err
         if unique.size == rows.size and (unique == rows).all():
             return X
         return X[inverse]
@@ -140,7 +148,10 @@ class SparseRowSource:
     def read_block(self, start: int, stop: int) -> sp.csr_array:
         """Rows ``start`` to ``stop`` (one contiguous read) as a CSR array."""
         lo, hi = int(self.indptr[start]), int(self.indptr[stop])
-        data, indices = self._read(lo, hi)
+        try:
+            data, indices = self._read(lo, hi)
+        except OSError as err:
+            raise read_error(err, self.name) from err
         return self._checked(np.arange(start, stop), data, indices, self.indptr[start:stop + 1] - lo)
 
     def _read(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,6 +249,13 @@ def _take(array: Any, positions: np.ndarray) -> np.ndarray:
         space.select_elements(positions.astype(np.uint64).reshape(-1, 1))
         dataset_id.read(h5s.create_simple((positions.size,)), space, out)
     return out
+
+
+def read_error(err: OSError, name: str) -> OSError:
+    """An error reading the file ``name`` (h5py's messages do not name it), errno kept."""
+    new = OSError(f"cannot read {name}: {err}")
+    new.errno = err.errno
+    return new
 
 
 def _text(value: Any) -> str | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import jaxlogreg as jl
 
@@ -149,3 +152,63 @@ def test_16bit_inputs_are_computed_in_float32():
 def test_inputs_may_be_lists():
     params = jl.Params(jnp.asarray([1.0, -2.0]), jnp.asarray(0.5))
     np.testing.assert_allclose(jl.logits(params, [[1.0, 1.0], [0.0, -1.0]]), [-0.5, 2.5])
+
+
+# --- float64 parameters -------------------------------------------------------------------------
+
+
+def _reference(X, w, b, y, l2):
+    """z, a, J and (dw, db) of the objective in float64 NumPy (the mean loss + λ/2 ||w||²)."""
+    z = X @ w + b
+    m = X.shape[0]
+    if w.ndim == 1:
+        a = 1 / (1 + np.exp(-z))
+        J = np.mean(np.logaddexp(0, z) - y * z)
+        dz = (a - y) / m
+    else:
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        a = e / e.sum(axis=1, keepdims=True)
+        J = np.mean(np.log(e.sum(axis=1)) + z.max(axis=1) - z[np.arange(m), y])
+        dz = (a - np.eye(w.shape[1])[y]) / m
+    return z, a, J + 0.5 * l2 * np.sum(w * w), (X.T @ dz + l2 * w, dz.sum(axis=0))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_float64_params_compute_in_float64_with_x64_only_inside_the_call(n_classes, sparse):
+    """NumPy float64 parameters (what jaxlogreg.fit returns for float64 data) give float64
+    results equal to a float64 reference (float32 would be ~1e-7 off), without the "truncated
+    to float32" warning, and x64 is off again after each call."""
+    X, w, b = _problem(n_classes, "float64", seed=4)
+    y = np.random.default_rng(4).integers(0, n_classes, M)
+    params, l2 = jl.Params(w, np.asarray(b)), 0.1
+    Xin = sp.csr_array(X) if sparse else X
+    z_ref, a_ref, J_ref, (dw_ref, db_ref) = _reference(X, w, b, y, l2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the truncation warning fails the test
+        results = {
+            "logits": (jl.logits(params, Xin), z_ref),
+            "predict_proba": (jl.predict_proba(params, Xin), a_ref),
+            "objective": (jl.objective(params, Xin, y, l2=l2), J_ref),
+            "backward.w": (jl.backward(params, Xin, y, l2=l2).w, dw_ref),
+            "backward.b": (jl.backward(params, Xin, y, l2=l2).b, db_ref),
+        }
+        labels = jl.predict(params, Xin)
+        check = jl.check_gradients(Xin, y, params, l2=l2)
+    assert not jax.config.jax_enable_x64
+    tol = 1e4 * np.finfo(np.float64).eps
+    for name, (got, want) in results.items():
+        assert got.dtype == jnp.float64, name
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=name)
+    want_labels = (z_ref > 0) if n_classes == 2 else z_ref.argmax(axis=1)
+    np.testing.assert_array_equal(labels, want_labels.astype(np.int32))
+    assert check.dtype == "float64" and check.autodiff_rel_error <= tol
+
+
+def test_float32_params_stay_float32_and_x64_set_by_the_caller_stays_on():
+    X, w, b = _problem(2, "float32", seed=5)
+    params = jl.Params(jnp.asarray(w), jnp.asarray(b))
+    assert jl.logits(params, X).dtype == jnp.float32
+    with jax.enable_x64(True):
+        assert jl.logits(jl.Params(w.astype(np.float64), np.float64(b)), X).dtype == jnp.float64
+        assert jax.config.jax_enable_x64  # the call did not switch it off

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse as sp
+from jax.experimental import sparse as jsparse
 
 import jaxlogreg as jl
 
@@ -23,6 +25,17 @@ def with_value(a, index, value):
     a = np.array(a, dtype=np.result_type(a, type(value)))
     a[index] = value
     return a
+
+
+def corrupted(X, array, index, value):
+    """A copy of the sparse X with ``X.<array>[index] = value``, as a user's code may leave it
+    (scipy checks its arrays only when the matrix is built)."""
+    X = X.copy()
+    getattr(X, array)[index] = value
+    return X
+
+
+X_CSR = sp.csr_array(np.where(np.abs(X_OK) > 0.5, X_OK, 0))  # about 60 % non-zero
 
 
 # Every function that takes (params, X, y, sample_weight, l2), called the same way.
@@ -89,6 +102,33 @@ X_CASES = {
         np.zeros((M, 0), np.float32),
         ValueError,
         r"X must not be empty, got array of shape \(23, 0\)",
+    ),
+    # sparse X whose index arrays were changed after scipy built it: checked before any
+    # conversion or product (scipy's native code would read or write out of bounds)
+    "csr_column_out_of_range": (
+        corrupted(X_CSR, "indices", 0, N + 3),
+        ValueError,
+        r"X has invalid sparse indices: column index 7 of entry 0 \(row 0\) is outside \[0, 4\)",
+    ),
+    "csr_indptr_decreasing": (
+        corrupted(X_CSR, "indptr", 3, 0),
+        ValueError,
+        r"X has invalid sparse indices: indptr must not decrease",
+    ),
+    "csc_row_out_of_range": (
+        corrupted(X_CSR.tocsc(), "indices", 0, M + 3),
+        ValueError,
+        r"X has invalid sparse indices: row index 26 of entry 0 \(column 0\) is outside",
+    ),
+    "coo_row_out_of_range": (
+        corrupted(X_CSR.tocoo(), "row", 0, M + 5),
+        ValueError,
+        r"X has invalid sparse indices: row index 28 of entry 0 is outside \[0, 23\)",
+    ),
+    "bcoo_value_outside": (
+        jsparse.BCOO((jnp.ones(2), jnp.array([[0, 0], [M, 0]])), shape=(M, N)),
+        ValueError,
+        r"X has invalid sparse indices: entry 1 at \(23, 0\) is outside the shape .*value 1.0",
     ),
 }
 
@@ -188,6 +228,11 @@ BINARY_Y_CASES = {
         r"y must hold binary labels 0 or 1, got value\(s\) \[0.5\]",
     ),
     "string": (np.array(["cat"] * M), TypeError, r"y must hold real numbers .*got dtype <U3"),
+    "sparse": (
+        sp.csr_array(Y_OK[:, None]),
+        TypeError,
+        r"y must be a 1-D array of labels, got a sparse matrix of shape \(23, 1\)",
+    ),
 }
 
 
@@ -259,6 +304,11 @@ SAMPLE_WEIGHT_CASES = {
         np.array(["1"] * M),
         TypeError,
         r"sample_weight must hold real numbers .*got dtype <U1",
+    ),
+    "sparse": (
+        sp.csr_array(SW_OK[None, :]),
+        TypeError,
+        r"sample_weight must be a 1-D array of weights, got a sparse matrix of shape \(1, 23\)",
     ),
 }
 
