@@ -15,10 +15,12 @@ Types are checked here, against the dataclasses' annotations; values are checked
 dataclasses themselves (one validator per section).
 
 Overrides ``"section.key=value"`` (the CLI's ``--set``) are applied after the file. The value
-is read as a TOML value (``0.01``, ``true``, ``inf``, ``"text"``); anything that is not valid
-TOML is taken as a plain string (``--set train.solver=adam``), and ``none`` resets an optional
-key (``--set train.learning_rate=none``). TOML has no null: in a file, the string ``"none"``
-does the same for an optional key (``penalty = "none"``).
+is read as a TOML value (``0.01``, ``true``, ``inf``, ``"text"``, a table
+``{ nesterov = false }`` holding a boolean); other text that is not valid TOML is taken as a
+plain string (``--set train.solver=adam``), except a broken table or list for a key that takes
+no string (an error), and ``none`` resets an optional key (``--set train.learning_rate=none``).
+TOML has no null: in a file, the string ``"none"`` does the same for an optional key
+(``penalty = "none"``).
 
 Paths: a relative path written in a config file is relative to that file's folder; a path
 given on the command line is relative to the current directory. For ``data.source =
@@ -38,6 +40,7 @@ from typing import Any
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.data.archive import jsonable
+from jaxlogreg.data.files import NotRegularFileError, open_regular
 from jaxlogreg.data.sources import CATVNONCAT_ENV, DataConfig
 from jaxlogreg.training.settings import TrainConfig
 
@@ -141,7 +144,8 @@ def load_config(
     """Read a TOML config (None: the built-in default) and apply ``"section.key=value"`` overrides.
 
     Raises:
-      ConfigError: unreadable file, invalid TOML, unknown section or key, wrong type or value.
+      ConfigError: a missing or unreadable file, one that is not a regular file (a FIFO, a
+        directory), not UTF-8, invalid TOML, unknown section or key, wrong type or value.
     """
     environ = os.environ if environ is None else environ
     if path is None:
@@ -151,12 +155,15 @@ def load_config(
     else:
         origin = os.fspath(path)
         try:
-            with open(path, "rb") as f:
+            with open_regular(path, "config file") as f:
                 doc = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {origin} does not exist") from None
+        except (FileNotFoundError, NotRegularFileError) as err:
+            raise ConfigError(str(err)) from None
         except OSError as err:
             raise ConfigError(f"cannot read config file {origin}: {err.strerror or err}") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"config file {origin} is not UTF-8 text (TOML files are): "
+                              f"{err}") from None
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{origin} is not valid TOML: {err}") from None
         base_dir = os.path.dirname(origin)
@@ -229,7 +236,14 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
         return section, key, None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as err:
+        if raw.startswith(("{", "[")) and str not in _types(section, key):
+            kind = "table" if raw.startswith("{") else "list"
+            reason = str(err).split(" (at line")[0]  # its columns count the hidden "v = "
+            raise ConfigError(
+                f"override {item!r}: {raw} is not a valid TOML {kind} ({reason}); TOML writes "
+                "true/false and quoted strings, e.g. train.solver_params={ nesterov = true }"
+            ) from None
         value = raw  # a bare word or path: keep the text
     if _types(section, key) == (str,) and not isinstance(value, str):
         value = raw  # e.g. data.path=2024 stays the string "2024"

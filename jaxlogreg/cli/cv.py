@@ -69,7 +69,7 @@ def _cv(args: argparse.Namespace, config: Config, out_dir: Path | None) -> int:
     if validation is not None:
         reports["validation"] = metrics_of(clf, scale(scaler, validation.X), validation.y)
     written = [] if out_dir is None else _write(out_dir, config, clf, scaler, table, scores,
-                                                reports)
+                                                reports, train.feature_names)
     if not args.quiet:
         _report(config, clf, splits, scaler, table, reports, written)
     return 0
@@ -94,7 +94,8 @@ def _report(config: Config, clf: Any, splits: Any, scaler: Any, table: list[dict
         print("wrote       " + ", ".join(str(p) for p in written), file=out)
 
 
-def _write(out_dir: Path, config: Config, clf: Any, scaler: Any, table, scores, reports):
+def _write(out_dir: Path, config: Config, clf: Any, scaler: Any, table, scores, reports,
+           feature_names):
     from jaxlogreg.data.model_io import save_model
     from jaxlogreg.report import plots
 
@@ -102,7 +103,8 @@ def _write(out_dir: Path, config: Config, clf: Any, scaler: Any, table, scores, 
     params, saved_scaler, note = params_to_save(clf, scaler)
     model = save_model(out_dir / MODEL_FILE, params, classes=clf.classes_,
                        config=config.to_dict(), scaler=saved_scaler,
-                       metadata={"cv": {"C_": best, "scoring": config.cv.scoring}, **note})
+                       metadata={"cv": {"C_": best, "scoring": config.cv.scoring}, **note},
+                       feature_names=feature_names)
     doc = {"C_": best, "scoring": config.cv.scoring, "folds": config.cv.folds, "table": table,
            "fold_scores": scores.tolist(), **reports, "config": config.to_dict()}
     write_json(out_dir / CV_FILE, doc)

@@ -192,7 +192,19 @@ def _learning_rates(args: argparse.Namespace, config: Config) -> list[float] | N
     bad = [lr for lr in rates if not (math.isfinite(lr) and lr > 0)]
     if bad:
         raise CLIError(f"--compare-learning-rates values must be finite and > 0, got {bad}")
+    _check_matplotlib(f"--compare-learning-rates writes {LEARNING_RATES_FILE}")
     return rates
+
+
+def _check_matplotlib(why: str) -> None:
+    """A plot that must be written needs matplotlib: checked before any fit."""
+    from jaxlogreg.report.plots import INSTALL_HINT, PlotUnavailableError
+
+    try:
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise PlotUnavailableError(f"{why}, and {INSTALL_HINT}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -301,6 +313,7 @@ def _write_outputs(out_dir: Path, config, clf, scaler, splits, reports, fit_info
         config=config.to_dict(),
         scaler=saved_scaler,
         metadata=metadata,
+        feature_names=splits.train.feature_names,
     )
     metrics_path = out_dir / METRICS_FILE
     write_json(metrics_path, {"data": splits.description, "fit": fit_info, **reports,

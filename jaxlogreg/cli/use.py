@@ -1,7 +1,9 @@
 """``jaxlogreg evaluate``, ``predict`` and ``check-grad``: use a saved model, or the gradient.
 
 A saved model is the estimator rebuilt from the file (:func:`jaxlogreg.estimators.logistic.from_params`)
-and the feature scaling it was trained with, applied again before every prediction.
+and the feature scaling it was trained with, applied again before every prediction. Data with
+column names (a CSV header) are matched to the model's feature names: columns in another order
+are reordered, other columns refused (:mod:`jaxlogreg.data.sources`).
 
 Sparse data (LIBSVM files) are never densified: a LIBSVM file is read with the model's width
 (a feature index beyond it is an error naming the line), and a saved scaler that centers the
@@ -27,9 +29,9 @@ from jaxlogreg.data.scaling import fold_scaling, scale
 from jaxlogreg.data.sources import DataConfig, load_labelled, load_splits, read_features
 
 
-def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """The estimator of ``--model``, its feature scaling (or None) and the dtype to load data
-    in, once the data options are known to name one source."""
+def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str, tuple[str, ...] | None]:
+    """The estimator of ``--model``, its feature scaling (or None), the dtype to load data
+    in and its feature names (or None), once the data options are known to name one source."""
     from jaxlogreg.data.model_io import load_model
     from jaxlogreg.estimators.logistic import from_params
 
@@ -37,8 +39,8 @@ def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str]:
         raise CLIError("give either --data FILE or --config/--set, not both")
     saved = load_model(args.model)
     dtype = str(saved.params.w.dtype)
-    return from_params(saved.params, saved.classes), saved.scaler, (
-        dtype if dtype in ("float32", "float64") else "float32")
+    dtype = dtype if dtype in ("float32", "float64") else "float32"
+    return from_params(saved.params, saved.classes), saved.scaler, dtype, saved.feature_names
 
 
 def _file_options(args: argparse.Namespace) -> DataConfig:
@@ -46,10 +48,10 @@ def _file_options(args: argparse.Namespace) -> DataConfig:
     return DataConfig(label_column=args.label_column, y_path=getattr(args, "y_path", None) or "")
 
 
-def _config_splits(args: argparse.Namespace, dtype: str, n_features: int):
-    """The train/validation data of ``--config``/``--set``, loaded in the model's dtype (and
-    LIBSVM files with the model's width)."""
-    return load_splits(load_config(args.config, args.set or []).data, dtype, n_features)
+def _config_splits(args: argparse.Namespace, dtype: str, n_features: int, names: Any):
+    """The train/validation data of ``--config``/``--set``, loaded in the model's dtype (LIBSVM
+    files with the model's width, named columns in the order of the model's ``names``)."""
+    return load_splits(load_config(args.config, args.set or []).data, dtype, n_features, names)
 
 
 def _apply(clf: Any, scaler: Any, X: Any) -> tuple[Any, Any]:
@@ -67,12 +69,12 @@ def _metrics(clf: Any, scaler: Any, X: Any, y: Any) -> dict[str, Any]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    clf, scaler, dtype = _load_model(args)
+    clf, scaler, dtype, names = _load_model(args)
     n = clf.n_features_in_
     if args.data is not None:
-        sets = {"data": load_labelled(args.data, _file_options(args), dtype, n)}
+        sets = {"data": load_labelled(args.data, _file_options(args), dtype, n, names)}
     else:
-        splits = _config_splits(args, dtype, n)
+        splits = _config_splits(args, dtype, n, names)
         sets = {"train": splits.train}
         if splits.validation is not None:
             sets["validation"] = splits.validation
@@ -91,13 +93,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    clf, scaler, dtype = _load_model(args)
+    clf, scaler, dtype, names = _load_model(args)
+    n = clf.n_features_in_
     if args.data is not None:
-        X = read_features(args.data, _file_options(args), dtype, clf.n_features_in_).X
+        X = read_features(args.data, _file_options(args), dtype, n, names).X
     elif args.config is None and not args.set:
         raise CLIError("give --data FILE or --config/--set (with --split)")
     else:
-        splits = _config_splits(args, dtype, clf.n_features_in_)
+        splits = _config_splits(args, dtype, n, names)
         part = splits.train if args.split == "train" else splits.validation
         if part is None:
             raise CLIError("the config has no validation data (data.validation_fraction = 0)")

@@ -17,6 +17,7 @@ strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no such numbers).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+
+from jaxlogreg.data.files import open_regular
 
 PathLike = str | os.PathLike
 MAX_HEADER_BYTES = 16 * 2**20
@@ -83,13 +86,23 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 def write_archive(path: PathLike, header: Mapping[str, Any], arrays: Mapping[str, Any]) -> Path:
-    """Write ``arrays`` and the JSON ``header`` to ``path`` atomically; returns the path."""
+    """Write ``arrays`` and the JSON ``header`` to ``path`` atomically; returns the path.
+
+    An ``OSError`` (a directory at ``path``, a folder that cannot be created or written) names
+    ``path``, never the temporary file."""
     path = Path(path)
     header_bytes = dumps(header, sort_keys=True).encode("utf-8")
     members = {"header": np.frombuffer(header_bytes, dtype=np.uint8)}
     members.update({k: np.asarray(a) for k, a in arrays.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        err = IsADirectoryError(f"cannot write {path}: it is a directory; give a file name")
+        err.errno = errno.EISDIR
+        raise err
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise _write_error(err, path) from err
     try:
         os.fchmod(fd, 0o644)  # mkstemp creates 0600
         with os.fdopen(fd, "wb") as f:
@@ -97,12 +110,27 @@ def write_archive(path: PathLike, header: Mapping[str, Any], arrays: Mapping[str
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _write_error(err, path) from err
         raise
     _fsync_directory(path.parent)
     return path
+
+
+def _write_error(err: OSError, path: Path) -> OSError:
+    """``err`` (of the same type, errno kept) with a message naming ``path``: the user's name,
+    not the temporary file's; a folder on the way that is a file is named too."""
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        new = NotADirectoryError(f"cannot write {path}: {blocker} is not a directory")
+        new.errno = errno.ENOTDIR
+    else:
+        new = type(err)(f"cannot write {path}: {err.strerror or err}")
+        new.errno = err.errno
+    return new
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -123,9 +151,7 @@ class ArchiveReader:
 
     def __init__(self, path: PathLike, error: type[ArchiveError]):
         self.path, self.error = os.fspath(path), error
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{error.what} {self.path} does not exist or is not a file")
-        self._file = open(path, "rb")  # noqa: SIM115 -- closed by close()
+        self._file = open_regular(path, error.what)  # closed by close()
         try:
             magic = self._file.read(4)
             if magic != _ZIP_MAGIC:  # keep numpy off its .npy and pickle code paths entirely

@@ -14,7 +14,8 @@ features only, and ``y`` is then None.
 
 Errors name the file and, for text formats, the 1-based line number and column, say what was
 expected and what was found. They are :class:`DataFileError` (a ``ValueError``); a missing file
-is a ``FileNotFoundError``.
+is a ``FileNotFoundError``, a path that is not a regular file (a FIFO, a directory, a device) a
+:class:`~jaxlogreg.data.files.NotRegularFileError`: only regular files are opened.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import scipy.sparse as sp
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.data.datasets import Dataset, check_dtype
+from jaxlogreg.data.files import open_regular, regular_file
 
 PathLike = str | os.PathLike
 
@@ -97,13 +99,6 @@ def _finalize(
     return X, y
 
 
-def _require_file(path: PathLike) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"data file {os.fspath(path)} does not exist or is not a file")
-    return p
-
-
 def _check_labels(labels: Any) -> str:
     return v.check_choice(labels, "labels", LABELS)
 
@@ -119,12 +114,12 @@ def load_npy(
     Never unpickles.
     """
     dtype_ = check_dtype(dtype)
-    X = _load_npy_array(X_path)
+    X = load_npy_array(X_path)
     if X.ndim != 2:
         raise DataFileError(X_path, f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     y = None
     if y_path is not None:
-        y = _load_npy_array(y_path)
+        y = load_npy_array(y_path)
         if y.shape != (X.shape[0],):
             raise DataFileError(
                 y_path,
@@ -135,9 +130,9 @@ def load_npy(
     return Dataset(X=X, y=y, source=os.fspath(X_path))
 
 
-def _load_npy_array(path: PathLike) -> np.ndarray:
-    _require_file(path)
-    with open(path, "rb") as f:  # a file object: np.load would leak a path's handle on errors
+def load_npy_array(path: PathLike) -> np.ndarray:
+    """The array of one ``.npy`` file, read without pickle; errors name the file."""
+    with open_regular(path, "data file") as f:  # np.load would leak a path's handle on errors
         try:
             arr = np.load(f, allow_pickle=False)
             if hasattr(arr, "files"):
@@ -164,8 +159,7 @@ def load_npz(
     """
     dtype_ = check_dtype(dtype)
     labels = _check_labels(labels)
-    _require_file(path)
-    with open(path, "rb") as f:  # a file object: np.load would leak a path's handle on errors
+    with open_regular(path, "data file") as f:  # np.load would leak a path's handle on errors
         try:
             loaded = np.load(f, allow_pickle=False)
             if not hasattr(loaded, "files"):
@@ -214,7 +208,7 @@ def load_hdf5(
 
     dtype_ = check_dtype(dtype)
     labels = _check_labels(labels)
-    _require_file(path)
+    regular_file(path, "data file")
     if scale is not None:
         scale = v.check_positive(scale, "scale")
     try:
@@ -272,7 +266,7 @@ def load_catvnoncat(directory: PathLike, *, dtype: str = "float32") -> tuple[Dat
     out = []
     for split in ("train", "test"):
         path = directory / f"{split}_catvnoncat.h5"
-        if not path.is_file():
+        if not path.exists():  # anything else there: load_hdf5 names what it is
             raise FileNotFoundError(
                 f"{path} not found: load_catvnoncat needs train_catvnoncat.h5 and "
                 f"test_catvnoncat.h5 in {directory}"

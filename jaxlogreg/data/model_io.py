@@ -1,20 +1,24 @@
 """Model files without pickle: an archive (:mod:`jaxlogreg.data.archive`) holding::
 
     header   UTF-8 JSON: format name and version, n_features, n_classes, dtype and shape of
-             every array, classes, config, feature scaling, metadata
+             every array, classes, feature names (or null), config, feature scaling, metadata
     w        float (n,) or (n, K)
     b        float () or (K,)
     classes  (K,) numeric class labels; absent when the labels are strings (kept in the JSON)
 
 Loading checks everything against the header, so a truncated, corrupt or edited file raises
 :class:`ModelFileError` (a ``ValueError``) naming the file and the problem, instead of producing
-a model that silently predicts something else. Arrays round-trip exactly. Files written by
-earlier versions (format version 1) load unchanged.
+a model that silently predicts something else. Arrays round-trip exactly.
+
+Feature names, like scikit-learn's ``feature_names_in_``, are the names of the training data's
+columns (a CSV header), so that new data can be matched to them by name; None for data
+without names. Format version 2 added them: files of version 1 load, with no names.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +31,8 @@ from jaxlogreg.data.archive import ArchiveError, array_bytes, jsonable, open_arc
 from jaxlogreg.data.scaling import scaler_from_dict, scaler_to_dict
 
 FORMAT_NAME = "jaxlogreg-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 _PARAM_DTYPES = ("float16", "float32", "float64")
 
 
@@ -42,7 +47,8 @@ class SavedModel(NamedTuple):
 
     ``params`` hold NumPy arrays with the dtypes they were saved with; ``classes`` is a (K,)
     array (numeric, or ``str`` for string labels); ``scaler`` is the fitted
-    ``sklearn.preprocessing.StandardScaler`` of the features, or None.
+    ``sklearn.preprocessing.StandardScaler`` of the features, or None; ``feature_names`` the
+    names of the n features (the training data's columns), or None.
     """
 
     params: Params
@@ -50,6 +56,7 @@ class SavedModel(NamedTuple):
     config: dict[str, Any]
     scaler: StandardScaler | None
     metadata: dict[str, Any]
+    feature_names: tuple[str, ...] | None = None
 
 
 def _json_dict(value: Any, name: str) -> dict[str, Any]:
@@ -92,6 +99,7 @@ def save_model(
     config: Mapping[str, Any] | None = None,
     scaler: StandardScaler | None = None,
     metadata: Mapping[str, Any] | None = None,
+    feature_names: Sequence[str] | np.ndarray | None = None,
 ) -> Path:
     """Write ``params`` and their context to ``path`` as one ``.npz`` file (atomically).
 
@@ -101,6 +109,8 @@ def save_model(
       config: the training configuration (JSON values; tuples come back as lists).
       scaler: a fitted ``StandardScaler`` of the n features, applied again before prediction.
       metadata: free-form JSON information (data source, metrics, date...).
+      feature_names: the n names of the features (unique strings, e.g. a CSV header or
+        ``clf.feature_names_in_``), or None when the training data had none.
 
     Returns:
       The path written.
@@ -117,6 +127,9 @@ def save_model(
         raise ValueError(
             f"scaler must have {n_features} features to match params.w, got {len(scaling['mean'])}"
         )
+    names = None
+    if feature_names is not None:
+        names = _checked_names(feature_names, n_features, TypeError, ValueError)
     from jaxlogreg.runtime.version import __version__  # the package's __init__ imports this module
 
     arrays = {"w": w, "b": b}
@@ -130,6 +143,7 @@ def save_model(
         "n_classes": n_classes,
         "arrays": {k: {"dtype": a.dtype.name, "shape": list(a.shape)} for k, a in arrays.items()},
         "classes": classes_entry,
+        "feature_names": names,
         "config": _json_dict(config, "config"),
         "standardizer": scaling,
         "metadata": _json_dict(metadata, "metadata"),
@@ -194,18 +208,42 @@ def load_model(path: str | os.PathLike) -> SavedModel:
                 f"feature scaling has {scaler.n_features_in_} features, the parameters "
                 f"{header['n_features']}"
             )
-    return SavedModel(params, classes, header["config"], scaler, header["metadata"])
+    names = header.get("feature_names")  # absent from version 1 files
+    if names is not None:
+        names = _checked_names(names, header["n_features"], fail, fail)
+    return SavedModel(params, classes, header["config"], scaler, header["metadata"], names)
+
+
+def _checked_names(names: Any, n: int, bad_type: Any, bad_value: Any) -> tuple[str, ...]:
+    """``names`` as n unique strings; else ``bad_type`` (not strings) or ``bad_value``."""
+    if isinstance(names, np.ndarray) and names.ndim == 1:
+        names = names.tolist()
+    if not isinstance(names, list | tuple) or not all(isinstance(x, str) for x in names):
+        raise bad_type(f"feature_names must be a list of {n} strings, got {_short(names)}")
+    if len(names) != n:
+        raise bad_value(f"feature_names must have one name per feature, {n}, got {len(names)}")
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise bad_value(f"feature_names must be unique, got {_short(repeated)} more than once")
+    return tuple(names)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _check_header(header: dict[str, Any], fail: Any) -> None:
     fmt, version = header.get("format"), header.get("version")
     if fmt != FORMAT_NAME:
         raise fail(f"header format is {fmt!r}, expected {FORMAT_NAME!r}")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise fail(
-            f"format version {version!r} is not supported; this jaxlogreg reads version "
-            f"{FORMAT_VERSION}"
+            f"format version {version!r} is not supported; this jaxlogreg reads versions "
+            f"{' and '.join(map(str, READ_VERSIONS))}"
         )
+    if version >= 2 and "feature_names" not in header:
+        raise fail("header field 'feature_names' (a list of strings or null) is missing")
     for key, typ in _HEADER_TYPES.items():
         if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
             raise fail(f"header field {key!r} must be a {typ.__name__}, got {header.get(key)!r}")

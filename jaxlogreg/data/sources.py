@@ -12,6 +12,12 @@ A LIBSVM file gives a sparse ``X`` (scipy.sparse CSR) that stays sparse through 
 width is its largest feature index unless ``n_features`` says otherwise (a saved model's width,
 or for a validation file the training data's).
 
+Columns are matched by name where both sides have names (a CSV header): ``feature_names`` (a
+saved model's, as scikit-learn's ``feature_names_in_``) puts a file's columns in the model's
+order, and a validation file's columns follow the training file's. The same names in another
+order are reordered; other names are refused, naming the missing and unexpected columns. Data
+without names (or a model without) are taken in column order.
+
 Errors are ``ValueError`` (a :class:`~jaxlogreg.data.loaders.DataFileError` for a bad file)
 or ``FileNotFoundError``; the messages of :class:`DataConfig` start with the key's name.
 """
@@ -20,13 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from numbers import Real
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.data.datasets import Dataset, make_classification, train_test_split
-from jaxlogreg.data.loaders import FORMATS, PathLike, load_catvnoncat, load_dataset
+from jaxlogreg.data.loaders import (
+    FORMATS,
+    DataFileError,
+    PathLike,
+    load_catvnoncat,
+    load_dataset,
+)
 
 CATVNONCAT_ENV = "JAXLOGREG_CATVNONCAT_DIR"
 DATA_SOURCES = ("synthetic", "catvnoncat", "file")
@@ -115,13 +128,18 @@ class Splits(NamedTuple):
 
 
 def load_splits(
-    config: DataConfig, dtype: str = "float32", n_features: int | None = None
+    config: DataConfig,
+    dtype: str = "float32",
+    n_features: int | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> Splits:
     """The training and validation data of a ``[data]`` section, with ``X`` in ``dtype``.
 
     ``n_features`` is the width of LIBSVM files (default: the training file's largest index;
     a LIBSVM validation file then gets the training data's width, so its features line up even
     where its own largest index is smaller). Other formats have their own width.
+    ``feature_names`` (a saved model's) orders the columns of both parts; without it a
+    validation file's columns are matched to the training file's (module docstring).
     """
     if config.source == "catvnoncat":
         return _catvnoncat(config.path, dtype)
@@ -137,7 +155,7 @@ def load_splits(
         )
         description = full.source
     else:
-        full = load_labelled(config.path, config, dtype, n_features)
+        full = load_labelled(config.path, config, dtype, n_features, feature_names)
         description = config.path
     if config.validation_path:
         if Path(config.validation_path).suffix.lower() == ".npy":
@@ -147,7 +165,10 @@ def load_splits(
                 "in one .npz, .csv, .h5 or LIBSVM file"
             )
         width = full.n_features if n_features is None else n_features
-        validation = load_labelled(config.validation_path, config, dtype, width)
+        validation = load_labelled(config.validation_path, config, dtype, width, feature_names)
+        if feature_names is None:
+            validation = _match_columns(validation, full.feature_names, "the training data's",
+                                        config.label_column)
         description = f"{description}, validation {config.validation_path}"
         return Splits(full, validation, description, full.classes)
     fraction = config.validation_fraction
@@ -174,10 +195,12 @@ def _catvnoncat(path: str, dtype: str) -> Splits:
     """The course's training set, and its test set as the validation data."""
     if not Path(path).is_dir():
         from_env = os.environ.get(CATVNONCAT_ENV, "") == path
-        raise FileNotFoundError(
-            f"catvnoncat folder {path}{f' (from {CATVNONCAT_ENV})' if from_env else ''} does "
-            f"not exist; point data.path or {CATVNONCAT_ENV} to the folder holding "
-            "train_catvnoncat.h5 and test_catvnoncat.h5"
+        exists = os.path.exists(path)
+        error = NotADirectoryError if exists else FileNotFoundError
+        raise error(
+            f"catvnoncat folder {path}{f' (from {CATVNONCAT_ENV})' if from_env else ''} "
+            f"{'is not a folder' if exists else 'does not exist'}; point data.path or "
+            f"{CATVNONCAT_ENV} to the folder holding train_catvnoncat.h5 and test_catvnoncat.h5"
         )
     train, test = load_catvnoncat(path, dtype=dtype)
     return Splits(
@@ -186,22 +209,68 @@ def _catvnoncat(path: str, dtype: str) -> Splits:
 
 
 def load_labelled(
-    path: PathLike, config: DataConfig, dtype: str = "float32", n_features: int | None = None
+    path: PathLike,
+    config: DataConfig,
+    dtype: str = "float32",
+    n_features: int | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> Dataset:
     """One data file with its labels (for training and evaluation); ``n_features`` is the
-    width of a LIBSVM file (None: its largest index), ignored by other formats."""
+    width of a LIBSVM file (None: its largest index), ignored by other formats;
+    ``feature_names`` (a saved model's) orders its columns by name (module docstring)."""
     options = _loader_options(path, config, n_features)
-    return load_dataset(path, labels="required", dtype=dtype, **options)
+    data = load_dataset(path, labels="required", dtype=dtype, **options)
+    return _match_columns(data, feature_names, "the model's", config.label_column)
 
 
 def read_features(
-    path: PathLike, config: DataConfig, dtype: str = "float32", n_features: int | None = None
+    path: PathLike,
+    config: DataConfig,
+    dtype: str = "float32",
+    n_features: int | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> Dataset:
     """One data file for prediction: labels may be absent (``y`` is then None); a CSV's
-    label column is dropped unread, and a CSV may have no header at all. ``n_features`` is
-    the width of a LIBSVM file (None: its largest index), ignored by other formats."""
+    label column is dropped unread, and a CSV may have no header at all. ``n_features`` and
+    ``feature_names`` as for :func:`load_labelled`."""
     options = _loader_options(path, config, n_features)
-    return load_dataset(path, labels="optional", dtype=dtype, **options)
+    data = load_dataset(path, labels="optional", dtype=dtype, **options)
+    return _match_columns(data, feature_names, "the model's", config.label_column)
+
+
+def _match_columns(
+    data: Dataset, names: Sequence[str] | None, whose: str, label_column: str
+) -> Dataset:
+    """``data`` with its columns in the order of ``names``, matched by name; unchanged when
+    either side has no names. Other names than ``names`` raise :class:`DataFileError`."""
+    own = data.feature_names
+    if names is None or own is None or tuple(own) == tuple(names):
+        return data
+    own_set, expected = set(own), set(names)
+    missing = [name for name in names if name not in own_set]
+    unexpected = [name for name in own if name not in expected]
+    if missing or unexpected or len(own) != len(names):
+        problems = []
+        if missing:
+            problems.append(f"missing column(s) {_listed(missing)}")
+        if unexpected:
+            problems.append(f"unexpected column(s) {_listed(unexpected)} (label_column is "
+                            f"{label_column!r})")
+        raise DataFileError(
+            data.source,
+            f"its columns do not match {whose} {len(names)} features {_listed(list(names))}: "
+            f"{', '.join(problems) or 'repeated column names'}",
+        )
+    position = {name: j for j, name in enumerate(own)}
+    X = data.X[:, [position[name] for name in names]]
+    return dataclasses.replace(data, X=X, feature_names=tuple(names))
+
+
+def _listed(names: list[str], limit: int = 10) -> str:
+    """``names`` for a message: the first ``limit`` of them, and how many there are."""
+    if len(names) <= limit:
+        return repr(names)
+    return repr(names[:limit])[:-1] + f", ...] ({len(names)} in all)"
 
 
 def _loader_options(

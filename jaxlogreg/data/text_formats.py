@@ -6,7 +6,9 @@
 NumPy ``X``; LIBSVM a sparse ``scipy.sparse.csr_matrix``, never densified. Their errors are
 :class:`~jaxlogreg.data.loaders.DataFileError` naming the file, the 1-based line and, for
 CSV, the column, with what was expected and what was found; a missing file is a
-``FileNotFoundError``. :func:`~jaxlogreg.data.loaders.load_dataset` picks them by extension.
+``FileNotFoundError``, a FIFO, directory or device a
+:class:`~jaxlogreg.data.files.NotRegularFileError`.
+:func:`~jaxlogreg.data.loaders.load_dataset` picks them by extension.
 """
 
 from __future__ import annotations
@@ -22,13 +24,8 @@ from sklearn.datasets import load_svmlight_file
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.sparse import MAX_INDEX
 from jaxlogreg.data.datasets import Dataset, check_dtype
-from jaxlogreg.data.loaders import (
-    DataFileError,
-    PathLike,
-    _check_labels,
-    _finalize,
-    _require_file,
-)
+from jaxlogreg.data.files import open_regular, regular_file
+from jaxlogreg.data.loaders import DataFileError, PathLike, _check_labels, _finalize
 
 MAX_FEATURES = MAX_INDEX
 """The widest LIBSVM file :func:`load_svmlight` reads: scikit-learn's reader and the sparse
@@ -53,7 +50,8 @@ def load_csv(
     features only (``y = None``): ``label_column``, when present, is dropped unread, and a file
     without a header has features in every column. Labels are returned as given: int64 if all
     are integers, float64 if all are numbers, strings otherwise. Blank lines are skipped.
-    ``feature_names`` holds the other headers (None without a header).
+    ``feature_names`` holds the other headers (None without a header); header names must be
+    unique (new data are matched to a model's features by name).
     """
     dtype_ = check_dtype(dtype)
     labels = _check_labels(labels)
@@ -92,6 +90,7 @@ def load_csv(
                 f"label_column={label_column!r} not found; the header has columns {header}",
                 first_line,
             )
+        _check_unique(path, header, first_line)
         if not rows:
             raise DataFileError(path, f"no data rows after the header (line {first_line})")
         if li is not None and len(header) < 2:
@@ -107,13 +106,24 @@ def load_csv(
     return Dataset(X=X, y=y, feature_names=names, source=os.fspath(path))
 
 
+def _check_unique(path: PathLike, header: list[str], line: int) -> None:
+    """Column names are unique: a model matches the columns of new data by name."""
+    first: dict[str, int] = {}
+    for j, name in enumerate(header, start=1):
+        if name in first:
+            raise DataFileError(
+                path, f"column name {name!r} appears twice (columns {first[name]} and {j}); "
+                "columns are matched by name, so names must be unique", line
+            )
+        first[name] = j
+
+
 def _read_rows(path: PathLike, delimiter: str) -> tuple[list[list[str]], list[int]]:
     """The non-blank rows of a CSV file and their 1-based line numbers."""
-    p = _require_file(path)
     rows: list[list[str]] = []
     lines: list[int] = []
     try:
-        with open(p, newline="", encoding="utf-8-sig") as f:
+        with open_regular(path, "data file", "r", newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
             for row in reader:
                 if row and any(c.strip() for c in row):
@@ -203,7 +213,7 @@ def load_svmlight(
     dtype_ = check_dtype(dtype)
     if n_features is not None:
         n_features = v.check_int_at_least(n_features, "n_features", 1, MAX_FEATURES)
-    _require_file(path)
+    regular_file(path, "data file")
     try:
         X, y = load_svmlight_file(
             os.fspath(path), n_features=n_features, dtype=np.float64, zero_based=False
@@ -230,7 +240,7 @@ def load_svmlight(
 def _scan_svmlight(path: PathLike, n_features: int | None) -> None:
     """Raise :class:`DataFileError` at the first line ``load_svmlight_file`` rejects, or that
     holds NaN or inf; return quietly when every line is good."""
-    with open(path, "rb") as f:
+    with open_regular(path, "data file") as f:
         for line_no, raw in enumerate(f, start=1):
             tokens = raw.split(b"#", 1)[0].decode("utf-8", "replace").split()
             if tokens:

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from jaxlogreg.scale.sparse_rows import PathLike, SparseRowSource
+from jaxlogreg.data.files import regular_file
+from jaxlogreg.data.loaders import DataFileError, load_npy_array
+from jaxlogreg.scale.sparse_rows import PathLike, SparseRowSource, read_error
 from jaxlogreg.training import host_layout
 
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -61,6 +63,12 @@ class RowSource:
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
         """The rows ``rows`` (increasing, unique) as an in-memory (len(rows), n) array."""
+        try:
+            return self._read_rows(rows)
+        except OSError as err:
+            raise read_error(err, self.name) from err
+
+    def _read_rows(self, rows: np.ndarray) -> np.ndarray:
         if self.chunk_rows is None:
             return np.asarray(self.array[rows])
         out = np.empty((rows.size, self.shape[1]), self.dtype)
@@ -74,7 +82,10 @@ class RowSource:
         return out
 
     def read_block(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self.array[start:stop])
+        try:
+            return np.asarray(self.array[start:stop])
+        except OSError as err:
+            raise read_error(err, self.name) from err
 
 
 def _is_hdf5_group(obj: Any) -> bool:
@@ -86,27 +97,16 @@ def open_rows(source: Any, key: str = "X") -> tuple[RowSource | SparseRowSource,
     """The rows of X: a path (.npy memory-mapped; .h5/.hdf5: dataset or CSR group ``key``), an
     on-disk array (memmap, h5py dataset), a CSR group (h5py), or a scipy sparse matrix.
 
-    Returns ``(rows, handle)``; ``handle`` is the open h5py file to close, or None.
+    Returns ``(rows, handle)``; ``handle`` is the open h5py file to close, or None. A file
+    that cannot be opened raises DataFileError (a ValueError), one that cannot be read an
+    OSError; both name it.
     """
     if isinstance(source, str | os.PathLike):
         path = _existing(source, "data")
         if path.endswith(".npy"):
-            return RowSource(np.load(path, mmap_mode="r"), path), None
+            return RowSource(_memory_mapped(path), path), None
         if path.endswith(_HDF5_SUFFIXES):
-            import h5py
-
-            handle = h5py.File(path, "r")
-            if key not in handle:
-                names = sorted(handle.keys())
-                handle.close()
-                raise KeyError(f"{path}: no dataset {key!r}; datasets: {names}")
-            try:
-                if _is_hdf5_group(handle[key]):
-                    return SparseRowSource.from_group(handle[key], f"{path}:{key}"), handle
-                return RowSource(handle[key], f"{path}:{key}"), handle
-            except BaseException:
-                handle.close()
-                raise
+            return _open_hdf5_rows(path, key)
         suffixes = ", ".join(_HDF5_SUFFIXES)
         raise ValueError(f"{path}: expected a .npy file or an HDF5 file ({suffixes})")
     if _is_hdf5_group(source):
@@ -116,23 +116,59 @@ def open_rows(source: Any, key: str = "X") -> tuple[RowSource | SparseRowSource,
     return RowSource(source), None
 
 
+def _memory_mapped(path: str) -> np.ndarray:
+    """The array of a .npy file, memory-mapped (never unpickled)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:  # a short file: "mmap length is greater..."
+        raise DataFileError(path, f"not a readable .npy array ({err})") from err
+
+
+def _open_hdf5_rows(path: str, key: str) -> tuple[RowSource | SparseRowSource, Any]:
+    """The dataset or CSR group ``key`` of an HDF5 file, and the open file."""
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:  # truncated or not HDF5; h5py's message does not name the file
+        raise DataFileError(path, f"not a readable HDF5 file ({err})") from err
+    name = f"{path}:{key}"
+    try:
+        if key not in handle:
+            raise KeyError(f"{path}: no dataset {key!r}; datasets: {sorted(handle.keys())}")
+        try:
+            stored = handle[key]
+        except OSError as err:  # a damaged object header
+            raise read_error(err, name) from err
+        if _is_hdf5_group(stored):
+            return SparseRowSource.from_group(stored, name), handle
+        return RowSource(stored, name), handle
+    except BaseException:
+        handle.close()
+        raise
+
+
 def load_vector(source: Any, handle: Any, name: str) -> np.ndarray | None:
     """y or sample_weight: an array, a .npy path, a dataset name of the HDF5 file, or None."""
     if source is None:
         return None
     if isinstance(source, str) and handle is not None and source in handle:
-        return np.asarray(handle[source])
+        try:
+            return np.asarray(handle[source])
+        except OSError as err:
+            raise read_error(err, f"{handle.filename}:{source}") from err
     if isinstance(source, str | os.PathLike):
-        return np.load(_existing(source, name))
+        return load_npy_array(_existing(source, name))
     return np.asarray(source)
 
 
 def _existing(source: PathLike, what: str) -> str:
-    """The path as a string, or FileNotFoundError naming it and what it should hold."""
+    """The path as a string, once it names a regular file: else FileNotFoundError naming it
+    and what it should hold, or NotRegularFileError (a FIFO, a directory)."""
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such {what} file")
-    return path
+    return regular_file(path, f"{what} file")
 
 
 def check_finite_rows(X: np.ndarray, first_row: Any, name: str) -> None:

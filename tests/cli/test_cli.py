@@ -81,7 +81,8 @@ def test_predict_subprocess_matches_reloaded_model(default_run):
         rows = list(csv.reader(f))
     assert rows[0] == ["prediction", "proba_0", "proba_1"]
     args = build_parser().parse_args(["predict", "--model", str(out / "model.npz")])
-    clf, scaler, dtype = cli_use._load_model(args)
+    clf, scaler, dtype, names = cli_use._load_model(args)
+    assert names is None  # synthetic data have no column names
     assert scaler is None and dtype == "float32"
     X_val = load_splits(load_config(None).data, dtype).validation.X
     np.testing.assert_array_equal([int(r[0]) for r in rows[1:]], clf.predict(X_val))
@@ -287,10 +288,120 @@ def test_problems_found_before_the_fit(capsys, tmp_path, monkeypatch):
     val = _csv(tmp_path / "v.csv", "a,label", [[0.0, 0], [1.0, 1]])
     status, _, err = _main(capsys, "train", "--set", "data.source=file", "--set",
                            f"data.path={train}", "--set", f"data.validation_path={val}")
+    assert status == 2 and "do not match the training data's 2 features ['a', 'b']" in err
+    unnamed = tmp_path / "v.npz"  # no column names: its width is checked
+    np.savez(unnamed, X=np.zeros((2, 1)), y=np.array([0, 1]))
+    status, _, err = _main(capsys, "train", "--set", "data.source=file", "--set",
+                           f"data.path={train}", "--set", f"data.validation_path={unnamed}")
     assert status == 2 and "has 1 features, the training data 2" in err
     (tmp_path / "file").write_text("")
     status, _, err = _main(capsys, "train", "--out", str(tmp_path / "file" / "out"))
     assert status == 2 and "output folder" in err and "cannot be written" in err  # D2
+
+
+def test_evaluate_and_predict_match_csv_columns_to_the_model_by_name(capsys, tmp_path,
+                                                                   small_model):
+    """The model keeps its training CSV's column names: a CSV with the columns in another order
+    is scored as the training order; other columns are refused by name (exit 2)."""
+    from jaxlogreg.data.model_io import load_model
+
+    model, data = small_model
+    assert load_model(model).feature_names == ("a", "b", "c")
+    labels = np.array(["no", "yes"])[data.y]
+    ordered = _csv(tmp_path / "abc.csv", "a,b,c,label", [[*x, y] for x, y in zip(data.X, labels)])
+    shuffled = _csv(tmp_path / "cab.csv", "c,label,a,b",
+                    [[x[2], y, x[0], x[1]] for x, y in zip(data.X, labels)])
+    outputs = {}
+    for path in (ordered, shuffled):
+        report = tmp_path / f"{path.stem}.json"
+        status, _, err = _main(capsys, "evaluate", "--model", str(model), "--data", str(path),
+                               "--output", str(report), "--quiet")
+        assert status == 0, err
+        status, predicted, err = _main(capsys, "predict", "--model", str(model), "--data",
+                                       str(path))
+        assert status == 0, err
+        outputs[path.stem] = (json.loads(report.read_text()), predicted)
+    assert outputs["cab"] == outputs["abc"]
+    assert outputs["abc"][0]["data"]["accuracy"] > 0.7  # the model's own training data
+    other = _csv(tmp_path / "abd.csv", "a,b,d,label", [[1.0, 2.0, 3.0, "no"]])
+    for command in ("evaluate", "predict"):
+        status, _, err = _main(capsys, command, "--model", str(model), "--data", str(other))
+        assert status == 2
+        assert (f"{other}: its columns do not match the model's 3 features ['a', 'b', 'c']: "
+                "missing column(s) ['c'], unexpected column(s) ['d']") in err
+
+
+def test_cv_keeps_the_feature_names_in_the_model(capsys, tmp_path):
+    from jaxlogreg.data.model_io import load_model
+
+    rows = [[float(i % 7), float(i % 3), i % 2] for i in range(40)]
+    path = _csv(tmp_path / "d.csv", "x1,x2,label", rows)
+    status, _, err = _main(capsys, "cv", "--quiet", "--set", "data.source=file", "--set",
+                           f"data.path={path}", "--set", "cv.Cs=[1.0]", "--set", "cv.folds=2",
+                           "--set", "output.plot=false", "--out", str(tmp_path / "cv"))
+    assert status == 0, err
+    assert load_model(tmp_path / "cv" / "model.npz").feature_names == ("x1", "x2")
+
+
+def test_files_that_are_not_regular_or_not_utf8_are_named(capsys, tmp_path, small_model):
+    """Directories and devices (a FIFO: the slow test below, and tests/data/test_files.py)."""
+    model, _ = small_model
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "dev.npy").symlink_to(os.devnull)
+    np.save(tmp_path / "x.npy", np.zeros((2, 3)))
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[train]\nsolver = "débil"\n'.encode("latin-1"))
+    cases = [
+        (["evaluate", "--model", str(model), "--data", str(tmp_path / "dir.csv")],
+         f"data file {tmp_path / 'dir.csv'} is a directory, not a regular file"),
+        (["evaluate", "--model", str(model), "--data", str(tmp_path / "x.npy"), "--y-path",
+          str(tmp_path / "dev.npy")],
+         f"data file {tmp_path / 'dev.npy'} is a character device, not a regular file"),
+        (["predict", "--model", str(tmp_path), "--data", str(tmp_path / "x.npy")],
+         f"model file {tmp_path} is a directory, not a regular file"),
+        (["train", "--set", "data.source=file", "--set", f"data.path={tmp_path / 'dir.csv'}"],
+         f"data file {tmp_path / 'dir.csv'} is a directory"),
+        (["train", "--config", str(latin1)], f"config file {latin1} is not UTF-8 text"),
+    ]
+    for argv, message in cases:
+        status, _, err = _main(capsys, *argv)
+        assert status == 2 and message in err and err.count("\n") == 1, (argv, err)
+
+
+@pytest.mark.slow
+def test_a_fifo_config_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "c.toml"
+    os.mkfifo(fifo)
+    proc = _run("train", "--config", str(fifo), timeout=120)  # blocked: TimeoutExpired
+    assert proc.returncode == 2
+    assert proc.stderr == (f"jaxlogreg train: error: config file {fifo} is a named pipe (FIFO), "
+                           "not a regular file\n")
+
+
+def test_compare_learning_rates_checks_matplotlib_before_any_fit(capsys, tmp_path, monkeypatch):
+    import builtins
+
+    from jaxlogreg.estimators.logistic import LogisticRegression
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit must not start")
+
+    real_import = builtins.__import__
+
+    def without_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", no_fit)
+    monkeypatch.setattr(builtins, "__import__", without_matplotlib)
+    out = tmp_path / "out"
+    status, _, err = _main(capsys, "train", "--set", "train.solver=gd",
+                           "--compare-learning-rates", "--out", str(out))
+    assert status == 2
+    assert ("--compare-learning-rates writes learning_rates.png, and plots need matplotlib: "
+            "pip install") in err
+    assert not out.exists()  # nothing written, the folder it created removed
 
 
 def test_class_weight_table_keys_name_the_labels(capsys):
@@ -428,22 +539,27 @@ def _doc_steps(text: str):
 
 
 def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvnoncat_dir):
-    """Every console command and Python block of README.md (but two marked long ones), in
-    order, from a folder that looks like the repository root. Commands go through ``main``,
-    the function behind both ``jaxlogreg`` and ``python -m jaxlogreg``, in this process, so
-    they share its compiled programs (the real command is run by the tests above)."""
+    """Every console command and Python block of README.md and docs/*.md (but those marked
+    ``<!-- not run ... -->``), file by file and in order, from a folder that looks like the
+    repository root. Commands go through ``main``, the function behind both ``jaxlogreg`` and
+    ``python -m jaxlogreg``, in this process, so they share its compiled programs (the real
+    command is run by the tests above)."""
     (tmp_path / "configs").symlink_to(REPO / "configs")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(CATVNONCAT_ENV, str(catvnoncat_dir))
-    steps = list(_doc_steps((REPO / "README.md").read_text(encoding="utf-8")))
-    assert sum(kind == "console" for kind, *_ in steps) >= 10
-    namespace = {"__name__": "__readme__"}  # the README's Python blocks build on each other
-    for kind, what, line in steps:
-        if kind == "python":
-            exec(compile(what, "README.md", "exec"), namespace)  # noqa: S102
-        else:
-            status = cli_main(what)
-            assert status == 0, (line, capsys.readouterr().err)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    n_console = 0
+    for page in pages:
+        name = page.relative_to(REPO).as_posix()
+        namespace = {"__name__": "__doc_page__"}  # a page's Python blocks build on each other
+        for kind, what, line in _doc_steps(page.read_text(encoding="utf-8")):
+            if kind == "python":
+                exec(compile(what, name, "exec"), namespace)  # noqa: S102
+            else:
+                n_console += 1
+                status = cli_main(what)
+                assert status == 0, (name, line, capsys.readouterr().err)
+    assert n_console >= 10
     metrics = json.loads((tmp_path / "runs" / "catvnoncat" / "metrics.json").read_text())
     # the course: train accuracy 99.04306220095694 %, test accuracy 70 %, cost 0.140872 at 1900
     assert metrics["train"]["accuracy"] == pytest.approx(207 / 209)

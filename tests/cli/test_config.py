@@ -119,7 +119,7 @@ def test_overrides(override, expected):
         ("[train]\nmax_iter = true\n", "train.max_iter must be an integer, got True"),
         ("[train]\ntol = -1\n", "train.tol must be a finite real number >= 0, got -1.0"),
         ("[train]\nC = 0\n", "train.C must be a real number > 0 (inf for no penalty), got 0.0"),
-        ("[train]\nmax_iter = 10000000000\n", "train.max_iter must be an integer in [1, 10000000]"),
+        ("[train]\nmax_iter = 10000000000\n", "train.max_iter must be an integer in [0, 10000000]"),
         ('[train]\nclass_weight = "auto"\n', "train.class_weight must be None, 'balanced' or a dict"),
         ("[train]\nclass_weight = 3\n", "train.class_weight must be a string or a table"),
         ('[train]\nsolver = "sgd"\nsolver_params = { momentum = "abc" }\n',
@@ -138,6 +138,10 @@ def test_overrides(override, expected):
         ("--set max_iter=3", "must look like section.key=value"),
         ("--set train.C=none", "train.C cannot be none"),
         ("--set data.n_samples=100000000000", "data.n_samples * n_features must be at most"),
+        ("--set train.solver_params={nesterov=yes}",
+         ("override 'train.solver_params={{nesterov=yes}}': {{nesterov=yes}} is not a valid TOML "
+         "table (Invalid value); TOML writes true/false and quoted strings")),
+        ("--set cv.Cs=[1, 2", "[1, 2 is not a valid TOML list"),
     ],
 )
 def test_errors_name_the_key(tmp_path, text_or_override, message):
@@ -153,3 +157,32 @@ def test_errors_name_the_key(tmp_path, text_or_override, message):
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_a_table_override_keeps_its_booleans_and_numbers():
+    """What --set train.solver_params={...} hands to TrainConfig: TOML values, so false is the
+    boolean False (never the string "false"), 0.9 a float, "x" a string."""
+    overrides = ["train.solver=sgd", "train.solver_params={ momentum = 0.9, nesterov = false }"]
+    params = load_config(None, overrides, environ={}).train.solver_params
+    assert params == {"momentum": 0.9, "nesterov": False}
+    assert params["nesterov"] is False and type(params["momentum"]) is float
+    spaceless = ["train.solver=sgd", "train.solver_params={nesterov=true}"]
+    assert load_config(None, spaceless, environ={}).train.solver_params["nesterov"] is True
+
+
+def test_a_config_file_that_is_not_utf8_text_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[train]\nsolver = "débil"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"^config file {path} is not UTF-8 text"):
+        load_config(path)
+
+
+def test_a_config_path_that_is_not_a_regular_file_is_named(tmp_path):
+    """A directory or a device (here a link to one); a FIFO: tests/cli/test_cli.py runs the
+    command on one, under a timeout, and tests/data/test_files.py every reader."""
+    (tmp_path / "dir.toml").mkdir()
+    (tmp_path / "dev.toml").symlink_to(os.devnull)
+    for name, what in (("dir.toml", "a directory"), ("dev.toml", "a character device")):
+        with pytest.raises(ConfigError) as info:
+            load_config(tmp_path / name)
+        assert str(info.value) == f"config file {tmp_path / name} is {what}, not a regular file"

@@ -143,6 +143,11 @@ def test_load_csv_values_names_and_labels(tmp_path):
             1,
             "label_column='label' not found; the header has columns ['a', " + "'target']",
         ),
+        (
+            "a,b,a,label\n1,2,3,0\n",
+            1,
+            "column name 'a' appears twice (columns 1 and 3); columns are matched by name",
+        ),
     ],
 )
 def test_load_csv_errors_name_file_line_and_problem(tmp_path, text, line, message):

@@ -151,6 +151,59 @@ def test_files_written_by_version_0_1_0_still_load(name, classes, n_features, wi
         assert saved.scaler is None and saved.params.w.dtype == np.float64
 
 
+def test_feature_names_round_trip_and_version_1_files_have_none(tmp_path):
+    names = ("age", "größe", "x 3", "a", "b")
+    loaded = load_model(_save(tmp_path / "m.npz", feature_names=np.array(names)))
+    assert loaded.feature_names == names and isinstance(loaded.feature_names, tuple)
+    assert _header(_read_raw(tmp_path / "m.npz"))["feature_names"] == list(names)
+    assert load_model(_save(tmp_path / "none.npz")).feature_names is None
+    for name in ("binary", "softmax"):
+        assert load_model(TEST_DATA / f"model_v1_{name}.npz").feature_names is None
+
+
+@pytest.mark.parametrize(
+    "names, error, match",
+    [
+        (["a", "b"], ValueError, "feature_names must have one name per feature, 5, got 2"),
+        (["a", "b", "a", "c", "b"], ValueError, r"must be unique, got \['a', 'b'\] more than once"),
+        ([1, 2, 3, 4, 5], TypeError, "feature_names must be a list of 5 strings, got"),
+        ("abcde", TypeError, "feature_names must be a list of 5 strings, got 'abcde'"),
+    ],
+)
+def test_bad_feature_names_are_refused_on_save_and_on_load(tmp_path, names, error, match):
+    with pytest.raises(error, match=match):
+        _save(tmp_path / "m.npz", feature_names=names)
+    assert not list(tmp_path.iterdir())
+    raw = _read_raw(_save(tmp_path / "good.npz"))
+    path = _write_raw(tmp_path / "bad.npz", _with_header(raw, {**_header(raw),
+                                                               "feature_names": names}))
+    _expect_refusal(path, match)
+
+
+def test_a_version_2_header_must_hold_feature_names(tmp_path):
+    raw = _read_raw(_save(tmp_path / "m.npz"))
+    header = {k: x for k, x in _header(raw).items() if k != "feature_names"}
+    _expect_refusal(_write_raw(tmp_path / "no_names.npz", _with_header(raw, header)),
+                    "header field 'feature_names' .* is missing")
+    old = _write_raw(tmp_path / "v1.npz", _with_header(raw, {**header, "version": 1}))
+    assert load_model(old).feature_names is None
+
+
+def test_saving_onto_a_directory_or_below_a_file_names_the_given_path(tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(IsADirectoryError, match=f"^cannot write {tmp_path / 'runs'}: it is a "
+                                                "directory") as err:
+        _save(tmp_path / "runs")
+    assert ".tmp" not in str(err.value)
+    (tmp_path / "file").write_text("")
+    for target in (tmp_path / "file" / "m.npz", tmp_path / "file" / "sub" / "m.npz"):
+        with pytest.raises(NotADirectoryError, match=f"^cannot write {target}: "
+                                                     f"{tmp_path / 'file'} is not a directory"):
+            _save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "runs"]
+    assert not list((tmp_path / "runs").iterdir())
+
+
 def test_string_classes_live_in_the_json_header(tmp_path):
     raw = _read_raw(_save(tmp_path / "m.npz"))
     assert set(raw) == {"header", "w", "b"}
@@ -240,8 +293,9 @@ def test_flipped_bytes_inside_an_array_are_detected(tmp_path):
 def test_wrong_version_and_format(tmp_path):
     raw = _read_raw(_save(tmp_path / "m.npz"))
     header = _header(raw)
-    path = _write_raw(tmp_path / "v2.npz", _with_header(raw, {**header, "version": 2}))
-    _expect_refusal(path, "format version 2 is not supported; this jaxlogreg reads version 1")
+    path = _write_raw(tmp_path / "v3.npz", _with_header(raw, {**header, "version": 3}))
+    _expect_refusal(path, "format version 3 is not supported; this jaxlogreg reads versions 1 "
+                          "and 2")
     path = _write_raw(tmp_path / "f.npz", _with_header(raw, {**header, "format": "other"}))
     _expect_refusal(path, "header format is 'other', expected 'jaxlogreg-model'")
 

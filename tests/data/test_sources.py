@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -225,6 +226,10 @@ def test_load_splits_catvnoncat_missing_folder(tmp_path, monkeypatch):
         FileNotFoundError, match=re.escape(f"{missing} (from JAXLOGREG_CATVNONCAT_DIR) does not")
     ):
         load_splits(DataConfig(source="catvnoncat", path=missing))
+    os.mkfifo(missing)  # something that is not a folder
+    with pytest.raises(NotADirectoryError, match=re.escape(f"{missing} (from JAXLOGREG_CATVNONCAT_"
+                                                           "DIR) is not a folder; point")):
+        load_splits(DataConfig(source="catvnoncat", path=missing))
 
 
 # --------------------------------------------------------------------------- one file
@@ -273,3 +278,54 @@ def test_load_labelled_requires_labels_and_uses_the_config_keys(tmp_path):
         load_labelled(path, DataConfig())
     with pytest.raises(ValueError, match=r"extension '\.parquet'"):
         read_features(tmp_path / "d.parquet", config)
+
+
+# --------------------------------------------------------------------------- columns by name
+
+
+def test_columns_are_put_in_the_order_of_the_feature_names(tmp_path):
+    ordered = _write(tmp_path / "abc.csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n")
+    shuffled = _write(tmp_path / "cab.csv", "label,c,a,b\n0,3,1,2\n1,6,4,5\n")
+    names = ("a", "b", "c")
+    want = load_labelled(ordered, DataConfig())
+    for read in (load_labelled, read_features):
+        got = read(shuffled, DataConfig(), "float32", None, names)
+        np.testing.assert_array_equal(got.X, want.X)
+        assert got.feature_names == names
+    assert load_labelled(shuffled, DataConfig(), "float32", None, names).y.tolist() == [0, 1]
+    unnamed = _write(tmp_path / "unnamed.csv", "1,2,3\n")  # no header: taken in column order
+    np.testing.assert_array_equal(read_features(unnamed, DataConfig(), feature_names=names).X,
+                                  [[1, 2, 3]])
+
+
+@pytest.mark.parametrize(
+    "header, problem",
+    [
+        ("a,b,label", "missing column(s) ['c']"),
+        ("a,b,d,label", ("missing column(s) ['c'], unexpected column(s) ['d'] (label_column is "
+                        "'label')")),
+        ("a,b,c,target", "unexpected column(s) ['target'] (label_column is 'label')"),
+    ],
+)
+def test_other_columns_than_the_feature_names_are_refused_by_name(tmp_path, header, problem):
+    path = _write(tmp_path / "d.csv", f"{header}\n" + ",".join("1" * len(header.split(","))))
+    expected = f"{path}: its columns do not match the model's 3 features ['a', 'b', 'c']: {problem}"
+    with pytest.raises(DataFileError, match="^" + re.escape(expected) + "$"):
+        read_features(path, DataConfig(), feature_names=("a", "b", "c"))
+
+
+def test_a_validation_file_follows_the_training_files_columns(tmp_path):
+    train = _write(tmp_path / "train.csv", "a,b,label\n0,1,0\n1,0,1\n2,1,0\n")
+    val = _write(tmp_path / "val.csv", "b,label,a\n7,1,8\n")
+    config = DataConfig(source="file", path=str(train), validation_path=str(val))
+    splits = load_splits(config)
+    np.testing.assert_array_equal(splits.validation.X, [[8, 7]])
+    assert splits.validation.feature_names == ("a", "b")
+    _write(val, "a,c,label\n1,2,0\n")
+    message = "its columns do not match the training data's 2 features ['a', 'b']: missing"
+    with pytest.raises(DataFileError, match=re.escape(f"{val}: {message}")):
+        load_splits(config)
+    _write(val, "b,label,a\n7,1,8\n")
+    in_model_order = load_splits(config, feature_names=("b", "a"))  # a saved model's order
+    np.testing.assert_array_equal(in_model_order.train.X, [[1, 0], [0, 1], [1, 2]])
+    np.testing.assert_array_equal(in_model_order.validation.X, [[7, 8]])

@@ -206,3 +206,42 @@ def test_row_source_reads_rows_by_chunk(problem, hdf5_file):
         assert rows.chunk_rows == 50
         wanted = np.asarray([0, 3, 49, 50, 51, 700, 1002])
         np.testing.assert_array_equal(rows.read_rows(wanted), X[wanted])
+
+
+def _damaged_copy(source, target, how: str):
+    """``source``'s bytes cut in half ("cut") or with 3000 bytes overwritten in the middle."""
+    data = bytearray(source.read_bytes())
+    if how == "cut":
+        data = data[: len(data) // 2]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 3000] = b"\x55" * 3000
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_truncated_or_damaged_files_are_errors_naming_them(npy_files, hdf5_file, tmp_path):
+    X_path, y_path = npy_files
+    cut = _damaged_copy(X_path, tmp_path / "cut.npy", "cut")
+    with pytest.raises(ValueError, match=f"^{cut}: not a readable .npy array .*mmap length"):
+        jl.fit_streaming(cut, y_path, ADAM)
+    cut_y = _damaged_copy(y_path, tmp_path / "cut_y.npy", "cut")
+    with pytest.raises(ValueError, match=f"^{cut_y}: not a readable .npy array"):
+        jl.fit_streaming(X_path, cut_y, ADAM)
+    cut_h5 = _damaged_copy(hdf5_file, tmp_path / "cut.h5", "cut")
+    with pytest.raises(ValueError, match=f"^{cut_h5}: not a readable HDF5 file .*truncated"):
+        jl.fit_streaming(cut_h5, "y", ADAM)
+    damaged = _damaged_copy(hdf5_file, tmp_path / "damaged.h5", "overwrite")  # gzip chunks
+    with pytest.raises(OSError, match=f"^cannot read {damaged}:X: "):
+        jl.fit_streaming(damaged, "y", ADAM)
+
+
+def test_paths_that_are_not_regular_files_are_refused_by_name(npy_files, tmp_path):
+    from jaxlogreg.data.files import NotRegularFileError
+
+    (tmp_path / "dir.npy").mkdir()
+    (tmp_path / "dev.npy").symlink_to("/dev/null")
+    with pytest.raises(NotRegularFileError, match=f"^data file {tmp_path / 'dir.npy'} is a dir"):
+        jl.fit_streaming(tmp_path / "dir.npy", npy_files[1], ADAM)
+    with pytest.raises(NotRegularFileError, match=f"^y file {tmp_path / 'dev.npy'} is a char"):
+        jl.fit_streaming(npy_files[0], tmp_path / "dev.npy", ADAM)

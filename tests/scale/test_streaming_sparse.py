@@ -294,3 +294,15 @@ def test_overflow_and_a_small_budget_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"memory_budget_bytes=1000 is too small.*3 batches.*"
                                          r"non-zeros per row on average"):
         jl.fit_streaming(path, "y", solver="sgd", batch_size=8, max_iter=2, memory_budget_bytes=1000)
+
+
+def test_a_damaged_sparse_file_is_an_error_naming_it(tmp_path):
+    X, y = _problem(m=400, n=30, density=0.3)
+    path = tmp_path / "gzip.h5"
+    save_sparse_hdf5(path, X, y, compression="gzip", chunks=(256,))
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = b"\x55" * 3000  # inside the compressed chunks
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match=f"^cannot read {path}:X: "):
+        jl.fit_streaming(path, "y", solver="sgd", batch_size=8, max_iter=2)
