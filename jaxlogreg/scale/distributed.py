@@ -37,10 +37,11 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core import model
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training import mesh as mesh_layout
-from jaxlogreg.training.data import DeviceData, infer_n_classes, pad_rows, resolve_dtype
-from jaxlogreg.training.loop import TrainData
+from jaxlogreg.training.data import DeviceData, pad_rows
 from jaxlogreg.training.pipeline import FitResult, callback_hooks, run_fit
+from jaxlogreg.training.problem import infer_n_classes, resolve_dtype
 from jaxlogreg.training.settings import TrainConfig, resolve
+from jaxlogreg.training.spec import TrainData
 
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
@@ -227,11 +228,16 @@ def global_train_data(
     return data, mesh_layout.RowLayout(mesh, n_samples)
 
 
+def _all_processes_gather(x: np.ndarray) -> np.ndarray:
+    """``x`` of every process, stacked on a first axis."""
+    if jax.process_count() == 1:
+        return x[None]
+    return np.asarray(multihost_utils.process_allgather(x))
+
+
 def _all_processes_sum(x: np.ndarray) -> np.ndarray:
     """The sum of ``x`` over every process (``x`` itself in a single-process run)."""
-    if jax.process_count() == 1:
-        return x
-    return np.sum(multihost_utils.process_allgather(x), axis=0)
+    return np.sum(_all_processes_gather(x), axis=0)
 
 
 def _global_n_classes(y_local: np.ndarray, n_classes: int | None) -> int:
@@ -249,7 +255,7 @@ def _global_weights(
 ) -> tuple[np.ndarray | None, float]:
     """This process's weights (sample weight times class weight, or None) and Σ s over all rows.
 
-    The rules are :func:`jaxlogreg.training.data.combined_weights`' (scikit-learn's), applied to
+    The rules are :func:`jaxlogreg.training.problem.relative_weights`' (scikit-learn's), applied to
     the whole data set: "balanced" uses the weighted class counts of every process's rows,
     ``Σ s / (K · Σ_{y_i = k} s_i)``. Values are checked over all rows, so a process whose own
     rows all have weight 0 (or that holds no rows) is fine, and every process raises the same
@@ -276,13 +282,15 @@ def _global_weights(
         else:  # a dict: scikit-learn's rules (missing classes weigh 1)
             per_class = compute_class_weight(class_weight, classes=classes, y=classes)
         weights = per_class[labels] if sw is None else per_class[labels] * sw
-    local_sum = float(m_local if weights is None else weights.sum())
-    weight_sum = float(_all_processes_sum(np.asarray([local_sum]))[0])
-    if weights is not None and not weight_sum > 0:
-        raise ValueError(
-            "sample_weight times class_weight must have a positive sum over all rows, got "
-            f"{weight_sum}"
-        )
+    if weights is None:
+        return None, float(_all_processes_sum(np.asarray([float(m_local)]))[0])
+    local_largest = float(weights.max()) if m_local else 0.0
+    largest = float(np.max(_all_processes_gather(np.asarray([local_largest]))))
+    if not largest > 0:
+        raise ValueError("sample_weight times class_weight must have a positive sum over all "
+                         "rows, got 0")
+    weights = weights / largest  # relative to the largest, as jaxlogreg.training.problem's
+    weight_sum = float(_all_processes_sum(np.asarray([weights.sum()]))[0]) * largest
     return weights, weight_sum
 
 

@@ -19,8 +19,8 @@ from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import l2_penalty
 from jaxlogreg.core.model import Params
 from jaxlogreg.training.data import pad_rows
-from jaxlogreg.training.loop import TrainData
 from jaxlogreg.training.mesh import DATA_AXIS, RowLayout, check_mesh, padded_size, place_data
+from jaxlogreg.training.spec import TrainData
 
 
 def shard_data(data: TrainData, mesh: Mesh) -> tuple[TrainData, RowLayout]:

@@ -42,8 +42,6 @@ blocks that fit the budget.
 from __future__ import annotations
 
 import dataclasses
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -56,71 +54,24 @@ import scipy.sparse as sp
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import forward_t, l1_penalty, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.core.sparse import MAX_INDEX
+from jaxlogreg.scale.batch_reader import MIN_ENTRY_BUCKET, BatchReader, Rows, StreamPlan
 from jaxlogreg.scale.rows import (
-    RowSource,
     check_finite_rows,
     load_vector,
     open_rows,
     training_layout,
 )
 from jaxlogreg.scale.sparse_rows import SparseRowSource
-from jaxlogreg.training.data import (
-    combined_weights,
-    entry_bucket,
-    infer_n_classes,
-    pad_rows,
-    resolve_dtype,
-    sparse_layout,
-)
-from jaxlogreg.training.loop import (
-    RUNNING,
-    Hyper,
-    LoopSpec,
-    LoopState,
-    TrainData,
-    epoch_batches,
-    finish_epoch,
-    minibatch_update,
-)
+from jaxlogreg.training.data import entry_bucket, pad_rows, sparse_layout
+from jaxlogreg.training.loop import LoopState, finish_epoch
+from jaxlogreg.training.minibatch import minibatch_update
 from jaxlogreg.training.pipeline import FitResult, callback_hooks, run_fit
+from jaxlogreg.training.problem import check_labels, relative_weights, resolve_dtype
 from jaxlogreg.training.settings import TrainConfig, resolve
+from jaxlogreg.training.spec import Hyper, LoopSpec, TrainData
+from jaxlogreg.training.stopping import RUNNING
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
-MIN_ENTRY_BUCKET = 256  # a sparse batch's entries are padded to a power of two, at least this
-Rows = RowSource | SparseRowSource
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamPlan:
-    """Batches in flight, from the budget: ``(queue + 2) * batch + chunk <= budget``."""
-
-    batch_bytes: int
-    queue_size: int
-    block_rows: int  # rows per block when evaluating the final loss
-
-    @classmethod
-    def of(cls, rows: Rows, batch_size: int, x_itemsize: int, budget: int, prefetch: int):
-        m, n = rows.shape
-        # a row of a batch as read (file dtype), as cast (x dtype), its y and weight; sparse
-        # rows: their entries, nnz / m per row on average (see SparseRowSource.batch_row_bytes)
-        row_cost = rows.batch_row_bytes(x_itemsize) + 16
-        batch_bytes = int(np.ceil(batch_size * row_cost))
-        room = budget - rows.chunk_bytes
-        if room < 3 * batch_bytes:
-            per_row = (f"{rows.nnz / m:.3g} non-zeros per row on average, {n} features"
-                       if isinstance(rows, SparseRowSource) else f"{n} features")
-            extra = ("one read of the sparse rows" if isinstance(rows, SparseRowSource)
-                     else "one HDF5 chunk")
-            raise ValueError(
-                f"memory_budget_bytes={budget} is too small: streaming needs room for 3 batches "
-                f"of {batch_bytes} bytes (batch_size={batch_size}, {per_row})"
-                + (f" plus {extra} of {rows.chunk_bytes} bytes" if rows.chunk_bytes else "")
-                + "; lower batch_size or raise the budget"
-            )
-        queue_size = max(1, min(prefetch, room // batch_bytes - 2))
-        block_rows = max(1, min(m, int(room // (2 * row_cost))))
-        return cls(batch_bytes, queue_size, block_rows)
 
 
 def _stream_step(carry, batch: TrainData, hyper: Hyper, spec: LoopSpec):
@@ -134,7 +85,6 @@ def _stream_step(carry, batch: TrainData, hyper: Hyper, spec: LoopSpec):
 
 _stream_step_jit = jax.jit(_stream_step, static_argnames="spec")
 _finish_epoch_jit = jax.jit(finish_epoch, static_argnames="spec")
-_epoch_batches_jit = jax.jit(epoch_batches, static_argnames=("m", "batch_size"))
 
 
 @jax.jit
@@ -149,89 +99,6 @@ def _penalty(w: jax.Array, l2: jax.Array, l1: jax.Array) -> jax.Array:
     return l2_penalty(w, l2) + l1_penalty(w, l1)
 
 
-def _check_batch_entries(X: Any, name: str) -> None:
-    if X.nnz > MAX_INDEX:
-        raise ValueError(f"{name}: a batch of sparse rows holds {X.nnz} entries, more than "
-                         f"{MAX_INDEX}; lower batch_size")
-
-
-class _BatchReader:
-    """The background thread: builds each epoch's batches and puts them on the device."""
-
-    def __init__(self, source: StreamedData, key: jax.Array, batch_size: int):
-        self.source, self.key, self.batch_size = source, key, batch_size
-        self.queue: queue.Queue = queue.Queue(maxsize=source.plan.queue_size)
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.x64 = bool(jax.config.jax_enable_x64)
-
-    def start(self, first_epoch: int, last_epoch: int) -> None:
-        self.thread = threading.Thread(
-            target=self._run, args=(first_epoch, last_epoch), name="jaxlogreg-reader", daemon=True
-        )
-        self.thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self, first_epoch: int, last_epoch: int) -> None:
-        try:
-            # jax.enable_x64 is thread-local: use the fit's setting for the permutation and
-            # device_put (which would otherwise turn float64 batches into float32).
-            with jax.enable_x64(self.x64):
-                for epoch in range(first_epoch, last_epoch):
-                    for batch in self._epoch(epoch):
-                        if not self._put(batch):
-                            return
-        except BaseException as err:  # noqa: BLE001 -- handed to the main thread, re-raised there
-            self._put(err)
-
-    def _epoch(self, epoch: int) -> Iterator[TrainData]:
-        src = self.source
-        indices, mask = _epoch_batches_jit(
-            self.key, jnp.asarray(epoch, jnp.int32), m=src.n_samples, batch_size=self.batch_size
-        )
-        indices, mask = np.asarray(indices), np.asarray(mask)
-        for idx, msk in zip(indices, mask, strict=True):
-            t0 = time.perf_counter()
-            if src.sparse:
-                # the padding of the last batch comes last (weight 0): its rows stay empty
-                real = idx[msk]
-                X_batch = src.rows.read_rows(real)
-                _check_batch_entries(X_batch, src.rows.name)
-                Xt = sparse_layout(X_batch, src.x_dtype, (X_batch.shape[1], idx.size),
-                                   entry_bucket(X_batch.nnz, MIN_ENTRY_BUCKET), real,
-                                   src.rows.name)
-                src.stats["entry_buckets"].add(Xt.nnz)
-            else:
-                unique, inverse = np.unique(idx, return_inverse=True)  # increasing: locality
-                X_batch = src.rows.read_rows(unique)[inverse]  # back to the batch's row order
-                Xt = training_layout(X_batch, src.x_dtype, idx, src.rows.name)
-            # the dtypes of fit's minibatch gather: mask in X's, weights in the fit's precision
-            weights = msk.astype(accumulation_dtype(src.x_dtype))
-            if src.weights is not None:
-                weights = weights * src.weights[idx].astype(accumulation_dtype(src.dtype))
-            src.stats["read_s"] += time.perf_counter() - t0
-            yield jax.device_put(TrainData(Xt, src.y[idx], weights))
-
-    def get(self) -> TrainData:
-        item = self.queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
-
-
 @dataclasses.dataclass
 class StreamedData:
     """Data on disk prepared for :func:`jaxlogreg.training.pipeline.run_fit`: X stays in the
@@ -239,7 +106,8 @@ class StreamedData:
 
     rows: Rows
     y: np.ndarray
-    weights: np.ndarray | None
+    weights: np.ndarray | None  # relative to the largest (training.problem)
+    weight_sum: float  # Σ s, float64
     n_classes: int
     dtype: str
     x_dtype: Any
@@ -265,10 +133,6 @@ class StreamedData:
     def n_features(self) -> int:
         return self.rows.shape[1]
 
-    @property
-    def weight_sum(self) -> float:
-        return float(self.n_samples if self.weights is None else self.weights.sum())
-
     def place(self, params: Params) -> Params:
         return params
 
@@ -283,7 +147,7 @@ class StreamedData:
         J over all rows is not known along the way (it would take a pass over the file): the
         pipeline asks :meth:`objective` for it at the end."""
         n_batches = -(-self.n_samples // spec.batch_size)
-        reader = _BatchReader(self, jax.random.wrap_key_data(state.key), spec.batch_size)
+        reader = BatchReader(self, jax.random.wrap_key_data(state.key), spec.batch_size)
         reader.start(int(state.iteration), stop_at)
         try:
             while (
@@ -444,14 +308,12 @@ def _prepare(rows, handle, y, sample_weight, n_classes, config, budget, prefetch
     y = load_vector(y, handle, "y")
     if y is None:
         raise ValueError("y is required: an array, a .npy path or an HDF5 dataset name")
-    n_classes = infer_n_classes(y) if n_classes is None else v.check_int_at_least(
-        n_classes, "n_classes", 2)
-    y = np.asarray(v.check_y(y, m, n_classes))
+    y, n_classes = check_labels(y, m, n_classes)
     sample_weight = load_vector(sample_weight, handle, "sample_weight")
-    weights = combined_weights(y, sample_weight, config.class_weight, n_classes)
+    weights, weight_sum = relative_weights(y, sample_weight, config.class_weight, n_classes)
     dtype = resolve_dtype(config.dtype, rows)
     x_dtype = np.dtype(jnp.dtype(config.x_dtype or dtype))
     batch_size = min(config.batch_size, m)
     plan = StreamPlan.of(rows, batch_size, x_dtype.itemsize, budget, prefetch)
     y = y.astype(dtype if n_classes == 2 else np.int32)
-    return StreamedData(rows, y, weights, n_classes, dtype, x_dtype, plan)
+    return StreamedData(rows, y, weights, weight_sum, n_classes, dtype, x_dtype, plan)

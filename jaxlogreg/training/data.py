@@ -1,9 +1,10 @@
-"""Training data: validated, cast and laid out features-major on the device, in one pass.
+"""Training data: a checked :class:`~jaxlogreg.training.problem.Problem` cast and laid out
+features-major on the device, in one pass.
 
-:func:`prepare_data` turns the public ``X`` (m, n), ``y`` (m,) and optional weights into
-:class:`TrainData` (``Xt`` (n, m), the course's layout), and :class:`DeviceData` is what the
-fit pipeline (:mod:`jaxlogreg.training.pipeline`) runs on: the data, how its rows are laid out
-over devices, and the loop segment that advances a fit on it.
+:func:`prepare_data` turns X (m, n), y (m,) and the weights into :class:`TrainData` (``Xt``
+(n, m), the course's layout); :func:`device_data` makes the :class:`DeviceData` the fit
+pipeline (:mod:`jaxlogreg.training.pipeline`) and the path run on: the data, how its rows are
+laid out over devices, and the loop segment that advances a fit on it.
 
 Padding is done one way, :func:`pad_rows`: zero rows (and zero features) with sample weight 0
 appended after the real ones. They vanish exactly from ``J = Σ s_i L_i / Σ s_i`` and from
@@ -23,21 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.class_weight import compute_class_weight
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
 from jaxlogreg.training import host_layout
-from jaxlogreg.training.loop import (
-    Hyper,
-    LoopSpec,
-    LoopState,
-    TrainData,
-    run_segment,
-    run_segment_sparse,
-)
+from jaxlogreg.training import mesh as mesh_layout
+from jaxlogreg.training.loop import LoopState, run_segment, run_segment_sparse
+from jaxlogreg.training.problem import Problem
+from jaxlogreg.training.spec import Hyper, LoopSpec, TrainData
 
 # Bucketing of small problems (see the module docstring).
 PAD_MAX_ELEMENTS = 1 << 20
@@ -45,55 +41,6 @@ PAD_MIN_SAMPLES = 512
 PAD_MIN_FEATURES = 32
 
 _HOST_DTYPES = (np.float32, np.float64)  # laid out by NumPy on CPUs (host_layout)
-
-
-def resolve_dtype(dtype: str | None, X: Any) -> str:
-    """The fit's dtype: ``dtype`` if given, else scikit-learn's rule: float32 (or 16-bit) input
-    gives a float32 model, anything else float64."""
-    if dtype is not None:
-        return dtype
-    x_dtype = np.dtype(getattr(X, "dtype", np.float64))
-    return "float32" if x_dtype.kind == "f" and x_dtype.itemsize <= 4 else "float64"
-
-
-def infer_n_classes(y: Any) -> int:
-    """2 when all labels are 0/1, else ``max(y) + 1`` for integer class indices."""
-    y = np.asarray(y)
-    if y.size and np.isin(y, (0, 1)).all():
-        return 2
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            "y must hold 0/1 labels or integer class indices 0..K-1 (use "
-            f"jaxlogreg.LogisticRegression for arbitrary labels), got dtype {y.dtype}"
-        )
-    return int(y.max()) + 1 if y.size else 2
-
-
-def combined_weights(
-    y: np.ndarray, sample_weight: Any, class_weight: Any, n_classes: int
-) -> np.ndarray | None:
-    """``sample_weight × class_weight[y]`` (float64), or None when neither is given.
-
-    ``class_weight`` is a dict {class index: weight} or "balanced", which uses the weighted
-    class counts ``Σ s / (K · Σ_{y_i = k} s_i)`` (scikit-learn's rule).
-    """
-    m = y.shape[0]
-    if sample_weight is not None:
-        sample_weight = np.asarray(v.check_sample_weight(sample_weight, m), np.float64)
-    if class_weight is None:
-        return sample_weight
-    classes = np.arange(n_classes)
-    per_class = compute_class_weight(
-        class_weight, classes=classes, y=np.asarray(y, np.int64), sample_weight=sample_weight
-    )
-    weights = per_class[np.asarray(y, np.int64)]
-    weights = weights if sample_weight is None else weights * sample_weight
-    if not np.all(np.isfinite(weights)) or weights.sum() <= 0:
-        raise ValueError(
-            "class_weight times sample_weight must be finite with a positive sum, got class "
-            f"weights {per_class.tolist()}"
-        )
-    return weights
 
 
 @functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape"))
@@ -116,23 +63,23 @@ def prepare_data(
     shape: tuple[int, int] | None = None,
 ) -> TrainData:
     """Lay X (m, n) out features-major, Xt (n, m), in its storage dtype, padded to ``shape``
-    (n, m) with zero-weight rows and zero features, checking that its values are finite there;
-    validate y (m,) and the weights. X is what :func:`~jaxlogreg.core.model.check_X_structure`
-    returned: the callers check its type and shape first, and a sparse X is then a canonical
-    CSR array whose indices and values were checked (not again here).
+    (n, m) with zero-weight rows and zero features, checking that its values are finite there.
+    The data are a :class:`~jaxlogreg.training.problem.Problem`'s: X's type and shape, y and
+    the weights were checked (not again here), and a sparse X is a canonical CSR array whose
+    indices and values were checked.
 
     X is read once. On a CPU a NumPy X is cast, transposed and checked by NumPy, a thread per
     core (:mod:`jaxlogreg.training.host_layout`: 5-10x faster than XLA:CPU's copy and
     transpose), and a Fortran-ordered X of the right dtype is used as it is. Device arrays, and
     NumPy arrays bound for an accelerator (which transposes at memory speed), go through one
-    compiled program. y and the weights are cast and checked on the host.
+    compiled program. y and the weights are cast on the host.
     """
     m, n = X.shape
     shape = (n, m) if shape is None else shape
     x_dtype = jnp.dtype(x_dtype or dtype)
-    y = np.asarray(v.check_y(y, m, n_classes)).astype(dtype if n_classes == 2 else np.int32)
+    y = np.asarray(y).astype(dtype if n_classes == 2 else np.int32)
     if weights is not None:
-        weights = np.asarray(v.check_sample_weight(weights, m), accumulation_dtype(dtype))
+        weights = np.asarray(weights, accumulation_dtype(dtype))
     if sp.issparse(X):
         return _prepare_sparse(X, y, weights, x_dtype, shape)
     if isinstance(X, np.ndarray) and x_dtype in _HOST_DTYPES and jax.default_backend() == "cpu":
@@ -304,3 +251,28 @@ class DeviceData:
         full = np.asarray(_fingerprint(self.data, self.n_samples), np.float64)
         n, n_pad = self.n_features, self.data.Xt.shape[0]
         return np.concatenate([full[:n], full[n_pad : n_pad + n], full[2 * n_pad :]]).tolist()
+
+
+def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int | None = None,
+                mesh: jax.sharding.Mesh | None = None, bucket: bool = True) -> DeviceData:
+    """A problem's data prepared for the loop: cast, transposed and padded, on the device(s):
+    to device multiples over a ``mesh``; to power-of-two buckets for small single-device
+    problems when ``bucket`` (not for checkpointed fits, whose state must not depend on it).
+    ``x_dtype``: X's storage dtype (None: the fit's); ``batch_size``: the fit's minibatches."""
+    m, n = problem.n_samples, problem.n_features
+    nnz = check_sparse_supported(problem.X, batch_size, mesh)
+    if mesh is not None:
+        shape = (n, mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size))
+    else:
+        minibatch = batch_size is not None
+        m_pad, n_pad = bucketed_shape(m, n, minibatch, nnz) if bucket else (m, n)
+        shape = (n_pad, m_pad)
+    with jax.enable_x64(problem.dtype == "float64"):
+        data = prepare_data(problem.X, problem.y, problem.n_classes, problem.dtype,
+                            x_dtype, weights=problem.weights, shape=shape)
+        layout = None
+        if mesh is not None:
+            data = mesh_layout.place_data(data, mesh)
+            layout = mesh_layout.RowLayout(mesh, m)
+        return DeviceData(data, m, n, problem.n_classes, problem.dtype, problem.weight_sum,
+                          layout)

@@ -28,21 +28,16 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.loss import binary_cross_entropy, dot, softmax_cross_entropy
-from jaxlogreg.core.model import Params, accumulation_dtype, check_X_structure
+from jaxlogreg.core.gradients import value_and_grad_t
+from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
+from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training import mesh as mesh_layout
-from jaxlogreg.training.data import (
-    bucketed_shape,
-    check_sparse_supported,
-    combined_weights,
-    infer_n_classes,
-    prepare_data,
-    resolve_dtype,
-)
+from jaxlogreg.training.data import device_data
+from jaxlogreg.training.problem import Problem, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
 ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d (+ rounding)
-ROUNDING_ULPS = 4  # J within this many epsilons of the last J counts as no increase
+ARMIJO_SLACK_ULPS = 4  # J within this many epsilons of the last J counts as no increase
 MAX_HALVINGS = 40  # a model that cannot decrease J after this many halvings has stalled
 MAX_STALLS = 10  # ... or that changed neither J nor max|∇J| in this many accepted steps in a row
 
@@ -54,7 +49,10 @@ class PathResult(NamedTuple):
       params: ``w`` (F, C, n) and ``b`` (F, C) (binary), or (F, C, n, K) and (F, C, K).
       loss: (F, C) J of each model on its training rows at its parameters.
       n_iter: (F, C) accepted L-BFGS steps.
-      converged: (F, C) whether the model met ``tol`` (or stalled) before ``max_iter``.
+      converged: (F, C) whether the model met ``tol`` (max|∇J| <= tol) before ``max_iter``.
+      stalled: (F, C) whether it stopped short of ``tol`` because it could make no more
+        progress (J and max|∇J| unchanged for ``MAX_STALLS`` steps, or ``MAX_HALVINGS`` step
+        halvings in a row): not converged.
       Cs: (C,) the inverse regularization strengths; l2: (F, C) the λ of each model.
     """
 
@@ -62,6 +60,7 @@ class PathResult(NamedTuple):
     loss: np.ndarray
     n_iter: np.ndarray
     converged: np.ndarray
+    stalled: np.ndarray
     Cs: np.ndarray
     l2: np.ndarray
 
@@ -82,7 +81,8 @@ class _State(NamedTuple):
     started: jax.Array  # (M,) bool: base is an evaluated point
     n_iter: jax.Array  # (M,) int32 accepted steps
     done: jax.Array  # (M,) bool
-    converged: jax.Array  # (M,) bool
+    converged: jax.Array  # (M,) bool: met tol
+    stalled: jax.Array  # (M,) bool: stopped short of tol, no more progress
 
 
 def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Array]:
@@ -93,33 +93,31 @@ def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Arra
 
 
 def batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept):
-    """J (M,) and flat ∇J (M, p) of every model, one pass over Xt (n, m).
+    """J (M,) and flat ∇J (M, p) of every model: the core gradient
+    (:func:`jaxlogreg.core.gradients.value_and_grad_t`) mapped over the models, which reads
+    Xt (n, m) once for all of them (``Z = W Xt``, ``dW = dZ Xtᵀ``: two matrix products).
 
-    ``scale`` (M, m): each model's ``s_ji / Σ_i s_ji``; ``l2`` (M,). The backward pass is the
-    lecture's, for M models side by side: ``dz = s ⊙ (a - y)``, ``dw = X dz + λw``, ``db = Σ dz``.
-    """
+    ``scale`` (M, m): each model's ``s_ji / Σ_i s_ji``; ``l2`` (M,)."""
     W, b = _unflatten(x, n, k)
-    X = Xt.astype(x.dtype)
-    if k is None:  # binary
-        Z = dot(W, X) + b[:, None]  # (M, m)
-        losses = binary_cross_entropy(Z, y[None, :])  # softplus((1 - 2y) z)
-        dZ = scale * (jax.nn.sigmoid(Z) - y.astype(Z.dtype))  # (M, m)
-        dW = dot(dZ, X.T) + l2[:, None] * W  # (M, n)
-        db = jnp.sum(dZ, axis=1)
-        penalty = 0.5 * l2 * jnp.sum(W * W, axis=1)
-    else:  # softmax: Z (M, K, m)
-        M = W.shape[0]
-        Z = dot(jnp.swapaxes(W, 1, 2).reshape(M * k, n), X).reshape(M, k, -1) + b[:, :, None]
-        losses = softmax_cross_entropy(Z, jnp.broadcast_to(y, (M, y.shape[0])), axis=1)
-        A = jax.nn.softmax(Z, axis=1)
-        dZ = scale[:, None, :] * (A - jax.nn.one_hot(y, k, dtype=Z.dtype, axis=0)[None])
-        dW = jnp.swapaxes(dot(dZ.reshape(M * k, -1), X.T).reshape(M, k, n), 1, 2)
-        dW = dW + l2[:, None, None] * W
-        db = jnp.sum(dZ, axis=2)
-        penalty = 0.5 * l2 * jnp.sum(W * W, axis=(1, 2))
-    J = jnp.sum(scale * losses, axis=1) + jnp.where(l2 == 0, 0.0, penalty)
-    db = db if fit_intercept else jnp.zeros_like(db)
-    return J, jnp.concatenate([dW.reshape(dW.shape[0], -1), db.reshape(db.shape[0], -1)], axis=1)
+
+    def one(w, b, s, l2):
+        return value_and_grad_t(Params(w, b), Xt, y, s, l2)
+
+    J, grads = jax.vmap(one)(W, b, scale, l2)
+    db = grads.b if fit_intercept else jnp.zeros_like(grads.b)
+    M = x.shape[0]
+    return J, jnp.concatenate([grads.w.reshape(M, -1), db.reshape(M, -1)], axis=1)
+
+
+def batched_objective(x, Xt, y, scale, l2, n, k):
+    """J (M,) of every model from the loss alone, for ``jax.grad`` (``grad="autodiff"``)."""
+    W, b = _unflatten(x, n, k)
+
+    def one(w, b, s, l2):
+        z = forward_t(Params(w, b), Xt)
+        return jnp.sum(s * per_example_loss_t(z, y)) + l2_penalty(w, l2)
+
+    return jax.vmap(one)(W, b, scale, l2)
 
 
 def _two_loop(g, S, Y, rho, pairs):
@@ -154,7 +152,7 @@ def _lbfgs_step(state: _State, value, grad, tol, max_iter):
     model has stalled when ``MAX_STALLS`` accepted steps in a row changed neither J nor max|∇J|
     (lower), or its step halved ``MAX_HALVINGS`` times in a row."""
     finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
-    rounding = ROUNDING_ULPS * jnp.finfo(value.dtype).eps * jnp.abs(state.base_value)
+    rounding = ARMIJO_SLACK_ULPS * jnp.finfo(value.dtype).eps * jnp.abs(state.base_value)
     decrease = ARMIJO * state.step * (state.base_grad @ state.direction)
     sufficient = value <= state.base_value + decrease + jnp.where(state.started, rounding, 0)
     accept = finite & (~state.started | sufficient) & ~state.done
@@ -177,8 +175,9 @@ def _lbfgs_step(state: _State, value, grad, tol, max_iter):
     n_iter = state.n_iter + (accept & state.started).astype(jnp.int32)
     met = accept & (jnp.max(jnp.abs(grad)) <= tol)
     halvings = jnp.where(accept, 0, state.halvings + (~state.done).astype(jnp.int32))
-    converged = state.converged | met | stalled | (halvings > MAX_HALVINGS)
-    done = state.done | converged | (n_iter >= max_iter)
+    converged = state.converged | met
+    stalled = state.stalled | ((stalled | (halvings > MAX_HALVINGS)) & ~converged)
+    done = state.done | converged | stalled | (n_iter >= max_iter)
     base = jnp.where(accept, state.x, state.base)
     step = jnp.where(accept, jnp.where(pairs > 0, 1.0, first), 0.5 * state.step)
     direction = jnp.where(accept, direction, state.direction)
@@ -188,7 +187,7 @@ def _lbfgs_step(state: _State, value, grad, tol, max_iter):
         base_grad=jnp.where(accept, grad, state.base_grad), direction=direction, step=step,
         halvings=halvings, stalls=stalls, S=S, Y=Y, rho=rho, pairs=pairs,
         started=state.started | accept,
-        n_iter=n_iter, done=done, converged=converged,
+        n_iter=n_iter, done=done, converged=converged, stalled=stalled,
     )
 
 
@@ -203,6 +202,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
         rho=jnp.zeros((M, memory), x0.dtype), pairs=jnp.zeros((M,), jnp.int32),
         started=jnp.zeros((M,), bool), n_iter=jnp.zeros((M,), jnp.int32),
         done=jnp.zeros((M,), bool), converged=jnp.zeros((M,), bool),
+        stalled=jnp.zeros((M,), bool),
     )
 
     def evaluate(x):
@@ -210,7 +210,7 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
             return batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept)
 
         def total(x):
-            J = batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept)[0]
+            J = batched_objective(x, Xt, y, scale, l2, n, k)
             return jnp.sum(J), J
 
         g, J = jax.grad(total, has_aux=True)(x)
@@ -228,7 +228,8 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
     state, _ = jax.lax.while_loop(
         lambda c: ~jnp.all(c[0].done) & (c[1] < limit), body, (state, jnp.int32(0))
     )
-    return state.base, state.base_value, state.n_iter, state.converged  # J at base: no pass
+    return (state.base, state.base_value, state.n_iter, state.converged,  # J at base: no pass
+            state.stalled)
 
 
 _PATH_STATIC = ("n", "k", "fit_intercept", "grad", "memory")
@@ -308,59 +309,66 @@ def fit_path(
     Returns:
       A :class:`PathResult` indexed ``[fold, C]``.
     """
+    problem = validate(X, y, sample_weight=sample_weight, class_weight=class_weight,
+                       n_classes=n_classes, dtype=dtype)
+    return path_of(problem, Cs, folds=folds, fit_intercept=fit_intercept, tol=tol,
+                   max_iter=max_iter, grad=grad, memory=memory, mesh=mesh)
+
+
+def path_of(
+    problem: Problem,
+    Cs: Sequence[float],
+    *,
+    folds: Sequence[Any] | None = None,
+    fit_intercept: bool = True,
+    tol: float = 1e-6,
+    max_iter: int = 500,
+    grad: str = "manual",
+    memory: int = 10,
+    mesh: jax.sharding.Mesh | None = None,
+) -> PathResult:
+    """:func:`fit_path` on checked data (the estimator's route; the class weights are in
+    ``problem.weights``)."""
     Cs = check_Cs(Cs)
     tol = v.check_positive(tol, "tol", allow_zero=True)
     max_iter = v.check_int_at_least(max_iter, "max_iter", 1, MAX_ITER_LIMIT)
     memory = v.check_int_at_least(memory, "memory", 1, 100)
     v.check_choice(grad, "grad", ("manual", "autodiff"))
-    dtype = resolve_dtype(dtype, X)
-    y_host = np.asarray(y)
-    n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
-        n_classes, "n_classes", 2)
-    X = check_X_structure(X)
-    m, n = X.shape
-    nnz = check_sparse_supported(X, None, mesh)
-    if mesh is None:  # small problems: power-of-two shapes, so that one program serves many
-        m_pad, n_pad = bucketed_shape(m, n, minibatch=False, nnz=nnz)
-    else:
-        m_pad, n_pad = mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size), n
+    m, dtype = problem.n_samples, problem.dtype
+    weights = np.ones(m) if problem.weights is None else problem.weights
+    unit = problem.weight_sum / float(weights.sum())  # relative weights -> the true sums
+    train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
+    totals = train.sum(axis=1)
+    if np.any(totals <= 0):
+        raise ValueError(f"every fold needs training rows of positive weight, got weights "
+                         f"{(totals * unit).tolist()}")
+    data = device_data(problem, mesh=mesh)
     with jax.enable_x64(dtype == "float64"):
-        data = prepare_data(X, y_host, n_classes, dtype, shape=(n_pad, m_pad))
-        weights = combined_weights(y_host, sample_weight, class_weight, n_classes)
-        weights = np.ones(m) if weights is None else weights
-        train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
-        totals = train.sum(axis=1)
-        if np.any(totals <= 0):
-            raise ValueError(f"every fold needs training rows of positive weight, got weights "
-                             f"{totals.tolist()}")
-        k = None if n_classes == 2 else n_classes
+        n_pad, m_pad = data.data.Xt.shape
+        k = None if problem.n_classes == 2 else problem.n_classes
         F, C = train.shape[0], Cs.shape[0]
         acc = np.dtype(accumulation_dtype(dtype))
         scale = np.repeat(train / totals[:, None], C, axis=0).astype(acc)  # (F·C, m)
         scale = np.pad(scale, ((0, 0), (0, m_pad - m)))  # padding rows weigh 0
-        Xt, y_dev = data.Xt, data.y
         if mesh is not None:
-            Xt, y_dev, _ = mesh_layout.place_data(data, mesh)
             scale = jax.device_put(scale, NamedSharding(mesh, P(None, mesh_layout.DATA_AXIS)))
-        with np.errstate(divide="ignore"):
-            l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None]))
+        with np.errstate(divide="ignore", over="ignore"):
+            l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None] * unit))
         p = n_pad * (k or 1) + (k or 1)  # padded features are 0 and keep w = 0: cropped below
-        x0 = np.zeros((F * C, p), acc)
-        x, J, n_iter, converged = _run_path_program(
-            x0, Xt, y_dev, scale, l2.reshape(-1).astype(acc), np.asarray(tol, acc),
-            np.int32(max_iter), n=n_pad, k=k, fit_intercept=bool(fit_intercept), grad=grad,
-            memory=memory,
+        x, J, n_iter, converged, stalled = _run_path_program(
+            np.zeros((F * C, p), acc), data.data.Xt, data.data.y, scale,
+            l2.reshape(-1).astype(acc), np.asarray(tol, acc), np.int32(max_iter), n=n_pad, k=k,
+            fit_intercept=bool(fit_intercept), grad=grad, memory=memory,
         )
-        x = np.asarray(x)
-        W, b = _unflatten(x, n_pad, k)
-        W = W[:, :n]
+        W, b = _unflatten(np.asarray(x), n_pad, k)
         shape = (F, C)
         return PathResult(
-            params=Params(np.asarray(W).reshape(*shape, *W.shape[1:]),
+            params=Params(np.asarray(W[:, :problem.n_features]).reshape(*shape, -1, *W.shape[2:]),
                           np.asarray(b).reshape(*shape, *b.shape[1:])),
             loss=np.asarray(J).reshape(shape),
             n_iter=np.asarray(n_iter).reshape(shape),
             converged=np.asarray(converged).reshape(shape),
+            stalled=np.asarray(stalled).reshape(shape),
             Cs=Cs,
             l2=l2,
         )

@@ -19,33 +19,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlogreg import kernels
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.model import Params, accumulation_dtype, check_params, check_X_structure
+from jaxlogreg.core.model import Params, accumulation_dtype, check_params
 from jaxlogreg.core.sparse import CooMatrix
-from jaxlogreg.kernels import fused, native
-from jaxlogreg.training import mesh as mesh_layout
-from jaxlogreg.training.data import (
-    DeviceData,
-    bucketed_shape,
-    check_sparse_supported,
-    combined_weights,
-    infer_n_classes,
-    prepare_data,
-    resolve_dtype,
-)
-from jaxlogreg.training.loop import (
-    DIVERGED,
-    MAX_ITER,
-    ROUNDING_ULPS,
-    RUNNING,
-    STATUS_NAMES,
-    Hyper,
-    LoopSpec,
-    LoopState,
-    init_state,
-)
+from jaxlogreg.runtime import compiler
+from jaxlogreg.training.data import DeviceData, device_data
+from jaxlogreg.training.loop import LoopState, init_state
+from jaxlogreg.training.problem import Problem, validate
 from jaxlogreg.training.progress import ProgressBar
 from jaxlogreg.training.settings import TrainConfig, resolve
+from jaxlogreg.training.spec import Hyper, LoopSpec
+from jaxlogreg.training.stopping import DIVERGED, MAX_ITER, ROUNDING_ULPS, RUNNING, STATUS_NAMES
 
 
 class FitResult(NamedTuple):
@@ -55,7 +40,7 @@ class FitResult(NamedTuple):
     n_iter: int
     loss_history: np.ndarray  # J at each iteration (epoch mean with minibatches)
     loss: float  # J at the returned parameters, over all data
-    status: str  # "converged", "max_iter" or "diverged"
+    status: str  # "converged", "stalled", "max_iter" or "diverged" (training.stopping)
 
     @property
     def converged(self) -> bool:
@@ -126,8 +111,18 @@ def callback_hooks(
 
 
 def hyper_of(config: TrainConfig, l2: float, dtype: str, l1: float = 0.0) -> Hyper:
-    """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast)."""
+    """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast);
+    an error naming C and the weights when the penalty strength is not finite in ``dtype``."""
     dtype = np.dtype(accumulation_dtype(dtype))
+    for name, strength in (("L2", l2), ("L1", l1)):
+        with np.errstate(over="ignore"):
+            finite = np.isfinite(np.asarray(strength, dtype))
+        if not finite:
+            hint = ", dtype='float64'" if dtype != np.float64 else ""
+            raise ValueError(
+                f"C={config.C:g} gives an {name} penalty strength 1 / (C · sum of sample "
+                f"weights) = {strength:.3g}, which is not finite in {dtype}: use a larger C"
+                f"{hint} or larger sample weights")
     return Hyper(
         learning_rate=np.asarray(config.resolved_learning_rate, dtype),
         l2=np.asarray(l2, dtype),
@@ -146,7 +141,11 @@ def starting_params(
         w_shape = (n_features,) if n_classes == 2 else (n_features, n_classes)
         return Params(np.zeros(w_shape, dtype), np.zeros(() if n_classes == 2 else (n_classes,),
                                                           dtype))
+    if isinstance(init, Params):
+        init = Params(*(v.as_array(p, f"init_params.{name}") for p, name in zip(init, "wb")))
     w, b = check_params(init, n_features)
+    if not (np.all(np.isfinite(np.asarray(w))) and np.all(np.isfinite(np.asarray(b)))):
+        raise ValueError("init_params must be finite, got NaN or inf in w or b")
     if (2 if np.ndim(w) == 1 else np.shape(w)[1]) != n_classes:
         raise ValueError(
             f"init_params must be for {n_classes} classes, got w of shape {tuple(np.shape(w))}"
@@ -156,19 +155,17 @@ def starting_params(
 
 
 def kernel_for(data: Prepared) -> str:
-    """A single-read gradient kernel for one device's in-memory dense data of a shape it
-    supports: the Pallas kernel on a GPU (:func:`jaxlogreg.kernels.fused.supports`), the C kernel
-    on a CPU (:func:`jaxlogreg.kernels.native.supports`); else XLA's two products."""
-    if not isinstance(data, DeviceData) or data.layout is not None:
+    """The gradient kernel of a fit on ``data``: the first of :data:`jaxlogreg.kernels.KERNELS`
+    that applies to its shape (XLA's for data streamed from disk)."""
+    if not isinstance(data, DeviceData):
         return "xla"
-    if isinstance(data.data.Xt, CooMatrix):
-        return "xla"
-    (n_features, n_samples), dtype = data.data.Xt.shape, data.data.Xt.dtype
-    if fused.supports(n_features, data.n_classes, dtype):
-        return "fused"
-    if dtype == data.dtype and native.supports(n_features, n_samples, data.n_classes, dtype):
-        return "native"
-    return "xla"
+    Xt = data.data.Xt
+    shape = kernels.Shape(
+        n_features=Xt.shape[0], n_samples=Xt.shape[1], n_classes=data.n_classes,
+        x_dtype=Xt.dtype, dtype=data.dtype, backend=compiler.platform([Xt.data if isinstance(
+            Xt, CooMatrix) else Xt]), sparse=isinstance(Xt, CooMatrix),
+        sharded=data.layout is not None)
+    return kernels.choose(shape).name
 
 
 def seed_of(config: TrainConfig, minibatch: bool) -> int:
@@ -311,45 +308,26 @@ def fit(
       A :class:`FitResult`.
     """
     config = resolve(config, settings)
-    data = device_data(X, y, config, sample_weight=sample_weight, n_classes=n_classes, mesh=mesh,
+    problem = validate(X, y, sample_weight=sample_weight, class_weight=config.class_weight,
+                       n_classes=n_classes, dtype=config.dtype)
+    return fit_problem(problem, config.replace(class_weight=None), init_params=init_params,
+                       mesh=mesh, checkpoint=checkpoint, callback=callback,
+                       n_segments=n_segments)
+
+
+def fit_problem(
+    problem: Problem,
+    config: TrainConfig,
+    *,
+    init_params: Params | None = None,
+    mesh: jax.sharding.Mesh | None = None,
+    checkpoint: Any = None,
+    callback: Callable[[int, float], None] | None = None,
+    n_segments: int = 20,
+) -> FitResult:
+    """:func:`fit` on checked data (the estimator's route: its own checks, then this); the
+    class weights are already in ``problem.weights``."""
+    data = device_data(problem, config.x_dtype, batch_size=config.batch_size, mesh=mesh,
                        bucket=checkpoint is None)
     hooks = callback_hooks(callback, config.max_iter, n_segments)
     return run_fit(data, config, init_params=init_params, hooks=hooks, checkpoint=checkpoint)
-
-
-def device_data(
-    X: Any,
-    y: Any,
-    config: TrainConfig,
-    *,
-    sample_weight: Any = None,
-    n_classes: int | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    bucket: bool = True,
-) -> DeviceData:
-    """In-memory data prepared for :func:`run_fit`: validated, weighted, cast, transposed, and
-    padded: device multiples on a mesh; power-of-two buckets for small single-device problems
-    when ``bucket`` (not for checkpointed fits, whose state must not depend on the device count)."""
-    dtype = resolve_dtype(config.dtype, X)
-    y_host = np.asarray(y)
-    n_classes = infer_n_classes(y_host) if n_classes is None else v.check_int_at_least(
-        n_classes, "n_classes", 2)
-    X = check_X_structure(X)
-    m, n = X.shape
-    nnz = check_sparse_supported(X, config.batch_size, mesh)
-    v.check_y(y_host, m, n_classes)  # before the class weights are computed from it
-    weights = combined_weights(y_host, sample_weight, config.class_weight, n_classes)
-    if mesh is not None:
-        shape = (n, mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size))
-    else:
-        minibatch = config.batch_size is not None
-        m_pad, n_pad = bucketed_shape(m, n, minibatch, nnz) if bucket else (m, n)
-        shape = (n_pad, m_pad)
-    with jax.enable_x64(dtype == "float64"):
-        data = prepare_data(X, y_host, n_classes, dtype, config.x_dtype, weights=weights,
-                            shape=shape)
-        layout = None
-        if mesh is not None:
-            data, layout = mesh_layout.place_data(data, mesh), mesh_layout.RowLayout(mesh, m)
-        weight_sum = float(m if weights is None else weights.sum())
-        return DeviceData(data, m, n, n_classes, dtype, weight_sum, layout)

@@ -37,6 +37,7 @@ from jaxlogreg.core.model import Params
 MAX_BACKTRACKING = 30  # halvings of the step per iteration, at most
 MAX_STEP = 1e12  # the Barzilai-Borwein step is kept within [1 / MAX_STEP, MAX_STEP]
 MAX_UNCHANGED = 10  # accepted steps in a row that leave J unchanged (float32 rounding): stalled
+DECREASE_SLACK_ULPS = 4  # f within this many epsilons of |f| above the bound passes the test
 
 
 class ProximalState(NamedTuple):
@@ -101,7 +102,8 @@ def proximal_gradient(l1: Any) -> optax.GradientTransformationExtraArgs:
             new = prox_l1(jax.tree.map(lambda p, g: p - step * g, params, grad), step * l1)
             f_new, g_new = value_and_grad(new)
             d = jax.tree.map(jnp.subtract, new, params)
-            bound = value + _vdot(grad, d) + 0.5 * _vdot(d, d) / step
+            rounding = DECREASE_SLACK_ULPS * jnp.finfo(value.dtype).eps * jnp.abs(value)
+            bound = value + _vdot(grad, d) + 0.5 * _vdot(d, d) / step + rounding
             return new, f_new, g_new, f_new <= bound, step, halvings
 
         def halve(carry):

@@ -24,15 +24,9 @@ import jax.numpy as jnp
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.training.solvers import (
-    L1_SOLVERS,
-    LINE_SEARCH_SOLVERS,
-    check_solver,
-    make_optimizer,
-)
+from jaxlogreg.training import solvers
 
 MAX_ITER_LIMIT = 10_000_000  # the loss history is kept on the device: at most 10^7 entries
-_DEFAULT_LEARNING_RATE = {"gd": 0.1}
 _SOLVER_PARAM_TYPES = (bool, int, float, str, type(None))
 
 
@@ -50,7 +44,7 @@ class TrainConfig:
         Barzilai-Borwein steps, for L1 parts), "gd" (the lecture's ``w := w - α dw``; ISTA
         with L1), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
       learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs and proximal.
-      max_iter: iterations (epochs when ``batch_size`` is set), 1 to 10^7.
+      max_iter: iterations (epochs when ``batch_size`` is set), 0 to 10^7 (0 fits nothing).
       tol: stopping tolerance (see :mod:`jaxlogreg.training.loop`); 0 runs exactly ``max_iter``
         iterations.
       tol_criterion: "grad" (stop when max|∇J| <= tol), "loss" (relative change of J <= tol),
@@ -103,16 +97,16 @@ class TrainConfig:
             if not isinstance(value, bool) and type(value).__name__ != "bool_":
                 raise ValueError(f"{name} must be True or False, got {v.show(value)}")
             set_(self, name, bool(value))
-        check_solver(self.solver)
-        self._check_penalty()
+        solver = solvers.get(self.solver)
+        self._check_penalty(solver)
         if self.learning_rate is not None:
             set_(self, "learning_rate", v.check_positive(self.learning_rate, "learning_rate"))
-        set_(self, "max_iter", v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT))
+        set_(self, "max_iter", v.check_int_at_least(self.max_iter, "max_iter", 0, MAX_ITER_LIMIT))
         set_(self, "tol", v.check_positive(self.tol, "tol", allow_zero=True))
         v.check_choice(self.tol_criterion, "tol_criterion", ("auto", "grad", "loss"))
         if self.batch_size is not None:
             set_(self, "batch_size", v.check_int_at_least(self.batch_size, "batch_size", 1))
-            if self.solver in LINE_SEARCH_SOLVERS:
+            if solver.full_batch:
                 raise ValueError(
                     f"batch_size must be None with solver {self.solver!r} (it needs full-batch "
                     f"gradients), got {self.batch_size}"
@@ -135,9 +129,14 @@ class TrainConfig:
             raise ValueError(f"verbose must be an integer >= 0, got {v.show(self.verbose)}")
         set_(self, "verbose", int(self.verbose))
         v.check_choice(self.grad, "grad", ("manual", "autodiff"))
-        _check_solver_params(self.solver, self.solver_params)
+        _check_solver_params(solver, self.solver_params)
 
-    def _check_penalty(self) -> None:
+    @property
+    def solver_record(self) -> solvers.Solver:
+        """Every fact about the solver (:class:`jaxlogreg.training.solvers.Solver`)."""
+        return solvers.get(self.solver)
+
+    def _check_penalty(self, solver: solvers.Solver) -> None:
         v.check_choice(self.penalty, "penalty", ("l2", "l1", "elasticnet", None))
         if self.penalty == "elasticnet":
             if self.l1_ratio is None:
@@ -150,7 +149,7 @@ class TrainConfig:
         elif self.l1_ratio is not None:
             raise ValueError(f"l1_ratio is only used with penalty='elasticnet'; got l1_ratio="
                              f"{v.show(self.l1_ratio)} with penalty={self.penalty!r}")
-        if self.has_l1 and self.solver not in L1_SOLVERS:
+        if self.has_l1 and not solver.l1:
             raise ValueError(
                 f"penalty={self.penalty!r} needs a proximal solver, solver='proximal' (or 'gd'), "
                 f"got solver={self.solver!r}"
@@ -175,7 +174,7 @@ class TrainConfig:
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        return _DEFAULT_LEARNING_RATE.get(self.solver, 0.01)
+        return self.solver_record.learning_rate or solvers.DEFAULT_LEARNING_RATE
 
     @property
     def criterion(self) -> str:
@@ -221,7 +220,7 @@ def _finite_nonnegative(value: Any) -> bool:
     )
 
 
-def _check_solver_params(solver: str, solver_params: Any) -> None:
+def _check_solver_params(solver: solvers.Solver, solver_params: Any) -> None:
     """Types first, then one abstract optimizer step (``jax.eval_shape``: traced, nothing
     computed), so a bad value fails here with the parameter's name instead of inside jit."""
     if solver_params is None:
@@ -235,14 +234,15 @@ def _check_solver_params(solver: str, solver_params: Any) -> None:
     if bad:
         raise ValueError(
             f"solver_params values must be numbers, booleans or strings, got {bad} for solver "
-            f"{solver!r}"
+            f"{solver.name!r}"
         )
     if not solver_params:
         return
+    solvers.check_params(solver, solver_params)
     params = Params(jnp.zeros(2), jnp.zeros(()))
 
     def one_step():
-        optimizer = make_optimizer(solver, 0.1, **solver_params)
+        optimizer = solvers.make_optimizer(solver.name, 0.1, **solver_params)
         state = optimizer.init(params)
         value_fn = lambda p: jnp.sum(p.w * p.w) + p.b * p.b
         return optimizer.update(params, state, params, value=jnp.zeros(()), grad=params,
@@ -252,6 +252,6 @@ def _check_solver_params(solver: str, solver_params: Any) -> None:
         jax.eval_shape(one_step)
     except (TypeError, ValueError, AttributeError) as err:
         raise ValueError(
-            f"solver_params {solver_params} are not valid for solver {solver!r}: "
+            f"solver_params {solver_params} are not valid for solver {solver.name!r}: "
             f"{' '.join(str(err).split())[:300]}"
         ) from None

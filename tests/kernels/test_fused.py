@@ -346,9 +346,9 @@ def test_the_training_loop_with_the_fused_kernel_fits_the_same_model(monkeypatch
 
 
 def test_the_fused_kernel_is_chosen_on_a_gpu_only():
-    import jaxlogreg as jl
     from jaxlogreg.training import pipeline
+    from jaxlogreg.training.data import device_data
+    from jaxlogreg.training.problem import validate
 
-    config = jl.TrainConfig(dtype="float32")
-    data = pipeline.device_data(np.ones((4, 2)), np.array([0, 1, 0, 1]), config)
+    data = device_data(validate(np.ones((4, 2)), np.array([0, 1, 0, 1]), dtype="float32"))
     assert pipeline.kernel_for(data) == ("fused" if jax.default_backend() == "gpu" else "xla")

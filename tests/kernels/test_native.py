@@ -1,18 +1,13 @@
 """The single-read C gradient for CPUs against the XLA hand-written gradient, jax.grad and
-finite differences, in fits, and when it cannot be built.
+finite differences, in fits, and its switch ``JAXLOGREG_NATIVE``.
 
 The kernel is compiled with the machine's C compiler on first use; without one, or when
 JAX's default backend is a GPU (``benchmarks/gpu_check.sh``), these tests skip (fits then use
-XLA's gradient or the Pallas kernel, which :func:`test_without_a_compiler_fits_use_xla`
-checks on every machine).
+XLA's gradient or the Pallas kernel; ``test_native_build.py`` checks building, and fits
+without a compiler, on every machine).
 """
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -24,11 +19,13 @@ from hypothesis import strategies as st
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.kernels import native
+from jaxlogreg.kernels import native, native_build
 
 needs_compiler = pytest.mark.skipif(
-    native._compiler() is None or jax.default_backend() != "cpu",
-    reason="no C compiler here, or JAX's default backend is not the CPU (the kernel's)",
+    native_build.find_compiler() is None or jax.default_backend() != "cpu"
+    or not native.enabled(),
+    reason="no C compiler here, JAX's default backend is not the CPU (the kernel's), or "
+           "JAXLOGREG_NATIVE turned the kernel off",
 )
 RTOL = {"float32": 2e-5, "float64": 1e-12}
 
@@ -183,57 +180,28 @@ def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver):
 def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
     import jaxlogreg as jl
     from jaxlogreg.training import pipeline
+    from jaxlogreg.training.data import device_data as prepared
+    from jaxlogreg.training.problem import validate
+
+    def device_data(X, y, config):
+        return prepared(validate(X, y, dtype=config.dtype), config.x_dtype)
 
     config = jl.TrainConfig(dtype="float32")
     m, n = native.MIN_ELEMENTS // 8, 8
     X = np.random.default_rng(0).normal(size=(m, n)).astype(np.float32)
     y = np.arange(m) % 2
     expected = "native" if jax.default_backend() == "cpu" else "fused"
-    assert pipeline.kernel_for(pipeline.device_data(X, y, config)) == expected
-    small = pipeline.device_data(X[:1000], y[:1000], config)
+    assert pipeline.kernel_for(device_data(X, y, config)) == expected
+    small = device_data(X[:1000], y[:1000], config)
     assert pipeline.kernel_for(small) == ("xla" if jax.default_backend() == "cpu" else "fused")
-    three_classes = pipeline.device_data(X, np.arange(m) % 3, config)
+    three_classes = device_data(X, np.arange(m) % 3, config)
     assert pipeline.kernel_for(three_classes) != "native"
-    bf16 = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
+    bf16 = device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
     assert pipeline.kernel_for(bf16) != "native"
     n_wide = native.MAX_FEATURES + 1
-    wide = pipeline.device_data(np.ones((native.MIN_ELEMENTS // n_wide + 1, n_wide), np.float32),
+    wide = device_data(np.ones((native.MIN_ELEMENTS // n_wide + 1, n_wide), np.float32),
                                 np.arange(native.MIN_ELEMENTS // n_wide + 1) % 2, config)
     assert pipeline.kernel_for(wide) != "native"
-
-
-NO_COMPILER_CHILD = """
-import numpy as np
-import jaxlogreg as jl
-from jaxlogreg.kernels import native
-from jaxlogreg.training import pipeline
-assert not native.available()
-assert "no C compiler" in native.build_error(), native.build_error()
-X = np.random.default_rng(0).normal(size=(native.MIN_ELEMENTS // 4, 4)).astype(np.float32)
-y = (X[:, 0] > 0).astype(int)
-data = pipeline.device_data(X, y, jl.TrainConfig(dtype="float32"))
-assert pipeline.kernel_for(data) in ("xla", "fused"), pipeline.kernel_for(data)
-assert jl.fit(X, y, max_iter=3).n_iter == 3
-"""
-
-
-def test_without_a_compiler_fits_use_xla(tmp_path):
-    """A fresh process with no compiler on its PATH (the build is once per process)."""
-    env = {**os.environ, "PATH": str(tmp_path), "CC": "", "JAXLOGREG_NO_CACHE": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    subprocess.run([sys.executable, "-c", NO_COMPILER_CHILD], env=env, check=True, timeout=300)
-
-
-@needs_compiler
-def test_a_damaged_library_in_the_cache_is_built_again(tmp_path):
-    (tmp_path / "first").mkdir()
-    native._open(tmp_path / "first")  # builds it, to learn its name
-    (built,) = (tmp_path / "first").glob("*.so")
-    damaged = tmp_path / "second" / built.name  # another path: not the library loaded already
-    damaged.parent.mkdir()
-    damaged.write_bytes(b"not a shared library")
-    native._open(damaged.parent)
-    assert damaged.read_bytes() != b"not a shared library"  # built again, and it loaded
 
 
 @needs_compiler
@@ -276,14 +244,37 @@ def test_a_large_float32_fit_chooses_it_and_matches_xla(monkeypatch):
     np.testing.assert_allclose(ours.params.w, xla.params.w, rtol=1e-4, atol=1e-5)
 
 
-@needs_compiler
-def test_every_build_variant_compiles_and_exports_both_handlers(tmp_path):
-    """The fallbacks (no libmvec, no -march=native) build too, should the first one fail."""
-    import ctypes
+def test_switched_off_it_is_never_built_nor_chosen(monkeypatch):
+    """Fits then use XLA's gradient (a fit: test_native_build.py)."""
 
-    for k, flags in enumerate(native._variants()):
-        target = tmp_path / f"variant{k}.so"
-        native._compile(native._compiler(), flags, target)
-        library = ctypes.CDLL(str(target))
-        assert all(hasattr(library, name) for name in native.TARGETS.values())
-    assert "-march=native" not in native._variants()[-1]
+    def no_build():
+        raise AssertionError("the kernel was built although switched off")
+
+    monkeypatch.setattr(native, "_load", no_build)
+    for value in ("0", "false", "No", " off "):
+        monkeypatch.setenv(native.SWITCH, value)
+        assert not native.supports(8, native.MIN_ELEMENTS, 2, "float32")
+        assert not native.available()
+        assert native.build_error() == f"turned off by {native.SWITCH}={value!r}"
+    params, Xt, y, s, _ = make(10, 3, "float32")
+    with pytest.raises(RuntimeError, match="not available: turned off by JAXLOGREG_NATIVE"):
+        native.native_value_and_grad_t(params, Xt, y, s, 0.0)
+
+
+def test_a_bad_switch_value_is_an_error_naming_it(monkeypatch):
+    monkeypatch.setenv(native.SWITCH, "maybe")
+    message = "environment variable JAXLOGREG_NATIVE must be one of .* got 'maybe'"
+    with pytest.raises(ValueError, match=message):
+        native.supports(8, 10, 2, "float32")  # read first: small X does not hide it
+    with pytest.raises(ValueError, match=message):
+        native.build_error()
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="GPUs choose the Pallas kernel first")
+def test_a_fit_with_a_bad_switch_value_fails_naming_it(monkeypatch):
+    import jaxlogreg as jl
+
+    monkeypatch.setenv(native.SWITCH, "2")
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="JAXLOGREG_NATIVE must be one of .* got '2'"):
+        jl.fit(X, (X[:, 0] > 0).astype(int), max_iter=2)

@@ -22,8 +22,8 @@ from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.model import init_params
 from jaxlogreg.scale import checkpoint, sharding
 from jaxlogreg.training import mesh as mesh_layout
-from jaxlogreg.training.data import prepare_data
-from jaxlogreg.training.pipeline import device_data
+from jaxlogreg.training.data import device_data, prepare_data
+from jaxlogreg.training.problem import validate
 
 
 def problem(m: int, n: int = 5, n_classes: int = 2, seed: int = 0):
@@ -78,8 +78,8 @@ def checkpoint_across_devices(mesh) -> dict:
     X, y, _ = problem(203)
     config = jl.TrainConfig(solver="adam", learning_rate=0.05, batch_size=24, max_iter=6,
                             tol=0.0, random_state=3)
-    sharded_fp = device_data(X, y, config, mesh=mesh).fingerprint()
-    single_fp = device_data(X, y, config).fingerprint()
+    sharded_fp = device_data(validate(X, y), mesh=mesh).fingerprint()
+    single_fp = device_data(validate(X, y)).fingerprint()
     out = {
         "fingerprint_lengths": [len(sharded_fp), len(single_fp)],
         "same_fingerprint": checkpoint._same_data(sharded_fp, single_fp),

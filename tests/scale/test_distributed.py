@@ -129,15 +129,16 @@ def test_fit_distributed_single_process_equals_fit():
 
 @pytest.mark.parametrize("class_weight", [None, "balanced", {0: 3.0}])
 def test_global_weights_follow_the_single_process_rules(class_weight):
-    """One process: the weights are combined_weights' (scikit-learn's rules); the checks are
-    made over all rows, so an empty share is not an error by itself."""
-    from jaxlogreg.training.data import combined_weights
+    """One process: the weights are relative_weights' (scikit-learn's rules, relative to the
+    largest, with the true sum); the checks are made over all rows, so an empty share is not an
+    error by itself."""
+    from jaxlogreg.training.problem import relative_weights
 
     _, y, sample_weight = make_data()
     weights, total = distributed._global_weights(y, sample_weight, class_weight, 2)
-    expected = combined_weights(y, sample_weight, class_weight, 2)
+    expected, expected_total = relative_weights(y, sample_weight, class_weight, 2)
     np.testing.assert_allclose(weights, expected, rtol=1e-12)
-    assert total == pytest.approx(expected.sum(), rel=1e-12)
+    assert total == pytest.approx(expected_total, rel=1e-12)
     assert distributed._global_weights(y[:0], None, None, 2) == (None, 0.0)
     if class_weight == "balanced":
         with pytest.raises(ValueError, match=r'"balanced" needs every class.*\[0\.0, 0\.0\]'):

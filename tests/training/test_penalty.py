@@ -155,7 +155,7 @@ def test_soft_threshold_is_the_l1_proximal_operator():
     ({"penalty": "elasticnet", "l1_ratio": 0.5, "solver": "sgd"},
      r"penalty='elasticnet' needs a proximal solver"),
     ({"solver": "proximal", "solver_params": {"memory_size": 3}},
-     r"solver_params .* not valid for solver 'proximal'"),
+     r"solver_params \['memory_size'\] are not parameters of solver 'proximal'"),
 ])
 def test_bad_penalty_settings_name_the_parameter(settings, match):
     with pytest.raises(ValueError, match=match):

@@ -32,8 +32,8 @@ def test_settings_are_exactly_the_estimator_parameters_with_the_same_defaults():
         ({"fit_intercept": "yes"}, r"fit_intercept must be True or False, got 'yes'"),
         ({"learning_rate": 0.0}, r"learning_rate must be a finite real number > 0, got 0.0"),
         ({"learning_rate": -1.0}, r"learning_rate must be .* > 0, got -1.0"),
-        ({"max_iter": 0}, r"max_iter must be an integer in \[1, 10000000\], got 0"),
-        ({"max_iter": 2.5}, r"max_iter must be an integer in \[1, 10000000\], got 2.5"),
+        ({"max_iter": -1}, r"max_iter must be an integer in \[0, 10000000\], got -1"),
+        ({"max_iter": 2.5}, r"max_iter must be an integer in \[0, 10000000\], got 2.5"),
         ({"max_iter": 10_000_000_000}, r"max_iter must be .* got 10000000000"),  # D5
         ({"solver": "newton"}, r"solver must be one of .*'gd'.* got 'newton'"),
         ({"tol": -1.0}, r"tol must be a finite real number >= 0, got -1.0"),
@@ -47,8 +47,24 @@ def test_settings_are_exactly_the_estimator_parameters_with_the_same_defaults():
         ({"class_weight": {0: -1.0}}, r"class_weight values must be finite numbers >= 0"),
         ({"verbose": -1}, r"verbose must be an integer >= 0, got -1"),
         ({"grad": "numeric"}, r"grad must be one of \['manual', 'autodiff'\], got 'numeric'"),
-        ({"solver": "adam", "solver_params": {"bogus": 1}}, r"solver_params .*bogus.* not valid"),
-        ({"solver": "gd", "solver_params": {"momentum": 0.9}}, r"solver_params .* not valid .*'gd'"),
+        ({"solver": "adam", "solver_params": {"bogus": 1}},
+         r"solver_params \['bogus'\] are not parameters of solver 'adam'; it takes \['b1'"),
+        ({"solver": "gd", "solver_params": {"momentum": 0.9}},
+         r"solver_params \['momentum'\] are not parameters of solver 'gd'; it takes none"),
+        # optax callables that are not optimizers taking a learning rate (defect: "chain"
+        # passed the name check and failed inside jit, "scale" climbed the objective)
+        ({"solver": "chain"}, r"solver must be one of .* first parameter is learning_rate"),
+        ({"solver": "identity"}, r"solver must be one of .* got 'identity'"),
+        ({"solver": "scale"}, r"solver must be one of .* got 'scale'"),
+        ({"solver": "apply_updates"}, r"solver must be one of .* got 'apply_updates'"),
+        ({"solver": "sigmoid_binary_cross_entropy"}, r"solver must be one of"),
+        # a string where a boolean is expected is not a boolean ("false" turned Nesterov on)
+        ({"solver": "sgd", "solver_params": {"nesterov": "false"}},
+         r"solver_params\['nesterov'\] must be True or False for solver 'sgd', got 'false'"),
+        ({"solver": "adam", "solver_params": {"b1": True}},
+         r"solver_params\['b1'\] must be a number for solver 'adam', got True"),
+        ({"solver": "lbfgs", "solver_params": {"linesearch": 1}},
+         r"solver_params\['linesearch'\] must be a string for solver 'lbfgs', got 1"),
         ({"solver_params": [("a", 1)]}, r"solver_params must be a dict"),
     ],
 )
@@ -105,5 +121,5 @@ def test_l2_is_one_over_C_times_the_weight_sum():
 
 
 def test_messages_show_numpy_scalars_as_plain_numbers():
-    with pytest.raises(ValueError, match=r"got 0$"):
-        TrainConfig(max_iter=np.int64(0))
+    with pytest.raises(ValueError, match=r"got -1$"):
+        TrainConfig(max_iter=np.int64(-1))

@@ -5,17 +5,21 @@ too (tests/test_settings.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxlogreg as jl
+from jaxlogreg import kernels
 from jaxlogreg.core import reference
 from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.loss import objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.training import loop
+from jaxlogreg.training import loop, minibatch
+from jaxlogreg.training import spec as loop_spec
 from jaxlogreg.training.pipeline import hyper_of
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.solvers import make_optimizer
@@ -101,7 +105,7 @@ def test_any_optax_optimizer_by_name_with_parameters():
     )
     optimum = jl.fit(X, y, solver="lbfgs", tol=1e-8, max_iter=200).loss
     assert result.loss_history[0] - result.loss > 0.95 * (result.loss_history[0] - optimum)
-    with pytest.raises(ValueError, match="not valid for solver 'rmsprop'"):
+    with pytest.raises(ValueError, match="not parameters of solver 'rmsprop'"):
         TrainConfig(solver="rmsprop", solver_params={"no_such_option": 1})
 
 
@@ -179,7 +183,7 @@ def test_minibatches_are_reproducible_and_keep_every_row():
     c = jl.fit(X, y, random_state=8, **kwargs)
     np.testing.assert_array_equal(a.params.w, b.params.w)
     assert not np.array_equal(a.params.w, c.params.w)
-    indices, mask = loop.epoch_batches(jax.random.key(7), jnp.asarray(0), 101, 16)
+    indices, mask = minibatch.epoch_batches(jax.random.key(7), jnp.asarray(0), 101, 16)
     assert indices.shape == (7, 16)
     assert sorted(np.asarray(indices)[np.asarray(mask)].tolist()) == list(range(101))
 
@@ -196,10 +200,11 @@ def test_minibatch_loop_equals_a_host_loop_over_the_same_batches():
     Xt, yj = jnp.asarray(X).T, jnp.asarray(y)
     key = jax.random.key(3)
     for epoch in range(3):
-        indices, mask = loop.epoch_batches(key, jnp.asarray(epoch), 70, 16)
+        indices, mask = minibatch.epoch_batches(key, jnp.asarray(epoch), 70, 16)
         for idx, msk in zip(indices, mask, strict=True):
             batch = loop.TrainData(Xt[:, idx], yj[idx], msk.astype(jnp.float32))
-            params, opt_state, _, _ = loop.minibatch_update(params, opt_state, batch, hyper, spec)
+            params, opt_state, _, _ = minibatch.minibatch_update(params, opt_state, batch, hyper,
+                                                                 spec)
     np.testing.assert_allclose(result.params.w, params.w, rtol=1e-5, atol=1e-6)
 
 
@@ -348,11 +353,13 @@ def test_the_loop_takes_over_its_state_so_a_fit_holds_one_copy():
     """run_segment donates the state it is given: the returned state reuses its buffers (one
     copy of L-BFGS's memory of 2 x 10 weight vectors, not two), and the fit is unchanged."""
     from jaxlogreg.training import loop
-    from jaxlogreg.training.pipeline import device_data, hyper_of
+    from jaxlogreg.training.data import device_data
+    from jaxlogreg.training.pipeline import hyper_of
+    from jaxlogreg.training.problem import validate
 
     X, y = _problem(m=300, n=6)
     config = jl.TrainConfig(solver="lbfgs", C=1.0, tol=1e-6)
-    data = device_data(X, y, config)
+    data = device_data(validate(X, y))
     spec = loop.LoopSpec.of(config, None)
     hyper = hyper_of(config, config.l2(300), "float32")
     state = loop.init_state(data.place(jl.init_params(6)), hyper, spec, seed=0)
@@ -406,11 +413,12 @@ def count_passes(monkeypatch):
         return wrapper
 
     def fresh():  # trace again
-        loop._hand_gradient.cache_clear()
-        loop._hand_objective.cache_clear()
+        loop_spec.hand_objective.cache_clear()
         jax.clear_caches()
 
-    monkeypatch.setattr(loop, "value_and_grad_t", counted("value_and_grad", loop.value_and_grad_t))
+    xla = kernels.get("xla")
+    monkeypatch.setitem(kernels._BY_NAME, "xla", dataclasses.replace(
+        xla, value_and_grad=counted("value_and_grad", xla.value_and_grad)))
     monkeypatch.setattr(loop, "objective_t", counted("objective", loop.objective_t))
     fresh()
     yield calls

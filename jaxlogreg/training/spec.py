@@ -1,0 +1,141 @@
+"""A fit as the compiled loop sees it: the static :class:`LoopSpec`, the data and the numeric
+hyper-parameters passed as arrays, and the objective, its gradient and the optimizer that the
+spec selects (the gradient from :mod:`jaxlogreg.kernels`' table, the optimizer from
+:mod:`jaxlogreg.training.solvers`' records).
+
+The objective is ``J = f + λ₁ ||w||₁``, ``f = Σ s_i L_i / Σ s_i + λ₂/2 ||w||²``; with an L1
+part the optimizer takes a proximal step and the gradient rule uses the minimum-norm
+subgradient of J (:func:`with_l1`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxlogreg import kernels
+from jaxlogreg.core.gradients import with_gradient
+from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
+from jaxlogreg.core.model import Params
+from jaxlogreg.training.proximal import min_norm_subgradient
+from jaxlogreg.training.settings import TrainConfig
+from jaxlogreg.training.solvers import make_optimizer
+
+
+class LoopSpec(NamedTuple):
+    """The static part of a fit: what changes the compiled program.
+
+    ``max_iter`` itself is not static: the loss history's length is ``max_iter`` rounded up to
+    a power of two, so nearby values of ``max_iter`` share one compiled loop.
+    """
+
+    solver: str
+    solver_params: tuple[tuple[str, Any], ...]
+    history_size: int
+    batch_size: int | None
+    grad: str  # "manual" (a kernel of the table) or "autodiff" (jax.grad of J)
+    criterion: str
+    fit_intercept: bool
+    # A jaxlogreg.training.mesh.RowLayout when Xt is sharded over devices and padded with
+    # zero-weight columns (n_samples real rows first, then padding); None otherwise.
+    layout: Any = None
+    kernel: str = "xla"  # the name of the hand-written gradient's kernel (jaxlogreg.kernels)
+    l1: bool = False  # the objective has an L1 part λ₁ ||w||₁
+
+    @classmethod
+    def of(
+        cls, config: TrainConfig, batch_size: int | None, layout: Any = None, kernel: str = "xla"
+    ) -> LoopSpec:
+        return cls(
+            config.solver,
+            tuple(sorted(config.optimizer_params.items())),
+            max(16, 1 << (config.max_iter - 1).bit_length()),
+            batch_size,
+            config.grad,
+            config.criterion,
+            config.fit_intercept,
+            layout,
+            kernel,
+            config.has_l1,
+        )
+
+
+class TrainData(NamedTuple):
+    """Training data in the internal layout: Xt (n, m), y (m,), sample_weight (m,) or None."""
+
+    Xt: Any
+    y: Any
+    sample_weight: Any
+
+
+class Hyper(NamedTuple):
+    """The numeric hyper-parameters, passed to jit as arrays (no recompilation when they change)."""
+
+    learning_rate: jax.Array
+    l2: jax.Array
+    tol: jax.Array
+    l1: jax.Array
+
+
+def _frozen_intercept(params: Params) -> Params:
+    """The same parameters with no gradient flowing to b (``fit_intercept=False``)."""
+    return params._replace(b=jax.lax.stop_gradient(params.b))
+
+
+@functools.cache
+def hand_objective(kernel: str) -> Any:
+    """J whose derivative is ``kernel``'s hand-written gradient (for line searches)."""
+    return with_gradient(kernels.get(kernel).value_and_grad)
+
+
+def value_and_grad(spec: LoopSpec, l2: jax.Array):
+    """(params, Xt, y, sample_weight) -> (f, ∇f), hand-written (the spec's kernel) or by
+    jax.grad; ∂f/∂b is 0 without an intercept."""
+    if spec.grad == "manual":
+
+        def hand_written(p, Xt, y, sw):
+            s = example_scale(sw, Xt.shape[1], p.w.dtype)
+            value, grads = kernels.get(spec.kernel).value_and_grad(p, Xt, y, s, l2)
+            return value, grads if spec.fit_intercept else grads._replace(b=jnp.zeros_like(p.b))
+
+        return hand_written
+    return jax.value_and_grad(objective(spec, l2))
+
+
+def objective(spec: LoopSpec, l2: jax.Array):
+    """f as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
+    f = hand_objective(spec.kernel) if spec.grad == "manual" else objective_t
+    if spec.fit_intercept:
+        return lambda p, Xt, y, sw: f(p, Xt, y, sw, l2)
+    return lambda p, Xt, y, sw: f(_frozen_intercept(p), Xt, y, sw, l2)
+
+
+def value_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
+    """f of the parameters alone on ``data``, as line searches evaluate it."""
+    f = objective(spec, l2)
+    return lambda p: f(p, *data)
+
+
+def optimizer(spec: LoopSpec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:
+    l1 = hyper.l1 if spec.l1 else None
+    return make_optimizer(spec.solver, hyper.learning_rate, l1, **dict(spec.solver_params))
+
+
+def with_l1(value: jax.Array, grads: Params, params: Params, hyper: Hyper, spec: LoopSpec):
+    """J = f + λ₁ ||w||₁ and the minimum-norm subgradient from f and ∇f (unchanged without L1)."""
+    if not spec.l1:
+        return value, grads
+    return value + l1_penalty(params.w, hyper.l1), min_norm_subgradient(params, grads, hyper.l1)
+
+
+def select(flag: jax.Array, if_true: Any, if_false: Any) -> Any:
+    """``if_true`` when the scalar ``flag`` holds, else ``if_false`` (pytrees of one structure).
+
+    A ``lax.cond``, not a ``jnp.where`` per leaf: XLA copies the chosen operands instead of
+    compiling a select kernel per leaf shape (L-BFGS's state has about 15 leaves), which
+    compiles faster (docs/decisions.md)."""
+    return jax.lax.cond(flag, lambda: if_true, lambda: if_false)

@@ -1,0 +1,88 @@
+"""The kernel table (jaxlogreg.kernels): which kernel a fit of a given shape uses, on a CPU and
+as on a GPU (the choice is a function of the Shape, whose backend the test sets), exactly at
+the bounds of each kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jaxlogreg import kernels
+from jaxlogreg.kernels import fused, fused_tiling, native
+
+F32, F64, BF16 = np.dtype("float32"), np.dtype("float64"), "bfloat16"
+
+
+def _shape(n, m=1 << 16, k=2, x_dtype=F32, dtype=F32, backend="cpu", **kw):
+    return kernels.Shape(n, m, k, x_dtype, dtype, backend, **kw)
+
+
+def test_every_kernel_is_in_the_table_once_and_xla_always_applies():
+    names = [k.name for k in kernels.KERNELS]
+    assert len(set(names)) == len(names) and {"xla", "native", "fused"} <= set(names)
+    assert kernels.get("xla").applies(_shape(10**6, backend="tpu", sparse=True))
+    with pytest.raises(ValueError, match="kernel must be one of .* got 'nope'"):
+        kernels.get("nope")
+
+
+@pytest.mark.parametrize("backend", ["gpu", "cuda"])
+def test_as_on_a_gpu_the_pallas_kernel_up_to_its_bounds_else_xla(backend, monkeypatch):
+    monkeypatch.setattr(fused_tiling, "_triton_available", lambda: True)
+
+    def chosen(**kw):
+        return kernels.choose(_shape(backend=backend, **kw)).name
+
+    limit = fused.MAX_FEATURES
+    assert chosen(n=100) == "fused"
+    assert chosen(n=limit) == "fused"  # inclusive at its bound
+    assert chosen(n=limit + 1) == "xla"
+    assert chosen(n=100, k=10) == "fused"
+    assert chosen(n=100, x_dtype=BF16) == "fused"
+    assert chosen(n=100, x_dtype=F64, dtype=F64) == "xla"  # Triton's float64 is slow
+    assert chosen(n=100, sparse=True) == "xla"
+    assert chosen(n=100, sharded=True) == "xla"
+    monkeypatch.setattr(fused_tiling, "_triton_available", lambda: False)  # a JAX without it
+    assert chosen(n=100) == "xla"
+
+
+def test_the_pallas_kernel_is_never_chosen_on_a_cpu(monkeypatch):
+    monkeypatch.setattr(fused_tiling, "_triton_available", lambda: True)
+    monkeypatch.setattr(native, "supports", lambda *args: False)
+    assert kernels.choose(_shape(100)).name == "xla"
+
+
+def test_on_a_cpu_the_c_kernel_exactly_within_its_bounds(monkeypatch):
+    calls = []
+
+    def supports(n, m, k, dtype):  # the kernel's own rule, without building it
+        calls.append((n, m, k))
+        return k == 2 and n * m >= native.MIN_ELEMENTS and n <= native.MAX_FEATURES
+
+    monkeypatch.setattr(native, "supports", supports)
+
+    def chosen(n, m, **kw):
+        return kernels.choose(_shape(n, m, **kw)).name
+
+    n = native.MAX_FEATURES
+    m = -(-native.MIN_ELEMENTS // n)
+    assert chosen(n, m) == "native"  # inclusive at both bounds
+    assert chosen(n + 1, m) == "xla"
+    assert chosen(1, native.MIN_ELEMENTS) == "native"
+    assert chosen(1, native.MIN_ELEMENTS - 1) == "xla"
+    assert chosen(n, m, x_dtype=F64, dtype=F64) == "native"
+    assert chosen(n, m, x_dtype=BF16) == "xla"  # X stored narrower than the parameters
+    assert chosen(n, m, sparse=True) == "xla" and chosen(n, m, sharded=True) == "xla"
+    assert chosen(n, m, backend="gpu") != "native"
+    assert len(calls) == 5  # bf16, sparse, sharded and GPU shapes never ask it (nor build it)
+
+
+def test_the_c_kernel_rule_itself_at_its_bounds(monkeypatch):
+    monkeypatch.setattr(native, "available", lambda: True)  # the rule, not the build
+    n = native.MAX_FEATURES
+    m = native.MIN_ELEMENTS // n
+    assert n * m == native.MIN_ELEMENTS  # both bounds met exactly
+    assert native.supports(n, m, 2, F32) and native.supports(n, m, 2, F64)
+    assert not native.supports(n + 1, m, 2, F32)
+    assert not native.supports(n, m - 1, 2, F32)
+    assert not native.supports(n, m, 3, F32)  # binary only
+    assert not native.supports(n, m, 2, BF16)
