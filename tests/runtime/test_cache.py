@@ -14,8 +14,6 @@ import pytest
 
 from jaxlogreg.runtime import cache, env
 
-pytestmark = pytest.mark.slow  # fresh processes
-
 FIT = (
     "import sys, numpy as np, jax\n"
     "def settings():\n"
@@ -45,6 +43,7 @@ def _entries(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
+@pytest.mark.slow  # fresh processes
 def test_off_unless_enabled_then_in_the_user_cache_folder_and_reused(tmp_path):
     assert _run("off", {"XDG_CACHE_HOME": str(tmp_path)}) == "None"
     assert not any(tmp_path.iterdir())  # nothing written
@@ -56,6 +55,7 @@ def test_off_unless_enabled_then_in_the_user_cache_folder_and_reused(tmp_path):
     assert _entries(folder) == first  # a second process finds every program in the cache
 
 
+@pytest.mark.slow  # fresh processes
 def test_an_explicit_folder_and_jax_s_own_setting(tmp_path):
     mine = tmp_path / "mine"
     assert _run(str(mine), {"XDG_CACHE_HOME": str(tmp_path)}) == str(mine)
@@ -97,3 +97,11 @@ def test_a_switch_that_is_neither_on_nor_off_is_an_error(value, monkeypatch):
     monkeypatch.setenv("JAXLOGREG_NO_CACHE", value)
     with pytest.raises(ValueError, match=f"JAXLOGREG_NO_CACHE must be one of .* got {value!r}"):
         cache.enabled_by_command()
+
+
+@pytest.mark.parametrize("value, enabled", [("no", True), ("0", True), ("", True),
+                                            ("1", False), ("yes", False)])
+def test_the_command_s_opt_out_reads_no_as_no(value, enabled, monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXLOGREG_NO_CACHE", value)
+    monkeypatch.setattr(cache, "enable_compilation_cache", lambda folder=None: tmp_path)
+    assert cache.enabled_by_command() == (tmp_path if enabled else None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxlogreg as jl
 from jaxlogreg.runtime import compiler
@@ -79,3 +80,38 @@ def test_the_quick_compile_is_for_cpus_only(monkeypatch):
     assert loop.run_segment.quick(None, data, None, 7, spec=spec)
     monkeypatch.setattr(compiler, "platform", lambda leaves: "gpu")  # measured on CPUs only
     assert not loop.run_segment.quick(None, data, None, 7, spec=spec)
+
+
+def test_lower_gives_the_program_the_call_would_run(monkeypatch):
+    """A quick call lowers (and so compiles) the quickly compiled program, a large one the
+    optimised one."""
+    monkeypatch.setattr(compiler, "platform", lambda leaves: "cpu")
+    double = compiler.jit(lambda x: 2 * x, quick=lambda x: x.shape[0] < 4)
+    small, large = jnp.ones(2), jnp.ones(8)
+    seen = []
+    for name in ("_quick_options", "_with_options"):
+        jitted = getattr(double, name)
+        monkeypatch.setattr(double, name, _Recording(jitted, name, seen))
+    double.lower(small)
+    double.lower(large)
+    assert seen == ["_quick_options", "_with_options"]
+
+
+class _Recording:
+    def __init__(self, jitted, name, seen):
+        self.jitted, self.name, self.seen = jitted, name, seen
+
+    def lower(self, *args, **kwargs):
+        self.seen.append(self.name)
+        return self.jitted.lower(*args, **kwargs)
+
+
+def test_an_xla_error_other_than_an_unknown_option_is_raised_and_changes_nothing(monkeypatch):
+    monkeypatch.setattr(compiler.Jitted, "options_known", True)
+
+    def build(options):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    with pytest.raises(jax.errors.JaxRuntimeError, match="out of memory"):
+        compiler.with_options(build)
+    assert compiler.Jitted.options_known is True  # the process keeps the package's options

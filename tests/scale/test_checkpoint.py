@@ -312,6 +312,12 @@ def _other_values(X, y):
     return X, y, None
 
 
+def _slightly_other_values(X, y):
+    X = X.copy()
+    X[7, 2] += 1e-2  # a change of 1e-2 in one value: a column sum moves by about 1e-3
+    return X, y, None
+
+
 def _row_order(X, y):
     order = np.random.default_rng(3).permutation(len(y))
     return X[order], y[order], None
@@ -329,7 +335,8 @@ def _weights(X, y):
     return X, y, sample_weight
 
 
-@pytest.mark.parametrize("change", [_other_values, _row_order, _labels, _weights],
+@pytest.mark.parametrize("change", [_other_values, _slightly_other_values, _row_order, _labels,
+                                    _weights],
                          ids=lambda f: f.__name__.strip("_"))
 def test_checkpoint_of_other_data_is_refused(tmp_path, change):
     """D7: a checkpoint is tied to its data; the same shapes with other values, another row

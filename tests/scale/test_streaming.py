@@ -245,3 +245,37 @@ def test_paths_that_are_not_regular_files_are_refused_by_name(npy_files, tmp_pat
         jl.fit_streaming(tmp_path / "dir.npy", npy_files[1], ADAM)
     with pytest.raises(NotRegularFileError, match=f"^y file {tmp_path / 'dev.npy'} is a char"):
         jl.fit_streaming(npy_files[0], tmp_path / "dev.npy", ADAM)
+
+
+def test_the_start_loss_is_that_of_the_epoch_s_first_batch(problem, npy_files, monkeypatch):
+    """J₀ (the divergence check's reference) is the loss of the first minibatch at the
+    starting parameters, as in memory; not that of another batch."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlogreg.scale import streaming
+    from jaxlogreg.training import minibatch, pipeline, spec
+    from jaxlogreg.training.data import device_data
+    from jaxlogreg.training.problem import validate
+
+    X, y, _ = problem
+    start = jl.Params(np.linspace(-0.5, 0.5, N).astype(np.float32), np.float32(0.3))
+    seen = []
+    finish = streaming._finish_epoch_jit
+
+    def spy(state, value, first, *args, **kwargs):
+        seen.append(float(first))
+        return finish(state, value, first, *args, **kwargs)
+
+    monkeypatch.setattr(streaming, "_finish_epoch_jit", spy)
+    config = ADAM.replace(max_iter=1, random_state=3)
+    jl.fit_streaming(npy_files[0], npy_files[1], config, init_params=start)
+    data = device_data(validate(X, y), bucket=False)
+    loop_spec = spec.LoopSpec.of(config, BATCH)
+    hyper = pipeline.hyper_of(config, 0.0, "float32")
+    opt_state = spec.optimizer(loop_spec, hyper).init(start)
+    key = jax.random.wrap_key_data(jax.random.key_data(jax.random.key(np.uint32(3))))
+    _, first, _, _ = minibatch.minibatch_epoch(
+        jl.Params(jnp.asarray(start.w), jnp.asarray(start.b)), opt_state, key, jnp.int32(0),
+        data.data, hyper, loop_spec)
+    assert seen == pytest.approx([float(first)], rel=1e-6)

@@ -113,3 +113,33 @@ def test_each_loss_is_j_at_the_returned_parameters(max_iter):
             with jax.enable_x64(True):  # X is float64
                 J = float(jl.objective(params, X[train], y[train], l2=result.l2[f, c]))
             assert result.loss[f, c] == pytest.approx(J, rel=1e-12), (f, c)
+
+
+def test_the_gradient_rule_is_inclusive_at_tol_and_counts_no_step():
+    # X = [[1], [1]], y = [1, 1] at w = b = 0: dw = db = -0.5 exactly, so max|∇J| = 0.5
+    X, y = np.ones((2, 1)), np.ones(2, int)
+    at = fit_path(X, y, [np.inf], tol=0.5, n_classes=2)
+    assert at.converged[0, 0] and at.n_iter[0, 0] == 0
+    np.testing.assert_array_equal(at.params.w[0, 0], [0.0])
+    below = fit_path(X, y, [np.inf], tol=0.49, n_classes=2, max_iter=3)
+    assert below.n_iter[0, 0] > 0
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_n_iter_counts_the_accepted_steps_exactly(max_iter):
+    X, y = _data()
+    result = fit_path(X, y, [1.0], tol=0.0, max_iter=max_iter)
+    assert result.n_iter[0, 0] == max_iter and not result.converged[0, 0]
+
+
+def test_a_finished_model_is_frozen_while_the_others_go_on():
+    """C = 1e-3 converges in fewer steps than C = inf: in one program the first must stop
+    where it stops alone, its step count and its parameters unchanged by the others' steps."""
+    X, y = _data()
+    both = fit_path(X, y, [1e-3, np.inf], tol=1e-6, max_iter=200)
+    assert both.n_iter[0, 0] + 3 <= both.n_iter[0, 1]
+    for c, C in enumerate([1e-3, np.inf]):
+        alone = fit_path(X, y, [C], tol=1e-6, max_iter=200)
+        assert both.n_iter[0, c] == alone.n_iter[0, 0]
+        np.testing.assert_allclose(both.params.w[0, c], alone.params.w[0, 0], rtol=1e-9,
+                                   atol=1e-12)
