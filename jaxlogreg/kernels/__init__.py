@@ -50,12 +50,16 @@ class Kernel:
       applies: whether a fit of this :class:`Shape` uses it (cheap tests first; the C kernel's
         last test builds it).
       platform: the backend it is compiled for ("cpu", "gpu"), None for any.
+      binary_only: it computes the binary model only (w (n,), b ()).
+      dtypes: the parameter dtypes it computes in.
     """
 
     name: str
     value_and_grad: Callable[..., Any]
     applies: Callable[[Shape], bool]
     platform: str | None = None
+    binary_only: bool = False
+    dtypes: tuple[str, ...] = ("float32", "float64")
 
 
 def _fused_applies(shape: Shape) -> bool:
@@ -72,7 +76,7 @@ def _native_applies(shape: Shape) -> bool:
 
 KERNELS: tuple[Kernel, ...] = (
     Kernel("fused", fused.fused_value_and_grad_t, _fused_applies, "gpu"),
-    Kernel("native", native.native_value_and_grad_t, _native_applies, "cpu"),
+    Kernel("native", native.native_value_and_grad_t, _native_applies, "cpu", binary_only=True),
     Kernel("xla", value_and_grad_t, lambda shape: True),
     # the Pallas kernel through Pallas' interpreter: for tests on CPUs, never chosen
     Kernel("fused_interpret", functools.partial(fused.fused_value_and_grad_t, interpret=True),

@@ -94,7 +94,8 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
       for (int64_t k = 0; k < B; k++) {                                                     \
         const T zk = z[k], e = EXP(zk < 0 ? zk : -zk), r = 1 / (1 + e);                     \
         const T a = zk >= 0 ? r : e * r, sk = t->s_per_example ? s[c + k] : s[0];          \
-        Jb += sk * (LOG1P(e) + (zk > 0 ? zk : 0) - yc[k] * zk);                             \
+        const T tk = (1 - 2 * yc[k]) * zk; /* L = softplus(tk): no cancellation, y in {0,1} */ \
+        Jb += sk * (LOG1P(e) + (tk > 0 ? tk : 0));                                          \
         dz[k] = sk * (a - yc[k]);                                                           \
         dbb += dz[k];                                                                       \
       }                                                                                     \

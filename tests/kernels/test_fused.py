@@ -106,17 +106,6 @@ def check_against_references(params, Xt, y, s, sw, l2, dtype, **kw):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("K", [2, 3])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_matches_xla_gradient_and_autodiff(dtype, K, weighted):
-    """m = 37 (one partial tile), n = 5 (padded to 16); weights or the scalar s = 1/m; λ > 0."""
-    with x64(dtype):
-        params, Xt, y, s, sw = make(37, 5, K, dtype, weighted=weighted, seed=K)
-        assert s.ndim == (1 if weighted else 0)
-        check_against_references(params, Xt, y, s, sw, 0.1, dtype)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("K", [2, 5])
 def test_several_tiles_per_program(dtype, K):
     """m = 70 in tiles of 16 on 2 programs: 5 tiles, 3 per program, the last one all past m."""
@@ -125,33 +114,6 @@ def test_several_tiles_per_program(dtype, K):
     with x64(dtype):
         params, Xt, y, s, sw = make(m, 19, K, dtype, weighted=True, seed=7)
         check_against_references(params, Xt, y, s, sw, 0.0, dtype, tile=tile, max_programs=2)
-
-
-@pytest.mark.parametrize(
-    ("m", "n", "K"), [(1, 1, 2), (1, 3, 3), (2, 16, 2), (33, 17, 4), (20, 3, 16)]
-)
-def test_edge_shapes_float64(m, n, K):
-    """m = 1, n = 1, n exactly a power of two, n = 17 (padded to 32), K = 16 (no class padding)."""
-    with x64("float64"):
-        params, Xt, y, s, sw = make(m, n, K, "float64", weighted=m > 1, seed=m + n + K)
-        check_against_references(params, Xt, y, s, sw, 0.05, "float64")
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("K", [2, 3])
-def test_extreme_logits_stay_finite(dtype, K):
-    """|z| ~ 1e4: σ and softmax saturate; the loss (softplus / logsumexp form) stays finite."""
-    with x64(dtype):
-        params, Xt, y, s, _ = make(24, 4, K, dtype, seed=11, logit_scale=1e4)
-        J, g = fused_value_and_grad_t(params, Xt, y, s, 0.0, interpret=True)
-        z = np.abs(np.asarray(Xt.T @ params.w + params.b))
-        assert z.max() > 1e3  # really saturated
-        assert np.isfinite(float(J)) and float(J) > 100  # wrong-side examples cost ~|z|
-        with jax.default_matmul_precision(HIGHEST):
-            J_hand, g_hand = vag_t(params, Xt, y, s, 0.0)
-        assert rel(J, J_hand) <= RTOL[dtype]
-        assert max_relative_error(g, g_hand) <= RTOL[dtype]
-        assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in g)
 
 
 @pytest.mark.parametrize("K", [2, 3])

@@ -1,5 +1,6 @@
-"""The single-read C gradient for CPUs against the XLA hand-written gradient, jax.grad and
-finite differences, in fits, and its switch ``JAXLOGREG_NATIVE``.
+"""The single-read C gradient for CPUs in fits, its choice, and its switch
+``JAXLOGREG_NATIVE`` (its agreement with jax.grad and finite differences is the kernel
+contract's, tests/kernels/test_contract.py).
 
 The kernel is compiled with the machine's C compiler on first use; without one, or when
 JAX's default backend is a GPU (``benchmarks/gpu_check.sh``), these tests skip (fits then use
@@ -13,11 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from jaxlogreg.core.gradients import value_and_grad_t
-from jaxlogreg.core.loss import example_scale, objective_t
+from jaxlogreg.core.loss import example_scale
 from jaxlogreg.core.model import Params
 from jaxlogreg.kernels import native, native_build
 
@@ -27,7 +25,6 @@ needs_compiler = pytest.mark.skipif(
     reason="no C compiler here, JAX's default backend is not the CPU (the kernel's), or "
            "JAXLOGREG_NATIVE turned the kernel off",
 )
-RTOL = {"float32": 2e-5, "float64": 1e-12}
 
 
 def x64(dtype):
@@ -43,102 +40,6 @@ def make(m, n, dtype, *, weighted=False, seed=0, logit_scale=1.0):
     y = jnp.asarray(rng.integers(0, 2, m), dtype)
     sw = jnp.asarray(rng.uniform(0.1, 3.0, m), dtype) if weighted else None
     return params, Xt, y, example_scale(sw, m, dtype), sw
-
-
-@jax.jit
-def three(params, Xt, y, s, sw, l2):
-    """The kernel, the XLA hand-written gradient and jax.grad of the objective."""
-    return (native.native_value_and_grad_t(params, Xt, y, s, l2),
-            value_and_grad_t(params, Xt, y, s, l2),
-            jax.value_and_grad(objective_t)(params, Xt, y, sw, l2))
-
-
-def rel(a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
-
-
-def assert_agree(got, want, dtype):
-    (J, g), (J_ref, g_ref) = got, want
-    assert rel(J, J_ref) <= RTOL[dtype]
-    assert rel(g.w, g_ref.w) <= RTOL[dtype]
-    assert abs(float(g.b) - float(g_ref.b)) <= RTOL[dtype] * max(np.max(np.abs(g_ref.w)), 1e-30)
-
-
-@needs_compiler
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize(
-    ("m", "n"),
-    [
-        (37, 7),  # fewer examples than one block, a feature count that is not a multiple of 4
-        (5000, 4),  # several blocks, the last one partial
-        (300_007, 7),  # over 2^21 elements: at least two threads where there are two CPUs
-    ],
-)
-def test_matches_the_xla_gradient_and_jax_grad(dtype, weighted, m, n):
-    with x64(dtype):
-        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=m)
-        kernel, xla, auto = three(params, Xt, y, s, sw, 0.1)
-        for got in (kernel[0], kernel[1].w, kernel[1].b):
-            assert got.dtype == np.dtype(dtype)
-        assert kernel[1].w.shape == (n,) and kernel[1].b.shape == ()
-        assert_agree(kernel, xla, dtype)
-        assert_agree(kernel, auto, dtype)
-
-
-@needs_compiler
-def test_matches_finite_differences_in_float64():
-    with x64("float64"):
-        params, Xt, y, s, _ = make(400, 6, "float64", weighted=True, seed=4)
-        J, grads = jax.jit(native.native_value_and_grad_t)(params, Xt, y, s, 0.05)
-        value = jax.jit(lambda p: native.native_value_and_grad_t(p, Xt, y, s, 0.05)[0])
-        h = 1e-6
-        for i in range(6):
-            step = jnp.zeros(6).at[i].set(h)
-            plus, minus = value(params._replace(w=params.w + step)), value(
-                params._replace(w=params.w - step))
-            assert float((plus - minus) / (2 * h)) == pytest.approx(float(grads.w[i]),
-                                                                   rel=1e-7, abs=1e-9)
-        db = (value(params._replace(b=params.b + h)) - value(params._replace(b=params.b - h)))
-        assert float(db / (2 * h)) == pytest.approx(float(grads.b), rel=1e-7, abs=1e-9)
-        assert float(J) == pytest.approx(float(objective_t(params, Xt, y, s * 400, 0.05)),
-                                         rel=1e-13)
-
-
-@needs_compiler
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
-def test_extreme_logits_stay_finite_and_agree(dtype, logit_scale):
-    """|z| up to about 1e4: exp(-|z|) underflows to 0 and σ saturates, nothing overflows."""
-    with x64(dtype):
-        params, Xt, y, s, sw = make(301, 5, dtype, seed=9, logit_scale=logit_scale)
-        kernel, xla, auto = three(params, Xt, y, s, sw, 0.0)
-        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
-        assert float(kernel[0]) > 100  # half the labels are wrong by |z| ~ 1e4
-        assert_agree(kernel, xla, dtype)
-        assert_agree(kernel, auto, dtype)
-
-
-@st.composite
-def problems(draw):
-    m = draw(st.integers(1, 3000))
-    n = draw(st.integers(1, 40))
-    dtype = draw(st.sampled_from(["float32", "float64"]))
-    return m, n, dtype, draw(st.booleans()), draw(st.sampled_from([1.0, 30.0])), draw(
-        st.integers(0, 2**16))
-
-
-@needs_compiler
-@settings(max_examples=25, deadline=None)
-@given(case=problems())
-def test_property_agrees_with_the_xla_gradient(case):
-    m, n, dtype, weighted, scale, seed = case
-    with x64(dtype):
-        params, Xt, y, s, sw = make(m, n, dtype, weighted=weighted, seed=seed, logit_scale=scale)
-        kernel, xla, _ = three(params, Xt, y, s, sw, 0.01)
-        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(kernel))
-        assert_agree(kernel, xla, dtype)
 
 
 @needs_compiler

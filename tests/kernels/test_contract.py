@@ -1,0 +1,146 @@
+"""One contract, every kernel: ``(params, Xt, y, s, l2) -> (J, ∇J)`` of each entry of the
+kernel table against ``jax.grad`` of the objective and, in float64, central finite
+differences; binary and softmax, float32 and float64, with and without weights and penalty,
+ragged shapes and extreme logits (|z| ~ 1e4). Tolerances follow the dtype's epsilon: J
+relative to itself, ∇J relative to the sum of the absolute terms of each sum ``Σ_i s_i x_ij``
+(the lecture's ``dz = a - y`` rounds to about one ulp of 1 when ``a`` saturates).
+
+The compiled Pallas kernel needs a GPU: here it runs through Pallas' interpreter (the same
+kernel body); the C kernel needs a C compiler and a CPU backend.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxlogreg import kernels
+from jaxlogreg.core.loss import example_scale, objective_t
+from jaxlogreg.core.model import Params
+from jaxlogreg.kernels import native
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The Pallas Triton backend is deprecated:DeprecationWarning")
+
+
+def _runnable(kernel: kernels.Kernel) -> str | None:
+    """Why ``kernel`` cannot run on this machine, or None."""
+    if kernel.name == "fused":
+        return None if jax.default_backend() == "gpu" else "the compiled Pallas kernel needs a GPU"
+    if kernel.name == "native" and (jax.default_backend() != "cpu" or not native.available()):
+        return f"no C kernel here: {native.build_error() or 'the backend is not the CPU'}"
+    return None
+
+
+KERNELS = [pytest.param(k, id=k.name, marks=pytest.mark.skipif(
+    _runnable(k) is not None, reason=str(_runnable(k)))) for k in kernels.KERNELS]
+# Relative agreement with jax.grad: a few hundred ulps of the dtype (sums over m terms)
+ULPS = 256
+
+
+def _problem(m, n, k, dtype, *, weighted, logit_scale=1.0, seed=0):
+    """params, Xt (n, m), y, the example scale s and the raw weights (JAX, under x64)."""
+    rng = np.random.default_rng(seed)
+    w_shape, b_shape = ((n,), ()) if k == 2 else ((n, k), (k,))
+    params = Params(jnp.asarray(rng.normal(size=w_shape) * logit_scale / np.sqrt(n), dtype),
+                    jnp.asarray(0.3 * logit_scale * rng.normal(size=b_shape), dtype))
+    Xt = jnp.asarray(rng.normal(size=(n, m)), dtype)
+    y = jnp.asarray(rng.integers(0, k, m), dtype if k == 2 else jnp.int32)
+    sw = jnp.asarray(rng.uniform(0.1, 3.0, m), dtype) if weighted else None
+    return params, Xt, y, example_scale(sw, m, dtype), sw
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
+
+
+def _check(kernel, k, dtype, *, m=37, n=5, weighted=False, l2=0.0, logit_scale=1.0, seed=0):
+    if kernel.binary_only and k != 2:
+        pytest.skip(f"{kernel.name} computes the binary model only")
+    with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
+        params, Xt, y, s, sw = _problem(m, n, k, dtype, weighted=weighted,
+                                        logit_scale=logit_scale, seed=seed)
+        J, g = jax.jit(kernel.value_and_grad)(params, Xt, y, s, l2)
+        J_ref, g_ref = jax.value_and_grad(objective_t)(params, Xt, y, sw, l2)
+    assert J.dtype == params.w.dtype and np.isfinite(float(J))
+    for leaf, ref, p in zip(g, g_ref, params, strict=True):
+        assert leaf.shape == p.shape and leaf.dtype == p.dtype
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    tol = ULPS * float(jnp.finfo(dtype).eps)
+    assert _rel(J, J_ref) <= tol
+    s_all = np.broadcast_to(np.asarray(s, np.float64), (m,))
+    terms = np.abs(np.asarray(Xt, np.float64)) @ s_all  # Σ_i s_i |x_ij| (n,)
+    bounds = (terms if k == 2 else terms[:, None], s_all.sum())
+    for leaf, ref, bound in zip(g, g_ref, bounds, strict=True):
+        error = np.abs(np.asarray(leaf, np.float64) - np.asarray(ref, np.float64))
+        assert np.all(error <= tol * (np.abs(np.asarray(ref, np.float64)) + bound))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_every_kernel_equals_jax_grad(kernel, k, dtype, weighted, l2):
+    _check(kernel, k, dtype, weighted=weighted, l2=l2)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("m, n, k", [(1, 1, 2), (2, 3, 2), (130, 17, 2), (1, 4, 3), (65, 9, 7)])
+def test_ragged_and_tiny_shapes(kernel, m, n, k):
+    _check(kernel, k, "float64", m=m, n=n, weighted=True, l2=0.1)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
+def test_extreme_logits_stay_finite_and_agree(kernel, k, dtype, logit_scale):
+    _check(kernel, k, dtype, logit_scale=logit_scale, weighted=True)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("k", [2, 3])
+def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
+    if kernel.binary_only and k != 2:
+        pytest.skip(f"{kernel.name} computes the binary model only")
+    h, l2 = 1e-6, 0.2
+    with jax.enable_x64(True):
+        params, Xt, y, s, _ = _problem(29, 4, k, "float64", weighted=True)
+        _, g = jax.jit(kernel.value_and_grad)(params, Xt, y, s, l2)
+
+        def J(p):
+            return float(kernel.value_and_grad(p, Xt, y, s, l2)[0])
+
+        for leaf_index, leaf in enumerate(params):
+            flat = np.asarray(leaf, np.float64).ravel()
+            for i in range(flat.size):
+                def at(delta, i=i):
+                    moved = flat.copy()
+                    moved[i] += delta
+                    new = list(params)
+                    new[leaf_index] = jnp.asarray(moved.reshape(leaf.shape))
+                    return J(Params(*new))
+
+                numeric = (at(h) - at(-h)) / (2 * h)
+                analytic = float(np.asarray(g[leaf_index]).ravel()[i])
+                assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@settings(max_examples=20, deadline=None)
+@given(m=st.integers(1, 70), n=st.integers(1, 12), k=st.sampled_from([2, 3, 5]),
+       dtype=st.sampled_from(["float32", "float64"]), weighted=st.booleans(),
+       l2=st.sampled_from([0.0, 1e-3, 1.0]), logit_scale=st.sampled_from([0.1, 1.0, 30.0]),
+       seed=st.integers(0, 2**16))
+def test_property_every_kernel_equals_jax_grad(kernel, m, n, k, dtype, weighted, l2,
+                                               logit_scale, seed):
+    if kernel.binary_only and k != 2:
+        k = 2
+    _check(kernel, k, dtype, m=m, n=n, weighted=weighted, l2=l2, logit_scale=logit_scale,
+           seed=seed)
