@@ -34,11 +34,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import as_csr, is_sparse
-from jaxlogreg.training.data import combined_weights
-from jaxlogreg.training.pipeline import FitResult, fit
+from jaxlogreg.core.sparse import as_csr, check_sparse, is_sparse
+from jaxlogreg.training.pipeline import FitResult, fit_problem
+from jaxlogreg.training.problem import Problem, validate
 from jaxlogreg.training.settings import TrainConfig
-from jaxlogreg.training.solvers import LINE_SEARCH_SOLVERS
+from jaxlogreg.training.stopping import STALL_WINDOW
 
 _SPARSE_FORMATS = ("csr", "csc")  # other scipy formats become CSR (rows can be indexed)
 
@@ -52,16 +52,16 @@ class DivergenceError(RuntimeError):
 
 
 class FitData(NamedTuple):
-    """What ``fit`` works on: X (m, n), y (m,) as given, the sorted ``classes``, ``y_idx`` (m,)
-    the class index of each row, ``sample_weight`` (m,) or None, and ``weights`` (m,) the weight
-    of each row (``sample_weight`` times ``class_weight``; None when neither is given)."""
+    """What ``fit`` works on: y (m,) as given, the sorted ``classes``, ``y_idx`` (m,) the class
+    index of each row, ``sample_weight`` (m,) as given (or None), and the checked
+    :class:`~jaxlogreg.training.problem.Problem` (X, the class indices and the weights of each
+    row, ``sample_weight`` times ``class_weight``)."""
 
-    X: np.ndarray
     y: np.ndarray
     classes: np.ndarray
     y_idx: np.ndarray
     sample_weight: np.ndarray | None
-    weights: np.ndarray | None
+    problem: Problem
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -221,16 +221,10 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self
         """
         config = self._config()
-        X, y, classes, y_idx, _, weights = self._validate_fit_data(X, y, sample_weight)
-        n = X.shape[1]
-        result = fit(
-            X,
-            y_idx,
-            config.replace(class_weight=None),
-            sample_weight=weights,
-            init_params=self._warm_start_params(classes, n),
-            n_classes=classes.shape[0],
-        )
+        data = self._validate_fit_data(X, y, sample_weight, config.dtype)
+        classes, n = data.classes, data.problem.n_features
+        result = fit_problem(data.problem, config.replace(class_weight=None),
+                             init_params=self._warm_start_params(classes, n))
         w, b = result.params
         self.classes_ = classes
         if classes.shape[0] == 2:
@@ -252,12 +246,14 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self._raise_or_warn(result, config)
         return self
 
-    def _validate_fit_data(self, X: Any, y: Any, sample_weight: Any) -> FitData:
-        """The data of ``fit``, checked: at least 2 classes, 2 of them with positive weight."""
+    def _validate_fit_data(self, X: Any, y: Any, sample_weight: Any, dtype: str | None) -> FitData:
+        """The data of ``fit``, checked once: scikit-learn's checks of X and the labels, then
+        :func:`jaxlogreg.training.problem.validate` (weights, class indices); at least 2
+        classes, 2 of them with positive weight."""
         name = type(self).__name__
         # NaN and inf are refused by the fit's own data path, which checks X while it lays it out
         # (one pass over X fewer: 43 ms at 10^6 x 100 float32)
-        X, y = validate_data(self, _scipy_if_jax_sparse(X), y, accept_sparse=_SPARSE_FORMATS,
+        X, y = validate_data(self, _checked_if_sparse(X), y, accept_sparse=_SPARSE_FORMATS,
                              dtype=[np.float64, np.float32], ensure_all_finite=False)
         check_classification_targets(y)
         classes, y_idx = np.unique(y, return_inverse=True)
@@ -267,8 +263,9 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 f"contains only one class: {v.show(classes[0])}"
             )
         sw = self._sample_weight(sample_weight, X.shape[0])
-        class_weight = self._class_weight(classes, y, sw)
-        weights = combined_weights(y_idx, sw, class_weight, classes.shape[0])
+        problem = validate(X, y_idx, sample_weight=sw, class_weight=self._class_weight(classes),
+                           n_classes=classes.shape[0], dtype=dtype)
+        weights = problem.weights
         weighted_classes = np.flatnonzero(np.bincount(  # O(m), no sort
             y_idx if weights is None else y_idx[weights > 0], minlength=classes.shape[0]))
         if weighted_classes.shape[0] < 2:
@@ -276,17 +273,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 f"{name} needs at least 2 classes with positive sample_weight, got only class "
                 f"{v.show(classes[weighted_classes[0]])} (after class_weight)"
             )
-        return FitData(X, y, classes, y_idx, sw, weights)
+        return FitData(y, classes, y_idx, sw, problem)
 
-    def _sample_weight(self, sample_weight: Any, m: int) -> np.ndarray | None:
+    def _sample_weight(self, sample_weight: Any, m: int) -> Any:
+        """``sample_weight`` as given; a scalar weighs every sample alike, as in scikit-learn
+        (checked with the rest, by ``validate``)."""
         if sample_weight is None:
             return None
         sw = v.as_array(sample_weight, "sample_weight")
-        if sw.ndim == 0:  # a scalar weighs every sample alike, as in scikit-learn
-            sw = np.full(m, float(sw))
-        return np.asarray(v.check_sample_weight(sw, m), np.float64)
+        return np.full(m, float(sw)) if sw.ndim == 0 else np.asarray(sw, np.float64)
 
-    def _class_weight(self, classes: np.ndarray, y: np.ndarray, sw: Any) -> Any:
+    def _class_weight(self, classes: np.ndarray) -> Any:
         """``class_weight`` keyed by class index (a dict's keys are labels)."""
         if not isinstance(self.class_weight, dict):
             return self.class_weight
@@ -296,7 +293,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 f"class_weight keys must be class labels {classes.tolist()}, got unknown key(s) "
                 f"{unknown}"
             )
-        per_class = compute_class_weight(self.class_weight, classes=classes, y=y, sample_weight=sw)
+        per_class = compute_class_weight(self.class_weight, classes=classes, y=classes)
         return dict(enumerate(per_class.tolist()))
 
     def _warm_start_params(self, classes: np.ndarray, n: int) -> Params | None:
@@ -310,7 +307,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def _raise_or_warn(self, result: FitResult, config: TrainConfig) -> None:
         if result.status == "diverged":
             alpha = config.resolved_learning_rate
-            if self.solver in LINE_SEARCH_SOLVERS:
+            if config.solver_record.learning_rate is None:  # it chooses its steps
                 what, hint = f"solver={self.solver!r}", "scale the features (standardize X)"
             else:
                 what = f"solver={self.solver!r}, learning_rate={alpha:g}"
@@ -322,11 +319,21 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 f"{hint}. The estimator keeps the last good parameters (objective "
                 f"{result.loss:.6g})."
             )
-        if result.status == "max_iter" and self.tol > 0:
+        if result.status == "max_iter" and (self.tol > 0 or self.max_iter == 0):
             warnings.warn(
                 f"LogisticRegression (solver={self.solver!r}) did not converge in "
                 f"max_iter={self.max_iter} iterations (tol={self.tol:g}); increase max_iter, "
                 "or scale the features, or lower C",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if result.status == "stalled":
+            warnings.warn(
+                f"LogisticRegression (solver={self.solver!r}) stopped after {result.n_iter} "
+                f"iterations without reaching tol={self.tol:g}: neither the objective nor its "
+                f"gradient improved for {STALL_WINDOW} iterations (the precision of "
+                f"dtype={result.params.w.dtype.name} may not allow tol; use dtype='float64' or "
+                "a larger tol)",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -337,7 +344,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """Logits ``z = X Wᵀ + b``: shape (n_samples,) for two classes (the score of
         ``classes_[1]``), (n_samples, n_classes) otherwise."""
         check_is_fitted(self)
-        X = validate_data(self, _scipy_if_jax_sparse(X), reset=False, accept_sparse=_SPARSE_FORMATS,
+        X = validate_data(self, _checked_if_sparse(X), reset=False, accept_sparse=_SPARSE_FORMATS,
                           dtype=[np.float64, np.float32])
         z = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
         return z[:, 0] if z.shape[1] == 1 else z
@@ -397,6 +404,9 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
       classes: the K labels, in column order.
       kwargs: hyper-parameters of the estimator (used only if it is fitted again).
 
+    Raises ValueError when the parameters are not finite or their shapes do not match (a model
+    with NaN weights would predict ``classes[0]`` for every row without a word).
+
     Examples:
       >>> import numpy as np
       >>> from jaxlogreg import Params
@@ -404,8 +414,7 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
       >>> clf.predict([[0.0], [1.0]]).tolist()
       ['no', 'yes']
     """
-    w = np.asarray(params.w)
-    b = np.asarray(params.b)
+    w, b = _checked_params(params)
     classes = np.asarray(classes)
     k = 2 if w.ndim == 1 else w.shape[1]
     if classes.ndim != 1 or classes.shape[0] != k:
@@ -418,15 +427,43 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
     return clf
 
 
+def _checked_params(params: Params) -> tuple[np.ndarray, np.ndarray]:
+    """``params.w`` and ``params.b`` as arrays, checked: real numbers, finite, and binary ``w``
+    (n,) with one ``b``, or softmax ``w`` (n, K), K >= 2, with ``b`` (K,); n >= 1."""
+    w = np.asarray(v.as_array(params.w, "params.w"))
+    b = np.asarray(v.as_array(params.b, "params.b"))
+    if w.ndim not in (1, 2) or w.shape[0] == 0 or (w.ndim == 2 and w.shape[1] < 2):
+        raise ValueError(
+            "params.w must have shape (n_features,) (two classes) or (n_features, n_classes) "
+            f"with n_features >= 1 and n_classes >= 2, got {v.describe(w)}"
+        )
+    binary = w.ndim == 1
+    if not ((b.size == 1 and b.ndim <= 1) if binary else b.shape == (w.shape[1],)):
+        expected = "() or (1,)" if binary else f"({w.shape[1]},)"
+        raise ValueError(
+            f"params.b must have shape {expected} to match params.w of shape {w.shape}, "
+            f"got {v.describe(b)}"
+        )
+    v.check_finite(w, "params.w")
+    v.check_finite(b, "params.b")
+    return w, b
+
+
 def to_params(clf: LogisticRegression) -> Params:
     """The fitted parameters of ``clf`` in the training layout (inverse of :func:`from_params`)."""
     check_is_fitted(clf)
     coef = clf.coef_.toarray() if sp.issparse(clf.coef_) else clf.coef_
+    v.check_finite(np.asarray(coef), "coef_")
+    v.check_finite(np.asarray(clf.intercept_), "intercept_")
     if clf.classes_.shape[0] == 2:
         return Params(w=coef[0].copy(), b=np.asarray(clf.intercept_[0]))
     return Params(w=np.ascontiguousarray(coef.T), b=clf.intercept_.copy())
 
 
-def _scipy_if_jax_sparse(X: Any) -> Any:
-    """A JAX sparse matrix (BCOO, BCSR) as a scipy CSR array; anything else unchanged."""
-    return as_csr(X) if is_sparse(X) and not sp.issparse(X) else X
+def _checked_if_sparse(X: Any) -> Any:
+    """A sparse X with its indices checked before scikit-learn converts it or scipy multiplies
+    it (native code that trusts them); a JAX sparse matrix (BCOO, BCSR) as a scipy CSR array;
+    anything else unchanged."""
+    if sp.issparse(X):
+        return check_sparse(X)
+    return as_csr(X) if is_sparse(X) else X

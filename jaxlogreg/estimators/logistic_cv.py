@@ -23,14 +23,25 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
 from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
+from jaxlogreg.estimators.cv_checks import (
+    best_C,
+    best_C_per_fold,
+    best_mean_score,
+    call_scorer,
+    check_path_memory,
+    check_scorer,
+)
 from jaxlogreg.estimators.logistic import DivergenceError, LogisticRegression, from_params
-from jaxlogreg.training.path import check_Cs, fit_path
+from jaxlogreg.training.path import check_Cs, path_of
 from jaxlogreg.training.settings import MAX_ITER_LIMIT, TrainConfig
 
 DEFAULT_FOLDS = 5
+MAX_GRID = 10**7  # an int Cs above this is refused before its grid is made (80 MB); fewer
+# can still be too many for the memory, which the check before fitting tells
 _CV_HINT = "an integer >= 2, a cross-validation splitter or an iterable of (train, test) splits"
 
 
@@ -48,7 +59,8 @@ class LogisticRegressionCV(LogisticRegression):
     ``C = inf`` means no penalty), i.e. scikit-learn's ``C Σ s_i L_i + ½ ||W||²``. All
     ``n_folds × n_Cs`` models are fitted together in one compiled program (batched L-BFGS). Each is scored on its
     fold's held-out rows with ``scoring``; ``C_`` is the C of the best score summed over folds
-    (the first such C in the order of ``Cs`` when several tie), and the final model is refitted
+    (the first such C in the order of ``Cs`` when several tie; never a C with a NaN score,
+    which scikit-learn would choose: a warning names it), and the final model is refitted
     on all rows at ``C_`` (``refit=True``) or is the mean over folds of each fold's best model
     (``refit=False``), as in ``sklearn.linear_model.LogisticRegressionCV``. With ``refit=True``
     the models of every C on all rows join the same program (all rows as one more fold), so the
@@ -70,7 +82,10 @@ class LogisticRegressionCV(LogisticRegression):
         None: accuracy (weighted by ``sample_weight``); the name of a scikit-learn scorer
         (e.g. ``"neg_log_loss"``, ``"roc_auc"``, see :func:`sklearn.metrics.get_scorer`); or a
         callable ``scorer(estimator, X, y)``. Greater is better. ``sample_weight`` of the test
-        rows is passed to the scorer when given, as scikit-learn does.
+        rows is passed to the scorer when given, as scikit-learn does (each test fold needs a
+        row of positive weight). A named scorer (or a scorer object) is tried on every test fold
+        with the model of zero coefficients before fitting, so one that cannot score the folds
+        (e.g. ``"roc_auc"`` with 3 classes) fails first, naming ``scoring``.
     tol : float, default=1e-4
         Each model stops when ``max |∇J| <= tol`` (or when J no longer decreases).
     max_iter : int, default=100
@@ -162,18 +177,19 @@ class LogisticRegressionCV(LogisticRegression):
         """The candidate Cs, the shared settings (checked by TrainConfig) and the scorer."""
         Cs = self.Cs
         is_int = isinstance(Cs, Integral) and not isinstance(Cs, bool)
-        if isinstance(Cs, bool | str) or (is_int and Cs < 1):
+        if isinstance(Cs, bool | str) or (is_int and not 1 <= Cs <= MAX_GRID):
             raise ValueError(
-                "Cs must be an integer >= 1 (the number of values in np.logspace(-4, 4, Cs)) or "
-                f"a non-empty list of numbers > 0, got {v.show(Cs)}"
+                f"Cs must be an integer >= 1 and <= {MAX_GRID} (the number of values in "
+                f"np.logspace(-4, 4, Cs)) or a non-empty list of numbers > 0, got {v.show(Cs)}"
             )
         Cs = check_Cs(np.logspace(-4, 4, int(Cs)) if is_int else Cs)
+        # first: the path needs max_iter >= 1 (TrainConfig's message would say >= 0)
+        v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
         config = TrainConfig(
             fit_intercept=self.fit_intercept, tol=self.tol, max_iter=self.max_iter,
             dtype=self.dtype, class_weight=self.class_weight, verbose=self.verbose,
             grad=self.grad,
         )
-        v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
         if not isinstance(self.refit, bool) and type(self.refit).__name__ != "bool_":
             raise ValueError(f"refit must be True or False, got {v.show(self.refit)}")
         return Cs, config, _scorer(self.scoring)
@@ -196,11 +212,17 @@ class LogisticRegressionCV(LogisticRegression):
         self
         """
         Cs, config, scorer = self._check_params()
-        X, y, classes, y_idx, sw, weights = self._validate_fit_data(X, y, sample_weight)
+        y, classes, y_idx, sw, problem = self._validate_fit_data(X, y, sample_weight, self.dtype)
+        X = problem.X
         m, K = X.shape[0], classes.shape[0]
-        weights = np.ones(m) if weights is None else weights
-        splits = _splits(self.cv, X, y, y_idx, weights, classes)
+        weights = np.ones(m) if problem.weights is None else problem.weights
+        splits = _splits(self.cv, X, y, y_idx, weights, classes, sw)
         scorer = _with_labels(scorer, classes)
+        check_path_memory(Cs.shape[0], len(splits), bool(self.refit), X, K, problem.dtype)
+        batched = _BATCHED_SCORES.get(self.scoring) if not callable(self.scoring) else None
+        if batched is None and (isinstance(self.scoring, str) or hasattr(scorer, "_score_func")):
+            check_scorer(scorer, self.scoring, classes, X, y, splits, sw)  # a plain callable is
+            # called F x C times only, as in scikit-learn (it may count its calls)
 
         # Every (fold, C) model in one program. With refit, all rows are one more "fold": the
         # refit at C_ is then that fold's model at C_, with no second program to compile or
@@ -210,36 +232,32 @@ class LogisticRegressionCV(LogisticRegression):
         for f, (train, _) in enumerate(splits):
             masks[f, train] = True
         masks[F:] = True
-        path = fit_path(
-            X, y_idx, Cs, folds=masks, sample_weight=weights, n_classes=K,
-            fit_intercept=config.fit_intercept, tol=config.tol, max_iter=config.max_iter,
-            dtype=self.dtype, grad=config.grad,
-        )
+        path = path_of(problem, Cs, folds=masks, fit_intercept=config.fit_intercept,
+                       tol=config.tol, max_iter=config.max_iter, grad=config.grad)
         W, B = path.params
         _check_finite(W[:F], B[:F], "cross-validation")
 
         scores = np.empty((F, Cs.shape[0]))
-        batched = _BATCHED_SCORES.get(self.scoring) if not callable(self.scoring) else None
         for f, (_, test) in enumerate(splits):
             X_test, y_test = X[test], y[test]
             s_test = None if sw is None else sw[test]
             if batched is not None:  # all Cs of the fold from one product
                 scores[f] = batched(_logits(X_test, W[f], B[f]), y_idx[test], s_test)
                 continue
-            kwargs = {} if s_test is None else {"sample_weight": s_test}
             for c in range(Cs.shape[0]):
                 model = from_params(Params(W[f, c], B[f, c]), classes)
-                scores[f, c] = scorer(model, X_test, y_test, **kwargs)
+                scores[f, c] = call_scorer(scorer, self.scoring, model, X_test, y_test, s_test,
+                                           f"the model of cv fold {f} at C={Cs[c]:g}")
         unconverged = int(np.sum(~path.converged[:F]))
 
         if self.refit:
-            best = int(np.argmax(scores.sum(axis=0)))  # scikit-learn: first best of the sum
+            best = best_C(scores, Cs, self.scoring)  # scikit-learn: first best of the sum
             C_best = float(Cs[best])
             w, b = W[F, best], B[F, best]
             _check_finite(w, b, "refit")
             unconverged += int(not path.converged[F, best])
         else:  # scikit-learn: each fold's best model, averaged; C_ the mean of their Cs
-            best_per_fold = np.argmax(scores, axis=1)  # (F,)
+            best_per_fold = best_C_per_fold(scores, Cs, self.scoring)  # (F,)
             w = W[np.arange(F), best_per_fold].mean(axis=0).astype(W.dtype)
             b = B[np.arange(F), best_per_fold].mean(axis=0).astype(B.dtype)
             C_best = float(np.mean(Cs[best_per_fold]))
@@ -262,7 +280,7 @@ class LogisticRegressionCV(LogisticRegression):
         if config.verbose:
             print(
                 f"LogisticRegressionCV: {F} folds x {Cs.shape[0]} Cs in one program, "
-                f"C_={C_best:g}, mean score {scores.mean(axis=0).max():.6g}"
+                f"C_={C_best:g}, mean score {best_mean_score(scores):.6g}"
                 + (f", refit loss {self.loss_:.6g}" if self.refit else ""),
                 file=sys.stderr,
             )
@@ -275,6 +293,15 @@ class LogisticRegressionCV(LogisticRegression):
                 ConvergenceWarning, stacklevel=2,
             )
         return self
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """``scoring`` of the fitted model on X and y (None: accuracy), weighted by
+        ``sample_weight``: the score C was chosen by, as in scikit-learn's
+        ``LogisticRegressionCV.score``."""
+        check_is_fitted(self)
+        scorer = _with_labels(_scorer(self.scoring), self.classes_)
+        kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
+        return float(scorer(self, X, y, **kwargs))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -355,9 +382,10 @@ def _with_labels(scorer: Any, classes: np.ndarray) -> Any:
 
 def _splits(
     cv: Any, X: np.ndarray, y: np.ndarray, y_idx: np.ndarray, weights: np.ndarray,
-    classes: np.ndarray,
+    classes: np.ndarray, sample_weight: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (train, test) row indices of every fold, checked: errors name ``cv``."""
+    """The (train, test) row indices of every fold, checked: errors name ``cv`` (and
+    ``sample_weight``, which weighs the test rows in scoring)."""
     m = X.shape[0]
     cv = DEFAULT_FOLDS if cv is None else cv
     n_splits = None
@@ -393,6 +421,12 @@ def _splits(
             raise ValueError(f"cv fold {f}: {err}") from None
         if test.size == 0:
             raise ValueError(f"cv fold {f} has no test rows; every fold needs some to score on")
+        if sample_weight is not None and not np.any(sample_weight[test] > 0):
+            raise ValueError(
+                f"cv fold {f}'s test rows all have sample_weight 0, so no score can be computed "
+                "on them (a weighted mean over zero weight); choose folds (cv) whose test rows "
+                "include rows of positive sample_weight"
+            )
         present = np.unique(y_idx[train][weights[train] > 0])
         if present.shape[0] < 2:
             got = "no rows of positive weight" if present.size == 0 else (

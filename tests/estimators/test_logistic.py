@@ -158,7 +158,7 @@ def test_not_fitted():
         ("fit_intercept", "yes"),
         ("solver", "newton"),
         ("learning_rate", -0.1),
-        ("max_iter", 0),
+        ("max_iter", -1),
         ("max_iter", 2.5),
         ("tol", -1e-3),
         ("batch_size", 0),
