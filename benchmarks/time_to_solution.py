@@ -204,16 +204,18 @@ def _jaxlogreg(X, y, solver: str, l2: float, tol: float, max_iter: int, lr: floa
 def _prepared_lbfgs(X, y, l2: float, tol: float, max_iter: int, dtype: str = "float32",
                     solver_params: dict | None = None):
     """The L-BFGS fit of X, y up to its loop, as ``fit`` prepares it
-    (:func:`jaxlogreg.training.pipeline.device_data`, small problems padded to power-of-two
+    (:func:`jaxlogreg.training.data.device_data`, small problems padded to power-of-two
     shapes): ``(config, data, hyper, spec, params)``, params the zero starting point. Call it
     under ``jax.enable_x64`` for float64."""
     from jaxlogreg.training import pipeline
-    from jaxlogreg.training.loop import LoopSpec
+    from jaxlogreg.training.data import device_data
+    from jaxlogreg.training.problem import validate
     from jaxlogreg.training.settings import TrainConfig
+    from jaxlogreg.training.spec import LoopSpec
 
     config = TrainConfig(solver="lbfgs", C=c_of(l2, X.shape[0]), tol=tol, max_iter=max_iter,
                          tol_criterion="grad", dtype=dtype, solver_params=solver_params)
-    data = pipeline.device_data(X, y, config, n_classes=2)
+    data = device_data(validate(X, y, n_classes=2, dtype=dtype))
     report.block(data.data)
     hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
     spec = LoopSpec.of(config, None, data.layout, pipeline.kernel_for(data))

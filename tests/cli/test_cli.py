@@ -50,6 +50,7 @@ def default_run(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.slow
 def test_train_without_arguments_reports_and_writes_files(default_run):
     proc, out = default_run
     assert proc.returncode == 0, proc.stderr
@@ -64,6 +65,7 @@ def test_train_without_arguments_reports_and_writes_files(default_run):
     assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_predict_subprocess_matches_reloaded_model(default_run):
     proc, out = default_run
     assert proc.returncode == 0, proc.stderr
@@ -109,6 +111,7 @@ def test_saved_model_reloads_to_identical_predictions(tmp_path):
     np.testing.assert_array_equal(again.predict_proba(X2), clf.predict_proba(X))
 
 
+@pytest.mark.slow
 def test_bad_config_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nlr = 0.1\n")
@@ -161,6 +164,7 @@ def test_errors_are_one_line_exit_2(capsys, monkeypatch, argv, message):
     assert err.startswith(f"jaxlogreg {argv[0]}: error: ")
 
 
+@pytest.mark.slow
 def test_predict_needs_exactly_one_data_source(capsys, tmp_path, default_run):
     _, out = default_run
     status, _, err = _main(capsys, "predict", "--model", str(out / "model.npz"))
@@ -538,6 +542,7 @@ def _doc_steps(text: str):
                     raise AssertionError(f"unexpected command in README.md: {line}")
 
 
+@pytest.mark.slow
 def test_docs_usage_commands_run_as_written(tmp_path, monkeypatch, capsys, catvnoncat_dir):
     """Every console command and Python block of README.md and docs/*.md (but those marked
     ``<!-- not run ... -->``), file by file and in order, from a folder that looks like the

@@ -266,6 +266,7 @@ def test_cv_and_check_grad_on_libsvm(capsys, tmp_path, libsvm_file):
 # --------------------------------------------------------------------------- too wide to densify
 
 
+@pytest.mark.slow
 def test_train_and_predict_on_libsvm_data_far_too_large_to_densify(tmp_path):
     """200,000 samples x 2,500,000 features: 2 TB as dense float32 (4 TB in float64). The real
     ``jaxlogreg train`` splits, fits (L1, proximal), scores and saves in about 2 GB;

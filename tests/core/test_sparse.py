@@ -141,6 +141,7 @@ def test_cross_validation_and_path_on_sparse_x_equal_dense():
     np.testing.assert_allclose(cv_sparse.scores_[1], cv_dense.scores_[1])
 
 
+@pytest.mark.slow
 def test_a_matrix_whose_dense_form_would_not_fit_in_memory_trains_and_predicts():
     """100,000 x 2,000,000: dense, 800 GB in float32; sparse, 200,000 entries."""
     m, n = 100_000, 2_000_000

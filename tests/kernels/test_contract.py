@@ -132,6 +132,7 @@ def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
                 assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", KERNELS)
 @settings(max_examples=20, deadline=None)
 @given(m=st.integers(1, 70), n=st.integers(1, 12), k=st.sampled_from([2, 3, 5]),

@@ -366,6 +366,7 @@ def test_force_resumes_on_changed_data(tmp_path, uninterrupted):
 # --- a killed process ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_uninterrupted_model(tmp_path):
     """SIGKILL a training process after its first checkpoint, resume, compare with one run."""
     ckpt_dir, out = tmp_path / "ckpt", tmp_path / "model.npz"

@@ -61,6 +61,7 @@ def two_process_models(tmp_path_factory) -> list[dict]:
     return [dict(np.load(out_dir / f"models_{i}.npz")) for i in range(NUM_PROCESSES)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_two_processes_match_one_process(two_process_models, case):
     """Full batch, L-BFGS, minibatches, and class_weight="balanced" with sample weights (its
@@ -74,6 +75,7 @@ def test_two_processes_match_one_process(two_process_models, case):
         np.testing.assert_allclose(models[f"{case}_loss"], ref.loss, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_each_process_loaded_only_its_rows(two_process_models):
     # 203 rows padded to 204 over 4 devices (2 per process): process 0 rows 0..101, process 1
     # rows 102..202 (its last device also holds the one padding row).

@@ -51,6 +51,7 @@ def eight_devices() -> dict:
     return run_worker("_sharding_worker.py")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
     ["gd_m203", "gd_m200_divisible", "lbfgs_m203", "adam_minibatch_m203",
@@ -64,6 +65,7 @@ def test_sharded_fit_equals_single_device(eight_devices, case):
     assert r["n_iter"][0] == r["n_iter"][1] and r["status"][0] == r["status"][1], r
 
 
+@pytest.mark.slow
 def test_sharded_layout_pads_with_zero_weight_and_splits_columns(eight_devices):
     r = eight_devices["layout"]
     assert r["Xt_shape"] == [5, 208]  # 203 rows padded to a multiple of 8, none dropped
@@ -73,12 +75,14 @@ def test_sharded_layout_pads_with_zero_weight_and_splits_columns(eight_devices):
     assert r["shard_shapes"] == [[5, 26]]
 
 
+@pytest.mark.slow
 def test_shard_map_gradient_equals_compiler_partitioned(eight_devices):
     r = eight_devices["shard_map_gradient"]
     assert r["max_abs_diff"] <= 1e-6 and r["vs_single_device"] <= 1e-6, r
     assert r["params_spec"] == "P()"
 
 
+@pytest.mark.slow
 def test_checkpoint_saved_on_8_devices_resumes_on_1(eight_devices):
     """D7: the fingerprint of sharded (row-padded) data equals the single-device one, so a
     checkpoint written on 8 devices resumes on 1 and ends with the single-device model."""
@@ -94,6 +98,7 @@ def test_checkpoint_saved_on_8_devices_resumes_on_1(eight_devices):
 # --- in-process checks (whatever devices this process has) ------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_path_on_8_devices_equals_one_device(eight_devices):
     r = eight_devices["fit_path"]
     assert r["converged"] and r["loss_diff"] <= 1e-5 * r["loss_scale"], r
@@ -153,6 +158,7 @@ def test_row_layout_is_hashable_static_spec():
     assert hash(spec) == hash(LoopSpec.of(jl.TrainConfig(), None, mesh_layout.RowLayout(mesh, 10)))
 
 
+@pytest.mark.slow
 def test_devices_benchmark_rows(tmp_path):
     """benchmarks/devices.py (``python -m benchmarks devices``): one subprocess per device
     count, rows of steps/second."""

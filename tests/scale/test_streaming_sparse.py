@@ -96,6 +96,7 @@ def test_l1_streams_with_exact_zeros_like_in_memory(problem):
     np.testing.assert_array_equal(zeros, ref.params.w == 0)
 
 
+@pytest.mark.slow
 def test_a_matrix_whose_dense_form_would_not_fit_in_memory_streams(tmp_path):
     """200,000 x 5,000,000: 4 TB dense in float32, 400,000 entries (4.8 MB) on disk."""
     m, n = 200_000, 5_000_000

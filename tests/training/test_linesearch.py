@@ -67,6 +67,7 @@ def test_a_too_long_first_step_is_cut_and_a_too_short_one_is_stretched():
     assert t_stretched > 100
 
 
+@pytest.mark.slow
 def test_lbfgs_with_it_reaches_the_optimum_of_optax_zoom_in_as_many_iterations():
     rng = np.random.default_rng(0)
     X = jnp.asarray(rng.standard_normal((200, 5)))
