@@ -33,7 +33,7 @@ from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import device_data
-from jaxlogreg.training.problem import Problem, validate
+from jaxlogreg.training.problem import Problem, check_penalty, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
 ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d (+ rounding)
@@ -354,6 +354,7 @@ def path_of(
             scale = jax.device_put(scale, NamedSharding(mesh, P(None, mesh_layout.DATA_AXIS)))
         with np.errstate(divide="ignore", over="ignore"):
             l2 = np.where(np.isinf(Cs)[None, :], 0.0, 1.0 / (Cs[None, :] * totals[:, None] * unit))
+        check_penalty(l2, np.broadcast_to(Cs, l2.shape), problem.weight_sum, dtype)
         p = n_pad * (k or 1) + (k or 1)  # padded features are 0 and keep w = 0: cropped below
         x, J, n_iter, converged, stalled = _run_path_program(
             np.zeros((F * C, p), acc), data.data.Xt, data.data.y, scale,

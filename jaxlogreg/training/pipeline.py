@@ -26,7 +26,7 @@ from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.runtime import compiler
 from jaxlogreg.training.data import DeviceData, device_data
 from jaxlogreg.training.loop import LoopState, init_state
-from jaxlogreg.training.problem import Problem, validate
+from jaxlogreg.training.problem import Problem, check_penalty, validate
 from jaxlogreg.training.progress import ProgressBar
 from jaxlogreg.training.settings import TrainConfig, resolve
 from jaxlogreg.training.spec import Hyper, LoopSpec
@@ -111,18 +111,8 @@ def callback_hooks(
 
 
 def hyper_of(config: TrainConfig, l2: float, dtype: str, l1: float = 0.0) -> Hyper:
-    """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast);
-    an error naming C and the weights when the penalty strength is not finite in ``dtype``."""
+    """The numeric hyper-parameters as host scalars (jit takes them without a compiled cast)."""
     dtype = np.dtype(accumulation_dtype(dtype))
-    for name, strength in (("L2", l2), ("L1", l1)):
-        with np.errstate(over="ignore"):
-            finite = np.isfinite(np.asarray(strength, dtype))
-        if not finite:
-            hint = ", dtype='float64'" if dtype != np.float64 else ""
-            raise ValueError(
-                f"C={config.C:g} gives an {name} penalty strength 1 / (C · sum of sample "
-                f"weights) = {strength:.3g}, which is not finite in {dtype}: use a larger C"
-                f"{hint} or larger sample weights")
     return Hyper(
         learning_rate=np.asarray(config.resolved_learning_rate, dtype),
         l2=np.asarray(l2, dtype),
@@ -204,6 +194,7 @@ def run_fit(
     with jax.enable_x64(data.dtype == "float64"):
         batch_size = None if config.batch_size is None else min(config.batch_size, data.n_samples)
         ws = data.weight_sum
+        check_penalty(config.l2(ws) + config.l1(ws), config.C, ws, data.dtype)
         hyper = hyper_of(config, config.l2(ws), data.dtype, config.l1(ws))
         spec = LoopSpec.of(config, batch_size, data.layout, kernel_for(data))
         start = data.place(

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.model import check_X_structure
+from jaxlogreg.core.model import accumulation_dtype, check_X_structure
 from jaxlogreg.core.sparse import check_dense
 
 
@@ -115,6 +115,26 @@ def relative_weights(
     largest = float(weights.max())
     relative = weights / largest
     return relative, float(relative.sum()) * largest
+
+
+def check_penalty(strength: Any, C: Any, weight_sum: float, dtype: Any) -> None:
+    """The penalty strength ``λ = 1 / (C Σ s)`` (one, or one per model) is at most 1/eps of the
+    fit's dtype: beyond it the coefficients are 0 to working precision and the loss's gradient
+    is lost next to the penalty's (the solvers stall far from the optimum, or diverge). The
+    error names C and the sum of the weights."""
+    dtype = np.dtype(accumulation_dtype(dtype))
+    limit = 1 / float(np.finfo(dtype).eps)
+    strength = np.asarray(strength, np.float64)
+    if not np.all(strength <= limit):  # NaN and inf too
+        worst = int(np.argmax(np.where(np.isnan(strength), np.inf, strength)))
+        C = np.broadcast_to(np.asarray(C, np.float64), strength.shape).ravel()[worst]
+        remedies = ["a larger C", "larger sample weights"]
+        remedies += ["dtype='float64'"] if dtype != np.float64 else []
+        raise ValueError(
+            f"C={C:g} with sample weights summing to {weight_sum:.3g} gives a penalty strength "
+            f"1 / (C · sum of sample weights) = {strength.ravel()[worst]:.3g}, above "
+            f"1/eps = {limit:.3g} of {dtype}: the coefficients would be 0 to working precision; "
+            f"use {', '.join(remedies[:-1])} or {remedies[-1]}")
 
 
 def validate(
