@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from jaxlogreg.cli.config import CLIError, load_config
 from jaxlogreg.cli.train import classes_text, data_dtype, metrics_of, metrics_table, write_json
 from jaxlogreg.data.scaling import fold_scaling, scale
-from jaxlogreg.data.sources import DataConfig, load_labelled, load_splits, read_features
+from jaxlogreg.data.sources import DataConfig, load_file, load_splits
 
 
 def _load_model(args: argparse.Namespace) -> tuple[Any, Any, str, tuple[str, ...] | None]:
@@ -72,7 +72,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     clf, scaler, dtype, names = _load_model(args)
     n = clf.n_features_in_
     if args.data is not None:
-        sets = {"data": load_labelled(args.data, _file_options(args), dtype, n, names)}
+        sets = {"data": load_file(args.data, _file_options(args), dtype=dtype, n_features=n,
+                                  feature_names=names)}
     else:
         splits = _config_splits(args, dtype, n, names)
         sets = {"train": splits.train}
@@ -96,7 +97,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     clf, scaler, dtype, names = _load_model(args)
     n = clf.n_features_in_
     if args.data is not None:
-        X = read_features(args.data, _file_options(args), dtype, n, names).X
+        X = load_file(args.data, _file_options(args), labels="optional", dtype=dtype,
+                      n_features=n, feature_names=names).X
     elif args.config is None and not args.set:
         raise CLIError("give --data FILE or --config/--set (with --split)")
     else:

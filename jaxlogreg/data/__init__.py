@@ -16,8 +16,7 @@ from jaxlogreg.data.loaders import load_npz as load_npz
 from jaxlogreg.data.scaling import fit_scaler as fit_scaler
 from jaxlogreg.data.sources import DataConfig as DataConfig
 from jaxlogreg.data.sources import Splits as Splits
-from jaxlogreg.data.sources import load_labelled as load_labelled
+from jaxlogreg.data.sources import load_file as load_file
 from jaxlogreg.data.sources import load_splits as load_splits
-from jaxlogreg.data.sources import read_features as read_features
 from jaxlogreg.data.text_formats import load_csv as load_csv
 from jaxlogreg.data.text_formats import load_svmlight as load_svmlight

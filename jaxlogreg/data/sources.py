@@ -4,9 +4,8 @@
   images or a file) and how they are split; it checks its own values when created.
 - :func:`load_splits`: the training data and the validation data (a separate file, the
   course's test set, or a fraction held out of the training data).
-- :func:`load_labelled` (evaluation) and :func:`read_features` (prediction): one data file,
-  read with the config's label column, array keys and labels file; the second accepts a file
-  of features only.
+- :func:`load_file`: one data file, read with the config's label column, array keys and labels
+  file; with ``labels="optional"`` (prediction) a file of features only.
 
 A LIBSVM file gives a sparse ``X`` (scipy.sparse CSR) that stays sparse through the split; its
 width is its largest feature index unless ``n_features`` says otherwise (a saved model's width,
@@ -155,7 +154,8 @@ def load_splits(
         )
         description = full.source
     else:
-        full = load_labelled(config.path, config, dtype, n_features, feature_names)
+        full = load_file(config.path, config, dtype=dtype, n_features=n_features,
+                         feature_names=feature_names)
         description = config.path
     if config.validation_path:
         if Path(config.validation_path).suffix.lower() == ".npy":
@@ -165,7 +165,8 @@ def load_splits(
                 "in one .npz, .csv, .h5 or LIBSVM file"
             )
         width = full.n_features if n_features is None else n_features
-        validation = load_labelled(config.validation_path, config, dtype, width, feature_names)
+        validation = load_file(config.validation_path, config, dtype=dtype, n_features=width,
+                               feature_names=feature_names)
         if feature_names is None:
             validation = _match_columns(validation, full.feature_names, "the training data's",
                                         config.label_column)
@@ -208,33 +209,22 @@ def _catvnoncat(path: str, dtype: str) -> Splits:
     )
 
 
-def load_labelled(
+def load_file(
     path: PathLike,
     config: DataConfig,
+    *,
+    labels: str = "required",
     dtype: str = "float32",
     n_features: int | None = None,
     feature_names: Sequence[str] | None = None,
 ) -> Dataset:
-    """One data file with its labels (for training and evaluation); ``n_features`` is the
-    width of a LIBSVM file (None: its largest index), ignored by other formats;
-    ``feature_names`` (a saved model's) orders its columns by name (module docstring)."""
+    """One data file: ``labels="required"`` for training and evaluation; ``"optional"`` for
+    prediction (``y`` is then None when absent, a CSV's label column is dropped unread and a
+    CSV may have no header). ``n_features`` is the width of a LIBSVM file (None: its largest
+    index), ignored by other formats; ``feature_names`` (a saved model's) orders its columns
+    by name (module docstring)."""
     options = _loader_options(path, config, n_features)
-    data = load_dataset(path, labels="required", dtype=dtype, **options)
-    return _match_columns(data, feature_names, "the model's", config.label_column)
-
-
-def read_features(
-    path: PathLike,
-    config: DataConfig,
-    dtype: str = "float32",
-    n_features: int | None = None,
-    feature_names: Sequence[str] | None = None,
-) -> Dataset:
-    """One data file for prediction: labels may be absent (``y`` is then None); a CSV's
-    label column is dropped unread, and a CSV may have no header at all. ``n_features`` and
-    ``feature_names`` as for :func:`load_labelled`."""
-    options = _loader_options(path, config, n_features)
-    data = load_dataset(path, labels="optional", dtype=dtype, **options)
+    data = load_dataset(path, labels=labels, dtype=dtype, **options)
     return _match_columns(data, feature_names, "the model's", config.label_column)
 
 

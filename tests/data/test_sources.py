@@ -15,10 +15,9 @@ import scipy.sparse as sp
 from jaxlogreg.data import (
     DataConfig,
     DataFileError,
-    load_labelled,
+    load_file,
     load_splits,
     make_classification,
-    read_features,
     train_test_split,
 )
 from jaxlogreg.data.sources import CATVNONCAT_ENV
@@ -144,7 +143,7 @@ def test_load_splits_libsvm_stays_sparse(tmp_path):
     data's width (its own largest index may be smaller), or the width asked for."""
     lines = [f"{i % 2} {1 + i % 5}:{i + 1} 9:0.5" for i in range(20)]
     path = _write(tmp_path / "train.svm", "\n".join(lines) + "\n")
-    dense = load_labelled(path, DataConfig(), "float64").X.toarray()
+    dense = load_file(path, DataConfig(), dtype="float64").X.toarray()
     config = DataConfig(source="file", path=str(path), validation_fraction=0.25, seed=3)
     splits = load_splits(config, "float64")
     assert sp.issparse(splits.train.X) and sp.issparse(splits.validation.X)
@@ -235,7 +234,7 @@ def test_load_splits_catvnoncat_missing_folder(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- one file
 
 
-def test_read_features_accepts_files_without_labels(tmp_path):
+def test_load_file_accepts_files_without_labels_when_they_are_optional(tmp_path):
     """D4/D10: predict reads a CSV with or without header/label column, .npz without y,
     .npy without y_path, .h5 without y, and a LIBSVM file."""
     X = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
@@ -253,31 +252,31 @@ def test_read_features_accepts_files_without_labels(tmp_path):
     }
     config = DataConfig(label_column="target", x_key="feats", y_key="y")
     for name, path in files.items():
-        ds = read_features(path, config)
+        ds = load_file(path, config, labels="optional")
         np.testing.assert_array_equal(ds.X, X, err_msg=name)
         assert ds.y is None, name
-    svm = read_features(_write(tmp_path / "d.svm", "0 1:1 2:2\n1 1:3 2:4\n"), config)
+    svm = load_file(_write(tmp_path / "d.svm", "0 1:1 2:2\n1 1:3 2:4\n"), config, labels="optional")
     assert sp.issparse(svm.X)  # LIBSVM files stay sparse
     np.testing.assert_array_equal(svm.X.toarray(), X)
-    wide = read_features(tmp_path / "d.svm", config, n_features=5)  # a model's width
+    wide = load_file(tmp_path / "d.svm", config, labels="optional", n_features=5)  # a model's width
     assert wide.X.shape == (2, 5) and sp.issparse(wide.X)
-    assert read_features(tmp_path / "X.npy", config, "float64").X.dtype == np.float64
+    assert load_file(tmp_path / "X.npy", config, labels="optional", dtype="float64").X.dtype == np.float64
 
 
-def test_load_labelled_requires_labels_and_uses_the_config_keys(tmp_path):
+def test_load_file_requires_labels_and_uses_the_config_keys(tmp_path):
     np.savez(tmp_path / "x.npz", feats=np.ones((2, 2)))
     config = DataConfig(x_key="feats", y_key="target", label_column="target")
     with pytest.raises(
         DataFileError, match=re.escape("y_key='target' not found; the archive holds keys ['feats']")
     ):
-        load_labelled(tmp_path / "x.npz", config)
+        load_file(tmp_path / "x.npz", config)
     path = _write(tmp_path / "d.csv", "a,target\n1,1\n2,0\n")
-    ds = load_labelled(path, config)
+    ds = load_file(path, config)
     assert ds.y.tolist() == [1, 0] and ds.feature_names == ("a",)
     with pytest.raises(DataFileError, match=re.escape("label_column='label' not found")):
-        load_labelled(path, DataConfig())
+        load_file(path, DataConfig())
     with pytest.raises(ValueError, match=r"extension '\.parquet'"):
-        read_features(tmp_path / "d.parquet", config)
+        load_file(tmp_path / "d.parquet", config, labels="optional")
 
 
 # --------------------------------------------------------------------------- columns by name
@@ -287,15 +286,15 @@ def test_columns_are_put_in_the_order_of_the_feature_names(tmp_path):
     ordered = _write(tmp_path / "abc.csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n")
     shuffled = _write(tmp_path / "cab.csv", "label,c,a,b\n0,3,1,2\n1,6,4,5\n")
     names = ("a", "b", "c")
-    want = load_labelled(ordered, DataConfig())
-    for read in (load_labelled, read_features):
-        got = read(shuffled, DataConfig(), "float32", None, names)
+    want = load_file(ordered, DataConfig())
+    for labels in ("required", "optional"):
+        got = load_file(shuffled, DataConfig(), labels=labels, feature_names=names)
         np.testing.assert_array_equal(got.X, want.X)
         assert got.feature_names == names
-    assert load_labelled(shuffled, DataConfig(), "float32", None, names).y.tolist() == [0, 1]
+    assert load_file(shuffled, DataConfig(), feature_names=names).y.tolist() == [0, 1]
     unnamed = _write(tmp_path / "unnamed.csv", "1,2,3\n")  # no header: taken in column order
-    np.testing.assert_array_equal(read_features(unnamed, DataConfig(), feature_names=names).X,
-                                  [[1, 2, 3]])
+    got = load_file(unnamed, DataConfig(), labels="optional", feature_names=names)
+    np.testing.assert_array_equal(got.X, [[1, 2, 3]])
 
 
 @pytest.mark.parametrize(
@@ -311,7 +310,7 @@ def test_other_columns_than_the_feature_names_are_refused_by_name(tmp_path, head
     path = _write(tmp_path / "d.csv", f"{header}\n" + ",".join("1" * len(header.split(","))))
     expected = f"{path}: its columns do not match the model's 3 features ['a', 'b', 'c']: {problem}"
     with pytest.raises(DataFileError, match="^" + re.escape(expected) + "$"):
-        read_features(path, DataConfig(), feature_names=("a", "b", "c"))
+        load_file(path, DataConfig(), labels="optional", feature_names=("a", "b", "c"))
 
 
 def test_a_validation_file_follows_the_training_files_columns(tmp_path):
