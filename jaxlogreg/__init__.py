@@ -1,18 +1,8 @@
 """jaxlogreg: logistic regression in JAX, from the lecture's computation graph to sharded training.
 
-The package is layered; each layer imports only the layers listed before it
-(``tests/test_layers.py`` holds it to this order):
-
-- :mod:`jaxlogreg.runtime`: compile options, the opt-in compilation cache, environment switches;
-- :mod:`jaxlogreg.core`: the lecture's math (model, loss, hand-written gradients, references,
-  gradient check, input checks, the sparse matrix type);
-- :mod:`jaxlogreg.data`: data sets, file loaders, feature scaling, model files;
-- :mod:`jaxlogreg.kernels`: the gradient kernels (XLA, C for CPUs, Pallas for GPUs) in one table;
-- :mod:`jaxlogreg.training`: settings, solvers, data preparation, the on-device loop, the path;
-- :mod:`jaxlogreg.scale`: several processes, streaming from disk, checkpoints;
-- :mod:`jaxlogreg.estimators`: the scikit-learn estimators;
-- :mod:`jaxlogreg.report`: metrics and plots;
-- :mod:`jaxlogreg.cli`: the ``jaxlogreg`` command and its TOML configs.
+The package is layered; each layer imports only the layers before it in this order
+(``tests/test_layers.py`` holds it; what each holds: docs/development.md): ``runtime``,
+``core``, ``data``, ``kernels``, ``training``, ``scale``, ``estimators``, ``report``, ``cli``.
 
 Importing the package changes no JAX setting and writes no file;
 :func:`enable_compilation_cache` turns JAX's persistent compilation cache on, explicitly.

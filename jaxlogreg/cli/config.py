@@ -1,31 +1,17 @@
-"""Run configurations: TOML files with three sections, read into frozen dataclasses.
+"""Run configurations: TOML files with four sections, read into frozen dataclasses.
 
-A config file has the sections ``[data]`` (:class:`jaxlogreg.data.sources.DataConfig`),
-``[train]`` (:class:`jaxlogreg.TrainConfig`: exactly the ``LogisticRegression`` parameters,
-with the same defaults), ``[cv]`` (:class:`CVConfig`, for ``jaxlogreg cv``) and ``[output]``
-(:class:`OutputConfig`). Every key is optional and
-defaults to the built-in default config (:class:`Config`, identical to ``configs/default.toml``).
-Unknown sections or keys, values of the wrong type and values out of range raise
-:class:`ConfigError` naming the key::
+The sections are ``[data]`` (:class:`jaxlogreg.data.sources.DataConfig`), ``[train]``
+(:class:`jaxlogreg.TrainConfig`: the ``LogisticRegression`` parameters and defaults), ``[cv]``
+(:class:`CVConfig`) and ``[output]`` (:class:`OutputConfig`); every key is optional, its default
+the built-in config's (:class:`Config`, identical to ``configs/default.toml``). Types are
+checked here against the dataclasses' annotations, values by the dataclasses. Unknown keys,
+wrong types and values out of range raise :class:`ConfigError` naming the key::
 
     unknown key 'train.lr' in configs/x.toml; known keys in [train]: C, fit_intercept, ...
-    train.max_iter must be an integer, got 'abc'
 
-Types are checked here, against the dataclasses' annotations; values are checked by the
-dataclasses themselves (one validator per section).
-
-Overrides ``"section.key=value"`` (the CLI's ``--set``) are applied after the file. The value
-is read as a TOML value (``0.01``, ``true``, ``inf``, ``"text"``, a table
-``{ nesterov = false }`` holding a boolean); other text that is not valid TOML is taken as a
-plain string (``--set train.solver=adam``), except a broken table or list for a key that takes
-no string (an error), and ``none`` resets an optional key (``--set train.learning_rate=none``).
-TOML has no null: in a file, the string ``"none"`` does the same for an optional key
-(``penalty = "none"``).
-
-Paths: a relative path written in a config file is relative to that file's folder; a path
-given on the command line is relative to the current directory. For ``data.source =
-"catvnoncat"`` the environment variable ``JAXLOGREG_CATVNONCAT_DIR``, when set, replaces the
-file's ``data.path`` (a ``--set data.path=...`` still wins over both).
+Overrides ``"section.key=value"`` (``--set``) apply after the file, read as TOML values, other
+text as a string; ``none`` (in a file ``"none"``) resets an optional key. Relative paths in a
+file are relative to its folder. The rules: docs/cli.md.
 """
 
 from __future__ import annotations

@@ -1,26 +1,16 @@
 """Sparse design matrices: the non-zeros on the device, products as gathers and segment sums.
 
-Text, click logs and hashed features give X (m, n) with n up to 10^7 and a few dozen non-zeros
-per row. Such an X is kept as its entries (COO), never densified::
-
-    data (nnz,)  the values x_ij        row (nnz,)  i        col (nnz,)  j
-
-and the two products of the backward pass are sums over the entries, O(nnz) whatever n is::
+X (m, n) with n up to 10^7 and a few dozen non-zeros per row (text, clicks, hashed features)
+is kept as its entries, ``data``, ``row``, ``col`` (nnz,), sorted by sample, never densified;
+the two products of the backward pass are sums over the entries, O(nnz) whatever n is::
 
     z  = X w     z_i  = Σ_{k: row_k = i} data_k · w[col_k]     gather w, segment sum over rows
     dw = Xᵀ dz   dw_j = Σ_{k: col_k = j} data_k · dz[row_k]    gather dz, segment sum over cols
 
-Training keeps X features-major, ``Xt = Xᵀ`` (n, m) (:mod:`jaxlogreg.core.gradients`);
-``.T`` swaps the roles of ``row`` and ``col`` without copying, so ``dot(w, Xt)`` and
-``dot(Xt, dz)`` are the two sums above. Entries are kept sorted by sample (the order of a CSR
-matrix), which the segment sum over samples is told.
-
-On the host, every scipy.sparse format and JAX ``BCOO`` / ``BCSR`` are accepted (:func:`as_csr`):
-duplicate entries are summed and indices sorted, as scipy does, on a copy; bad indices or NaN/inf
-values are refused with a message naming the parameter. scipy's conversions and products are
-native code that trusts the index arrays, so :func:`check_sparse` reads them, in the matrix's own
-format, before anything converts or multiplies it. JAX's padding entries (index out of range,
-value 0) are dropped.
+``.T`` swaps ``row`` and ``col`` without copying, so on the training layout ``Xt`` (n, m)
+``dot(w, Xt)`` and ``dot(Xt, dz)`` are these sums. On the host :func:`as_csr` accepts every
+scipy.sparse format and JAX ``BCOO`` / ``BCSR`` (docs/sparse.md); scipy's native code trusts
+the index arrays, so :func:`check_sparse` reads them, in the matrix's own format, first.
 """
 
 from __future__ import annotations

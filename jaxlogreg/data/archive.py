@@ -1,18 +1,13 @@
 """One file format for model files and checkpoints: an ``.npz`` (zip) archive of plain arrays
 plus a JSON header stored as UTF-8 bytes in the ``header`` array. Never pickle.
 
-Writing is atomic: a temporary file in the same folder, flushed and fsynced, then renamed over
-the final name (``os.replace``) and the folder fsynced, so a crash leaves the old file or the
-new one, never half of one.
-
-Reading checks before it trusts: the zip signature, then the member names (an unexpected
-member is refused before anything is decompressed), the header's size, then each array's
-declared size against what the header says it holds. Every problem raises
-:class:`ArchiveError` (a ``ValueError``) naming the file.
-
-JSON values go through :func:`jsonable` everywhere (model headers, checkpoints, metrics,
-configs): NumPy scalars become numbers, arrays and tuples lists, and non-finite floats the
-strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no such numbers).
+Writing is atomic (a fsynced temporary file in the same folder, renamed over the final name,
+then the folder fsynced): a crash leaves the old file or the new one, never half of one.
+Reading checks before it trusts: the zip signature, the member names (before anything is
+decompressed), the header's size, then each array's declared size against the header; every
+problem raises :class:`ArchiveError` (a ``ValueError``) naming the file. JSON values go through
+:func:`jsonable` everywhere: NumPy scalars become numbers, arrays and tuples lists, non-finite
+floats the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no such numbers).
 """
 
 from __future__ import annotations

@@ -1,21 +1,14 @@
 """Reading a data file into a :class:`~jaxlogreg.data.datasets.Dataset`, whatever its format.
 
-This module holds what every loader shares: the contract below, :class:`DataFileError` and
-the checks behind it, the binary formats (``.npy``/``.npz``, HDF5 and the course's cat/non-cat
-images) and :func:`load_dataset`, which picks the loader by file extension. The text formats
-(CSV and LIBSVM) are parsed in :mod:`~jaxlogreg.data.text_formats`.
-
-Every loader returns a :class:`~jaxlogreg.data.datasets.Dataset` in the public layout: ``X``
-of shape ``(m, n) = (n_samples, n_features)`` (float32 unless ``dtype="float64"``; a NumPy
-array, except for LIBSVM files: a ``scipy.sparse.csr_matrix``, never densified) and ``y`` of
-shape ``(m,)`` holding the labels as found in the file (integers, floats or strings); the
-estimator maps them to class indices. With ``labels="optional"`` (prediction) a file may hold
-features only, and ``y`` is then None.
-
-Errors name the file and, for text formats, the 1-based line number and column, say what was
-expected and what was found. They are :class:`DataFileError` (a ``ValueError``); a missing file
-is a ``FileNotFoundError``, a path that is not a regular file (a FIFO, a directory, a device) a
-:class:`~jaxlogreg.data.files.NotRegularFileError`: only regular files are opened.
+:func:`load_dataset` picks the loader by file extension; the binary formats (``.npy``/``.npz``,
+HDF5, the course's cat/non-cat images) are here, CSV and LIBSVM in
+:mod:`~jaxlogreg.data.text_formats`. Every loader returns ``X`` (m, n), float32 unless
+``dtype="float64"`` (a NumPy array; LIBSVM: a ``scipy.sparse.csr_matrix``, never densified),
+and ``y`` (m,), the labels as found in the file, or None for a file of features only with
+``labels="optional"``. Errors are :class:`DataFileError` (a ``ValueError``) naming the file
+(text: the 1-based line and column), what was expected and what was found; a missing file is a
+``FileNotFoundError``, and only regular files are opened
+(:class:`~jaxlogreg.data.files.NotRegularFileError`).
 """
 
 from __future__ import annotations

@@ -1,18 +1,13 @@
 """Feature scaling with scikit-learn's ``StandardScaler``, and its form in model files.
 
-``jaxlogreg train`` with ``data.standardize = true`` fits a ``StandardScaler`` on the training
-part only. For dense features it centers and scales, ``(X - mean) / scale``, and the model file
-stores its ``mean_`` and ``scale_`` (header key ``"standardizer"``: ``{"kind": "standardizer",
-"mean": [...], "scale": [...]}``, the format of earlier versions), so prediction applies the
-same scaling again.
-
-Sparse features (scipy.sparse, e.g. LIBSVM files) are never densified, and centering would
-make every zero non-zero: they are only divided by the standard deviation,
-``StandardScaler(with_mean=False)``, which keeps them sparse. Such a model is saved with the
-scaling folded into its weights (:func:`fold_scaling`: ``X / s · w = X · (w / s)``), so the
-file holds no per-feature lists (wide data would not fit its JSON header) and applies to the raw
-features as they are. A model with a centering scaler is applied to sparse features the same
-way, by folding, instead of centering them.
+``jaxlogreg train`` with ``data.standardize = true`` fits it on the training part only. Dense
+features are centred and scaled, ``(X - mean) / scale``, and the model file stores ``mean_``
+and ``scale_`` (header key ``"standardizer"``: ``{"kind": "standardizer", "mean": [...],
+"scale": [...]}``, as earlier versions) for prediction. Sparse features are only divided by
+the standard deviation (``with_mean=False``: centring would make every zero non-zero), and the
+model is saved with the scaling folded into its weights (:func:`fold_scaling`:
+``X / s · w = X · (w / s)``), so the file holds no per-feature lists and applies to raw
+features; a centring scaler is applied to sparse features by the same folding.
 """
 
 from __future__ import annotations

@@ -7,18 +7,11 @@
 - :func:`load_file`: one data file, read with the config's label column, array keys and labels
   file; with ``labels="optional"`` (prediction) a file of features only.
 
-A LIBSVM file gives a sparse ``X`` (scipy.sparse CSR) that stays sparse through the split; its
-width is its largest feature index unless ``n_features`` says otherwise (a saved model's width,
-or for a validation file the training data's).
-
-Columns are matched by name where both sides have names (a CSV header): ``feature_names`` (a
-saved model's, as scikit-learn's ``feature_names_in_``) puts a file's columns in the model's
-order, and a validation file's columns follow the training file's. The same names in another
-order are reordered; other names are refused, naming the missing and unexpected columns. Data
-without names (or a model without) are taken in column order.
-
-Errors are ``ValueError`` (a :class:`~jaxlogreg.data.loaders.DataFileError` for a bad file)
-or ``FileNotFoundError``; the messages of :class:`DataConfig` start with the key's name.
+A LIBSVM file stays sparse (CSR), ``n_features`` wide when given. Columns are matched by name
+where both sides have names (``feature_names``, a validation file against the training file),
+else taken in order (docs/cli.md, "Your own data"). Errors are ``ValueError`` (a
+:class:`~jaxlogreg.data.loaders.DataFileError` for a bad file) or ``FileNotFoundError``; the
+messages of :class:`DataConfig` start with the key's name.
 """
 
 from __future__ import annotations

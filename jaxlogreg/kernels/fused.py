@@ -2,72 +2,17 @@
 
 Same contract as :func:`jaxlogreg.core.gradients.value_and_grad_t`, with X features-major::
 
-    Xt (n, m)  y (m,)  s (m,) or ()  λ = l2
+    Xt (n, m)  y (m,)  s (m,) or ()  λ = l2;  binary w (n,) b (),  softmax W (n, K) b (K,)
+    binary   z = wᵀX + b,  J = Σ s_i softplus((1 - 2y_i) z_i) + λ/2 ||w||²
+             dz = s ⊙ (σ(z) - y),  dw = X dz + λw,  db = Σ dz
+    softmax  Z = WᵀX + b (K, m),  J = Σ s_i (logsumexp(Z_:i) - Z_{y_i, i}) + λ/2 ||W||²
+             dZ = s ⊙ (softmax(Z) - Y),  Y one-hot,  dW = X dZᵀ + λW,  db = Σ_i dZ
 
-    binary    z = wᵀX + b                  (m,)     w (n,), b ()
-              J = Σ s_i softplus((1 - 2y_i) z_i) + λ/2 ||w||²
-              dz = s ⊙ (σ(z) - y),  dw = X dz + λw,  db = Σ dz
-
-    softmax   Z = WᵀX + b                  (K, m)   W (n, K), b (K,)
-              J = Σ s_i (logsumexp(Z_:i) - Z_{y_i, i}) + λ/2 ||W||²
-              dZ = s ⊙ (A - Y),  A = softmax(Z),  Y one-hot (K, m)
-              dW = X dZᵀ + λW,  db = Σ_i dZ
-
-Why one read: written in XLA the gradient is two matrix-vector products, ``z = wᵀX`` (forward)
-and ``X dz`` (backward). ``dz_i`` needs only example i's own column ``x_i``, but XLA emits the
-two products as separate kernels with the elementwise work between them, so X (n m elements, by
-far the largest operand) is streamed from memory twice. Here each program loads a column tile ``X[:, cols]``
-once into registers and does everything that needs it: the tile's logits, loss, ``dz``, and
-its share ``X[:, cols] dz[cols]`` of the gradient. Memory traffic is ~bytes(X) instead of
-~2 bytes(X), so the floor for a bandwidth-bound gradient halves.
-
-Tiling (all block shapes are powers of two, as Triton requires):
-
-- ``n_p = max(16, next_pow2(n))`` feature rows, ``K_p = max(16, next_pow2(K))`` classes (16 is
-  the smallest operand dimension of Triton's ``tt.dot``); padded rows of X are masked to 0 when
-  loaded and padded entries of w, W, b are 0, padded classes get logit -inf (probability 0);
-- a column tile of ``T`` examples, ``T = clamp(prev_pow2(16384 / n_p), 16, 1024)``, so a
-  program holds at most 16384 elements of X (64 KiB in float32) in registers. Softmax:
-  ``T <= 8192 / n_p`` and ``T <= 16384 / K_p``, because Triton stages the tile in shared memory
-  for the two ``tt.dot`` products, about ``2 n_p T`` float32 + a little: 64 KiB at the bound,
-  an estimate from the one data point there is (n_p = 128, T = 256 failed to compile on an
-  H200: "Shared memory size limit exceeded: requested 278528, available: 232448"), below the
-  ~100 KiB per block of consumer GPUs and 164 KiB of an A100;
-- the grid is ``P <= 1024`` programs; program p handles tiles p, p + P, p + 2P, ... in a loop
-  and accumulates in registers, then writes one partial row: ``dw`` (P, n_p) or (P, n_p, K_p),
-  ``db`` (P,) or (P, K_p), ``J`` (P,). A small XLA reduction sums the P rows, crops the padding
-  and adds the penalty. Examples past m (the last tile) are masked: X, y and s load as 0, so
-  they have scale 0 and add nothing.
-
-X is never padded or copied: the kernel takes Xt as it is and masks out-of-range rows and
-columns at the load (padding X in the wrapper would cost a full read and write of X per call,
-more than the kernel saves).
-
-Bounds (:func:`supports`, :func:`tile_config`): binary ``n <= 1024``; softmax
-``n_p K_p <= 4096`` (W and its partial gradient stay in registers), i.e. ``n <= 256`` for
-``K <= 16``, ``n <= 128`` for ``K <= 32``, ``n <= 64`` for ``K <= 64``, and ``K <= 256``.
-Beyond them the caller uses the XLA gradient. On GPU the predicate accepts X stored as float32
-or bfloat16 (16-bit X is converted per tile to the parameters' float32, so every sum runs in
-float32); float64 runs in interpret mode (tests) and is left to XLA on GPUs, where Triton's
-float64 is slow. Mosaic GPU (``plgpu.kernel``) is not used: this kernel is written for the
-Triton lowering (masked pointer loads, ``plgpu.load``; Mosaic GPU has neither these nor
-arbitrary masked tiles, and targets Hopper and newer). It was compiled and checked on an H200
-(sm_90) only; the 3xTF32 products need tensor cores with TF32 (sm_80 and newer).
-
-Measured on one H200 (JAX 0.11.2, ``benchmarks/gpu_roofline.py``, m = 4e6, n = 100, float32 X,
-floor = bytes(X) / jnp.sum bandwidth, 4.5 TB/s): binary 0.48 ms = 1.33x the floor, 3.3x faster
-than the XLA gradient (1.60 ms); bfloat16 X 0.30 ms (4.6x XLA); softmax K = 10 1.56 ms = 4.3x
-the floor, 1.3x faster than XLA (2.05 ms): its two 3xTF32 products, not memory, bound it.
-
-JAX 0.11 deprecates Pallas' Triton backend (a DeprecationWarning at lowering); :func:`supports`
-answers False once it is gone, and the caller keeps the XLA gradient.
-
-Precision: the binary kernel has no matrix product (elementwise products and row/column sums
-in the parameters' dtype, exact float32). The softmax products ``WᵀX`` and ``X dZᵀ`` run on
-tensor cores as 3xTF32 on the GPU (float32 operands split into TF32 pairs: about float32
-accuracy), IEEE (``HIGHEST``) in interpret mode and for float64. XLA's own float32 products on
-NVIDIA GPUs default to one-pass TF32 (about 1e-4 relative); the library's XLA gradient asks for
-``HIGHEST`` instead, so both are float32-accurate.
+Why: XLA forms the gradient as two products, ``wᵀX`` and ``X dz``, each a full read of X, by
+far the largest operand. Here each program loads a column tile of X once and computes its
+logits, loss, ``dz`` and share of ``X dz``: ~bytes(X) of traffic instead of ~2 bytes(X). Tiling,
+bounds (:func:`supports`), dtypes and precision: docs/performance.md, "Tiling, bounds and
+precision of the Pallas kernel"; the measurements: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -218,9 +163,9 @@ def pl_program_id():
 def _dot_precision(cdt, interpret: bool):
     """float32 on the GPU: 3xTF32 (tensor cores, ~float32 accuracy); else IEEE ``HIGHEST``.
 
-    Triton's IEEE float32 dot runs on CUDA cores and was 4x slower than XLA's gradient on an
-    H200 (K = 10); one-pass TF32 (XLA's default on GPUs) rounds X to 10 mantissa bits (~1e-4
-    relative error in the gradient). XLA's CPU (interpret mode) has no 3xTF32: IEEE there.
+    Triton's IEEE float32 dot runs on CUDA cores, slower than XLA's gradient
+    (docs/decisions.md); one-pass TF32 (XLA's default on GPUs) rounds X to 10 mantissa bits
+    (~1e-4 relative error in the gradient). XLA's CPU (interpret mode) has no 3xTF32: IEEE there.
     """
     if jnp.dtype(cdt) == jnp.float32 and not interpret:
         return lax.DotAlgorithmPreset.TF32_TF32_F32_X3

@@ -5,7 +5,8 @@ All block shapes are powers of two, as Triton requires: ``n_p = max(16, next_pow
 features, ``K_p = max(16, next_pow2(K))`` classes (16 is the smallest operand dimension of
 Triton's ``tt.dot``), and a column tile of ``T`` examples with ``n_p T <= 16384`` (softmax:
 ``n_p T <= 8192`` and ``K_p T <= 16384``, the tile being staged in shared memory for the two
-products). The bounds and the measurements behind them are in :mod:`jaxlogreg.kernels.fused`.
+products). The bounds and their reasons: docs/performance.md, "Tiling, bounds and precision of
+the Pallas kernel"; the measurements behind them: docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -23,10 +24,7 @@ MAX_FEATURES = TILE_ELEMENTS // MIN_TILE  # 1024: n_p * T <= TILE_ELEMENTS with 
 PARAM_ELEMENTS = 4096  # softmax: n_p * K_p, W and its partial gradient held in registers
 MAX_CLASSES = 256
 MAX_PROGRAMS = 1024  # grid size cap: partial outputs are P rows
-# 4 warps (128 threads) per program, for every shape so far. Measured on an H200 at 4e6 x 100
-# (benchmarks/gpu_roofline.py --sweep, n_p = 128): at the default tiles 4 warps were as fast as
-# 8 for binary float32 X (0.48 ms), 2x faster for binary bfloat16 X (0.30 ms) and 1.2x faster
-# for softmax K = 10 (1.56 ms); other tiles were not tried with 4 warps.
+# 4 warps (128 threads) per program, for every shape: as fast as 8 or faster (docs/decisions.md).
 DEFAULT_NUM_WARPS = 4
 GPU_STORAGE_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
 GPU_BACKENDS = ("gpu", "cuda")

@@ -6,14 +6,13 @@ Same contract as :func:`jaxlogreg.core.gradients.value_and_grad_t` for the binar
     z = wᵀX + b,  J = Σ s_i softplus((1 - 2y_i) z_i) + λ/2 ||w||²
     dz = s ⊙ (σ(z) - y),  dw = X dz + λw,  db = Σ dz
 
-Why: XLA:CPU forms it as two matrix-vector products, ``wᵀX`` and ``X dz``, each a full read
-of X from memory; ``native_kernel.c`` reads X once, and XLA calls it through its FFI inside the
-jitted loop. Fits use it for binary X of at least :data:`MIN_ELEMENTS` elements and at most
-:data:`MAX_FEATURES` features (:func:`supports`), unless ``JAXLOGREG_NATIVE`` is 0/false/no/off.
-Built on first use, once per process (:mod:`~jaxlogreg.kernels.native_build`: verified and
-bounded in time), in ``<cache folder>/native`` after :func:`jaxlogreg.enable_compilation_cache`,
-else in a temporary folder; when it cannot be, fits use XLA's gradient and :func:`build_error`
-says why. The cache folder is trusted as JAX's compilation cache is: both hold machine code.
+Why: XLA:CPU forms it as two products, ``wᵀX`` and ``X dz``, each a full read of X;
+``native_kernel.c`` reads X once, called through XLA's FFI inside the jitted loop. Fits use it
+for binary X of at least :data:`MIN_ELEMENTS` elements and at most :data:`MAX_FEATURES`
+features (:func:`supports`; docs/decisions.md), unless ``JAXLOGREG_NATIVE`` is off. Built once
+per process (:mod:`~jaxlogreg.kernels.native_build`), in the cache folder (trusted as JAX's
+compilation cache is: both hold machine code) or a temporary one; failing that, fits use XLA's
+gradient and :func:`build_error` says why (docs/performance.md, "The C kernel on CPUs").
 """
 
 from __future__ import annotations
@@ -39,7 +38,7 @@ SWITCH = "JAXLOGREG_NATIVE"  # on by default; 0/false/no/off: never built or use
 # two reads cost little, and a first fit then never waits for the C compiler.
 MIN_ELEMENTS = 1 << 22
 # Wider X stays with XLA: a block of examples that fits in L2 is then too narrow for the
-# hardware prefetcher, and the kernel loses its lead.
+# hardware prefetcher, and the kernel loses its lead (docs/decisions.md).
 MAX_FEATURES = 512
 FOLDER_NAME = "native"  # the libraries' subfolder of the cache folder
 _LOCK = threading.Lock()

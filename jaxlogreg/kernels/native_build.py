@@ -36,8 +36,9 @@ FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-tr
          "-fassociative-math", "-fno-signed-zeros", "-freciprocal-math")
 # glibc's vectorised exp and log1p ("-l" flags go after the source: compile_library).
 LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
-# For all builds together, ``cc --version`` included: a build takes well under a second, so a
-# compiler still busy after this is stuck, and the first large fit should not wait for it.
+# For all builds together, ``cc --version`` included: a build takes well under a second
+# (docs/decisions.md), so a compiler still busy after this is stuck, and the first large fit
+# should not wait for it.
 DEADLINE_S = 10.0
 MAX_LIBRARY_BYTES = 1 << 24  # the library is about 32 KiB; a larger file is not ours
 DIGEST_SUFFIX = ".sha256"

@@ -1,35 +1,17 @@
 """How the training loop is compiled: :func:`jit` is ``jax.jit`` with :data:`XLA_OPTIONS`.
 
-The in-memory training loop on dense X and its starting state (``jaxlogreg.training.loop``)
-are compiled with these options, as the first call of a fit is mostly compiling that loop. The
-other programs keep XLA's defaults, by measurement: with these options the loop on sparse X
-(gathers and segment sums) ran 1.7x slower at steady state (2.3 s against 1.35 s, 2·10^5 x
-2^16, L-BFGS) and the cross-validation path (batched products over (models, m)) 1.6x slower
-(0.49 s against 0.30 s, ``LogisticRegressionCV`` on 5·10^4 x 50). The caller's own JAX
-programs are not touched (no process-wide ``XLA_FLAGS``).
+A fit's first call is mostly compiling its loop, so the loop on dense X and its starting state
+(``jaxlogreg.training.loop``) compile with options that shorten that. Other programs (sparse X,
+the path) keep XLA's defaults, under which they run faster, and the caller's own programs are
+not touched (no process-wide ``XLA_FLAGS``). The measurements: docs/decisions.md.
 
-- ``xla_cpu_use_fusion_emitters=False``: XLA:CPU emits its fused kernels with its older LLVM
-  emitters instead of the newer MLIR fusion emitters. On a 2-core AMD EPYC, in fresh
-  processes, the L-BFGS loop compiles in 1.0–1.4 s instead of 1.6–2.0 s from 10⁴ × 50 to
-  10⁶ × 100 over the last two runs (``benchmarks/results/time_to_solution.md``, table "line
-  search and compiler options"), the GD loop in 0.30–0.33 s instead of 0.63 s, and the
-  compiled loops run as fast (steady times within 9%; binary and softmax, float32 and
-  float64, L-BFGS, GD, Adam and minibatches were compared). Other backends ignore it.
-- :data:`QUICK_OPTIONS`, ``xla_backend_optimization_level=0``, only for programs with little
-  work over the data (a :class:`Jitted`'s ``quick`` rule; the loop's is
-  ``jaxlogreg.training.loop.quick_compile``): LLVM then skips its optimisation passes, which
-  are half of the loop's compilation. Measured on the L-BFGS loop at 10^4 x 50 float64
-  (2-core AMD EPYC, the same lowered program compiled in turn): 0.31–0.34 s against
-  0.61–0.75 s. The price is code that is not vectorised: about 40 ns more per row of X for
-  each evaluation of J and ∇J (the 13-iteration loop at 10^4 x 50: 13–14 ms against 8 ms;
-  no difference at 500 features, where the matrix products, which LLVM does not generate,
-  dominate). Compiled this way the loop at 10^6 x 100 ran 2x slower: not the default.
-  On CPUs only: it was not measured on other backends.
+- ``xla_cpu_use_fusion_emitters=False``: XLA:CPU's older LLVM emitters, which compile the loop
+  faster and run it as fast. Other backends ignore it.
+- :data:`QUICK_OPTIONS` (LLVM at -O0), on CPUs only, for programs with little work over the
+  data (a :class:`Jitted`'s ``quick`` rule): half the compile time, slower code per row of X.
 
-The options are part of the persistent compilation cache's key (:mod:`jaxlogreg.runtime.cache`). An
-XLA that does not know an option refuses to compile with it ("No such compile option"); the
-programs then compile with XLA's defaults (:class:`Jitted`), so a newer jaxlib that drops the
-older emitters only loses the shorter compile time.
+An XLA that does not know an option compiles with its defaults (:class:`Jitted`). The options
+are part of the persistent compilation cache's key (:mod:`jaxlogreg.runtime.cache`).
 """
 
 from __future__ import annotations

@@ -1,28 +1,15 @@
 """Checkpoints of the training loop: save every N iterations, resume from the latest.
 
-A checkpoint is the whole loop state (:class:`jaxlogreg.training.loop.LoopState`: parameters,
-optimizer state, iteration, loss history, the last good parameters, status and the shuffling
-key), so a resumed fit continues exactly where the saved one stopped and ends with the same
-model as an uninterrupted fit (bit for bit on the same machine). With minibatches, the position
-is an epoch boundary. The fit pipeline (:func:`jaxlogreg.training.pipeline.run_fit`) calls
-:meth:`Checkpointer.restore` before the loop and :meth:`Checkpointer.save` between segments;
-this module only saves and restores.
-
-File format: the archive of :mod:`jaxlogreg.data.archive` (no pickle, atomic writes)::
-
-    <directory>/ckpt-000000040.npz     one file per checkpoint, named by iteration
-      header      JSON: format, version, the settings, the iteration, a fingerprint of the
-                  training data, the tree structure and each leaf's path, shape and dtype
-      leaf_0000   the LoopState leaves in jax.tree order (bfloat16 stored as uint16 bits)
-      ...
-
-A checkpoint is tied to its fit and its data: resuming with other settings, another model size
-or other data (the fingerprint: column sums, a position-weighted sum, label and weight sums)
-raises :class:`CheckpointMismatch` (``Checkpointer(..., force=True)`` resumes on changed data).
-A damaged checkpoint (truncated, corrupt, non-finite parameters) is skipped with a
-``RuntimeWarning`` naming the file, and the previous intact one is used; when none is intact,
-:class:`CheckpointError` names the directory and every damaged file. In a multi-process run only process 0 writes;
-every process reads (the directory must be shared).
+A checkpoint is the whole loop state (:class:`jaxlogreg.training.loop.LoopState`), so a resumed
+fit ends with the model of an uninterrupted one (bit for bit on the same machine); with
+minibatches the position is an epoch boundary. The fit pipeline calls
+:meth:`Checkpointer.restore` before the loop and :meth:`Checkpointer.save` between segments.
+A file ``ckpt-<iteration>.npz`` is an archive of :mod:`jaxlogreg.data.archive` (no pickle,
+atomic writes): a JSON header (settings, iteration, data fingerprint, each leaf's path, shape
+and dtype) and the leaves. Other settings or data raise :class:`CheckpointMismatch`; a damaged
+file is skipped with a ``RuntimeWarning``, and :class:`CheckpointError` names every damaged file
+when none is intact. Only process 0 writes. The format and its rules: docs/scaling.md,
+"Checkpoints".
 """
 
 from __future__ import annotations

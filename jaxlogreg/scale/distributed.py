@@ -8,15 +8,11 @@ Each process runs the same program (SPMD, "multi-controller" JAX)::
     rows = distributed.local_rows(m, mesh)       # the rows this process must load
     result = distributed.fit_distributed(X[rows], y[rows], config, n_samples=m, mesh=mesh)
 
-The global data set has m rows. Its padded copy (zero-weight rows appended until the device count
-divides it, :mod:`jaxlogreg.scale.sharding`) is split into equal contiguous blocks, one per device, in
-mesh order; a process holds the blocks of its own devices, so it loads the real rows
-``local_rows(m, mesh)`` and nothing else. :func:`global_train_data` turns those local rows into
-global arrays with ``jax.make_array_from_process_local_data``. The fit is the
-single-process pipeline (:func:`jaxlogreg.training.pipeline.run_fit`); the compiler's
-all-reduces run across processes (NCCL on GPU, gloo on CPU). Every process gets the same, replicated model.
-
-See docs/scaling.md for launching on a GPU cluster (environment variables, SLURM).
+The m rows, padded with zero-weight rows to a multiple of the device count, are split into
+equal contiguous blocks, one per device in mesh order, so a process loads only its real rows
+``local_rows(m, mesh)``; :func:`global_train_data` makes the global arrays of them
+(``jax.make_array_from_process_local_data``). The fit is the single-process pipeline, its
+all-reduces across processes; every process gets the same model. Launching: docs/scaling.md.
 """
 
 from __future__ import annotations

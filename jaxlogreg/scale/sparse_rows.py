@@ -1,20 +1,17 @@
 """Sparse X on disk for streaming: the rows of a CSR matrix stored as an HDF5 group.
 
-Sparse X on disk is the AnnData / h5sparse layout of a CSR matrix, an HDF5 group (written by
-:func:`save_sparse_hdf5`)::
+The AnnData / h5sparse layout of a CSR matrix, written by :func:`save_sparse_hdf5`::
 
     X/            attrs: shape = (m, n)   (or h5sparse_shape; encoding-type "csr_matrix")
       data        (nnz,) float   the values, row after row
       indices     (nnz,) int     their columns
       indptr      (m + 1,) int   row i is data[indptr[i]:indptr[i + 1]]
 
-Only ``indptr`` is held in memory (m + 1 integers, checked when the group is opened). A batch
-reads the ``data``/``indices`` entries of its rows in increasing row order: runs of nearby
-rows as slices, and the entries of all scattered rows in one call, as an HDF5 point selection
-(one h5py call costs about as much as reading a few hundred scattered entries, so a slice per
-row would make random batches I/O-call bound). Each read is checked as :func:`jaxlogreg.fit`
-checks a sparse X: column indices in range, values finite (naming the row), repeated columns
-of a row summed and indices sorted.
+Only ``indptr`` is held in memory (checked when the group is opened). A batch reads its rows'
+entries in increasing row order: runs of nearby rows as slices, all scattered rows in one HDF5
+point selection (few h5py calls: docs/decisions.md). Each read is checked as
+:func:`jaxlogreg.fit` checks a sparse X: column indices in range, values finite (naming the
+row), repeated columns of a row summed and indices sorted.
 """
 
 from __future__ import annotations

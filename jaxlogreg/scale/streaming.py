@@ -2,41 +2,15 @@
 or a sparse CSR matrix stored as an HDF5 group.
 
 :class:`StreamedData` is data prepared for the one fit pipeline
-(:func:`jaxlogreg.training.pipeline.run_fit`) whose loop segments run from the host. An epoch
-is the in-memory one (:func:`jaxlogreg.fit` with ``batch_size``): the same shuffled batches
-(``epoch_batches`` with the same key and epoch number), the same jitted step
-(``minibatch_update``), the same end-of-epoch bookkeeping (``finish_epoch``: epoch loss =
-weighted mean of the minibatch losses, divergence and ``tol`` checks), all from
-:mod:`jaxlogreg.training.loop`. Only X stays on disk; y (m values) and the sample weights are
-read into memory. Rows are checked as they are read: NaN or inf in X raises the same
-"X must be finite" error as :func:`jaxlogreg.fit`, naming the row.
-
-A background thread builds the batches and puts them on the device ahead of the step that needs
-them (a bounded queue of ``jax.device_put`` arrays), so reading overlaps computing::
-
-    reader thread:  rows of batch k+2 from disk -> (n, B) array -> device_put -> queue
-    main thread:    queue -> minibatch_update(params, opt_state, batch k) (asynchronous dispatch)
-
-To read with locality, a batch's rows are read in increasing row order (whole HDF5 chunks at a
-time), then put back into the batch's own order: the step sees exactly the rows the in-memory
-gather would give it, in the same order, so the two paths agree to float rounding.
-
-Sparse X (:class:`~jaxlogreg.scale.rows.SparseRowSource`: an HDF5 group with the CSR arrays
-``data``, ``indices``, ``indptr`` and a ``shape`` attribute, see :mod:`jaxlogreg.scale.rows`)
-is never densified: only ``indptr`` (m + 1 integers) is held; a batch reads its rows' entries
-and becomes ``Xt``, a :class:`~jaxlogreg.core.sparse.CooMatrix` (n, B) sorted by sample, the
-layout of in-memory sparse fits, so the same step computes both products as gathers and segment
-sums, O(entries) whatever n is. Batches hold different numbers of entries: they are padded with
-zero entries to a power of two (:func:`~jaxlogreg.training.data.entry_bucket`), so the step
-compiles once per bucket size (a few), not once per batch. The final loss and the checkpoint
-fingerprint go over blocks of rows (scipy products on the host for the fingerprint). The result
-equals ``jaxlogreg.fit(X.toarray(), ...)`` with the same batches, to float rounding.
-
-``memory_budget_bytes`` bounds what the reader holds at once: the queue, the batch being built,
-the one being used, and one HDF5 chunk (sparse: one merged read of entries). A dense row costs
-n values; a sparse one its entries, ``nnz / m`` on average, each a value and an index as read
-and a value and two int32 indices on the device. The final loss over all rows is computed in
-blocks that fit the budget.
+(:func:`jaxlogreg.training.pipeline.run_fit`). An epoch is the in-memory one (``jaxlogreg.fit``
+with ``batch_size``): the same shuffled batches, jitted step and end-of-epoch bookkeeping
+(:mod:`jaxlogreg.training.loop`), so the result equals the in-memory fit to float rounding.
+Only X stays on disk (y and the weights are read into memory); rows are checked for NaN/inf
+as they are read, with :func:`jaxlogreg.fit`'s error. A reader thread builds each batch from
+its rows in increasing order, put back in the batch's order (sparse X: a
+:class:`~jaxlogreg.core.sparse.CooMatrix` padded to a power of two of entries, never dense),
+and puts it on the device ahead of the step, within ``memory_budget_bytes``. The reading, the
+budget and the formats: docs/scaling.md, "Data larger than memory".
 """
 
 from __future__ import annotations

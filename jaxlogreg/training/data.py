@@ -6,12 +6,10 @@ features-major on the device, in one pass.
 pipeline (:mod:`jaxlogreg.training.pipeline`) and the path run on: the data, how its rows are
 laid out over devices, and the loop segment that advances a fit on it.
 
-Padding is done one way, :func:`pad_rows`: zero rows (and zero features) with sample weight 0
-appended after the real ones. They vanish exactly from ``J = Σ s_i L_i / Σ s_i`` and from
-``dw = X dz``, so padded data give the same fit. Small problems are padded to power-of-two
-shapes so that one compiled loop serves many data sets (compiling the L-BFGS loop takes a
-second, running it on small data milliseconds); sharded data are padded to a multiple of the
-device count.
+Padding is done one way, :func:`pad_rows`: zero rows and features, with sample weight 0, after
+the real ones, which vanish exactly from ``J = Σ s_i L_i / Σ s_i`` and ``dw = X dz``. Small
+problems are padded to power-of-two shapes, so one compiled loop (slow to compile, quick to run
+on them) serves many data sets; sharded data to a multiple of the device count.
 """
 
 from __future__ import annotations
@@ -69,10 +67,10 @@ def prepare_data(
     indices and values were checked.
 
     X is read once. On a CPU a NumPy X is cast, transposed and checked by NumPy, a thread per
-    core (:mod:`jaxlogreg.training.host_layout`: 5-10x faster than XLA:CPU's copy and
-    transpose), and a Fortran-ordered X of the right dtype is used as it is. Device arrays, and
-    NumPy arrays bound for an accelerator (which transposes at memory speed), go through one
-    compiled program. y and the weights are cast on the host.
+    core (:mod:`jaxlogreg.training.host_layout`: faster than XLA:CPU's copy and transpose,
+    docs/decisions.md), and a Fortran-ordered X of the right dtype is used as it is. Device
+    arrays, and NumPy arrays bound for an accelerator (which transposes at memory speed), go
+    through one compiled program. y and the weights are cast on the host.
     """
     m, n = X.shape
     shape = (n, m) if shape is None else shape

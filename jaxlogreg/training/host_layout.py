@@ -1,14 +1,12 @@
 """A NumPy X (m, n) to the training layout ``Xt`` (n, m) on the host: cast, transposed, checked.
 
-On CPUs the device is the host, and XLA:CPU is slow at both steps of the obvious path (10^6 x
-100 float32 on 2 EPYC cores, ``benchmarks/results/time_to_solution.md``): ``jax.device_put``
-copies a NumPy buffer that is not 64-byte aligned (NumPy's are 16-byte aligned) at under
-1 GB/s, 0.5 s, and a compiled transpose takes another 0.5-0.7 s, as long as the whole L-BFGS
-fit. NumPy copies blocks of rows into the transposed array at cache speed, a thread per core,
-casting on the way, in 0.15 s (all of ``prepare_data``, against 0.99 s); the result is 64-byte
-aligned, so ``jax.device_put`` then uses it in place. A Fortran-ordered X of the right dtype is
-already Xᵀ in memory and is not copied at all. The finite check reads each block while it is in
-cache.
+On CPUs the device is the host, and XLA:CPU is slow at both steps of the obvious path: it
+copies a NumPy buffer that is not 64-byte aligned (NumPy's are 16-byte aligned) slowly, and its
+compiled transpose takes about as long as a whole L-BFGS fit (docs/decisions.md). Here NumPy
+copies blocks of rows into the transposed array, a thread per core, casting on the way and
+checking each block for NaN/inf while it is in cache, into a 64-byte-aligned buffer that
+``jax.device_put`` uses in place. A Fortran-ordered X of the right dtype is already Xᵀ in
+memory and is not copied at all.
 """
 
 from __future__ import annotations

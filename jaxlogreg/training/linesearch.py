@@ -3,26 +3,16 @@
 Along the direction d from x, with ``φ(t) = J(x + t d)`` and ``φ'(t) = ∇J(x + t d)·d``, a step
 t is accepted when it lowers J enough and flattens the slope (Nocedal & Wright, eq. 3.7):
 
-    φ(t) <= φ(0) + c₁ t φ'(0)    (sufficient decrease; or, near the optimum where rounding
-                                  hides the decrease, Hager & Zhang's approximate form
-                                  φ'(t) <= (2c₁ - 1) φ'(0) with φ(t) <= φ(0) + 1e-6 |φ(0)|)
+    φ(t) <= φ(0) + c₁ t φ'(0)    (sufficient decrease; near the optimum, where rounding hides
+                                  it, Hager & Zhang's φ'(t) <= (2c₁ - 1) φ'(0) with
+                                  φ(t) <= φ(0) + 1e-6 |φ(0)|)
     |φ'(t)| <= c₂ |φ'(0)|        (curvature)
 
-The search is Nocedal & Wright's bracketing and zoom (algorithms 3.5 and 3.6) written as one
-``lax.while_loop`` with a single evaluation of ``value_fn`` and no ``lax.cond``: each step
-evaluates φ and φ' at the trial t, updates the bracket [lo, hi] (lo: the lowest point that
-satisfies the decrease test so far) with ``jnp.where``, and picks the next trial: twice t
-while nothing brackets the step, else the minimiser of the quadratic through φ(lo), φ'(lo) and
-φ(hi), kept inside the middle 80% of the bracket (its midpoint when φ(hi) is NaN or inf).
-
-It accepts the same steps as optax's zoom line search (same tests, same constants), whose
-program evaluates J in two branches of nested conditionals. Built on this one, the L-BFGS loop
-takes the same iterations to the same J, compiles 0–10% faster and traces faster: a first fit
-in a new process with a warm compilation cache took 0.39–0.44 s against 0.46–0.67 s
-(2-core AMD EPYC; ``benchmarks/results/time_to_solution.md`` and the README).
-When no step passes within ``max_steps``, it takes the lowest step that passed the decrease
-test, else the last one tried: a J that is then NaN, inf or far above the start is the
-training loop's divergence check to report (as with optax's).
+Optax's zoom search (Nocedal & Wright, algorithms 3.5 and 3.6; the same tests and constants)
+as one ``lax.while_loop`` with one evaluation of ``value_fn`` per step and no ``lax.cond``, which
+compiles faster (docs/decisions.md): t doubles until [lo, hi] brackets a step, then each trial
+is the quadratic's minimiser, kept in the bracket's middle 80%. If none passes in ``max_steps``, the
+lowest that passed the decrease test is taken, else the last tried (the loop judges divergence).
 """
 
 from __future__ import annotations

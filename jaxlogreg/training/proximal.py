@@ -1,26 +1,18 @@
 """Proximal gradient for L1 and elastic-net penalties, as optax gradient transformations.
 
-The objective splits into a smooth part and the L1 norm (the intercept is not penalised)::
+J splits into a smooth f and the L1 norm (the intercept is not penalised); a step is a gradient
+step on f, then soft-thresholding, which sets coefficients exactly to zero::
 
     J(w, b) = f(w, b) + λ₁ ||w||₁,     f = Σ_i s_i L_i / Σ_i s_i + λ₂/2 ||w||²
+    w⁺ = prox(w - t ∇f, t λ₁),         prox(x, τ) = sign(x) · max(|x| - τ, 0)
+    f(w⁺) <= f(w) + ∇f(w)ᵀ(w⁺ - w) + ||w⁺ - w||² / 2t     (Beck & Teboulle's test)
 
-A proximal-gradient step is a gradient step on f followed by soft-thresholding, which sets
-coefficients exactly to zero::
-
-    w := prox(w - t ∇f, t λ₁),    prox(x, τ) = sign(x) · max(|x| - τ, 0)
-
-- :func:`proximal_gradient` (solver ``"proximal"``) chooses t by Barzilai-Borwein,
-  ``t = sᵀr / rᵀr`` (s: the last step, r: the change of ∇f; the "short" step, which passes
-  the test below far more often than ``sᵀs / sᵀr``: 35 iterations against 242 on hashed data),
-  halved until the sufficient decrease test of Beck & Teboulle holds,
-  ``f(w⁺) <= f(w) + ∇f(w)ᵀ(w⁺ - w) + ||w⁺ - w||² / 2t``.
-  f and ∇f at the accepted point stay in its state (as in optax's L-BFGS), so an iteration whose
-  first trial passes costs one evaluation.
-- solver ``"gd"`` with L1 is ISTA, the lecture's rule with a fixed step:
-  ``w := prox(w - α dw, α λ₁)`` (:func:`jaxlogreg.training.solvers.gradient_descent`).
-
-Stopping uses :func:`min_norm_subgradient`, the proximal-gradient mapping as t -> 0: it is 0
-exactly at the optimum of J, and equals ∇f when λ₁ = 0.
+:func:`proximal_gradient` (solver ``"proximal"``) tries Barzilai-Borwein's short step
+``t = sᵀr / rᵀr`` (s: the last step, r: the change of ∇f), halved until the test holds up to
+``DECREASE_SLACK_ULPS`` of rounding (docs/decisions.md); f and ∇f at the accepted point stay in
+its state. Solver ``"gd"`` with L1 is ISTA, a fixed t. Stopping uses
+:func:`min_norm_subgradient`, the proximal-gradient mapping as t -> 0: 0 exactly at the optimum
+of J, and ∇f when λ₁ = 0.
 """
 
 from __future__ import annotations

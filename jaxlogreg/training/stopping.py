@@ -60,7 +60,8 @@ def stall_rule(value: jax.Array, history: jax.Array, n_recorded: jax.Array,
     at ``history[n_recorded]``, k = n_recorded) and max|∇J| last reached a new low at iteration
     ``grad_best_at``, at least ``max(W, grad_best_at / 4)`` iterations ago: no progress for a
     quarter of the iterations it took to get there. (An ill-conditioned float64 fit lowers ∇J
-    in bursts hundreds of iterations apart while J is flat to the last bit: not a stall.)"""
+    in bursts hundreds of iterations apart while J is flat to the last bit: not a stall;
+    docs/decisions.md.)"""
     earlier = history[jnp.maximum(n_recorded - STALL_WINDOW, 0)]
     flat = (n_recorded >= STALL_WINDOW) & (value >= earlier)
     return flat & (n_recorded - grad_best_at >= jnp.maximum(STALL_WINDOW, grad_best_at // 4))
