@@ -6,10 +6,8 @@ Per example (lecture 2.9), with ``a = σ(z)``::
                                                 softplus(-z) if y = 1
 
 computed from ``z``, never as ``log(σ(z))`` (``σ(z)`` rounds to exactly 1 in float32 once
-``z > 17``). Softmax: ``L = logsumexp(z) - z[y]``.
-
-Objective over m examples (lecture 2.14), with optional weights ``s_i`` and L2 strength λ
-(the intercept is not penalised)::
+``z > 17``). Softmax: ``L = logsumexp(z) - z[y]``. Objective over m examples (lecture 2.14),
+with optional weights ``s_i`` and L2 strength λ (the intercept is not penalised)::
 
     J(w, b) = Σ_i s_i L_i / Σ_i s_i  +  λ/2 ||w||²        (s_i = 1 gives the mean)
 
@@ -34,9 +32,8 @@ def softplus(t: jax.Array) -> jax.Array:
     derivative is σ(t).
 
     The same operations as ``jax.nn.softplus`` (``logaddexp(t, 0)``) without its NaN test and
-    select per element (a NaN t gives NaN here too), which made the quickly compiled training
-    loop (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`) spend 0.33 ms instead of 0.06 ms on 10^4
-    losses.
+    select per element (a NaN t gives NaN here too), which slow the quickly compiled training
+    loop (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`; docs/decisions.md).
     """
     return jnp.maximum(t, 0) + jnp.log1p(jnp.exp(-jnp.abs(t)))
 
@@ -60,10 +57,11 @@ def softmax_cross_entropy(z: jax.Array, y: jax.Array, axis: int = -1) -> jax.Arr
 
     Computed as ``logsumexp(d)``, ``d = z - z[y]`` with ``d[y] = 0`` exactly, so it is never
     below 0 even where the compiler rounds two copies of ``z`` differently; the derivative is
-    unchanged (``softmax(z) - onehot(y)``).
+    unchanged (``softmax(z) - onehot(y)``). Leading axes of z (models) share y.
     """
-    y = jnp.expand_dims(y, axis)
-    classes = lax.broadcasted_iota(y.dtype, z.shape, axis % z.ndim)
+    axis = axis % z.ndim
+    y = jnp.expand_dims(jnp.broadcast_to(y, z.shape[:axis] + z.shape[axis + 1:]), axis)
+    classes = lax.broadcasted_iota(y.dtype, z.shape, axis)
     d = jnp.where(classes == y, 0.0, z - jnp.take_along_axis(z, y, axis=axis))
     return jax.nn.logsumexp(d, axis=axis)
 

@@ -5,15 +5,12 @@ sample weights (a fold's held-out rows weigh 0, so X is never copied)::
 
     J_j(w, b) = Σ_i s_ji L(z_ji, y_i) / Σ_i s_ji + λ_j/2 ||w||²,   λ_j = 1 / (C_c Σ_i s_ji)
 
-All M = F·C models are advanced together: one iteration evaluates every model's J and ∇J in
-one pass over X, as matrix products (``Z = W Xt`` (M, m), ``dW = dZ Xtᵀ`` (M, n)), which read X
-once for all of them. The solver is L-BFGS made for batching (:func:`_lbfgs_step`): each
-iteration is exactly one evaluation; the Armijo line search is folded into the iterations (a
-model whose trial point fails the test halves its step and tries again at the next iteration,
-the others go on), so no model waits inside a nested line-search loop for the slowest one, and
-there is no ``lax.cond``. A model stops when ``max|∇J_j| <= tol`` at an accepted point, when
-its objective no longer changes, or after ``max_iter`` accepted steps; finished models are
-frozen and the loop ends when all are done.
+All M = F·C models advance together, each iteration one pass over X as matrix products
+(``Z = W Xt`` (M, m), ``dW = dZ Xtᵀ`` (M, n)). The solver is an L-BFGS made for batching
+(:func:`_lbfgs_step`, kept apart from the loop's: docs/decisions.md): one evaluation per
+iteration, the Armijo search folded into the iterations (a model whose trial fails halves its
+step at the next one), so no model waits for the slowest. A model stops at ``max|∇J_j| <= tol``,
+when its objective no longer changes, or after ``max_iter`` accepted steps, and is then frozen.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training import mesh as mesh_layout
-from jaxlogreg.training.data import device_data
+from jaxlogreg.training.data import bucketed_shape, device_data
 from jaxlogreg.training.problem import Problem, check_penalty, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
@@ -40,6 +37,7 @@ ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d (
 ARMIJO_SLACK_ULPS = 4  # J within this many epsilons of the last J counts as no increase
 MAX_HALVINGS = 40  # a model that cannot decrease J after this many halvings has stalled
 MAX_STALLS = 10  # ... or that changed neither J nor max|∇J| in this many accepted steps in a row
+LBFGS_MEMORY = 10  # the default L-BFGS history length (the pairs S, Y of each model)
 
 
 class PathResult(NamedTuple):
@@ -85,6 +83,23 @@ class _State(NamedTuple):
     stalled: jax.Array  # (M,) bool: stopped short of tol, no more progress
 
 
+def path_memory_bytes(n_models: int, m: int, n: int, n_classes: int, dtype: str,
+                      nnz: int | None = None) -> int:
+    """Bytes :func:`path_of` holds for ``n_models`` models at once (``memory=LBFGS_MEMORY``).
+
+    Per model, with ``K' = 1`` (two classes) or K, ``p = n_pad K' + K'`` parameters and b bytes a
+    value (the accumulation dtype): its :class:`_State`, ``(2 memory + 5) p`` values (S, Y, x,
+    base, base_grad, direction and the new gradient); and per row, the host's float64 weights
+    and their cast (``(8 + b) m`` bytes), the device's scale, logits, probabilities and their
+    gradient (``(1 + 3 K') m_pad`` values)."""
+    m_pad, n_pad = bucketed_shape(m, n, minibatch=False, nnz=nnz)
+    k = 1 if n_classes == 2 else n_classes
+    p = n_pad * k + k
+    b = np.dtype(accumulation_dtype(dtype)).itemsize
+    per_model = (2 * LBFGS_MEMORY + 5) * p * b + (8 + b) * m + (1 + 3 * k) * m_pad * b
+    return int(n_models) * per_model
+
+
 def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Array]:
     """Flat (M, p) parameters -> W (M, n) and b (M,), or W (M, n, K) and b (M, K)."""
     if k is None:
@@ -94,16 +109,12 @@ def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Arra
 
 def batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept):
     """J (M,) and flat ∇J (M, p) of every model: the core gradient
-    (:func:`jaxlogreg.core.gradients.value_and_grad_t`) mapped over the models, which reads
-    Xt (n, m) once for all of them (``Z = W Xt``, ``dW = dZ Xtᵀ``: two matrix products).
+    (:func:`jaxlogreg.core.gradients.value_and_grad_t`) with a leading axis of models, which
+    reads Xt (n, m) once for all of them (``Z = W Xt``, ``dW = dZ Xtᵀ``: two matrix products,
+    or gathers and segment sums for sparse X).
 
     ``scale`` (M, m): each model's ``s_ji / Σ_i s_ji``; ``l2`` (M,)."""
-    W, b = _unflatten(x, n, k)
-
-    def one(w, b, s, l2):
-        return value_and_grad_t(Params(w, b), Xt, y, s, l2)
-
-    J, grads = jax.vmap(one)(W, b, scale, l2)
+    J, grads = value_and_grad_t(Params(*_unflatten(x, n, k)), Xt, y, scale, l2, models=True)
     db = grads.b if fit_intercept else jnp.zeros_like(grads.b)
     M = x.shape[0]
     return J, jnp.concatenate([grads.w.reshape(M, -1), db.reshape(M, -1)], axis=1)
@@ -233,8 +244,8 @@ def _run_path(x0, Xt, y, scale, l2, tol, max_iter, n, k, fit_intercept, grad, me
 
 
 _PATH_STATIC = ("n", "k", "fit_intercept", "grad", "memory")
-# Compiled with XLA's default options (by measurement: jaxlogreg.runtime.compiler's made it 1.6x
-# slower).
+# Compiled with XLA's default options: jaxlogreg.runtime.compiler's made it slower
+# (docs/decisions.md).
 _run_path_program = jax.jit(_run_path, static_argnames=_PATH_STATIC)
 
 
@@ -288,7 +299,7 @@ def fit_path(
     max_iter: int = 500,
     dtype: str | None = None,
     grad: str = "manual",
-    memory: int = 10,
+    memory: int = LBFGS_MEMORY,
     mesh: jax.sharding.Mesh | None = None,
 ) -> PathResult:
     """Fit logistic regression for every C and every fold in one compiled program.
@@ -324,7 +335,7 @@ def path_of(
     tol: float = 1e-6,
     max_iter: int = 500,
     grad: str = "manual",
-    memory: int = 10,
+    memory: int = LBFGS_MEMORY,
     mesh: jax.sharding.Mesh | None = None,
 ) -> PathResult:
     """:func:`fit_path` on checked data (the estimator's route; the class weights are in

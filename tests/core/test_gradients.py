@@ -294,3 +294,32 @@ def test_property_loss_and_gradient(problem_factory, reference_objective, case):
     err = max(np.abs(h - a).max() for h, a in zip(hand, auto, strict=True))
     tol = GRAD_RTOL[dtype] * scale_ref + 8 * eps * max(1.0, np.abs(p.X).max())
     assert err <= tol, (err, tol, scale_ref)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_models_side_by_side_equal_each_model_alone(problem_factory, n_classes, sparse):
+    """value_and_grad_t(models=True): a leading axis of M models (the path's batch) gives each
+    model's J and gradient, with its own example scale and λ."""
+    import scipy.sparse as sps
+
+    from jaxlogreg.core.gradients import value_and_grad_t
+    from jaxlogreg.core.model import check_X
+
+    M = 3
+    with jax.enable_x64(True):
+        problems = [problem_factory(31, 4, n_classes, weighted=True, seed=s) for s in range(M)]
+        X = problems[0].X
+        Xt = check_X(sps.csr_array(X)).T if sparse else jnp.asarray(X.T)
+        y = jnp.asarray(problems[0].y, jnp.float64 if n_classes == 2 else jnp.int32)
+        s = jnp.stack([jnp.asarray(p.sample_weight / p.sample_weight.sum()) for p in problems])
+        l2 = jnp.asarray([0.0, 0.1, 2.0])
+        W = jnp.stack([jnp.asarray(p.w) for p in problems])
+        b = jnp.stack([jnp.asarray(p.b) for p in problems])
+        J, g = value_and_grad_t(jl.Params(W, b), Xt, y, s, l2, models=True)
+        assert J.shape == (M,) and g.w.shape == W.shape and g.b.shape == b.shape
+        for j in range(M):
+            J1, g1 = value_and_grad_t(jl.Params(W[j], b[j]), Xt, y, s[j], l2[j])
+            np.testing.assert_allclose(J[j], J1, rtol=1e-13)
+            np.testing.assert_allclose(g.w[j], g1.w, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(g.b[j], g1.b, rtol=1e-12, atol=1e-15)
