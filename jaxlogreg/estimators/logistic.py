@@ -2,24 +2,22 @@
 
 ``LogisticRegression`` follows scikit-learn's contract (``fit`` returns ``self``, fitted
 attributes end in ``_``, ``predict_proba`` columns follow ``classes_``) and minimises the same
-objective as ``sklearn.linear_model.LogisticRegression``::
+objective as ``sklearn.linear_model.LogisticRegression`` (``C = np.inf``: no penalty)::
 
-    C Σ_i s_i L_i + ½ ||W||²    (sklearn)   <=>   J = Σ_i s_i L_i / Σ_i s_i + λ/2 ||W||²  (jaxlogreg)
+    C Σ_i s_i L_i + ½ ||W||²  (sklearn)  <=>  J = Σ_i s_i L_i / Σ_i s_i + λ/2 ||W||²  (jaxlogreg)
 
-with ``λ = 1 / (C Σ_i s_i)``, where ``s_i`` is ``sample_weight`` times the class weight. The
-intercept is not penalised. ``C = np.inf`` means no penalty (scikit-learn >= 1.8 spells it the
-same way). Two classes give the binary model ``a = σ(z)``; K > 2 classes the softmax model.
-
-Training runs on the device (one jitted loop, :mod:`jaxlogreg.training`); prediction is a small
-NumPy computation on the host from ``coef_`` and ``intercept_``.
+with ``λ = 1 / (C Σ_i s_i)`` (``s_i``: ``sample_weight`` times the class weight; the intercept
+is not penalised). Training runs on the device (:mod:`jaxlogreg.training`); prediction is NumPy
+on the host.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,20 +25,23 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import as_csr, check_sparse, is_sparse
+from jaxlogreg.estimators.inputs import fit_data, validated_X
+from jaxlogreg.estimators.layout import (
+    checked_params,
+    coef_and_intercept,
+    params_of,
+    per_class,
+    predicted_index,
+)
 from jaxlogreg.training.pipeline import FitResult, fit_problem
-from jaxlogreg.training.problem import Problem, validate
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.stopping import STALL_WINDOW
 
-_SPARSE_FORMATS = ("csr", "csc")  # other scipy formats become CSR (rows can be indexed)
+_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(TrainConfig))
 
 
 class DivergenceError(RuntimeError):
@@ -49,19 +50,6 @@ class DivergenceError(RuntimeError):
 
     The estimator keeps the last good parameters (or the start) as its fitted state.
     """
-
-
-class FitData(NamedTuple):
-    """What ``fit`` works on: y (m,) as given, the sorted ``classes``, ``y_idx`` (m,) the class
-    index of each row, ``sample_weight`` (m,) as given (or None), and the checked
-    :class:`~jaxlogreg.training.problem.Problem` (X, the class indices and the weights of each
-    row, ``sample_weight`` times ``class_weight``)."""
-
-    y: np.ndarray
-    classes: np.ndarray
-    y_idx: np.ndarray
-    sample_weight: np.ndarray | None
-    problem: Problem
 
 
 class LogisticRegression(ClassifierMixin, BaseEstimator):
@@ -203,10 +191,13 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self.solver_params = solver_params
 
     def _config(self) -> TrainConfig:
-        """The parameters as checked settings; a RandomState becomes a seed drawn from it."""
-        params = self.get_params(deep=False)
-        seed = params["random_state"]
-        if self.batch_size is not None and not (seed is None or isinstance(seed, Integral)):
+        """The parameters that are :class:`TrainConfig`'s fields, checked by it (a subclass's
+        other parameters are its own to check); a RandomState becomes a seed drawn from it."""
+        params = {key: value for key, value in self.get_params(deep=False).items()
+                  if key in _CONFIG_FIELDS}
+        seed = params.get("random_state")
+        drawn = params.get("batch_size") is not None  # full batch: deterministic, no seed
+        if drawn and not (seed is None or isinstance(seed, Integral)):
             seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))
         params["random_state"] = seed if isinstance(seed, Integral) else None
         return TrainConfig(**params)
@@ -221,18 +212,12 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self
         """
         config = self._config()
-        data = self._validate_fit_data(X, y, sample_weight, config.dtype)
+        data = fit_data(self, X, y, sample_weight, config.dtype)
         classes, n = data.classes, data.problem.n_features
         result = fit_problem(data.problem, config.replace(class_weight=None),
                              init_params=self._warm_start_params(classes, n))
-        w, b = result.params
         self.classes_ = classes
-        if classes.shape[0] == 2:
-            self.coef_ = w.reshape(1, n).copy()
-            self.intercept_ = b.reshape(1).copy()
-        else:
-            self.coef_ = np.ascontiguousarray(w.T)
-            self.intercept_ = b.copy()
+        self.coef_, self.intercept_ = coef_and_intercept(result.params)
         self.n_iter_ = np.array([result.n_iter], dtype=np.int32)
         self.loss_curve_ = np.asarray(result.loss_history)
         self.loss_ = float(result.loss)
@@ -245,56 +230,6 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             )
         self._raise_or_warn(result, config)
         return self
-
-    def _validate_fit_data(self, X: Any, y: Any, sample_weight: Any, dtype: str | None) -> FitData:
-        """The data of ``fit``, checked once: scikit-learn's checks of X and the labels, then
-        :func:`jaxlogreg.training.problem.validate` (weights, class indices); at least 2
-        classes, 2 of them with positive weight."""
-        name = type(self).__name__
-        # NaN and inf are refused by the fit's own data path, which checks X while it lays it out
-        # (one pass over X fewer: 43 ms at 10^6 x 100 float32)
-        X, y = validate_data(self, _checked_if_sparse(X), y, accept_sparse=_SPARSE_FORMATS,
-                             dtype=[np.float64, np.float32], ensure_all_finite=False)
-        check_classification_targets(y)
-        classes, y_idx = np.unique(y, return_inverse=True)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                f"{name} needs samples of at least 2 classes in the data, but the data "
-                f"contains only one class: {v.show(classes[0])}"
-            )
-        sw = self._sample_weight(sample_weight, X.shape[0])
-        problem = validate(X, y_idx, sample_weight=sw, class_weight=self._class_weight(classes),
-                           n_classes=classes.shape[0], dtype=dtype)
-        weights = problem.weights
-        weighted_classes = np.flatnonzero(np.bincount(  # O(m), no sort
-            y_idx if weights is None else y_idx[weights > 0], minlength=classes.shape[0]))
-        if weighted_classes.shape[0] < 2:
-            raise ValueError(
-                f"{name} needs at least 2 classes with positive sample_weight, got only class "
-                f"{v.show(classes[weighted_classes[0]])} (after class_weight)"
-            )
-        return FitData(y, classes, y_idx, sw, problem)
-
-    def _sample_weight(self, sample_weight: Any, m: int) -> Any:
-        """``sample_weight`` as given; a scalar weighs every sample alike, as in scikit-learn
-        (checked with the rest, by ``validate``)."""
-        if sample_weight is None:
-            return None
-        sw = v.as_array(sample_weight, "sample_weight")
-        return np.full(m, float(sw)) if sw.ndim == 0 else np.asarray(sw, np.float64)
-
-    def _class_weight(self, classes: np.ndarray) -> Any:
-        """``class_weight`` keyed by class index (a dict's keys are labels)."""
-        if not isinstance(self.class_weight, dict):
-            return self.class_weight
-        unknown = [key for key in self.class_weight if key not in set(classes.tolist())]
-        if unknown:
-            raise ValueError(
-                f"class_weight keys must be class labels {classes.tolist()}, got unknown key(s) "
-                f"{unknown}"
-            )
-        per_class = compute_class_weight(self.class_weight, classes=classes, y=classes)
-        return dict(enumerate(per_class.tolist()))
 
     def _warm_start_params(self, classes: np.ndarray, n: int) -> Params | None:
         """The previous fit's parameters, when warm starting a compatible model."""
@@ -344,32 +279,24 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """Logits ``z = X Wᵀ + b``: shape (n_samples,) for two classes (the score of
         ``classes_[1]``), (n_samples, n_classes) otherwise."""
         check_is_fitted(self)
-        X = validate_data(self, _checked_if_sparse(X), reset=False, accept_sparse=_SPARSE_FORMATS,
-                          dtype=[np.float64, np.float32])
+        X = validated_X(self, X, reset=False)
         z = safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
         return z[:, 0] if z.shape[1] == 1 else z
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``;
         for two classes ``[1 - a, a]`` with ``a = σ(z)``."""
-        z = self.decision_function(X)
-        if z.ndim == 1:
-            return np.column_stack([expit(-z), expit(z)])
-        return softmax(z, axis=1)
+        return per_class(self.decision_function(X), expit, softmax)
 
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """``log`` of :meth:`predict_proba`, computed stably from the logits (``log σ(z)``,
         ``log_softmax(z)``), finite where the probabilities round to 0."""
-        z = self.decision_function(X)
-        if z.ndim == 1:
-            return np.column_stack([log_expit(-z), log_expit(z)])
-        return log_softmax(z, axis=1)
+        return per_class(self.decision_function(X), log_expit, log_softmax)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each sample (``z > 0`` for two classes)."""
         z = self.decision_function(X)
-        idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
-        return self.classes_[idx]
+        return self.classes_[predicted_index(z, binary=z.ndim == 1)]
 
     # ------------------------------------------------------------------ sparse coefficients
 
@@ -381,7 +308,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def densify(self) -> LogisticRegression:
-        """Store ``coef_`` as a dense array again (the inverse of :meth:`sparsify`). Returns self."""
+        """Store ``coef_`` as a dense array again (inverse of :meth:`sparsify`). Returns self."""
         check_is_fitted(self)
         if sp.issparse(self.coef_):
             self.coef_ = self.coef_.toarray()
@@ -414,56 +341,20 @@ def from_params(params: Params, classes: Any, **kwargs: Any) -> LogisticRegressi
       >>> clf.predict([[0.0], [1.0]]).tolist()
       ['no', 'yes']
     """
-    w, b = _checked_params(params)
+    w, b = checked_params(params)
     classes = np.asarray(classes)
     k = 2 if w.ndim == 1 else w.shape[1]
     if classes.ndim != 1 or classes.shape[0] != k:
         raise ValueError(f"classes must have {k} labels to match the parameters, got {classes!r}")
     clf = LogisticRegression(**kwargs)
     clf.classes_ = classes
-    clf.coef_ = w.reshape(1, -1).copy() if k == 2 else np.ascontiguousarray(w.T)
-    clf.intercept_ = b.reshape(1).copy() if k == 2 else b.copy()
+    clf.coef_, clf.intercept_ = coef_and_intercept(Params(w, b))
     clf.n_features_in_ = int(w.shape[0])
     return clf
-
-
-def _checked_params(params: Params) -> tuple[np.ndarray, np.ndarray]:
-    """``params.w`` and ``params.b`` as arrays, checked: real numbers, finite, and binary ``w``
-    (n,) with one ``b``, or softmax ``w`` (n, K), K >= 2, with ``b`` (K,); n >= 1."""
-    w = np.asarray(v.as_array(params.w, "params.w"))
-    b = np.asarray(v.as_array(params.b, "params.b"))
-    if w.ndim not in (1, 2) or w.shape[0] == 0 or (w.ndim == 2 and w.shape[1] < 2):
-        raise ValueError(
-            "params.w must have shape (n_features,) (two classes) or (n_features, n_classes) "
-            f"with n_features >= 1 and n_classes >= 2, got {v.describe(w)}"
-        )
-    binary = w.ndim == 1
-    if not ((b.size == 1 and b.ndim <= 1) if binary else b.shape == (w.shape[1],)):
-        expected = "() or (1,)" if binary else f"({w.shape[1]},)"
-        raise ValueError(
-            f"params.b must have shape {expected} to match params.w of shape {w.shape}, "
-            f"got {v.describe(b)}"
-        )
-    v.check_finite(w, "params.w")
-    v.check_finite(b, "params.b")
-    return w, b
 
 
 def to_params(clf: LogisticRegression) -> Params:
     """The fitted parameters of ``clf`` in the training layout (inverse of :func:`from_params`)."""
     check_is_fitted(clf)
-    coef = clf.coef_.toarray() if sp.issparse(clf.coef_) else clf.coef_
-    v.check_finite(np.asarray(coef), "coef_")
-    v.check_finite(np.asarray(clf.intercept_), "intercept_")
-    if clf.classes_.shape[0] == 2:
-        return Params(w=coef[0].copy(), b=np.asarray(clf.intercept_[0]))
-    return Params(w=np.ascontiguousarray(coef.T), b=clf.intercept_.copy())
+    return params_of(clf.coef_, clf.intercept_, binary=clf.classes_.shape[0] == 2)
 
-
-def _checked_if_sparse(X: Any) -> Any:
-    """A sparse X with its indices checked before scikit-learn converts it or scipy multiplies
-    it (native code that trusts them); a JAX sparse matrix (BCOO, BCSR) as a scipy CSR array;
-    anything else unchanged."""
-    if sp.issparse(X):
-        return check_sparse(X)
-    return as_csr(X) if is_sparse(X) else X

@@ -11,38 +11,34 @@ of the parameter, before anything is compiled or run on the device.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import warnings
 from numbers import Integral
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import get_scorer, get_scorer_names, make_scorer
-from sklearn.model_selection import StratifiedKFold, check_cv
-from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.estimators.cv_checks import (
+from jaxlogreg.estimators.cv_folds import check_path_memory, checked_splits, train_masks
+from jaxlogreg.estimators.cv_scoring import (
     best_C,
     best_C_per_fold,
     best_mean_score,
-    call_scorer,
-    check_path_memory,
     check_scorer,
+    fold_scores,
+    scorer_of,
+    with_labels,
 )
+from jaxlogreg.estimators.inputs import fit_data
 from jaxlogreg.estimators.logistic import DivergenceError, LogisticRegression, from_params
-from jaxlogreg.training.path import check_Cs, path_of
+from jaxlogreg.training.path import PathResult, check_Cs, path_of
 from jaxlogreg.training.settings import MAX_ITER_LIMIT, TrainConfig
 
-DEFAULT_FOLDS = 5
 MAX_GRID = 10**7  # an int Cs above this is refused before its grid is made (80 MB); fewer
 # can still be too many for the memory, which the check before fitting tells
-_CV_HINT = "an integer >= 2, a cross-validation splitter or an iterable of (train, test) splits"
 
 
 class LogisticRegressionCV(LogisticRegression):
@@ -57,14 +53,15 @@ class LogisticRegressionCV(LogisticRegression):
 
     (``s_i``: ``sample_weight`` times the class weight; the intercept is not penalised;
     ``C = inf`` means no penalty), i.e. scikit-learn's ``C Σ s_i L_i + ½ ||W||²``. All
-    ``n_folds × n_Cs`` models are fitted together in one compiled program (batched L-BFGS). Each is scored on its
-    fold's held-out rows with ``scoring``; ``C_`` is the C of the best score summed over folds
-    (the first such C in the order of ``Cs`` when several tie; never a C with a NaN score,
-    which scikit-learn would choose: a warning names it), and the final model is refitted
-    on all rows at ``C_`` (``refit=True``) or is the mean over folds of each fold's best model
-    (``refit=False``), as in ``sklearn.linear_model.LogisticRegressionCV``. With ``refit=True``
-    the models of every C on all rows join the same program (all rows as one more fold), so the
-    refit needs no second program: the extra models share each pass over X.
+    ``n_folds × n_Cs`` models are fitted together in one compiled program (batched L-BFGS).
+    Each is scored on its fold's held-out rows with ``scoring``; ``C_`` is the C of the best
+    score summed over folds (the first such C in the order of ``Cs`` when several tie; never a
+    C with a NaN score, which scikit-learn would choose: a warning names it), and the final
+    model is refitted on all rows at ``C_`` (``refit=True``) or is the mean over folds of each
+    fold's best model (``refit=False``), as in ``sklearn.linear_model.LogisticRegressionCV``.
+    With ``refit=True`` the models of every C on all rows join the same program (all rows as
+    one more fold), so the refit needs no second program: the extra models share each pass
+    over X.
 
     Parameters
     ----------
@@ -171,8 +168,6 @@ class LogisticRegressionCV(LogisticRegression):
         self.grad = grad
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ checks
-
     def _check_params(self) -> tuple[np.ndarray, TrainConfig, Any]:
         """The candidate Cs, the shared settings (checked by TrainConfig) and the scorer."""
         Cs = self.Cs
@@ -185,16 +180,10 @@ class LogisticRegressionCV(LogisticRegression):
         Cs = check_Cs(np.logspace(-4, 4, int(Cs)) if is_int else Cs)
         # first: the path needs max_iter >= 1 (TrainConfig's message would say >= 0)
         v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
-        config = TrainConfig(
-            fit_intercept=self.fit_intercept, tol=self.tol, max_iter=self.max_iter,
-            dtype=self.dtype, class_weight=self.class_weight, verbose=self.verbose,
-            grad=self.grad,
-        )
+        config = self._config()
         if not isinstance(self.refit, bool) and type(self.refit).__name__ != "bool_":
             raise ValueError(f"refit must be True or False, got {v.show(self.refit)}")
-        return Cs, config, _scorer(self.scoring)
-
-    # ------------------------------------------------------------------ fit
+        return Cs, config, scorer_of(self.scoring)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegressionCV:
         """Cross-validate every C, choose ``C_`` and fit the final model.
@@ -212,59 +201,63 @@ class LogisticRegressionCV(LogisticRegression):
         self
         """
         Cs, config, scorer = self._check_params()
-        y, classes, y_idx, sw, problem = self._validate_fit_data(X, y, sample_weight, self.dtype)
-        X = problem.X
-        m, K = X.shape[0], classes.shape[0]
-        weights = np.ones(m) if problem.weights is None else problem.weights
-        splits = _splits(self.cv, X, y, y_idx, weights, classes, sw)
-        scorer = _with_labels(scorer, classes)
-        check_path_memory(Cs.shape[0], len(splits), bool(self.refit), X, K, problem.dtype)
-        batched = _BATCHED_SCORES.get(self.scoring) if not callable(self.scoring) else None
-        if batched is None and (isinstance(self.scoring, str) or hasattr(scorer, "_score_func")):
-            check_scorer(scorer, self.scoring, classes, X, y, splits, sw)  # a plain callable is
-            # called F x C times only, as in scikit-learn (it may count its calls)
-
-        # Every (fold, C) model in one program. With refit, all rows are one more "fold": the
-        # refit at C_ is then that fold's model at C_, with no second program to compile or
-        # run (the extra models share each pass over X).
+        data = fit_data(self, X, y, sample_weight, self.dtype)
+        problem, classes, refit = data.problem, data.classes, bool(self.refit)
+        splits = checked_splits(self.cv, data)
+        scorer = with_labels(scorer, classes)
         F = len(splits)
-        masks = np.zeros((F + bool(self.refit), m), bool)
-        for f, (train, _) in enumerate(splits):
-            masks[f, train] = True
-        masks[F:] = True
-        path = path_of(problem, Cs, folds=masks, fit_intercept=config.fit_intercept,
-                       tol=config.tol, max_iter=config.max_iter, grad=config.grad)
+        check_path_memory(Cs.shape[0], F, refit, problem.X, classes.shape[0], problem.dtype)
+        check_scorer(scorer, self.scoring, data, splits)
+        # Every (fold, C) model in one program; with refit, all rows are one more fold, whose
+        # model at C_ is the refit (no second program to compile or run)
+        path = path_of(problem, Cs, folds=train_masks(splits, problem.n_samples, refit),
+                       fit_intercept=config.fit_intercept, tol=config.tol,
+                       max_iter=config.max_iter, grad=config.grad)
         W, B = path.params
         _check_finite(W[:F], B[:F], "cross-validation")
-
-        scores = np.empty((F, Cs.shape[0]))
-        for f, (_, test) in enumerate(splits):
-            X_test, y_test = X[test], y[test]
-            s_test = None if sw is None else sw[test]
-            if batched is not None:  # all Cs of the fold from one product
-                scores[f] = batched(_logits(X_test, W[f], B[f]), y_idx[test], s_test)
-                continue
-            for c in range(Cs.shape[0]):
-                model = from_params(Params(W[f, c], B[f, c]), classes)
-                scores[f, c] = call_scorer(scorer, self.scoring, model, X_test, y_test, s_test,
-                                           f"the model of cv fold {f} at C={Cs[c]:g}")
+        scores = fold_scores(scorer, self.scoring, data, splits, Params(W[:F], B[:F]), Cs)
         unconverged = int(np.sum(~path.converged[:F]))
-
-        if self.refit:
+        loss = None  # J of the refitted model
+        if refit:
             best = best_C(scores, Cs, self.scoring)  # scikit-learn: first best of the sum
-            C_best = float(Cs[best])
-            w, b = W[F, best], B[F, best]
-            _check_finite(w, b, "refit")
+            C_best, final = float(Cs[best]), Params(W[F, best], B[F, best])
+            _check_finite(*final, "refit")
+            loss = float(path.loss[F, best])
             unconverged += int(not path.converged[F, best])
         else:  # scikit-learn: each fold's best model, averaged; C_ the mean of their Cs
             best_per_fold = best_C_per_fold(scores, Cs, self.scoring)  # (F,)
-            w = W[np.arange(F), best_per_fold].mean(axis=0).astype(W.dtype)
-            b = B[np.arange(F), best_per_fold].mean(axis=0).astype(B.dtype)
             C_best = float(np.mean(Cs[best_per_fold]))
+            chosen = (np.arange(F), best_per_fold)
+            final = Params(W[chosen].mean(axis=0).astype(W.dtype),
+                           B[chosen].mean(axis=0).astype(B.dtype))
+        self._set_fitted(classes, Cs, C_best, final, loss, scores, path, config.fit_intercept)
+        if config.verbose:
+            print(
+                f"LogisticRegressionCV: {F} folds x {Cs.shape[0]} Cs in one program, "
+                f"C_={C_best:g}, mean score {best_mean_score(scores):.6g}"
+                + (f", refit loss {self.loss_:.6g}" if refit else ""),
+                file=sys.stderr,
+            )
+        if unconverged and config.tol > 0:
+            warnings.warn(
+                f"LogisticRegressionCV: {unconverged} of {F * Cs.shape[0] + refit} models did "
+                f"not converge in max_iter={config.max_iter} iterations (tol={config.tol:g}); "
+                "increase max_iter, or scale the features, or remove the largest Cs",
+                ConvergenceWarning, stacklevel=2,
+            )
+        return self
 
+    def _set_fitted(self, classes: np.ndarray, Cs: np.ndarray, C_best: float, final: Params,
+                    loss: float | None, scores: np.ndarray, path: PathResult,
+                    fit_intercept: bool) -> None:
+        """The fitted attributes, in scikit-learn's legacy layout: per-class dicts (for two
+        classes only ``classes[1]``) and ``C_`` repeated for each; ``loss_`` only with a refit
+        (``loss`` not None)."""
+        F, K = scores.shape[0], classes.shape[0]
         keys = classes[1:] if K == 2 else classes
-        paths = _coefs_paths(W[:F], B[:F], config.fit_intercept)  # (K or 1, F, C, n (+1))
-        fitted = from_params(Params(w, b), classes)
+        W, B = path.params
+        paths = _coefs_paths(W[:F], B[:F], fit_intercept)  # (K or 1, F, C, n (+1))
+        fitted = from_params(final, classes)
         self.classes_ = classes
         self.Cs_ = Cs
         self.C_ = np.full(1 if K == 2 else K, C_best)
@@ -272,186 +265,19 @@ class LogisticRegressionCV(LogisticRegression):
         self.scores_ = {key: scores.copy() for key in keys}
         self.coefs_paths_ = {key: paths[j] for j, key in enumerate(keys)}
         self.n_iter_ = path.n_iter[:F].astype(np.int32)[None]
-        if self.refit:
-            self.loss_ = float(path.loss[F, best])
+        if loss is not None:
+            self.loss_ = loss
         elif hasattr(self, "loss_"):
             del self.loss_  # no refitted model
-
-        if config.verbose:
-            print(
-                f"LogisticRegressionCV: {F} folds x {Cs.shape[0]} Cs in one program, "
-                f"C_={C_best:g}, mean score {best_mean_score(scores):.6g}"
-                + (f", refit loss {self.loss_:.6g}" if self.refit else ""),
-                file=sys.stderr,
-            )
-        if unconverged and config.tol > 0:
-            total = F * Cs.shape[0] + bool(self.refit)
-            warnings.warn(
-                f"LogisticRegressionCV: {unconverged} of {total} models did not converge in "
-                f"max_iter={config.max_iter} iterations (tol={config.tol:g}); increase max_iter, "
-                "or scale the features, or remove the largest Cs",
-                ConvergenceWarning, stacklevel=2,
-            )
-        return self
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """``scoring`` of the fitted model on X and y (None: accuracy), weighted by
         ``sample_weight``: the score C was chosen by, as in scikit-learn's
         ``LogisticRegressionCV.score``."""
         check_is_fitted(self)
-        scorer = _with_labels(_scorer(self.scoring), self.classes_)
+        scorer = with_labels(scorer_of(self.scoring), self.classes_)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
         return float(scorer(self, X, y, **kwargs))
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _scorer(scoring: Any) -> Any:
-    """The scorer for ``scoring`` (None: accuracy), checked before anything is fitted."""
-    if scoring is None:
-        return get_scorer("accuracy")
-    if callable(scoring):
-        return scoring
-    if not isinstance(scoring, str) or scoring not in get_scorer_names():
-        raise ValueError(
-            "scoring must be None, a callable scorer(estimator, X, y) or the name of a "
-            "scikit-learn scorer (e.g. 'accuracy', 'neg_log_loss', 'roc_auc'; see "
-            f"sklearn.metrics.get_scorer_names()), got {v.show(scoring)}"
-        )
-    return get_scorer(scoring)
-
-
-def _logits(X: np.ndarray, W: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``z = X wᵀ + b`` of every C's model at once, in X's dtype as ``decision_function``:
-    (t, C) for two classes from W (C, n), B (C,); (t, C, K) for K classes from W (C, n, K),
-    B (C, K)."""
-    if W.ndim == 2:
-        return safe_sparse_dot(X, W.T, dense_output=True) + B
-    C, n, K = W.shape  # (t, n) @ (n, C·K): X may be sparse
-    z = safe_sparse_dot(X, W.transpose(1, 0, 2).reshape(n, C * K), dense_output=True)
-    return z.reshape(-1, C, K) + B
-
-
-def _accuracy(z: np.ndarray, y: np.ndarray, s: np.ndarray | None) -> np.ndarray:
-    """(C,) weighted share of rows whose predicted class (``z > 0``, or the first largest
-    logit) is y: ``sklearn.metrics.accuracy_score`` of each model."""
-    predicted = (z > 0).astype(np.intp) if z.ndim == 2 else np.argmax(z, axis=-1)
-    return np.average(predicted == y[:, None], axis=0, weights=s)
-
-
-def _neg_log_loss(z: np.ndarray, y: np.ndarray, s: np.ndarray | None) -> np.ndarray:
-    """(C,) minus the weighted mean cross-entropy ``softplus(-(2y-1) z)`` or
-    ``logsumexp(z) - z_y``, in float64 from the logits, each row's capped at ``-log eps``
-    (eps of z's dtype): ``sklearn.metrics.log_loss`` of each model, which clips the
-    probabilities to [eps, 1 - eps]."""
-    eps = np.finfo(z.dtype).eps
-    z = z.astype(np.float64)
-    if z.ndim == 2:
-        loss = np.logaddexp(0.0, -(2.0 * y[:, None] - 1.0) * z)
-    else:
-        loss = logsumexp(z, axis=-1) - np.take_along_axis(z, y[:, None, None], axis=-1)[..., 0]
-    return -np.average(np.clip(loss, -np.log1p(-eps), -np.log(eps)), axis=0, weights=s)
-
-
-# Scorings computed for all Cs of a fold at once (the others call the scorer per model).
-_BATCHED_SCORES = {None: _accuracy, "accuracy": _accuracy, "neg_log_loss": _neg_log_loss}
-
-
-def _with_labels(scorer: Any, classes: np.ndarray) -> Any:
-    """A scorer whose metric takes ``labels`` gets all the classes (a test fold may lack some),
-    and ``pos_label=classes[-1]`` for two classes: scikit-learn's ``_log_reg_scoring_path``."""
-    func = getattr(scorer, "_score_func", None)
-    if func is None:
-        return scorer
-    params = inspect.signature(func).parameters
-    if "labels" not in params:
-        return scorer
-    pos_label = (
-        {"pos_label": classes[-1]} if classes.shape[0] == 2 and "pos_label" in params else {}
-    )
-    return make_scorer(
-        func,
-        greater_is_better=scorer._sign == 1,
-        response_method=scorer._response_method,
-        labels=classes,
-        **pos_label,
-        **getattr(scorer, "_kwargs", {}),
-    )
-
-
-def _splits(
-    cv: Any, X: np.ndarray, y: np.ndarray, y_idx: np.ndarray, weights: np.ndarray,
-    classes: np.ndarray, sample_weight: np.ndarray | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The (train, test) row indices of every fold, checked: errors name ``cv`` (and
-    ``sample_weight``, which weighs the test rows in scoring)."""
-    m = X.shape[0]
-    cv = DEFAULT_FOLDS if cv is None else cv
-    n_splits = None
-    if isinstance(cv, Integral) and not isinstance(cv, bool):
-        if cv < 2:
-            raise ValueError(f"cv must be {_CV_HINT}, got {v.show(cv)}")
-        n_splits = int(cv)
-    elif isinstance(cv, StratifiedKFold):
-        n_splits = cv.get_n_splits()
-    elif isinstance(cv, bool | str | float) or cv is None:
-        raise ValueError(f"cv must be {_CV_HINT}, got {v.show(cv)}")
-    if n_splits is not None:  # stratified folds: every class in every test fold
-        counts = np.bincount(y_idx, minlength=classes.shape[0])
-        smallest = int(np.argmin(counts))
-        if n_splits > counts[smallest]:
-            raise ValueError(
-                f"cv={n_splits} folds is more than the {counts[smallest]} sample(s) of class "
-                f"{v.show(classes[smallest])}, the smallest class: some test folds would lack it "
-                f"(scikit-learn only warns); use cv <= {counts[smallest]}"
-            )
-    try:
-        splitter = check_cv(cv, y, classifier=True)
-        splits = list(splitter.split(X, y))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"cv must be {_CV_HINT}; {v.show(cv)} failed: {err}") from None
-    if not splits:
-        raise ValueError(f"cv must give at least one (train, test) split, got none from {cv!r}")
-    checked = []
-    for f, split in enumerate(splits):
-        try:
-            train, test = (_indices(part, m) for part in split)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"cv fold {f}: {err}") from None
-        if test.size == 0:
-            raise ValueError(f"cv fold {f} has no test rows; every fold needs some to score on")
-        if sample_weight is not None and not np.any(sample_weight[test] > 0):
-            raise ValueError(
-                f"cv fold {f}'s test rows all have sample_weight 0, so no score can be computed "
-                "on them (a weighted mean over zero weight); choose folds (cv) whose test rows "
-                "include rows of positive sample_weight"
-            )
-        present = np.unique(y_idx[train][weights[train] > 0])
-        if present.shape[0] < 2:
-            got = "no rows of positive weight" if present.size == 0 else (
-                f"only class {v.show(classes[present[0]])}")
-            raise ValueError(
-                f"cv fold {f}'s training rows hold {got}; every fold needs at least 2 classes "
-                "to train on (use fewer folds, or stratified folds: cv=int or StratifiedKFold)"
-            )
-        checked.append((train, test))
-    return checked
-
-
-def _indices(part: Any, m: int) -> np.ndarray:
-    """Row indices from an index array or a boolean mask of length m."""
-    part = np.asarray(part)
-    if part.dtype == bool:
-        if part.shape != (m,):
-            raise ValueError(f"a boolean mask must have shape ({m},), got {part.shape}")
-        return np.flatnonzero(part)
-    if part.ndim != 1 or (part.size and not np.issubdtype(part.dtype, np.integer)):
-        raise ValueError(f"train and test must be 1-D arrays of row indices, got {part!r}")
-    part = part.astype(np.intp)
-    if part.size and (part.min() < 0 or part.max() >= m):
-        raise ValueError(f"row indices must lie in [0, {m - 1}]")
-    return part
 
 
 def _coefs_paths(W: np.ndarray, B: np.ndarray, fit_intercept: bool) -> np.ndarray:

@@ -14,9 +14,10 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import StratifiedKFold
 
 from jaxlogreg.core.model import Params
-from jaxlogreg.estimators import cv_checks
+from jaxlogreg.estimators import cv_folds
 from jaxlogreg.estimators.logistic import from_params, to_params
 from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV
+from jaxlogreg.training.path import path_memory_bytes
 
 
 def _data(m=200, n=5, k=2, seed=0):
@@ -149,7 +150,7 @@ def test_too_many_Cs_for_the_memory_is_refused_before_fitting(
 ):
     """The user's Cs=10**6 (a raw MemoryError of 8.9 GiB before): refused with the estimate,
     on a machine of 64 GiB (the limit is fixed here so the test holds on any machine)."""
-    monkeypatch.setattr(cv_checks, "machine_memory_bytes", lambda: 64 * 2**30)
+    monkeypatch.setattr(cv_folds, "machine_memory_bytes", lambda: 64 * 2**30)
     X, y = _data()
     match = (r"Cs=1000000 values x cv=5 folds \+ the refit = 6,000,000 models of 5 features and "
              r"2 classes on 200 rows need about 146.3 GiB, more than the 64.0 GiB of memory of "
@@ -168,10 +169,10 @@ def test_path_memory_estimate_follows_the_path_state():
     """(2 memory + 5) p values a model (memory = 10, p = 32 + 1 for 5 features padded to 32),
     (8 + 8) bytes a row on the host, (1 + 3) values a padded row (512) on the device."""
     per_model = 25 * 33 * 8 + 16 * 200 + 4 * 512 * 8
-    assert cv_checks.path_memory_bytes(6, 200, 5, 2, "float64") == 6 * per_model
+    assert path_memory_bytes(6, 200, 5, 2, "float64") == 6 * per_model
     k3 = 25 * (32 * 3 + 3) * 4 + 12 * 200 + 10 * 512 * 4  # 3 classes, float32
-    assert cv_checks.path_memory_bytes(6, 200, 5, 3, "float32") == 6 * k3
-    limit = cv_checks.machine_memory_bytes()
+    assert path_memory_bytes(6, 200, 5, 3, "float32") == 6 * k3
+    limit = cv_folds.machine_memory_bytes()
     assert limit is None or limit >= 2**28
 
 
