@@ -150,10 +150,9 @@ class TrainConfig:
             raise ValueError(f"l1_ratio is only used with penalty='elasticnet'; got l1_ratio="
                              f"{v.show(self.l1_ratio)} with penalty={self.penalty!r}")
         if self.has_l1 and not solver.l1:
-            raise ValueError(
-                f"penalty={self.penalty!r} needs a proximal solver, solver='proximal' (or 'gd'), "
-                f"got solver={self.solver!r}"
-            )
+            l1_solvers = " or ".join(repr(s.name) for s in solvers.SOLVERS.values() if s.l1)
+            raise ValueError(f"penalty={self.penalty!r} needs a proximal solver, "
+                             f"solver={l1_solvers}, got solver={self.solver!r}")
 
     @property
     def l1_share(self) -> float:

@@ -142,10 +142,9 @@ def get(name: Any) -> Solver:
     return solver
 
 
-def _kind(parameter: inspect.Parameter) -> str | None:
-    """"bool", "number" or "str": the type of a keyword's default; None when it has none
-    (optax's annotations are unions too wide to tell)."""
-    default = parameter.default
+def _kind(default: Any) -> str | None:
+    """"bool", "number" or "str": the type of a keyword's default value; None for another
+    value (optax's annotations are unions too wide to tell)."""
     if isinstance(default, bool):
         return "bool"
     if isinstance(default, Real):
@@ -154,9 +153,9 @@ def _kind(parameter: inspect.Parameter) -> str | None:
 
 
 def check_params(solver: Solver, params: dict[str, Any]) -> None:
-    """Each of ``params`` is a keyword of the solver, of its default's type: a bool where the
-    default is a bool (the string "false" is not False), a real number where it is a number,
-    a string where it is a string."""
+    """Each of ``params`` is a keyword of the solver, of its default's type (the optax
+    signature's, else the record's): a bool where the default is a bool (the string "false"
+    is not False), a real number where it is a number, a string where it is a string."""
     accepted = {} if solver.signature is None else inspect.signature(solver.signature).parameters
     accepted = {k: p for k, p in accepted.items() if k != "learning_rate"
                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
@@ -167,7 +166,8 @@ def check_params(solver: Solver, params: dict[str, Any]) -> None:
         raise ValueError(f"solver_params {unknown} are not parameters of solver "
                          f"{solver.name!r}; it takes {sorted(accepted) or 'none'}")
     for key, value in params.items():
-        kind = _kind(accepted[key]) if key in accepted else None
+        default = accepted[key].default if key in accepted else None
+        kind = _kind(default) or _kind(solver.defaults.get(key))  # the record's own default
         if kind is None or value is None:
             continue  # untyped: the abstract step in settings checks it
         ok = {"bool": isinstance(value, bool),

@@ -1,7 +1,8 @@
-"""Fitting: solvers, minibatches, weights, dtypes, warm starts, no recompilation.
+"""Fitting: minibatches, weights, dtypes, warm starts, no recompilation.
 
-The stopping and divergence rules have their own file (tests/test_stopping.py), the settings
-too (tests/test_settings.py)."""
+Each solver of the table in each mode (the optimum, no intercept, manual and autodiff gradients)
+is tests/training/test_solvers.py; the stopping and divergence rules have their own file
+(test_stopping.py), the settings too (test_settings.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 import jaxlogreg as jl
 from jaxlogreg import kernels
 from jaxlogreg.core import reference
-from jaxlogreg.core.gradients import value_and_backward_t
 from jaxlogreg.core.loss import objective_t
 from jaxlogreg.core.model import Params
 from jaxlogreg.training import loop, minibatch
@@ -45,11 +45,6 @@ def _problem(m=300, n=6, seed=0, n_classes=2, dtype=np.float32):
     return X, y
 
 
-def _grad_max(params, X, y, l2, sample_weight=None):
-    g = value_and_backward_t(params, jnp.asarray(X).T, jnp.asarray(y), sample_weight, l2)[1]
-    return max(float(jnp.max(jnp.abs(leaf))) for leaf in jax.tree.leaves(g))
-
-
 def test_gd_matches_the_course_reference_in_float64():
     X, y = _problem(m=50, n=4, dtype=np.float64)
     w_ref, b_ref, costs_ref = reference.gradient_descent(X, y, learning_rate=0.3, num_iterations=25)
@@ -66,47 +61,6 @@ def test_float64_fit_does_not_leak_x64():
     assert result.params.w.dtype == np.float64
     assert not jax.config.jax_enable_x64
     assert jnp.zeros(1).dtype == jnp.float32
-
-
-@pytest.mark.parametrize("solver", ["gd", "sgd", "adam", "adamw", "lbfgs"])
-def test_manual_and_autodiff_gradients_train_identically(solver):
-    X, y = _problem()
-    kwargs = {"solver": solver, "max_iter": 30, "tol": 0.0, "C": C_of(1e-2, 300), "dtype": "float64"}
-    manual = jl.fit(X, y, grad="manual", **kwargs)
-    auto = jl.fit(X, y, grad="autodiff", **kwargs)
-    assert manual.n_iter == auto.n_iter
-    np.testing.assert_allclose(manual.loss_history, auto.loss_history, rtol=1e-10)
-    np.testing.assert_allclose(manual.params.w, auto.params.w, rtol=1e-8, atol=1e-10)
-
-
-@pytest.mark.parametrize(
-    "solver, learning_rate",
-    [("gd", 1.0), ("sgd", 0.3), ("adam", 0.05), ("adamw", 0.05), ("lbfgs", None)],
-)
-def test_every_solver_converges_to_the_same_optimum(solver, learning_rate):
-    X, y = _problem()
-    l2 = 1e-2
-    reference_fit = jl.fit(
-        X, y, solver="lbfgs", C=C_of(l2, 300), tol=1e-12, max_iter=200, dtype="float64"
-    )
-    result = jl.fit(
-        X, y, solver=solver, learning_rate=learning_rate, C=C_of(l2, 300), tol=1e-4, max_iter=5000
-    )
-    assert result.status == "converged", result
-    assert _grad_max(result.params, X, y, l2) <= 1e-4
-    assert abs(result.loss - reference_fit.loss) / reference_fit.loss < 1e-5
-    assert result.loss_history[0] > result.loss_history[-1]
-
-
-def test_any_optax_optimizer_by_name_with_parameters():
-    X, y = _problem()
-    result = jl.fit(
-        X, y, solver="rmsprop", learning_rate=0.01, solver_params={"decay": 0.8}, max_iter=300
-    )
-    optimum = jl.fit(X, y, solver="lbfgs", tol=1e-8, max_iter=200).loss
-    assert result.loss_history[0] - result.loss > 0.95 * (result.loss_history[0] - optimum)
-    with pytest.raises(ValueError, match="not parameters of solver 'rmsprop'"):
-        TrainConfig(solver="rmsprop", solver_params={"no_such_option": 1})
 
 
 def test_loss_change_criterion_stops_on_relative_change():
@@ -260,24 +214,6 @@ def test_bad_data_is_rejected_before_training():
         jl.fit(X, np.where(y > 0, 0.5, 0.0).astype(np.float32), n_classes=2)
     with pytest.raises(ValueError, match="integer class indices"):
         jl.fit(X, np.where(y > 0, 2.5, 0.0))
-
-
-@pytest.mark.parametrize("solver", ["gd", "adam", "lbfgs"])
-@pytest.mark.parametrize("grad", ["manual", "autodiff"])
-def test_fit_intercept_false_keeps_b_at_zero_and_matches_scikit_learn(solver, grad):
-    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-
-    X, y = _problem(m=200, n=4, dtype=np.float64)
-    y = y.astype(np.int64)
-    l2 = 1e-2
-    result = jl.fit(
-        X, y, solver=solver, learning_rate=0.5 if solver == "gd" else 0.05, C=C_of(l2, 200),
-        fit_intercept=False, tol=1e-7, max_iter=20_000, dtype="float64", grad=grad,
-    )
-    assert float(result.params.b) == 0.0
-    sk = SkLogisticRegression(C=1 / (l2 * 200), fit_intercept=False, tol=1e-12, max_iter=10_000)
-    sk.fit(X, y)
-    np.testing.assert_allclose(result.params.w, sk.coef_[0], rtol=1e-4, atol=1e-5)
 
 
 def test_values_overflowing_float32_are_reported():
