@@ -61,116 +61,97 @@ def _add_output_options(p: argparse.ArgumentParser, metavar: str, output_help: s
     p.set_defaults(func=func)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jaxlogreg",
-        description="Logistic regression in JAX: train, evaluate and inspect models.",
-        epilog="Configs: see configs/*.toml and the README. Benchmarks: python "
-        "benchmarks/<name>.py in a checkout.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser(
-        "train",
-        help="train a model from a config and report its metrics",
-        description="Train on the config's data (the built-in default config "
-        "without --config) and print data, solver, iterations, time and "
-        "train/validation loss, accuracy and AUC.",
-    )
+def _train_options(p: argparse.ArgumentParser) -> None:
     _add_config_options(p)
-    p.add_argument(
-        "--out",
-        metavar="DIR",
-        help=f"write {MODEL_FILE}, {METRICS_FILE} and {LOSS_CURVE_FILE} to DIR",
-    )
-    p.add_argument(
-        "--grad",
-        choices=("manual", "autodiff"),
-        help="gradient: hand-written backward pass or jax.grad (train.grad)",
-    )
-    p.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar and no report (warnings and errors still go to stderr)",
-    )
-    p.add_argument(
-        "--compare-learning-rates",
-        nargs="*",
-        type=float,
-        metavar="LR",
-        help="also train with each learning rate (default: the course's 0.01 0.001 "
-        f"0.0001) and plot the costs to DIR/{LEARNING_RATES_FILE}",
-    )
+    p.add_argument("--out", metavar="DIR",
+                   help=f"write {MODEL_FILE}, {METRICS_FILE} and {LOSS_CURVE_FILE} to DIR")
+    p.add_argument("--grad", choices=("manual", "autodiff"),
+                   help="gradient: hand-written backward pass or jax.grad (train.grad)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no report (warnings and errors still go to stderr)")
+    p.add_argument("--compare-learning-rates", nargs="*", type=float, metavar="LR",
+                   help="also train with each learning rate (default: the course's 0.01 0.001 "
+                   f"0.0001) and plot the costs to DIR/{LEARNING_RATES_FILE}")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "cv",
-        help="choose C by cross-validation (all folds and Cs in one program)",
-        description="Cross-validate the config's [cv] grid of C on the training part of its "
-        "data (every fold and C fitted together), print C against the held-out scores and "
-        "the chosen C, and report the chosen model.",
-    )
+
+def _cv_options(p: argparse.ArgumentParser) -> None:
     _add_config_options(p)
     p.add_argument("--out", metavar="DIR",
                    help=f"write {MODEL_FILE}, {CV_FILE} and {CV_PLOT_FILE} to DIR")
     p.add_argument("--quiet", action="store_true", help="no report (errors still go to stderr)")
     p.set_defaults(func=cmd_cv)
 
-    p = sub.add_parser(
-        "evaluate",
-        help="metrics of a saved model on data",
-        description="Metrics of a saved model on the train/validation data of a "
-        "config, or on one data file (--data).",
-    )
-    _add_model_and_data_options(p, "a labelled data file instead of a config", "label column of a CSV")
+
+def _evaluate_options(p: argparse.ArgumentParser) -> None:
+    _add_model_and_data_options(p, "a labelled data file instead of a config",
+                                "label column of a CSV")
     p.add_argument("--y-path", metavar="FILE", help="labels (.npy) of a .npy features file")
     _add_output_options(p, "JSON", "also write the metrics to this JSON file",
                         "print nothing but errors", cmd_evaluate)
 
-    p = sub.add_parser(
-        "predict",
-        help="predict classes and probabilities for a data file",
-        description="Write one CSV row per sample: the predicted class and the "
-        "probability of each class, for a data file (--data) or for a config's "
-        "data (--config/--set, --split).",
-    )
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
     _add_model_and_data_options(
-        p,
-        "features (.csv with or without header and label column, .npy, .npz, .h5, .svm)",
-        "label column of a CSV, ignored when present",
-    )
-    p.add_argument(
-        "--split",
-        choices=("validation", "train"),
-        default="validation",
-        help="with --config: which part of the config's data (default validation)",
-    )
+        p, "features (.csv with or without header and label column, .npy, .npz, .h5, .svm)",
+        "label column of a CSV, ignored when present")
+    p.add_argument("--split", choices=("validation", "train"), default="validation",
+                   help="with --config: which part of the config's data (default validation)")
     _add_output_options(p, "CSV", "output file (default: standard output)",
                         "no message on stderr", cmd_predict)
 
-    p = sub.add_parser(
-        "check-grad",
-        help="hand-written gradient vs jax.grad and finite differences",
-        description="Compare the hand-written gradient with jax.grad and central "
-        "finite differences on the config's training data; exit status 1 when "
-        "an error exceeds its tolerance.",
-    )
+
+def _check_grad_options(p: argparse.ArgumentParser) -> None:
     _add_config_options(p)
-    p.add_argument(
-        "--dtype",
-        choices=("float64", "float32"),
-        default="float64",
-        help="precision of the check (default float64)",
-    )
-    p.add_argument(
-        "--max-coords",
-        type=int,
-        default=256,
-        metavar="N",
-        help="finite differences on at most N coordinates (default 256)",
-    )
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the check (default float64)")
+    p.add_argument("--max-coords", type=int, default=256, metavar="N",
+                   help="finite differences on at most N coordinates (default 256)")
     p.set_defaults(func=cmd_check_grad)
+
+
+# Each command: (help, description, the function adding its options).
+COMMANDS = {
+    "train": (
+        "train a model from a config and report its metrics",
+        "Train on the config's data (the built-in default config without --config) and print "
+        "data, solver, iterations, time and train/validation loss, accuracy and AUC.",
+        _train_options),
+    "cv": (
+        "choose C by cross-validation (all folds and Cs in one program)",
+        "Cross-validate the config's [cv] grid of C on the training part of its data (every "
+        "fold and C fitted together), print C against the held-out scores and the chosen C, "
+        "and report the chosen model.",
+        _cv_options),
+    "evaluate": (
+        "metrics of a saved model on data",
+        "Metrics of a saved model on the train/validation data of a config, or on one data "
+        "file (--data).",
+        _evaluate_options),
+    "predict": (
+        "predict classes and probabilities for a data file",
+        "Write one CSV row per sample: the predicted class and the probability of each class, "
+        "for a data file (--data) or for a config's data (--config/--set, --split).",
+        _predict_options),
+    "check-grad": (
+        "hand-written gradient vs jax.grad and finite differences",
+        "Compare the hand-written gradient with jax.grad and central finite differences on the "
+        "config's training data; exit status 1 when an error exceeds its tolerance.",
+        _check_grad_options),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jaxlogreg",
+        description="Logistic regression in JAX: train, evaluate and inspect models.",
+        epilog="Configs: configs/*.toml and docs/cli.md. Benchmarks: python "
+        "benchmarks/<name>.py in a checkout.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, description, add_options) in COMMANDS.items():
+        add_options(sub.add_parser(name, help=help_text, description=description))
     return parser
 
 

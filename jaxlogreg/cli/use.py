@@ -68,17 +68,23 @@ def _metrics(clf: Any, scaler: Any, X: Any, y: Any) -> dict[str, Any]:
     return metrics_of(*_apply(clf, scaler, X), y)
 
 
+def _datasets(args: argparse.Namespace, dtype: str, n_features: int, names: Any,
+              labels: str) -> dict[str, Any]:
+    """The data to use the model on: ``{"data": ...}`` for ``--data`` (read with the model's
+    dtype, width and column names; ``labels`` "required" or "optional"), else the config's
+    ``{"train": ..., "validation": ...}`` (validation only when the config has some)."""
+    if args.data is not None:
+        data = load_file(args.data, _file_options(args), labels=labels, dtype=dtype,
+                         n_features=n_features, feature_names=names)
+        return {"data": data}
+    splits = _config_splits(args, dtype, n_features, names)
+    parts = {"train": splits.train, "validation": splits.validation}
+    return {name: part for name, part in parts.items() if part is not None}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     clf, scaler, dtype, names = _load_model(args)
-    n = clf.n_features_in_
-    if args.data is not None:
-        sets = {"data": load_file(args.data, _file_options(args), dtype=dtype, n_features=n,
-                                  feature_names=names)}
-    else:
-        splits = _config_splits(args, dtype, n, names)
-        sets = {"train": splits.train}
-        if splits.validation is not None:
-            sets["validation"] = splits.validation
+    sets = _datasets(args, dtype, clf.n_features_in_, names, labels="required")
     reports = {name: _metrics(clf, scaler, ds.X, ds.y) for name, ds in sets.items()}
     if args.output:
         write_json(Path(args.output), reports)
@@ -95,19 +101,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     clf, scaler, dtype, names = _load_model(args)
-    n = clf.n_features_in_
-    if args.data is not None:
-        X = load_file(args.data, _file_options(args), labels="optional", dtype=dtype,
-                      n_features=n, feature_names=names).X
-    elif args.config is None and not args.set:
+    if args.data is None and args.config is None and not args.set:
         raise CLIError("give --data FILE or --config/--set (with --split)")
-    else:
-        splits = _config_splits(args, dtype, n, names)
-        part = splits.train if args.split == "train" else splits.validation
-        if part is None:
-            raise CLIError("the config has no validation data (data.validation_fraction = 0)")
-        X = part.X
-    clf, X = _apply(clf, scaler, X)
+    sets = _datasets(args, dtype, clf.n_features_in_, names, labels="optional")
+    part = sets["data"] if args.data is not None else sets.get(args.split)
+    if part is None:
+        raise CLIError("the config has no validation data (data.validation_fraction = 0)")
+    clf, X = _apply(clf, scaler, part.X)
     proba, pred = clf.predict_proba(X), clf.predict(X)
     if args.output in (None, "-"):
         _write_predictions(sys.stdout, clf.classes_, pred, proba)

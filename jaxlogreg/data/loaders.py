@@ -99,9 +99,8 @@ def _check_labels(labels: Any) -> str:
 # --------------------------------------------------------------------------- binary formats
 
 
-def load_npy(
-    X_path: PathLike, y_path: PathLike | None = None, *, dtype: str = "float32"
-) -> Dataset:
+def load_npy(X_path: PathLike, y_path: PathLike | None = None, *,
+             dtype: str = "float32") -> Dataset:
     """``X`` (m, n) from one ``.npy`` file and ``y`` (m,) from ``y_path`` (None: ``y = None``).
 
     Never unpickles.
@@ -138,14 +137,8 @@ def load_npy_array(path: PathLike) -> np.ndarray:
     return arr
 
 
-def load_npz(
-    path: PathLike,
-    *,
-    x_key: str = "X",
-    y_key: str = "y",
-    labels: str = "required",
-    dtype: str = "float32",
-) -> Dataset:
+def load_npz(path: PathLike, *, x_key: str = "X", y_key: str = "y", labels: str = "required",
+             dtype: str = "float32") -> Dataset:
     """``X`` (m, n) and ``y`` (m,) stored under ``x_key``/``y_key`` in an ``.npz`` file.
 
     With ``labels="optional"`` an archive without ``y_key`` gives ``y = None``.
@@ -177,17 +170,9 @@ def load_npz(
     return Dataset(X=X, y=y, source=os.fspath(path))
 
 
-def load_hdf5(
-    path: PathLike,
-    *,
-    x_key: str = "X",
-    y_key: str = "y",
-    labels: str = "required",
-    classes_key: str | None = None,
-    flatten: bool = True,
-    scale: float | None = None,
-    dtype: str = "float32",
-) -> Dataset:
+def load_hdf5(path: PathLike, *, x_key: str = "X", y_key: str = "y", labels: str = "required",
+              classes_key: str | None = None, flatten: bool = True, scale: float | None = None,
+              dtype: str = "float32") -> Dataset:
     """An HDF5 file read with h5py: ``X = file[x_key]``, ``y = file[y_key]``.
 
     Args:

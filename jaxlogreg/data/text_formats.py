@@ -35,14 +35,8 @@ products on the device index features with 32-bit integers."""
 # --------------------------------------------------------------------------- CSV
 
 
-def load_csv(
-    path: PathLike,
-    label_column: str = "label",
-    *,
-    labels: str = "required",
-    delimiter: str = ",",
-    dtype: str = "float32",
-) -> Dataset:
+def load_csv(path: PathLike, label_column: str = "label", *, labels: str = "required",
+             delimiter: str = ",", dtype: str = "float32") -> Dataset:
     """A CSV file: every column but ``label_column`` is a numeric feature.
 
     The first non-blank row is a header of column names unless every cell in it is a number.
@@ -198,9 +192,8 @@ def _is_number(s: str) -> bool:
 # --------------------------------------------------------------------------- LIBSVM
 
 
-def load_svmlight(
-    path: PathLike, n_features: int | None = None, *, dtype: str = "float32"
-) -> Dataset:
+def load_svmlight(path: PathLike, n_features: int | None = None, *,
+                  dtype: str = "float32") -> Dataset:
     """A LIBSVM / svmlight text file, read by scikit-learn's ``load_svmlight_file``, as a
     sparse ``X``: a ``scipy.sparse.csr_matrix`` (m, n_features) of ``dtype``, never densified.
 

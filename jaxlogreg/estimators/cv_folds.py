@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold, check_cv
 from jaxlogreg.core import checks as v
 from jaxlogreg.estimators.inputs import FitData
 from jaxlogreg.training.path import path_memory_bytes
+from jaxlogreg.training.problem import row_indices
 
 DEFAULT_FOLDS = 5
 _CV_HINT = "an integer >= 2, a cross-validation splitter or an iterable of (train, test) splits"
@@ -47,9 +48,11 @@ def checked_splits(cv: Any, data: FitData) -> Splits:
     checked = []
     for f, split in enumerate(splits):
         try:
-            train, test = (_indices(part, m) for part in split)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"cv fold {f}: {err}") from None
+            train, test = split
+        except (TypeError, ValueError):
+            raise ValueError(f"cv fold {f} must be a (train, test) pair, got {split!r}") from None
+        train = row_indices(train, m, f"cv fold {f}'s train")
+        test = row_indices(test, m, f"cv fold {f}'s test")
         if test.size == 0:
             raise ValueError(f"cv fold {f} has no test rows; every fold needs some to score on")
         if sample_weight is not None and not np.any(sample_weight[test] > 0):
@@ -92,21 +95,6 @@ def _check_stratified_folds(cv: Any, y_idx: np.ndarray, classes: np.ndarray) -> 
             f"{v.show(classes[smallest])}, the smallest class: some test folds would lack it "
             f"(scikit-learn only warns); use cv <= {counts[smallest]}"
         )
-
-
-def _indices(part: Any, m: int) -> np.ndarray:
-    """Row indices from an index array or a boolean mask of length m."""
-    part = np.asarray(part)
-    if part.dtype == bool:
-        if part.shape != (m,):
-            raise ValueError(f"a boolean mask must have shape ({m},), got {part.shape}")
-        return np.flatnonzero(part)
-    if part.ndim != 1 or (part.size and not np.issubdtype(part.dtype, np.integer)):
-        raise ValueError(f"train and test must be 1-D arrays of row indices, got {part!r}")
-    part = part.astype(np.intp)
-    if part.size and (part.min() < 0 or part.max() >= m):
-        raise ValueError(f"row indices must lie in [0, {m - 1}]")
-    return part
 
 
 def train_masks(splits: Splits, m: int, refit: bool) -> np.ndarray:

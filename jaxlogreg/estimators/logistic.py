@@ -213,7 +213,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         """
         config = self._config()
         data = fit_data(self, X, y, sample_weight, config.dtype)
-        classes, n = data.classes, data.problem.n_features
+        classes, n = data.classes, data.problem.X.shape[1]
         result = fit_problem(data.problem, config.replace(class_weight=None),
                              init_params=self._warm_start_params(classes, n))
         self.classes_ = classes

@@ -210,7 +210,7 @@ class LogisticRegressionCV(LogisticRegression):
         check_scorer(scorer, self.scoring, data, splits)
         # Every (fold, C) model in one program; with refit, all rows are one more fold, whose
         # model at C_ is the refit (no second program to compile or run)
-        path = path_of(problem, Cs, folds=train_masks(splits, problem.n_samples, refit),
+        path = path_of(problem, Cs, folds=train_masks(splits, problem.X.shape[0], refit),
                        fit_intercept=config.fit_intercept, tol=config.tol,
                        max_iter=config.max_iter, grad=config.grad)
         W, B = path.params

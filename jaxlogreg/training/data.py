@@ -257,7 +257,7 @@ def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int
     to device multiples over a ``mesh``; to power-of-two buckets for small single-device
     problems when ``bucket`` (not for checkpointed fits, whose state must not depend on it).
     ``x_dtype``: X's storage dtype (None: the fit's); ``batch_size``: the fit's minibatches."""
-    m, n = problem.n_samples, problem.n_features
+    m, n = problem.X.shape
     nnz = check_sparse_supported(problem.X, batch_size, mesh)
     if mesh is not None:
         shape = (n, mesh_layout.padded_size(m, mesh_layout.check_mesh(mesh).size))

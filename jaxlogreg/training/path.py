@@ -30,7 +30,7 @@ from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import bucketed_shape, device_data
-from jaxlogreg.training.problem import Problem, check_penalty, validate
+from jaxlogreg.training.problem import Problem, check_penalty, row_indices, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
 ARMIJO = 1e-4  # sufficient decrease: J(x + t d) <= J(x) + ARMIJO t ∇J(x)·d (+ rounding)
@@ -253,24 +253,16 @@ def _fold_masks(folds: Any, m: int) -> np.ndarray:
     """(F, m) booleans: True for the training rows of each fold."""
     if folds is None:
         return np.ones((1, m), bool)
-    masks = []
+    folds = list(folds)
+    masks = np.zeros((len(folds), m), bool)
     for f, train in enumerate(folds):
-        train = np.asarray(train)
-        if train.dtype == bool:
-            if train.shape != (m,):
-                raise ValueError(f"folds[{f}] as a mask must have shape ({m},), got {train.shape}")
-            masks.append(train)
-            continue
-        if train.ndim != 1 or not np.issubdtype(train.dtype, np.integer) or train.size == 0:
-            raise ValueError(f"folds[{f}] must hold training row indices, got {train!r}")
-        if train.min() < 0 or train.max() >= m:
-            raise ValueError(f"folds[{f}] has row indices outside [0, {m - 1}]")
-        mask = np.zeros(m, bool)
-        mask[train] = True
-        masks.append(mask)
-    if not masks:
+        rows = row_indices(train, m, f"folds[{f}]")
+        if rows.size == 0:
+            raise ValueError(f"folds[{f}] must hold training rows, got none")
+        masks[f, rows] = True
+    if not len(masks):
         raise ValueError("folds must hold at least one fold, got none")
-    return np.stack(masks)
+    return masks
 
 
 def check_Cs(Cs: Any) -> np.ndarray:
@@ -326,18 +318,10 @@ def fit_path(
                    max_iter=max_iter, grad=grad, memory=memory, mesh=mesh)
 
 
-def path_of(
-    problem: Problem,
-    Cs: Sequence[float],
-    *,
-    folds: Sequence[Any] | None = None,
-    fit_intercept: bool = True,
-    tol: float = 1e-6,
-    max_iter: int = 500,
-    grad: str = "manual",
-    memory: int = LBFGS_MEMORY,
-    mesh: jax.sharding.Mesh | None = None,
-) -> PathResult:
+def path_of(problem: Problem, Cs: Sequence[float], *, folds: Sequence[Any] | None = None,
+            fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 500,
+            grad: str = "manual", memory: int = LBFGS_MEMORY,
+            mesh: jax.sharding.Mesh | None = None) -> PathResult:
     """:func:`fit_path` on checked data (the estimator's route; the class weights are in
     ``problem.weights``)."""
     Cs = check_Cs(Cs)
@@ -345,7 +329,7 @@ def path_of(
     max_iter = v.check_int_at_least(max_iter, "max_iter", 1, MAX_ITER_LIMIT)
     memory = v.check_int_at_least(memory, "memory", 1, 100)
     v.check_choice(grad, "grad", ("manual", "autodiff"))
-    m, dtype = problem.n_samples, problem.dtype
+    (m, n), dtype = problem.X.shape, problem.dtype
     weights = np.ones(m) if problem.weights is None else problem.weights
     unit = problem.weight_sum / float(weights.sum())  # relative weights -> the true sums
     train = _fold_masks(folds, m) * weights[None, :]  # (F, m)
@@ -375,7 +359,7 @@ def path_of(
         W, b = _unflatten(np.asarray(x), n_pad, k)
         shape = (F, C)
         return PathResult(
-            params=Params(np.asarray(W[:, :problem.n_features]).reshape(*shape, -1, *W.shape[2:]),
+            params=Params(np.asarray(W[:, :n]).reshape(*shape, -1, *W.shape[2:]),
                           np.asarray(b).reshape(*shape, *b.shape[1:])),
             loss=np.asarray(J).reshape(shape),
             n_iter=np.asarray(n_iter).reshape(shape),

@@ -301,24 +301,16 @@ def fit(
     config = resolve(config, settings)
     problem = validate(X, y, sample_weight=sample_weight, class_weight=config.class_weight,
                        n_classes=n_classes, dtype=config.dtype)
-    return fit_problem(problem, config.replace(class_weight=None), init_params=init_params,
-                       mesh=mesh, checkpoint=checkpoint, callback=callback,
-                       n_segments=n_segments)
+    hooks = callback_hooks(callback, config.max_iter, n_segments)
+    return fit_problem(problem, config.replace(class_weight=None), mesh=mesh,
+                       checkpoint=checkpoint, init_params=init_params, hooks=hooks)
 
 
-def fit_problem(
-    problem: Problem,
-    config: TrainConfig,
-    *,
-    init_params: Params | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    checkpoint: Any = None,
-    callback: Callable[[int, float], None] | None = None,
-    n_segments: int = 20,
-) -> FitResult:
+def fit_problem(problem: Problem, config: TrainConfig, *, mesh: jax.sharding.Mesh | None = None,
+                checkpoint: Any = None, **run: Any) -> FitResult:
     """:func:`fit` on checked data (the estimator's route: its own checks, then this); the
-    class weights are already in ``problem.weights``."""
+    class weights are already in ``problem.weights``. ``run``: :func:`run_fit`'s
+    ``init_params`` and ``hooks``."""
     data = device_data(problem, config.x_dtype, batch_size=config.batch_size, mesh=mesh,
                        bucket=checkpoint is None)
-    hooks = callback_hooks(callback, config.max_iter, n_segments)
-    return run_fit(data, config, init_params=init_params, hooks=hooks, checkpoint=checkpoint)
+    return run_fit(data, config, checkpoint=checkpoint, **run)

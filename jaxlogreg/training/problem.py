@@ -45,14 +45,6 @@ class Problem:
     n_classes: int
     dtype: str
 
-    @property
-    def n_samples(self) -> int:
-        return int(self.X.shape[0])
-
-    @property
-    def n_features(self) -> int:
-        return int(self.X.shape[1])
-
 
 def resolve_dtype(dtype: str | None, X: Any) -> str:
     """The fit's dtype: ``dtype`` if given, else scikit-learn's rule: float32 (or 16-bit) input
@@ -115,6 +107,21 @@ def relative_weights(
     largest = float(weights.max())
     relative = weights / largest
     return relative, float(relative.sum()) * largest
+
+
+def row_indices(part: Any, m: int, name: str) -> np.ndarray:
+    """Rows of the data from an index array or a boolean mask of length m, as sorted-or-not
+    ``np.intp`` indices; errors name ``name``."""
+    part = np.asarray(part)
+    if part.dtype == bool:
+        if part.shape != (m,):
+            raise ValueError(f"{name} as a mask must have shape ({m},), got {part.shape}")
+        return np.flatnonzero(part)
+    if part.ndim != 1 or (part.size and not np.issubdtype(part.dtype, np.integer)):
+        raise ValueError(f"{name} must be a 1-D array of row indices, got {part!r}")
+    if part.size and (part.min() < 0 or part.max() >= m):
+        raise ValueError(f"{name} has row indices outside [0, {m - 1}]")
+    return part.astype(np.intp)
 
 
 def check_penalty(strength: Any, C: Any, weight_sum: float, dtype: Any) -> None:

@@ -123,7 +123,7 @@ def test_overrides(override, expected):
         ('[train]\nclass_weight = "auto"\n', "train.class_weight must be None, 'balanced' or a dict"),
         ("[train]\nclass_weight = 3\n", "train.class_weight must be a string or a table"),
         ('[train]\nsolver = "sgd"\nsolver_params = { momentum = "abc" }\n',
-         "train.solver_params {{'momentum': 'abc'}} are not valid for solver 'sgd'"),
+         "train.solver_params['momentum'] must be a number for solver 'sgd', got 'abc'"),
         ('[train]\nsolver = "newton"\n', "train.solver must be one of"),
         ('[train]\nsolver = "lbfgs"\nbatch_size = 32\n', "train.batch_size must be None with"),
         ('[train]\nsolver = "gd"\nsolver_params = { momentum = 0.9 }\n', "train.solver_params"),

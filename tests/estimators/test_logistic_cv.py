@@ -339,7 +339,7 @@ def _sorted_binary():
             r"cv fold 0's training rows hold only class 2",
         ),
         ({"cv": [(np.arange(40), np.array([], int))]}, r"cv fold 0 has no test rows"),
-        ({"cv": [(np.arange(41), np.arange(3))]}, r"cv fold 0: row indices must lie in \[0, 39\]"),
+        ({"cv": [(np.arange(41), np.arange(3))]}, r"cv fold 0's train has row indices outside \[0, 39\]"),
         ({"scoring": "bogus"}, r"scoring must be None, a callable .* got 'bogus'"),
         ({"scoring": 3}, r"scoring must be None, a callable .* got 3"),
         (
