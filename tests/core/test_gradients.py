@@ -296,8 +296,7 @@ def test_property_loss_and_gradient(problem_factory, reference_objective, case):
     assert err <= tol, (err, tol, scale_ref)
 
 
-@pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize(("n_classes", "sparse"), [(2, False), (3, True)])
 def test_models_side_by_side_equal_each_model_alone(problem_factory, n_classes, sparse):
     """value_and_grad_t(models=True): a leading axis of M models (the path's batch) gives each
     model's J and gradient, with its own example scale and λ."""

@@ -98,7 +98,7 @@ def _formats(X):
     yield "bcsr", jsparse.BCSR.from_scipy_sparse(X)
 
 
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_estimator_on_every_sparse_format_equals_the_dense_fit(k):
     X, y = _problem(400, 25, density=0.2, k=k)
     fits = {}  # the dense fit of each dtype

@@ -31,6 +31,7 @@ from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
 
 
+@pytest.mark.slow  # 65 checks, a few seconds each: the slow tier (LogisticRegression's: default)
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @parametrize_with_checks(
     [LogisticRegressionCV(Cs=[0.01, 1.0], cv=3, tol=1e-10, max_iter=1000)],
@@ -103,9 +104,15 @@ def _reference(name, scoring):
     return _REFERENCES[name, scoring]
 
 
-@pytest.mark.parametrize("scoring", ["accuracy", "neg_log_loss"])
-@pytest.mark.parametrize("name", ["iris", "breast_cancer"])  # multinomial, binary
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(("dtype", "name", "scoring"), [  # iris: multinomial, breast_cancer: binary
+    ("float64", "iris", "accuracy"), ("float32", "breast_cancer", "neg_log_loss")] + [
+    pytest.param(dtype, name, scoring, marks=pytest.mark.slow)
+    for dtype, name, scoring in [("float64", "iris", "neg_log_loss"),
+                                 ("float64", "breast_cancer", "accuracy"),
+                                 ("float64", "breast_cancer", "neg_log_loss"),
+                                 ("float32", "iris", "accuracy"),
+                                 ("float32", "iris", "neg_log_loss"),
+                                 ("float32", "breast_cancer", "accuracy")]])
 def test_same_C_and_coef_as_sklearn(name, scoring, dtype):
     """Same folds, Cs (scikit-learn's default grid) and scoring give the same C_.
 

@@ -84,8 +84,7 @@ def _check(kernel, k, dtype, *, m=37, n=5, weighted=False, l2=0.0, logit_scale=1
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("k", [2, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize(("weighted", "l2"), [(False, 0.0), (True, 0.3)])
 def test_every_kernel_equals_jax_grad(kernel, k, dtype, weighted, l2):
     _check(kernel, k, dtype, weighted=weighted, l2=l2)
 

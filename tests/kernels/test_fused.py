@@ -271,6 +271,7 @@ def test_compiled_kernel_on_gpu(K, x_dtype, weighted):
 # --- the benchmark ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(ON_GPU, reason="the GPU path is run by benchmarks/gpu_check.sh")
 def test_gpu_roofline_smoke_on_cpu():
     """Without a GPU, benchmarks/gpu_roofline.py says so and smoke-tests the kernel (interpret)."""
