@@ -96,19 +96,10 @@ def _gradients(
     return hand, auto, fd
 
 
-def check_gradients(
-    X: Any,
-    y: Any,
-    params: Params | None = None,
-    *,
-    sample_weight: Any = None,
-    l2: float = 0.0,
-    n_classes: int = 2,
-    dtype: str = "float64",
-    eps: float | None = None,
-    max_coords: int = 256,
-    seed: int = 0,
-) -> GradientCheck:
+def check_gradients(X: Any, y: Any, params: Params | None = None, *, sample_weight: Any = None,
+                    l2: float = 0.0, n_classes: int = 2, dtype: str = "float64",
+                    eps: float | None = None, max_coords: int = 256,
+                    seed: int = 0) -> GradientCheck:
     """Compare the hand-written gradient with ``jax.grad`` and with central finite differences.
 
     Args:

@@ -100,26 +100,16 @@ def value_and_grad_t(
     return step(params, Xt, y, s, l2)
 
 
-def value_and_backward_t(
-    params: Params,
-    Xt: jax.Array,
-    y: jax.Array,
-    sample_weight: jax.Array | None = None,
-    l2: Any = 0.0,
-) -> tuple[jax.Array, Params]:
+def value_and_backward_t(params: Params, Xt: jax.Array, y: jax.Array,
+                         sample_weight: jax.Array | None = None,
+                         l2: Any = 0.0) -> tuple[jax.Array, Params]:
     """J (weighted mean loss + penalty) and its hand-written gradient, Xt (n, m); use under jit."""
     s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
     return value_and_grad_t(params, Xt, y, s, l2)
 
 
 @in_params_dtype
-def backward(
-    params: Params,
-    X: Any,
-    y: Any,
-    sample_weight: Any = None,
-    l2: float = 0.0,
-) -> Params:
+def backward(params: Params, X: Any, y: Any, sample_weight: Any = None, l2: float = 0.0) -> Params:
     """Hand-written gradient of :func:`jaxlogreg.objective` w.r.t. (w, b).
 
     Args:

@@ -107,14 +107,8 @@ def per_example_loss_t(z: jax.Array, y: jax.Array) -> jax.Array:
     return binary_cross_entropy(z, y) if z.ndim == 1 else softmax_cross_entropy(z, y, axis=0)
 
 
-def objective_t(
-    params: Params,
-    Xt: jax.Array,
-    y: jax.Array,
-    sample_weight: jax.Array | None = None,
-    l2: Any = 0.0,
-    l1: Any = 0.0,
-) -> jax.Array:
+def objective_t(params: Params, Xt: jax.Array, y: jax.Array, sample_weight: jax.Array | None = None,
+                l2: Any = 0.0, l1: Any = 0.0) -> jax.Array:
     """J(w, b) (+ ``λ₁ ||w||₁``) with X given features-major as Xt (n, m); no input checks."""
     z = forward_t(params, Xt)
     s = example_scale(sample_weight, Xt.shape[1], params.w.dtype)
@@ -123,14 +117,8 @@ def objective_t(
 
 
 @in_params_dtype
-def objective(
-    params: Params,
-    X: Any,
-    y: Any,
-    sample_weight: Any = None,
-    l2: float = 0.0,
-    l1: float = 0.0,
-) -> jax.Array:
+def objective(params: Params, X: Any, y: Any, sample_weight: Any = None, l2: float = 0.0,
+              l1: float = 0.0) -> jax.Array:
     """The training objective J(w, b) for X (m, n) (dense or sparse), y (m,), optional
     sample_weight (m,), λ₂ = l2 and λ₁ = l1 (``J + λ₁ ||w||₁``).
 

@@ -12,6 +12,7 @@ floats the strings ``"inf"``, ``"-inf"`` and ``"nan"`` (strict JSON has no such 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -23,7 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-class ArchiveReader:
+class ArchiveReader(contextlib.AbstractContextManager):
     """An archive opened for checked reading; use :func:`open_archive` in a ``with`` block."""
 
     def __init__(self, path: PathLike, error: type[ArchiveError]):
@@ -224,10 +225,7 @@ class ArchiveReader:
             zf.close()
         self._file.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # the `with` block closes it
         self.close()
 
 

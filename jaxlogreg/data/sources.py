@@ -119,12 +119,8 @@ class Splits(NamedTuple):
     class_names: tuple[Any, ...] | None
 
 
-def load_splits(
-    config: DataConfig,
-    dtype: str = "float32",
-    n_features: int | None = None,
-    feature_names: Sequence[str] | None = None,
-) -> Splits:
+def load_splits(config: DataConfig, dtype: str = "float32", n_features: int | None = None,
+                feature_names: Sequence[str] | None = None) -> Splits:
     """The training and validation data of a ``[data]`` section, with ``X`` in ``dtype``.
 
     ``n_features`` is the width of LIBSVM files (default: the training file's largest index;
@@ -202,15 +198,9 @@ def _catvnoncat(path: str, dtype: str) -> Splits:
     )
 
 
-def load_file(
-    path: PathLike,
-    config: DataConfig,
-    *,
-    labels: str = "required",
-    dtype: str = "float32",
-    n_features: int | None = None,
-    feature_names: Sequence[str] | None = None,
-) -> Dataset:
+def load_file(path: PathLike, config: DataConfig, *, labels: str = "required",
+              dtype: str = "float32", n_features: int | None = None,
+              feature_names: Sequence[str] | None = None) -> Dataset:
     """One data file: ``labels="required"`` for training and evaluation; ``"optional"`` for
     prediction (``y`` is then None when absent, a CSV's label column is dropped unread and a
     CSV may have no header). ``n_features`` is the width of a LIBSVM file (None: its largest

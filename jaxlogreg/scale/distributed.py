@@ -298,21 +298,12 @@ def _shared_seed(config: TrainConfig) -> TrainConfig:
     return config.replace(random_state=int(seed))
 
 
-def fit_distributed(
-    X: Any,
-    y: Any,
-    config: TrainConfig | None = None,
-    *,
-    n_samples: int | None = None,
-    sample_weight: Any = None,
-    mesh: Mesh | None = None,
-    init_params: Params | None = None,
-    n_classes: int | None = None,
-    callback: Callable[[int, float], None] | None = None,
-    n_segments: int = 20,
-    checkpoint: Any = None,
-    **settings: Any,
-) -> FitResult:
+def fit_distributed(X: Any, y: Any, config: TrainConfig | None = None, *,
+                    n_samples: int | None = None, sample_weight: Any = None,
+                    mesh: Mesh | None = None, init_params: Params | None = None,
+                    n_classes: int | None = None,
+                    callback: Callable[[int, float], None] | None = None, n_segments: int = 20,
+                    checkpoint: Any = None, **settings: Any) -> FitResult:
     """Data-parallel :func:`jaxlogreg.fit` over every device of every process.
 
     Call :func:`initialize` first. All processes call this with the same settings.

@@ -204,17 +204,15 @@ class SparseRowSource:
     ) -> sp.csr_array:
         """The rows as a canonical CSR array, after checking the indices and the values."""
         n = self.shape[1]
-        bad = (indices < 0) | (indices >= n)
-        if bad.any():
-            k = int(np.argmax(bad))
-            row = int(rows[np.searchsorted(ptr, k, side="right") - 1])
+
+        def row_of(entry: int) -> int:  # the file's row number of an entry
+            return int(rows[np.searchsorted(ptr, entry, side="right") - 1])
+
+        if (k := _first(~((indices >= 0) & (indices < n)))) is not None:
             raise ValueError(f"{self.name}: column index {indices[k]} out of range "
-                             f"[0, {n}) in row {row} (0-based)")
-        bad = ~np.isfinite(data)
-        if bad.any():
-            k = int(np.argmax(bad))
-            row = int(rows[np.searchsorted(ptr, k, side="right") - 1])
-            raise ValueError(f"X must be finite, got {data[k]} in row {row} (0-based), "
+                             f"[0, {n}) in row {row_of(k)} (0-based)")
+        if (k := _first(~np.isfinite(data))) is not None:
+            raise ValueError(f"X must be finite, got {data[k]} in row {row_of(k)} (0-based), "
                              f"feature {indices[k]} of {self.name}")
         if data.dtype.itemsize < 4:  # float16: not a scipy.sparse dtype, exact in float32
             data = data.astype(np.float32)
@@ -288,3 +286,8 @@ def save_sparse_hdf5(
         for name, values in (("y", y), ("sample_weight", sample_weight)):
             if values is not None:
                 f.create_dataset(name, data=np.asarray(values))
+
+
+def _first(bad: np.ndarray) -> int | None:
+    """The position of the first True of ``bad``, or None."""
+    return int(np.argmax(bad)) if bad.any() else None

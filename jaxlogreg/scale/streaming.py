@@ -200,22 +200,12 @@ class StreamedData:
         return sums.tolist()
 
 
-def fit_streaming(
-    X: Any,
-    y: Any = "y",
-    config: TrainConfig | None = None,
-    *,
-    sample_weight: Any = None,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-    prefetch: int = 4,
-    x_key: str = "X",
-    init_params: Params | None = None,
-    n_classes: int | None = None,
-    callback: Callable[[int, float], None] | None = None,
-    checkpoint: Any = None,
-    stats: dict | None = None,
-    **settings: Any,
-) -> FitResult:
+def fit_streaming(X: Any, y: Any = "y", config: TrainConfig | None = None, *,
+                  sample_weight: Any = None, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+                  prefetch: int = 4, x_key: str = "X", init_params: Params | None = None,
+                  n_classes: int | None = None,
+                  callback: Callable[[int, float], None] | None = None, checkpoint: Any = None,
+                  stats: dict | None = None, **settings: Any) -> FitResult:
     """Minibatch training with X read from disk batch by batch; same result as in memory.
 
     ``fit_streaming(path, y, config)`` matches ``jaxlogreg.fit(X, y, config)`` (same

@@ -264,20 +264,11 @@ def _result(state: LoopState, loss: Any, data: Prepared, hyper: Hyper, spec: Loo
     )
 
 
-def fit(
-    X: Any,
-    y: Any,
-    config: TrainConfig | None = None,
-    *,
-    sample_weight: Any = None,
-    init_params: Params | None = None,
-    n_classes: int | None = None,
-    mesh: jax.sharding.Mesh | None = None,
-    checkpoint: Any = None,
-    callback: Callable[[int, float], None] | None = None,
-    n_segments: int = 20,
-    **settings: Any,
-) -> FitResult:
+def fit(X: Any, y: Any, config: TrainConfig | None = None, *, sample_weight: Any = None,
+        init_params: Params | None = None, n_classes: int | None = None,
+        mesh: jax.sharding.Mesh | None = None, checkpoint: Any = None,
+        callback: Callable[[int, float], None] | None = None, n_segments: int = 20,
+        **settings: Any) -> FitResult:
     """Fit logistic (or softmax) regression on X (m, n), y (m,) with one on-device loop.
 
     Args:

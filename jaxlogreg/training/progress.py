@@ -12,10 +12,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
-from typing import Self, TextIO
+from typing import TextIO
 
 _WIDTH = 30
 
@@ -28,7 +29,7 @@ def is_interactive(stream: TextIO) -> bool:
         return False
 
 
-class ProgressBar:
+class ProgressBar(contextlib.AbstractContextManager):
     """``label [########......] 450/1000  loss 0.301234  1.2s`` redrawn in place with ``\\r``.
 
     Args:
@@ -82,8 +83,5 @@ class ProgressBar:
             self.stream.flush()
         self._drawn = False
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: object) -> None:  # the `with` block closes it
         self.close()
