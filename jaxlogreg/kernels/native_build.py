@@ -39,7 +39,7 @@ LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
 # For all builds together, ``cc --version`` included: a build takes well under a second
 # (docs/decisions.md), so a compiler still busy after this is stuck, and the first large fit
 # should not wait for it.
-DEADLINE_S = 10.0
+DEADLINE_S = 5.0
 MAX_LIBRARY_BYTES = 1 << 24  # the library is about 32 KiB; a larger file is not ours
 DIGEST_SUFFIX = ".sha256"
 
