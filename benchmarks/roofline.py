@@ -184,17 +184,22 @@ def chunked_value_and_grad_t(params, Xt, y, chunk_size: int = 2048):
 
 def native_nm(params, Xt, y):
     """The single-read C kernel on Xt (n, m)."""
+    from jaxlogreg import kernels
     from jaxlogreg.core.loss import example_scale
-    from jaxlogreg.kernels.native import native_value_and_grad_t
 
-    return native_value_and_grad_t(params, Xt, y, example_scale(None, Xt.shape[1], Xt.dtype), 0.0)
+    s = example_scale(None, Xt.shape[1], Xt.dtype)
+    return kernels.get("native").value_and_grad(params, Xt, y, s, 0.0)
 
 
 def training_variant(m: int, n: int) -> str:
-    """The variant whose gradient the training loop uses for binary float32 X of this size."""
-    from jaxlogreg.kernels import native
+    """The variant whose gradient the training loop uses for binary float32 X of this size
+    (the kernel table's choice on this backend)."""
+    import jax
 
-    return NATIVE if native.supports(n, m, 2, "float32") else LIBRARY
+    from jaxlogreg import kernels
+
+    shape = kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend())
+    return NATIVE if kernels.choose(shape).name == "native" else LIBRARY
 
 
 def make_step(grad_fn: Callable, learning_rate: float = 0.1) -> Callable:

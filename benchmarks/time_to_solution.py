@@ -370,10 +370,14 @@ def _time_solver(name: str, call, budget: float, repeats: int, clear_jax: bool):
 
 
 def _gradient_used(m: int, n: int) -> str:
-    """Which gradient jaxlogreg's fits use at this size (float32, binary, one device)."""
-    from jaxlogreg.kernels import native
+    """Which gradient jaxlogreg's fits use at this size (float32, binary, one device): the
+    kernel table's choice."""
+    import jax
 
-    return "C kernel" if native.supports(n, m, 2, "float32") else "XLA"
+    from jaxlogreg import kernels
+
+    shape = kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend())
+    return {"native": "C kernel", "fused": "Pallas kernel"}.get(kernels.choose(shape).name, "XLA")
 
 
 def _run_size(m: int, n: int, args: argparse.Namespace, solvers, max_iter: int, tables):

@@ -34,10 +34,11 @@ class Shape(NamedTuple):
     backend: str
     sparse: bool = False
     sharded: bool = False
+    models: int | None = None  # M models side by side (a regularization path), even M = 1
 
     @property
     def dense_on_one_device(self) -> bool:
-        return not (self.sparse or self.sharded)
+        return not (self.sparse or self.sharded) and self.models is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Kernel:
       platform: the backend it is compiled for ("cpu", "gpu"), None for any.
       binary_only: it computes the binary model only (w (n,), b ()).
       dtypes: the parameter dtypes it computes in.
+      models: it also computes several models side by side (``value_and_grad(...,
+        models=True)``: parameters, s and λ with a leading axis of models).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Kernel:
     platform: str | None = None
     binary_only: bool = False
     dtypes: tuple[str, ...] = ("float32", "float64")
+    models: bool = False
 
 
 def _fused_applies(shape: Shape) -> bool:
@@ -77,7 +81,7 @@ def _native_applies(shape: Shape) -> bool:
 KERNELS: tuple[Kernel, ...] = (
     Kernel("fused", fused.fused_value_and_grad_t, _fused_applies, "gpu"),
     Kernel("native", native.native_value_and_grad_t, _native_applies, "cpu", binary_only=True),
-    Kernel("xla", value_and_grad_t, lambda shape: True),
+    Kernel("xla", value_and_grad_t, lambda shape: True, models=True),
     # the Pallas kernel through Pallas' interpreter: for tests on CPUs, never chosen
     Kernel("fused_interpret", functools.partial(fused.fused_value_and_grad_t, interpret=True),
            lambda shape: False),
@@ -94,4 +98,5 @@ def get(name: str) -> Kernel:
 
 def choose(shape: Shape) -> Kernel:
     """The first kernel of :data:`KERNELS` that applies to ``shape`` (XLA's always does)."""
-    return next(kernel for kernel in KERNELS if kernel.applies(shape))
+    return next(kernel for kernel in KERNELS
+                if kernel.applies(shape) and (shape.models is None or kernel.models))

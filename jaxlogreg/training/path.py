@@ -24,10 +24,11 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxlogreg import kernels
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import forward_t, l2_penalty, per_example_loss_t
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import bucketed_shape, device_data
 from jaxlogreg.training.problem import Problem, check_penalty, row_indices, validate
@@ -108,13 +109,17 @@ def _unflatten(x: jax.Array, n: int, k: int | None) -> tuple[jax.Array, jax.Arra
 
 
 def batched_value_and_grad(x, Xt, y, scale, l2, n, k, fit_intercept):
-    """J (M,) and flat ∇J (M, p) of every model: the core gradient
-    (:func:`jaxlogreg.core.gradients.value_and_grad_t`) with a leading axis of models, which
-    reads Xt (n, m) once for all of them (``Z = W Xt``, ``dW = dZ Xtᵀ``: two matrix products,
-    or gathers and segment sums for sparse X).
+    """J (M,) and flat ∇J (M, p) of every model: the kernel table's gradient for M models side
+    by side (XLA's, :func:`jaxlogreg.core.gradients.value_and_grad_t` with a leading axis of
+    models), which reads Xt (n, m) once for all of them (``Z = W Xt``, ``dW = dZ Xtᵀ``: two
+    matrix products, or gathers and segment sums for sparse X).
 
     ``scale`` (M, m): each model's ``s_ji / Σ_i s_ji``; ``l2`` (M,)."""
-    J, grads = value_and_grad_t(Params(*_unflatten(x, n, k)), Xt, y, scale, l2, models=True)
+    shape = kernels.Shape(Xt.shape[0], Xt.shape[1], 2 if k is None else k, Xt.dtype, x.dtype,
+                          jax.default_backend(), sparse=isinstance(Xt, CooMatrix),
+                          models=x.shape[0])
+    J, grads = kernels.choose(shape).value_and_grad(Params(*_unflatten(x, n, k)), Xt, y, scale,
+                                                    l2, models=True)
     db = grads.b if fit_intercept else jnp.zeros_like(grads.b)
     M = x.shape[0]
     return J, jnp.concatenate([grads.w.reshape(M, -1), db.reshape(M, -1)], axis=1)

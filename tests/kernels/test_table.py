@@ -86,3 +86,26 @@ def test_the_c_kernel_rule_itself_at_its_bounds(monkeypatch):
     assert not native.supports(n, m - 1, 2, F32)
     assert not native.supports(n, m, 3, F32)  # binary only
     assert not native.supports(n, m, 2, BF16)
+
+
+def test_models_side_by_side_take_a_kernel_that_computes_them(monkeypatch):
+    """A path's M models: only kernels whose record says ``models`` (XLA's) qualify, whatever
+    the others' own rules say."""
+    monkeypatch.setattr(native, "supports", lambda *args: True)
+    monkeypatch.setattr(fused_tiling, "_triton_available", lambda: True)
+    for backend in ("cpu", "gpu"):
+        for models in (12, 1):  # a path of one model still has the leading axis
+            shape = _shape(64, backend=backend, models=models)
+            assert kernels.choose(shape).name == "xla" and kernels.choose(shape).models
+    assert [k.name for k in kernels.KERNELS if k.models] == ["xla"]
+
+
+def test_a_path_of_one_model_where_the_c_kernel_would_apply_runs(monkeypatch):
+    import jaxlogreg as jl
+
+    monkeypatch.setattr(native, "supports", lambda *args: True)  # as for a large X
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    result = jl.fit_path(X, y, [1.0])
+    assert result.converged.all() and result.params.w.shape == (1, 1, 4)
