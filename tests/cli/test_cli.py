@@ -589,6 +589,7 @@ def test_train_reports_validation_metrics_on_standardized_data(capsys, tmp_path)
     assert reported["confusion_matrix"] == again["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_cv_prints_the_table_and_writes_the_chosen_model(capsys, tmp_path):
     status, out, err = _main(capsys, "cv", "--set", "cv.Cs=[0.001, 1.0, 100.0]", "--set",
                              "cv.folds=3", "--set", "data.n_samples=300", "--out", str(tmp_path))

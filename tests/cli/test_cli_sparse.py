@@ -92,6 +92,7 @@ def libsvm_file(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- train and predict
 
 
+@pytest.mark.slow
 def test_train_l1_proximal_then_predict_match_the_python_api(capsys, tmp_path, libsvm_file):
     """End to end on a small LIBSVM file: train with penalty = l1 and the proximal solver,
     then predict with the saved model (the real command); the predictions are the Python
@@ -242,6 +243,7 @@ def test_bad_libsvm_lines_are_named_by_the_cli(capsys, tmp_path):
 # --------------------------------------------------------------------------- cv and check-grad
 
 
+@pytest.mark.slow
 def test_cv_and_check_grad_on_libsvm(capsys, tmp_path, libsvm_file):
     status, out, err = _main(capsys, "cv", *_data_sets(libsvm_file), "--set", "cv.Cs=3",
                              "--set", "cv.folds=3", "--set", "data.standardize=true", "--set",

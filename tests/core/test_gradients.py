@@ -254,6 +254,7 @@ def _case(m, n, n_classes, dtype, weighted, l2, log_max_abs_z, seed):
     return dict(locals())
 
 
+@pytest.mark.slow
 @given(case=problems())
 @example(case=_case(1, 1, 2, "float32", weighted=False, l2=0.0, log_max_abs_z=4.0, seed=0))
 @example(case=_case(1, 20, 3, "float64", weighted=True, l2=0.5, log_max_abs_z=4.0, seed=1))
@@ -296,7 +297,8 @@ def test_property_loss_and_gradient(problem_factory, reference_objective, case):
     assert err <= tol, (err, tol, scale_ref)
 
 
-@pytest.mark.parametrize(("n_classes", "sparse"), [(2, False), (3, True)])
+@pytest.mark.parametrize(("n_classes", "sparse"), [
+    (2, False), pytest.param(3, True, marks=pytest.mark.slow)])
 def test_models_side_by_side_equal_each_model_alone(problem_factory, n_classes, sparse):
     """value_and_grad_t(models=True): a leading axis of M models (the path's batch) gives each
     model's J and gradient, with its own example scale and λ."""

@@ -174,7 +174,7 @@ def _reference(X, w, b, y, l2):
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("n_classes", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_float64_params_compute_in_float64_with_x64_only_inside_the_call(n_classes, sparse):
     """NumPy float64 parameters (what jaxlogreg.fit returns for float64 data) give float64
     results equal to a float64 reference (float32 would be ~1e-7 off), without the "truncated

@@ -52,6 +52,7 @@ def test_sparse_products_equal_the_dense_ones(left):
         np.testing.assert_allclose(sparse_dot(S.T, v), X.toarray().T @ np.asarray(v), rtol=1e-13)
 
 
+@pytest.mark.slow
 @settings(max_examples=6)
 @given(
     shape=st.sampled_from([(1, 1), (7, 5), (40, 30)]),  # few shapes: few compilations
@@ -98,7 +99,8 @@ def _formats(X):
     yield "bcsr", jsparse.BCSR.from_scipy_sparse(X)
 
 
-@pytest.mark.parametrize("k", [2, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("k", [2, 3])
 def test_estimator_on_every_sparse_format_equals_the_dense_fit(k):
     X, y = _problem(400, 25, density=0.2, k=k)
     fits = {}  # the dense fit of each dtype
@@ -118,6 +120,7 @@ def test_estimator_on_every_sparse_format_equals_the_dense_fit(k):
                                    rtol=rtol, atol=rtol, err_msg=name)
 
 
+@pytest.mark.slow
 def test_fit_objective_and_predict_functions_take_sparse_x():
     X, y = _problem(300, 20, density=0.3, dtype=np.float32)
     Xd = X.toarray()
@@ -132,6 +135,7 @@ def test_fit_objective_and_predict_functions_take_sparse_x():
     assert (np.asarray(jl.predict(p, X)) == np.asarray(jl.predict(p, Xd))).all()
 
 
+@pytest.mark.slow
 def test_cross_validation_and_path_on_sparse_x_equal_dense():
     X, y = _problem(600, 30, density=0.15)
     cv_sparse = jl.LogisticRegressionCV(Cs=4, cv=3, tol=1e-8, max_iter=300).fit(X, y)

@@ -136,6 +136,7 @@ def test_storage_past_indptr_end_is_not_part_of_the_matrix():
     np.testing.assert_allclose(jl.objective(p, X, Y), jl.objective(p, X_DENSE, Y), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["bcoo", "bcsr"])
 def test_jax_padded_sparse_matrices_fit_like_unpadded_ones(fmt):
     """``fromdense(x, nse=k)`` with k > nnz pads with entries out of range of value 0 (JAX's

@@ -27,7 +27,8 @@ def _accuracy_percent(params: Params, X: np.ndarray, y: np.ndarray) -> float:
     return 100.0 * float(np.mean(np.asarray(predict(params, X)) == y))
 
 
-@pytest.mark.parametrize("dtype, atol", [("float64", 5e-7 + 1e-12), ("float32", 2e-6)])
+@pytest.mark.parametrize("dtype, atol", [("float64", 5e-7 + 1e-12),
+                                         pytest.param("float32", 2e-6, marks=pytest.mark.slow)])
 def test_course_costs_and_accuracies_on_catvnoncat(catvnoncat, dtype, atol):
     """Zero init, 2000 full-batch GD iterations at α = 0.005, as in the course's assignment."""
     X, y = catvnoncat.X_train.astype(dtype), catvnoncat.y_train
@@ -70,7 +71,7 @@ def _objective64(coef: np.ndarray, intercept: np.ndarray, X, y, l2: float) -> fl
     [
         ("synthetic", 2, 1e-2),
         ("breast_cancer", 2, 1e-3),
-        ("synthetic", 4, 1e-2),
+        pytest.param("synthetic", 4, 1e-2, marks=pytest.mark.slow),
     ],
 )
 def test_loss_at_convergence_matches_scikit_learn_lbfgs(dataset, n_classes, l2):

@@ -105,9 +105,10 @@ def _reference(name, scoring):
 
 
 @pytest.mark.parametrize(("dtype", "name", "scoring"), [  # iris: multinomial, breast_cancer: binary
-    ("float64", "iris", "accuracy"), ("float32", "breast_cancer", "neg_log_loss")] + [
+    ("float64", "iris", "accuracy")] + [
     pytest.param(dtype, name, scoring, marks=pytest.mark.slow)
-    for dtype, name, scoring in [("float64", "iris", "neg_log_loss"),
+    for dtype, name, scoring in [("float32", "breast_cancer", "neg_log_loss"),
+                                 ("float64", "iris", "neg_log_loss"),
                                  ("float64", "breast_cancer", "accuracy"),
                                  ("float64", "breast_cancer", "neg_log_loss"),
                                  ("float32", "iris", "accuracy"),

@@ -240,6 +240,7 @@ def test_cv_scores_use_sample_weight_only_not_class_weight(scoring, weighted):
     assert differs  # the class weights would change the scores: the test can tell
 
 
+@pytest.mark.slow
 def test_sparse_X_and_a_zero_model_scorer_check_agree_with_dense():
     """The scorer is tried on sparse test rows too; sparse and dense X give the same fit."""
     X, y = _data(m=120, seed=6)

@@ -89,6 +89,7 @@ def test_every_kernel_equals_jax_grad(kernel, k, dtype, weighted, l2):
     _check(kernel, k, dtype, weighted=weighted, l2=l2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("m, n, k", [(1, 1, 2), (2, 3, 2), (130, 17, 2), (1, 4, 3), (65, 9, 7)])
 def test_ragged_and_tiny_shapes(kernel, m, n, k):
@@ -96,7 +97,7 @@ def test_ragged_and_tiny_shapes(kernel, m, n, k):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, pytest.param(3, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("logit_scale", [1e4, -1e4])
 def test_extreme_logits_stay_finite_and_agree(kernel, k, dtype, logit_scale):

@@ -57,7 +57,7 @@ SGD = jl.TrainConfig(solver="sgd", learning_rate=0.5, batch_size=BATCH, max_iter
                      C=10.0, random_state=0)
 
 
-@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("precision", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 def test_sparse_hdf5_matches_the_dense_in_memory_fit_without_recompiling(problem, precision):
     """Weighted SGD: fit_streaming on the CSR group (float64 values) equals jaxlogreg.fit on
     X.toarray() with the same batches, in float64 and in float32 (values cast as read); the
@@ -121,6 +121,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_checkpointed_sparse_stream_resumes_and_its_fingerprint_is_the_dense_one(
     problem, tmp_path
 ):

@@ -44,6 +44,7 @@ def _quadratic(scales):
     return lambda x: 0.5 * jnp.sum(scales * (x - 1.0) ** 2)
 
 
+@pytest.mark.slow
 @settings(deadline=None, max_examples=15)
 @given(st.floats(1e-3, 1e3), st.floats(1e-3, 1e3))
 def test_the_step_meets_both_wolfe_conditions(a, b):

@@ -26,7 +26,7 @@ def _folds(m, n_folds=3):
 
 
 @pytest.mark.parametrize("k", [2, 3])
-@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+@pytest.mark.parametrize("grad", ["manual", pytest.param("autodiff", marks=pytest.mark.slow)])
 def test_every_model_equals_its_independent_fit(k, grad):
     X, y = _data(k=k)
     folds = _folds(len(y))
@@ -51,6 +51,7 @@ def test_weights_fit_intercept_and_a_path_without_folds():
     np.testing.assert_allclose(result.l2[0], 1.0 / (CS[:2] * sw.sum()))
 
 
+@pytest.mark.slow
 def test_float32_data_give_float32_models_near_the_float64_ones():
     X, y = _data()
     r32 = fit_path(X.astype(np.float32), y, CS[:3], folds=_folds(len(y)), tol=1e-5)
@@ -87,6 +88,7 @@ def test_bad_input_names_the_argument_before_compiling(Cs, folds, match):
     assert path._run_path_program._cache_size() == before
 
 
+@pytest.mark.slow
 def test_the_gradient_reaches_tolerances_below_what_j_can_resolve():
     # Near the optimum J no longer changes at float64 precision (steps of 1e-9 change J by
     # 1e-18); the line search then goes on the gradient, so max|∇J| <= 1e-11 is reached.

@@ -125,6 +125,7 @@ def test_lbfgs_stops_when_the_objective_stalls_below_float32_precision_and_says_
     assert abs(result.loss - optimum) / optimum < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quick", [False, True])
 def test_lbfgs_in_float64_goes_on_while_j_is_flat_and_the_gradient_still_shrinks(
         monkeypatch, quick):

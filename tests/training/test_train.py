@@ -142,6 +142,7 @@ def test_minibatches_are_reproducible_and_keep_every_row():
     assert sorted(np.asarray(indices)[np.asarray(mask)].tolist()) == list(range(101))
 
 
+@pytest.mark.slow
 def test_minibatch_loop_equals_a_host_loop_over_the_same_batches():
     X, y = _problem(m=70, n=3)
     config = TrainConfig(
@@ -172,6 +173,7 @@ def test_sample_weights_equal_repeated_rows():
     np.testing.assert_allclose(weighted.params.w, repeated.params.w, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_multinomial_fit_matches_its_own_gradient_and_autodiff():
     X, y = _problem(n_classes=4)
     result = jl.fit(X, y, solver="lbfgs", C=C_of(1e-2, 300), tol=1e-6, max_iter=300,
