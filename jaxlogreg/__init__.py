@@ -29,6 +29,7 @@ from jaxlogreg.data.model_io import save_model as save_model
 from jaxlogreg.estimators.logistic import DivergenceError as DivergenceError
 from jaxlogreg.estimators.logistic import LogisticRegression as LogisticRegression
 from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV as LogisticRegressionCV
+from jaxlogreg.report.environment import show_config as show_config
 from jaxlogreg.runtime.cache import enable_compilation_cache as enable_compilation_cache
 from jaxlogreg.runtime.version import __version__ as __version__
 from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
@@ -76,5 +77,6 @@ __all__ = [
     "predict_proba",
     "save_model",
     "save_sparse_hdf5",
+    "show_config",
     "softmax_cross_entropy",
 ]

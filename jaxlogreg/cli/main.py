@@ -9,6 +9,7 @@ overrides single keys. Without ``--config`` the built-in default (``configs/defa
 The command turns on JAX's persistent compilation cache for its process
 (:func:`jaxlogreg.enable_compilation_cache`; ``JAXLOGREG_NO_CACHE=1`` keeps it off).
 The benchmarks are scripts of the repository: ``python benchmarks/<name>.py``.
+``jaxlogreg --version --verbose`` prints the environment report (:func:`jaxlogreg.show_config`).
 """
 
 from __future__ import annotations
@@ -114,29 +115,29 @@ def _check_grad_options(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "train": (
         "train a model from a config and report its metrics",
-        "Train on the config's data (the built-in default config without --config) and print "
-        "data, solver, iterations, time and train/validation loss, accuracy and AUC.",
+        ("Train on the config's data (the built-in default config without --config) and print "
+         "data, solver, iterations, time and train/validation loss, accuracy and AUC."),
         _train_options),
     "cv": (
         "choose C by cross-validation (all folds and Cs in one program)",
-        "Cross-validate the config's [cv] grid of C on the training part of its data (every "
-        "fold and C fitted together), print C against the held-out scores and the chosen C, "
-        "and report the chosen model.",
+        ("Cross-validate the config's [cv] grid of C on the training part of its data (every "
+         "fold and C fitted together), print C against the held-out scores and the chosen C, "
+         "and report the chosen model."),
         _cv_options),
     "evaluate": (
         "metrics of a saved model on data",
-        "Metrics of a saved model on the train/validation data of a config, or on one data "
-        "file (--data).",
+        ("Metrics of a saved model on the train/validation data of a config, or on one data "
+         "file (--data)."),
         _evaluate_options),
     "predict": (
         "predict classes and probabilities for a data file",
-        "Write one CSV row per sample: the predicted class and the probability of each class, "
-        "for a data file (--data) or for a config's data (--config/--set, --split).",
+        ("Write one CSV row per sample: the predicted class and the probability of each class, "
+         "for a data file (--data) or for a config's data (--config/--set, --split)."),
         _predict_options),
     "check-grad": (
         "hand-written gradient vs jax.grad and finite differences",
-        "Compare the hand-written gradient with jax.grad and central finite differences on the "
-        "config's training data; exit status 1 when an error exceeds its tolerance.",
+        ("Compare the hand-written gradient with jax.grad and central finite differences on the "
+         "config's training data; exit status 1 when an error exceeds its tolerance."),
         _check_grad_options),
 }
 
@@ -148,11 +149,35 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configs: configs/*.toml and docs/cli.md. Benchmarks: python "
         "benchmarks/<name>.py in a checkout.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--verbose", action="store_true",
+                        help="with --version: the environment report instead, for bug reports "
+                        "(jaxlogreg.show_config(); builds the C kernel to say whether it builds)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, description, add_options) in COMMANDS.items():
         add_options(sub.add_parser(name, help=help_text, description=description))
     return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed: a command, or ``--version`` (``--verbose`` only with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose and not args.version:
+        parser.error("--verbose goes with --version: jaxlogreg --version --verbose")
+    if args.command is None and not args.version:
+        parser.error("the following arguments are required: COMMAND")
+    return args
+
+
+def _print_version(verbose: bool) -> int:
+    if verbose:
+        from jaxlogreg.report.environment import show_config
+
+        show_config(build_native=True)  # whether the C kernel builds: part of the report
+    else:
+        print(f"jaxlogreg {__version__}")
+    return 0
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -168,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv[0] if argv else None
     debug = env.flag("JAXLOGREG_DEBUG", default=False)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
+        if args.version:
+            return _print_version(args.verbose)
         cache.enabled_by_command()  # the command's own process: new runs reuse compiled programs
         return args.func(args)
     except KeyboardInterrupt:

@@ -92,6 +92,11 @@ def available() -> bool:
     return build_error() is None
 
 
+def tried() -> bool:
+    """Whether this process has tried to build the kernel (asking builds nothing)."""
+    return bool(_OUTCOME)
+
+
 def supports(n_features: int, n_samples: int, n_classes: int, dtype: Any) -> bool:
     """Whether a fit on the CPU uses the kernel: :func:`enabled` (read first, so that a bad
     value is an error for every fit), binary, X of the parameters' float32 or float64, at
@@ -140,4 +145,5 @@ __all__ = [
     "enabled",
     "native_value_and_grad_t",
     "supports",
+    "tried",
 ]

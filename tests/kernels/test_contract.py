@@ -120,11 +120,11 @@ def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
         for leaf_index, leaf in enumerate(params):
             flat = np.asarray(leaf, np.float64).ravel()
             for i in range(flat.size):
-                def at(delta, i=i):
+                def at(delta, i=i, flat=flat, leaf_index=leaf_index, shape=leaf.shape):
                     moved = flat.copy()
                     moved[i] += delta
                     new = list(params)
-                    new[leaf_index] = jnp.asarray(moved.reshape(leaf.shape))
+                    new[leaf_index] = jnp.asarray(moved.reshape(shape))
                     return J(Params(*new))
 
                 numeric = (at(h) - at(-h)) / (2 * h)

@@ -46,10 +46,11 @@ def test_extreme_weights_that_scale_every_row_alike_give_the_unweighted_fit(dtyp
 
 
 @pytest.mark.parametrize(("dtype", "settings", "match"), [
-    ("float32", {"C": 1e-300}, r"C=1e-300 with sample weights summing to 200 gives a penalty "
-     r"strength .* = 5e\+297, above 1/eps = 8.39e\+06 of float32: .* or dtype='float64'"),
-    ("float64", {"C": 1e-300}, r"C=1e-300 .* = 5e\+297, above 1/eps = 4.5e\+15 of float64: .*"
-     r"use a larger C or larger sample weights$"),
+    ("float32", {"C": 1e-300}, (r"C=1e-300 with sample weights summing to 200 gives a penalty "
+                                r"strength .* = 5e\+297, above 1/eps = 8.39e\+06 of float32: .* "
+                                r"or dtype='float64'")),
+    ("float64", {"C": 1e-300}, (r"C=1e-300 .* = 5e\+297, above 1/eps = 4.5e\+15 of float64: "
+                                r".*use a larger C or larger sample weights$")),
     ("float32", {"C": 1e-12}, r"C=1e-12 .* = 5e\+09, above 1/eps .* of float32"),
     ("float64", {"sample_weight": np.full(200, 5e-324)},
      r"C=1 with sample weights summing to 9.88e-322 .* = inf, above 1/eps"),

@@ -47,7 +47,7 @@ def test_with_l1_the_step_is_soft_thresholded_by_t_times_lambda():
 
 
 def test_the_unchanged_count_restarts_when_j_changes():
-    params, _, state = _step(l1=0.0)
+    _, _, state = _step(l1=0.0)
     state = state._replace(unchanged=jnp.asarray(MAX_UNCHANGED - 1, jnp.int32))
     _, _, after = _step(l1=0.0, state=state)  # this step lowers J: the count starts over
     assert int(after.unchanged) == 0 and not bool(after.stalled)
