@@ -52,7 +52,6 @@ class Kernel:
         last test builds it).
       platform: the backend it is compiled for ("cpu", "gpu"), None for any.
       binary_only: it computes the binary model only (w (n,), b ()).
-      dtypes: the parameter dtypes it computes in.
       models: it also computes several models side by side (``value_and_grad(...,
         models=True)``: parameters, s and λ with a leading axis of models).
     """
@@ -62,7 +61,6 @@ class Kernel:
     applies: Callable[[Shape], bool]
     platform: str | None = None
     binary_only: bool = False
-    dtypes: tuple[str, ...] = ("float32", "float64")
     models: bool = False
 
 

@@ -28,11 +28,12 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 def _runnable(kernel: kernels.Kernel) -> str | None:
-    """Why ``kernel`` cannot run on this machine, or None."""
-    if kernel.name == "fused":
-        return None if jax.default_backend() == "gpu" else "the compiled Pallas kernel needs a GPU"
-    if kernel.name == "native" and (jax.default_backend() != "cpu" or not native.available()):
-        return f"no C kernel here: {native.build_error() or 'the backend is not the CPU'}"
+    """Why ``kernel`` cannot run on this machine, or None: a kernel compiled for another
+    platform (its record's), or a C kernel that does not build here."""
+    if kernel.platform not in (None, jax.default_backend()):
+        return f"{kernel.name} is compiled for {kernel.platform}, JAX's backend is not"
+    if kernel.name == "native" and not native.available():
+        return f"no C kernel here: {native.build_error()}"
     return None
 
 
