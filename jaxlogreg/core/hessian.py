@@ -1,0 +1,105 @@
+"""The Hessian of the objective, written by hand: the matrix and its product with a vector.
+
+With ``Xa = [X; 1]`` (n + 1, m) (the intercept's row of ones; dropped without an intercept),
+``a = σ(z)`` and the example scale ``s`` (as in :mod:`~jaxlogreg.core.gradients`)::
+
+    binary    H = Xa D Xaᵀ + λ P,           D = diag(s ⊙ a(1 - a))
+    softmax   H[(i,k),(j,l)] = Σ_m s x_i x_j (a_k δ_kl - a_k a_l) + λ P
+
+``P`` puts λ on the weights, not on the intercept. Rows and columns are in the order of
+``jax.flatten_util.ravel_pytree(Params(w, b))`` (w row-major, then b), so ``H`` equals
+``jax.hessian`` of :func:`~jaxlogreg.core.loss.objective_t` on the flat vector
+(``tests/kernels/test_contract.py`` checks it). :func:`hessian_t` is one matrix product over
+X; :func:`hvp_t` is two passes and never forms H, for many features or classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from jaxlogreg.core.loss import dot
+from jaxlogreg.core.model import Params
+
+
+def n_params(params: Params, fit_intercept: bool = True) -> int:
+    """The side k of H: the entries of w, and of b when there is an intercept."""
+    return params.w.size + (params.b.size if fit_intercept else 0)
+
+
+def flat(params: Params, fit_intercept: bool = True) -> jax.Array:
+    """The parameters as one vector (k,) in H's order: ``ravel_pytree`` order, without b when
+    there is no intercept."""
+    vector = ravel_pytree(params)[0]
+    return vector if fit_intercept else vector[: params.w.size]
+
+
+def unflat(vector: jax.Array, like: Params, fit_intercept: bool = True) -> Params:
+    """:func:`flat`'s inverse: the vector (k,) as ``Params`` shaped as ``like`` (b = 0 when
+    there is no intercept)."""
+    w = vector[: like.w.size].reshape(like.w.shape)
+    b = vector[like.w.size:].reshape(like.b.shape) if fit_intercept else jnp.zeros_like(like.b)
+    return Params(w=w, b=b)
+
+
+def _augmented(Xt: jax.Array, dtype: Any, fit_intercept: bool) -> jax.Array:
+    """``Xa`` (n + 1, m) with the intercept's row of ones last, or X (n, m) without one."""
+    X = Xt.astype(dtype)
+    return jnp.concatenate([X, jnp.ones((1, X.shape[1]), dtype)]) if fit_intercept else X
+
+
+def _penalty_diagonal(params: Params, l2: Any, fit_intercept: bool) -> jax.Array:
+    """``λ P``'s diagonal (k,): λ on every weight, 0 on the intercept."""
+    weights = jnp.full((params.w.size,), l2, params.w.dtype)
+    if not fit_intercept:
+        return weights
+    return jnp.concatenate([weights, jnp.zeros((params.b.size,), params.w.dtype)])
+
+
+def hessian_t(params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any, *,
+              fit_intercept: bool = True) -> jax.Array:
+    """H (k, k) of ``J = Σ s_i L_i + λ/2 ||w||²`` at ``params``; Xt (n, m) dense, s (m,) or ().
+
+    ``y`` is unused (the logistic Hessian does not depend on the labels); it is taken so
+    that the signature is the gradient contract's. Memory: (n + 1) K m for softmax.
+    """
+    del y
+    w, b = params
+    Xa = _augmented(Xt, w.dtype, fit_intercept)  # (p, m)
+    s = jnp.broadcast_to(jnp.asarray(s, w.dtype), (Xa.shape[1],))
+    if w.ndim == 1:
+        a = jax.nn.sigmoid(dot(w, Xa[: w.shape[0]]) + b)  # (m,)
+        H = dot(Xa * (s * a * (1 - a)), Xa.T)  # Xa D Xaᵀ
+    else:
+        A = jax.nn.softmax(dot(w.T, Xa[: w.shape[0]]) + b[:, None], axis=0)  # (K, m)
+        p, K = Xa.shape[0], A.shape[0]
+        diagonal = jnp.einsum("im,km,jm->ikj", Xa, s * A, Xa,
+                              precision=jax.lax.Precision.HIGHEST)  # Σ s a_k x_i x_j
+        G = (Xa[:, None, :] * A[None, :, :]).reshape(p * K, -1)  # x_i a_k, (pK, m)
+        H = (diagonal[:, :, :, None] * jnp.eye(K, dtype=w.dtype)[None, :, None, :]
+             ).reshape(p * K, p * K) - dot(G * s, G.T)
+    return H + jnp.diag(_penalty_diagonal(params, l2, fit_intercept))
+
+
+def hvp_t(params: Params, Xt: Any, y: jax.Array, s: Any, l2: Any, v: Params) -> Params:
+    """``H v`` as ``Params`` (v's b is ignored without an intercept: pass zeros), in two
+    passes over Xt (n, m), dense or a :class:`~jaxlogreg.core.sparse.CooMatrix`; H is never
+    formed. ``y`` is unused, as in :func:`hessian_t`."""
+    del y
+    w, b = params
+    X = Xt.astype(w.dtype)
+    if w.ndim == 1:
+        a = jax.nn.sigmoid(dot(w, X) + b)  # (m,)
+        dz = s * a * (1 - a) * (dot(v.w, X) + v.b)  # D (Xaᵀ v)   (m,)
+    else:
+        A = jax.nn.softmax(dot(w.T, X) + b[:, None], axis=0)  # (K, m)
+        Zv = dot(v.w.T, X) + v.b[:, None]  # the direction's logits (K, m)
+        dz = s * A * (Zv - jnp.sum(A * Zv, axis=0))  # (diag(a) - a aᵀ) z_v per example
+    Xdz = dot(X, dz.T) if dz.ndim == 2 else dot(X, dz)
+    return Params(w=Xdz + l2 * v.w, b=jnp.sum(dz, axis=-1))
+
+
+__all__ = ["flat", "hessian_t", "hvp_t", "n_params", "unflat"]
