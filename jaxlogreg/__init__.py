@@ -2,7 +2,8 @@
 
 The package is layered; each layer imports only the layers before it in this order
 (``tests/test_layers.py`` holds it; what each holds: docs/development.md): ``runtime``,
-``core``, ``data``, ``kernels``, ``training``, ``scale``, ``estimators``, ``report``, ``cli``.
+``core``, ``data``, ``kernels``, ``training``, ``scale``, ``stats``, ``estimators``, ``report``,
+``cli``.
 
 Importing the package changes no JAX setting and writes no file;
 :func:`enable_compilation_cache` turns JAX's persistent compilation cache on, explicitly.

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxlogreg"
-LAYERS = ("runtime", "core", "data", "kernels", "training", "scale", "estimators", "report",
-          "cli")
+LAYERS = ("runtime", "core", "data", "kernels", "training", "scale", "stats", "estimators",
+          "report", "cli")
 ROOT_MODULES = {"__init__.py": None, "__main__.py": "cli"}  # the facade may import any layer
 
 
