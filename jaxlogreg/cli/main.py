@@ -1,4 +1,4 @@
-"""The ``jaxlogreg`` command: train, cv, evaluate, predict and check-grad.
+"""The ``jaxlogreg`` command: train, cv, evaluate, predict, inference and check-grad.
 
 ``main(argv) -> int`` returns the exit status: 0 on success, 1 when training diverged or a
 gradient check failed, 2 for bad arguments, configs, data or model files (a one-line message
@@ -21,6 +21,7 @@ from typing import Any
 
 from jaxlogreg.cli.config import CLIError, ConfigError
 from jaxlogreg.cli.cv import CV_FILE, CV_PLOT_FILE, cmd_cv
+from jaxlogreg.cli.inference_cmd import add_options as _inference_options
 from jaxlogreg.cli.train import (
     LEARNING_RATES_FILE,
     LOSS_CURVE_FILE,
@@ -134,6 +135,14 @@ COMMANDS = {
         ("Write one CSV row per sample: the predicted class and the probability of each class, "
          "for a data file (--data) or for a config's data (--config/--set, --split)."),
         _predict_options),
+    "inference": (
+        "standard errors, z-tests and confidence intervals of a saved model",
+        ("Standard errors, z, p-values and confidence intervals of a saved model's parameters "
+         "on its training data (--data, or the training part of --config): the inverse "
+         "Hessian, a sandwich (HC0, HC1) or clustered (--groups-column); prints the table and "
+         "writes --output .json or .csv. C, penalty and fit_intercept come from the model "
+         "file's config (C = inf when it has none; --C overrides). See docs/inference.md."),
+        _inference_options),
     "check-grad": (
         "hand-written gradient vs jax.grad and finite differences",
         ("Compare the hand-written gradient with jax.grad and central finite differences on the "

@@ -28,8 +28,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted
 
+from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
-from jaxlogreg.estimators.inputs import fit_data, validated_X
+from jaxlogreg.estimators.inputs import (
+    class_weight_by_index,
+    fit_data,
+    sample_weight_of,
+    validated_X,
+)
 from jaxlogreg.estimators.layout import (
     checked_params,
     coef_and_intercept,
@@ -37,7 +43,9 @@ from jaxlogreg.estimators.layout import (
     per_class,
     predicted_index,
 )
+from jaxlogreg.stats.inference import Inference, inference
 from jaxlogreg.training.pipeline import FitResult, fit_problem
+from jaxlogreg.training.problem import relative_weights
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.stopping import STALL_WINDOW
 
@@ -313,6 +321,36 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if sp.issparse(self.coef_):
             self.coef_ = self.coef_.toarray()
         return self
+
+    # ------------------------------------------------------------------ inference
+
+    def inference(self, X: Any, y: Any, sample_weight: Any = None, cov_type: str = "nonrobust",
+                  groups: Any = None, alpha: float = 0.05,
+                  feature_names: Any = None) -> Inference:
+        """Standard errors, z, p-values and intervals of the fitted parameters on the training
+        data X, y (labels of ``classes_``), with this estimator's C, penalty and class weights
+        (:func:`jaxlogreg.inference`; softmax in the reference-class form of ``classes_[0]``).
+        Rows are named by ``feature_names`` (default ``feature_names_in_``, else x0, x1...)."""
+        check_is_fitted(self)
+        X = validated_X(self, X, reset=False)
+        y = np.asarray(y)
+        y_idx = np.searchsorted(self.classes_, y).clip(0, self.classes_.shape[0] - 1)
+        unknown = y.shape != (X.shape[0],) or not np.array_equal(self.classes_[y_idx], y)
+        if unknown:
+            raise ValueError(f"y must hold {X.shape[0]} labels from classes_ "
+                             f"{self.classes_.tolist()}, got {v.describe(y)}")
+        weights, total = relative_weights(
+            y_idx, sample_weight_of(sample_weight, X.shape[0]),
+            class_weight_by_index(self.class_weight, self.classes_), self.classes_.shape[0])
+        C = self.C_[0] if hasattr(self, "C_") else self.C  # LogisticRegressionCV: the chosen C
+        return inference(
+            to_params(self), X, y_idx, C=float(C), penalty=getattr(self, "penalty", "l2"),
+            l1_ratio=getattr(self, "l1_ratio", None), fit_intercept=self.fit_intercept,
+            cov_type=cov_type,
+            groups=groups, alpha=alpha, classes=self.classes_,
+            feature_names=(getattr(self, "feature_names_in_", None) if feature_names is None
+                           else feature_names),
+            sample_weight=None if weights is None else weights * (total / weights.sum()))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
