@@ -37,6 +37,12 @@ from jaxlogreg.scale.checkpoint import Checkpointer as Checkpointer
 from jaxlogreg.scale.distributed import fit_distributed as fit_distributed
 from jaxlogreg.scale.sparse_rows import save_sparse_hdf5 as save_sparse_hdf5
 from jaxlogreg.scale.streaming import fit_streaming as fit_streaming
+from jaxlogreg.stats.hypergradient import PenaltySearch as PenaltySearch
+from jaxlogreg.stats.hypergradient import tune_penalty as tune_penalty
+from jaxlogreg.stats.inference import Inference as Inference
+from jaxlogreg.stats.inference import inference as inference
+from jaxlogreg.stats.solve import SolveInfo as SolveInfo
+from jaxlogreg.stats.solve import solve as solve
 from jaxlogreg.training.mesh import make_mesh as make_mesh
 from jaxlogreg.training.path import PathResult as PathResult
 from jaxlogreg.training.path import fit_path as fit_path
@@ -51,10 +57,13 @@ __all__ = [
     "DivergenceError",
     "FitResult",
     "GradientCheck",
+    "Inference",
     "LogisticRegression",
     "LogisticRegressionCV",
     "Params",
     "PathResult",
+    "PenaltySearch",
+    "SolveInfo",
     "TrainConfig",
     "backward",
     "binary_cross_entropy",
@@ -65,6 +74,7 @@ __all__ = [
     "fit_path",
     "fit_streaming",
     "gradient_descent",
+    "inference",
     "init_params",
     "load_catvnoncat",
     "load_dataset",
@@ -80,4 +90,6 @@ __all__ = [
     "save_sparse_hdf5",
     "show_config",
     "softmax_cross_entropy",
+    "solve",
+    "tune_penalty",
 ]

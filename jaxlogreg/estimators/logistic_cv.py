@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
 from jaxlogreg.estimators.cv_folds import check_path_memory, checked_splits, train_masks
+from jaxlogreg.estimators.cv_gradient import gradient_search
 from jaxlogreg.estimators.cv_scoring import (
     best_C,
     best_C_per_fold,
@@ -96,6 +97,13 @@ class LogisticRegressionCV(LogisticRegression):
         Precision of training and of ``coef_``; None: float32 for float32 X, else float64.
     grad : {"manual", "autodiff"}, default="manual"
         The hand-written gradient (``dz = a - y``) or ``jax.grad``.
+    search : {"grid", "gradient"}, default="grid"
+        "grid": every C of ``Cs``. "gradient": L-BFGS steps on log C that minimise the
+        cross-validated log-loss (whatever ``scoring``), each step one Newton solve per fold
+        differentiated implicitly (:func:`jaxlogreg.tune_penalty`; docs/implicit-differentiation.md),
+        from the geometric mean of the smallest and largest of ``Cs`` (1.0 for an int);
+        ``Cs_``, ``scores_``, ``coefs_paths_`` and ``n_iter_`` (Newton steps) then hold the Cs it
+        evaluated, in order. Needs a dense X; ``grad`` and ``tol`` are not used.
     verbose : int, default=0
         1 or more prints a one-line summary of the fit on stderr.
 
@@ -154,6 +162,7 @@ class LogisticRegressionCV(LogisticRegression):
         refit: bool = True,
         dtype: str | None = None,
         grad: str = "manual",
+        search: str = "grid",
         verbose: int = 0,
     ) -> None:
         self.Cs = Cs
@@ -166,6 +175,7 @@ class LogisticRegressionCV(LogisticRegression):
         self.refit = refit
         self.dtype = dtype
         self.grad = grad
+        self.search = search
         self.verbose = verbose
 
     def _check_params(self) -> tuple[np.ndarray, TrainConfig, Any]:
@@ -180,6 +190,7 @@ class LogisticRegressionCV(LogisticRegression):
         Cs = check_Cs(np.logspace(-4, 4, int(Cs)) if is_int else Cs)
         # first: the path needs max_iter >= 1 (TrainConfig's message would say >= 0)
         v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
+        v.check_choice(self.search, "search", ("grid", "gradient"))
         config = self._config()
         if not isinstance(self.refit, bool) and type(self.refit).__name__ != "bool_":
             raise ValueError(f"refit must be True or False, got {v.show(self.refit)}")
@@ -206,8 +217,19 @@ class LogisticRegressionCV(LogisticRegression):
         splits = checked_splits(self.cv, data)
         scorer = with_labels(scorer, classes)
         F = len(splits)
-        check_path_memory(Cs.shape[0], F, refit, problem.X, classes.shape[0], problem.dtype)
+        if self.search == "grid":
+            check_path_memory(Cs.shape[0], F, refit, problem.X, classes.shape[0], problem.dtype)
         check_scorer(scorer, self.scoring, data, splits)
+        if self.search == "gradient":
+            found = gradient_search(problem, splits, Cs, fit_intercept=config.fit_intercept,
+                                    max_iter=config.max_iter, refit=refit)
+            scores = fold_scores(scorer, self.scoring, data, splits, found.path.params, found.Cs)
+            self._set_fitted(classes, found.Cs, found.C, found.final, found.loss, scores,
+                             found.path, config.fit_intercept)
+            if config.verbose:
+                print(f"LogisticRegressionCV: gradient search, {F} folds x {found.Cs.shape[0]} "
+                      f"Cs evaluated, C_={found.C:g}", file=sys.stderr)
+            return self
         # Every (fold, C) model in one program; with refit, all rows are one more fold, whose
         # model at C_ is the refit (no second program to compile or run)
         path = path_of(problem, Cs, folds=train_masks(splits, problem.X.shape[0], refit),
