@@ -16,7 +16,7 @@ For each solver: ``first_s``, the first call in this process (for jaxlogreg afte
 ``jax.clear_caches()``, so it includes tracing and compilation), and ``steady_s``, the median
 of later calls. jaxlogreg is timed through the public ``fit(X, y)`` on NumPy input, like the
 others; the extra row "jaxlogreg lbfgs, device data" times only the on-device loop on data
-already validated, transposed and on the device. The gradient a fit uses is in the settings
+already validated, laid out and on the device. The gradient a fit uses is in the settings
 column: the single-read C kernel (:mod:`jaxlogreg.kernels.native`) for X of at least 2^22
 elements, XLA's two products below that. The benchmark's own process runs without the
 persistent compilation cache (``JAXLOGREG_NO_CACHE=1``, so first calls compile); fresh
@@ -28,7 +28,10 @@ default) as jaxlogreg does, with optax's zoom line search instead of jaxlogreg's
 (:mod:`jaxlogreg.training.linesearch`), without the quick compile that jaxlogreg uses for small
 work (:data:`jaxlogreg.runtime.compiler.QUICK_OPTIONS`; column "quick") and with XLA's default options
 instead of jaxlogreg's (:mod:`jaxlogreg.runtime.compiler`): compile time in fresh processes (three
-each, in turn), steady time of the four on the same data, round-robin.
+each, in turn), steady time of the four on the same data, round-robin. The table "Peak memory of
+a fit" gives, for jaxlogreg, scikit-learn and PyTorch L-BFGS, the resident memory a fit adds
+above what its process held just before it, each library in a fresh process, the runtime's own
+share (a first tiny fit) apart (:mod:`benchmarks.peak_memory`).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ import numpy as np
 if not __package__:  # run as a script: import from the checkout's root, not from benchmarks/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks import report
+from benchmarks import peak_memory, report
 from benchmarks.roofline import parse_size
 
 DESCRIPTION = (__doc__ or "").strip()
@@ -60,6 +63,7 @@ GAP = 1e-6
 STEADY_TARGET, TORCH_TARGET = 0.3, 1.0  # steady fit / sklearn lbfgs, / torch LBFGS
 FIRST_FIT_SIZE = (10_000, 50)  # the estimator's first fit in a fresh process
 FIRST_FIT_EMPTY, FIRST_FIT_WARM = 1.0, 0.3  # seconds, empty and warm compilation cache
+MEMORY_TARGET = 0.25  # a steady fit's peak extra resident memory / the size of X
 ALL_SOLVERS = (
     "jaxlogreg lbfgs",
     "jaxlogreg lbfgs, device data",
@@ -120,6 +124,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the first-call checks: fresh processes timing a first "
         "LogisticRegression().fit (three rounds of: no cache, empty, warm), and the L-BFGS "
         "loop built three ways",
+    )
+    parser.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="skip the peak memory of a fit (a fresh process per library and size)",
     )
     parser.add_argument("--seed", type=int, default=0)
 
@@ -218,13 +227,13 @@ def _prepared_lbfgs(X, y, l2: float, tol: float, max_iter: int, dtype: str = "fl
     data = device_data(validate(X, y, n_classes=2, dtype=dtype))
     report.block(data.data)
     hyper = pipeline.hyper_of(config, config.l2(data.weight_sum), data.dtype)
-    spec = LoopSpec.of(config, None, data.layout, pipeline.kernel_for(data))
+    spec = LoopSpec.of(config, None, data.layout, pipeline.kernel_for(data), data.rows)
     params = data.place(pipeline.starting_params(None, data.n_features, 2, data.dtype, True))
     return config, data, hyper, spec, params
 
 
 def _jaxlogreg_loop_only(X, y, l2: float, tol: float, max_iter: int):
-    """Only the jitted loop, on data already validated, transposed and on the device
+    """Only the jitted loop, on data already validated, laid out and on the device
     (:func:`_prepared_lbfgs`); each call starts the loop from zero."""
     from jaxlogreg.training.loop import init_state
 
@@ -313,10 +322,13 @@ def _torch_lbfgs(X, y, l2: float, tol: float):
 def fit_breakdown(X, y, repeats: int) -> list[dict[str, Any]]:
     """Where ``fit(X, y)`` spends its time outside the loop: NumPy X (m, n) -> Xt (n, m) on device.
 
-    ``prepare_data`` is what ``fit`` runs: on a CPU NumPy casts, transposes and checks X, a
-    thread per core, into an aligned buffer the device uses in place
-    (:mod:`jaxlogreg.training.host_layout`). The other rows are the alternatives it was chosen
-    against: one compiled program doing the same on the NumPy array (what accelerators run),
+    ``prepare_data`` is what ``fit`` runs: on a CPU, for XLA's gradient, NumPy casts,
+    transposes and checks X, a thread per core, into an aligned buffer the device uses in place
+    (:mod:`jaxlogreg.training.host_layout`); for a kernel that reads rows it keeps X (m, n),
+    copied once into an aligned buffer (NumPy's X is 16-byte aligned) and checked, or only
+    checked when X is aligned already (row "prepare, rows"). The other rows are the
+    alternatives it was chosen against: one compiled program doing the same on the NumPy array
+    (what accelerators run),
     ``device_put`` alone (the copy that program starts with) and one ``jnp.sum`` over X on the
     device (one read of X: the floor).
     """
@@ -330,6 +342,7 @@ def fit_breakdown(X, y, repeats: int) -> list[dict[str, Any]]:
     t = report.time_interleaved(
         {
             "prepare": (lambda: prepare_data(X, y, 2, "float32").Xt, ()),
+            "prepare, rows": (lambda: prepare_data(X, y, 2, "float32", rows=True).Xt, ()),
             "compiled": (lambda: _prepare(X, y, None, dtype=np.dtype(np.float32),
                                           transposed=False, shape=(n, m))[0].Xt, ()),
             "device_put": (lambda: jax.device_put(X), ()),
@@ -338,7 +351,8 @@ def fit_breakdown(X, y, repeats: int) -> list[dict[str, Any]]:
         repeats=repeats,
     )
     steps = {
-        "prepare": "prepare_data, as fit runs it (NumPy: cast, transpose, finite check; threads)",
+        "prepare": "prepare_data for XLA's gradient (NumPy: cast, transpose, NaN/inf check)",
+        "prepare, rows": "prepare_data for the C kernel on rows (NumPy: aligned copy, check)",
         "compiled": "the same in one compiled program on the NumPy array (device_put + XLA)",
         "device_put": "jax.device_put(X) alone (the copy the compiled route starts with)",
         "sum": "jnp.sum(X) on the device (one read of X, the floor)",
@@ -376,8 +390,9 @@ def _gradient_used(m: int, n: int) -> str:
 
     from jaxlogreg import kernels
 
-    shape = kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend())
-    return {"native": "C kernel", "fused": "Pallas kernel"}.get(kernels.choose(shape).name, "XLA")
+    kernel = kernels.choose(kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend()))
+    names = {"native": "C kernel", "native_rows": "C kernel on X's rows", "fused": "Pallas kernel"}
+    return names.get(kernel.name, "XLA")
 
 
 def _run_size(m: int, n: int, args: argparse.Namespace, solvers, max_iter: int, tables):
@@ -585,6 +600,24 @@ def _loop_builds_check(m: int, n: int, args: argparse.Namespace, dtype: str,
     return rows
 
 
+def _memory_check(sizes, args: argparse.Namespace, solvers) -> tuple[list[dict], list[str]]:
+    """Peak extra memory of a fit for each library among ``solvers`` and each size, a fresh
+    process each (:mod:`benchmarks.peak_memory`); and notes on what was left out."""
+    if not peak_memory.supported():
+        return [], ["peak memory not measured: it needs Linux's /proc/self/clear_refs"]
+    notes = [] if "torch lbfgs" in solvers else [
+        "peak memory: no PyTorch row (PyTorch is not installed, or torch lbfgs not chosen)"]
+    options = {"seed": args.seed, "correlation": args.correlation, "l2": args.l2,
+               "tol": args.tol}
+    rows = []
+    for m, n in sizes:
+        for library, (solver, _) in peak_memory.LIBRARIES.items():
+            if solver in solvers:
+                report.log(f"  {m:,} x {n}: peak memory of {library} (fresh process)")
+                rows.append(peak_memory.measure(library, m, n, options))
+    return rows, notes
+
+
 def available_solvers() -> tuple[str, ...]:
     """:data:`ALL_SOLVERS`, less the PyTorch ones when PyTorch is not installed."""
     if importlib.util.find_spec("torch") is not None:
@@ -650,6 +683,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
 
+    memory_notes = []
+    if not args.no_memory_check:
+        memory, memory_notes = _memory_check(sizes, args, solvers)
+        tables["Peak memory of a fit (MB above the process's resident memory before it)"] = memory
+        for r in memory:
+            if r["solver"].startswith("jaxlogreg"):
+                targets.append(report.target(
+                    f"{r['solver']} peak extra memory, {r['m']:,} x {r['n']}",
+                    r["steady_extra / X"], MEMORY_TARGET,
+                    "a second fit's peak resident memory above the process's before it / X"))
+
     if not args.no_cache_check:
         options = []
         for (m, n), dtype in [(FIRST_FIT_SIZE, "float64"), (FIRST_FIT_SIZE, "float32"),
@@ -707,13 +751,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "targets are against sklearn lbfgs's steady (median) time."
             ),
             (
-                "jaxlogreg fit(X, y) includes validating X (finite check), copying it to the device "
-                "and transposing it to (n, m); the 'device data' row leaves that out."
+                "jaxlogreg fit(X, y) includes validating X (finite check) and laying it out for "
+                "its kernel: one aligned copy of X (m, n) for the C kernel on rows (none for a "
+                "64-byte aligned X of the dtype), a transposed copy (n, m) for XLA's gradient; "
+                "the 'device data' row leaves that out."
             ),
             (
                 "GD and adam stop at max|grad| <= tol or after the iteration cap; they may not "
                 "reach the 1e-6 gap, which the table reports as is."
             ),
+            (
+                "Peak memory: VmHWM after a fit minus VmRSS before it (reset through "
+                "/proc/self/clear_refs), a fresh process per library and size; runtime_* is a "
+                f"first fit of {peak_memory.TINY_ROWS:,} rows (the runtime's own share: JAX's "
+                "client and first compiled programs), first_extra the first fit at full size "
+                "(compiling for it), steady_extra a second one."
+            ),
+            *memory_notes,
         ],
     }
 

@@ -1,10 +1,12 @@
 """Training data: a checked :class:`~jaxlogreg.training.problem.Problem` cast and laid out
-features-major on the device, in one pass.
+on the device, in one pass.
 
-:func:`prepare_data` turns X (m, n), y (m,) and the weights into :class:`TrainData` (``Xt``
-(n, m), the course's layout); :func:`device_data` makes the :class:`DeviceData` the fit
-pipeline (:mod:`jaxlogreg.training.pipeline`) and the path run on: the data, how its rows are
-laid out over devices, and the loop segment that advances a fit on it.
+:func:`prepare_data` turns X (m, n), y (m,) and the weights into :class:`TrainData`: ``Xt``
+(n, m), the course's layout, or X (m, n) itself for a gradient kernel that reads rows (then
+no copy of an aligned X of the fit's dtype is made). :func:`device_data` chooses the fit's
+kernel from X's shape, dtype and device first, lays X out as that kernel reads it, and makes
+the :class:`DeviceData` the fit pipeline (:mod:`jaxlogreg.training.pipeline`) and the path run
+on: the data, how its rows are laid out over devices, and the loop segment that advances a fit.
 
 Padding is done one way, :func:`pad_rows`: zero rows and features, with sample weight 0, after
 the real ones, which vanish exactly from ``J = Σ s_i L_i / Σ s_i`` and ``dw = X dz``. Small
@@ -23,15 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 
+from jaxlogreg import kernels
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.loss import dot, objective_t
+from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
+from jaxlogreg.runtime import compiler
 from jaxlogreg.training import host_layout
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.loop import LoopState, run_segment, run_segment_sparse
 from jaxlogreg.training.problem import Problem
-from jaxlogreg.training.spec import Hyper, LoopSpec, TrainData
+from jaxlogreg.training.spec import (
+    Hyper,
+    LoopSpec,
+    TrainData,
+    objective_value,
+    reads_rows,
+)
 
 # Bucketing of small problems (see the module docstring).
 PAD_MAX_ELEMENTS = 1 << 20
@@ -41,13 +51,16 @@ PAD_MIN_FEATURES = 32
 _HOST_DTYPES = (np.float32, np.float64)  # laid out by NumPy on CPUs (host_layout)
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape"))
-def _prepare(X: Any, y: Any, weights: Any, dtype: Any, transposed: bool, shape: tuple[int, int]):
-    """One compiled pass: ``Xt`` (n, m) in ``dtype`` from X (m, n) (or from Xᵀ when
-    ``transposed``), whether it is all finite, and the data padded to ``shape`` (n, m)."""
-    Xt = (X if transposed else X.T).astype(dtype)
-    finite = jnp.all(jnp.isfinite(Xt))
-    return pad_rows(TrainData(Xt, y, weights), shape[1], shape[0]), finite
+@functools.partial(jax.jit, static_argnames=("dtype", "transposed", "shape", "rows"))
+def _prepare(X: Any, y: Any, weights: Any, dtype: Any, transposed: bool, shape: tuple[int, int],
+             rows: bool = False):
+    """One compiled pass: ``Xt`` (n, m) in ``dtype`` (X (m, n) with ``rows``) from X (m, n) (or
+    from Xᵀ when ``transposed``), whether it is all finite, and the data padded to ``shape``
+    (n, m)."""
+    X = X.T if transposed else X
+    X = (X if rows else X.T).astype(dtype)
+    finite = jnp.all(jnp.isfinite(X))
+    return pad_rows(TrainData(X, y, weights), shape[1], shape[0], rows=rows), finite
 
 
 def prepare_data(
@@ -59,16 +72,19 @@ def prepare_data(
     *,
     weights: np.ndarray | None = None,
     shape: tuple[int, int] | None = None,
+    rows: bool = False,
 ) -> TrainData:
-    """Lay X (m, n) out features-major, Xt (n, m), in its storage dtype, padded to ``shape``
-    (n, m) with zero-weight rows and zero features, checking that its values are finite there.
+    """Lay X (m, n) out features-major, Xt (n, m) (with ``rows``: as rows, X (m, n)), in its
+    storage dtype, padded to ``shape`` (n, m) with zero-weight rows and zero features, checking
+    that its values are finite there (dense X only with ``rows``).
     The data are a :class:`~jaxlogreg.training.problem.Problem`'s: X's type and shape, y and
     the weights were checked (not again here), and a sparse X is a canonical CSR array whose
     indices and values were checked.
 
     X is read once. On a CPU a NumPy X is cast, transposed and checked by NumPy, a thread per
     core (:mod:`jaxlogreg.training.host_layout`: faster than XLA:CPU's copy and transpose,
-    docs/decisions.md), and a Fortran-ordered X of the right dtype is used as it is. Device
+    docs/decisions.md), and an aligned X of the right dtype already in the layout (Fortran
+    order for Xt, C order for rows) is used as it is, not copied. Device
     arrays, and NumPy arrays bound for an accelerator (which transposes at memory speed), go
     through one compiled program. y and the weights are cast on the host.
     """
@@ -81,13 +97,15 @@ def prepare_data(
     if sp.issparse(X):
         return _prepare_sparse(X, y, weights, x_dtype, shape)
     if isinstance(X, np.ndarray) and x_dtype in _HOST_DTYPES and jax.default_backend() == "cpu":
-        Xt, finite = host_layout.transposed(X, x_dtype)
-        data = jax.device_put(pad_rows(TrainData(Xt, y, weights), shape[1], shape[0]))
+        layout = host_layout.row_major if rows else host_layout.transposed
+        X_laid, finite = layout(X, x_dtype)
+        data = jax.device_put(pad_rows(TrainData(X_laid, y, weights), shape[1], shape[0],
+                                       rows=rows))
     else:
         transposed = isinstance(X, np.ndarray) and X.flags.f_contiguous and not X.flags.c_contiguous
         with np.errstate(over="ignore"):  # float64 input overflowing float32: reported below
             data, finite = _prepare(X.T if transposed else X, y, weights, dtype=x_dtype,
-                                    transposed=transposed, shape=shape)
+                                    transposed=transposed, shape=shape, rows=rows)
     if not bool(finite):
         v.check_finite(X, "X")  # NaN or inf in the input: names the count
         raise ValueError(
@@ -163,14 +181,16 @@ def bucketed_shape(m: int, n: int, minibatch: bool, nnz: int | None = None) -> t
     return m_pad, n_pad
 
 
-def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> TrainData:
+def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None, *,
+             rows: bool = False) -> TrainData:
     """Append zero columns of Xt (rows of X) with weight 0 up to ``n_rows``, and zero features
-    up to ``n_features``. Works on NumPy and JAX arrays; unchanged data when nothing is added.
+    up to ``n_features``; ``rows``: the data hold X (m, n), not Xt. Works on NumPy and JAX
+    arrays; unchanged data when nothing is added.
 
     ``sample_weight`` becomes 1 (or the given weight) for real rows and 0 for padding.
     """
     Xt, y, sample_weight = data
-    n, m = Xt.shape
+    n, m = Xt.shape[::-1] if rows else Xt.shape
     n_features = n if n_features is None else n_features
     if (n_rows, n_features) == (m, n):
         return data
@@ -181,26 +201,32 @@ def pad_rows(data: TrainData, n_rows: int, n_features: int | None = None) -> Tra
     if isinstance(Xt, CooMatrix):  # the same entries in a larger matrix
         Xt = Xt.reshape_to((n_features, n_rows))
     else:
-        Xt = xp.pad(Xt, ((0, n_features - n), (0, pad)))
+        widths = ((0, n_features - n), (0, pad))
+        Xt = xp.pad(Xt, widths[::-1] if rows else widths)
     y = xp.concatenate([y, xp.zeros((pad,), y.dtype)])
     sample_weight = xp.concatenate([sample_weight, xp.zeros((pad,), sample_weight.dtype)])
     return TrainData(Xt, y, sample_weight)
 
 
-_objective = jax.jit(objective_t)
+_objective = jax.jit(objective_value, static_argnames=("kernel", "rows"))
 
 
-@jax.jit
-def _fingerprint(data: TrainData, m: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames="rows")
+def _fingerprint(data: TrainData, m: jax.Array, rows: bool = False) -> jax.Array:
     """``[X s, X (r ⊙ s), yᵀs, yᵀ(r ⊙ s), Σ s]`` with ``r_i = i / m`` over the m real rows: column
     sums, a position-weighted sum (it changes when rows are reordered), labels and weights."""
-    Xt, y, sample_weight = data
-    dtype = accumulation_dtype(Xt.dtype)
-    X = Xt.astype(dtype)
-    sw = jnp.ones(Xt.shape[1], dtype) if sample_weight is None else sample_weight.astype(dtype)
-    rs = jnp.arange(Xt.shape[1], dtype=dtype) / m * sw
+    X, y, sample_weight = data
+    m_pad = y.shape[0]
+    dtype = accumulation_dtype(X.dtype)
+    X = X.astype(dtype)
+    sw = jnp.ones(m_pad, dtype) if sample_weight is None else sample_weight.astype(dtype)
+    rs = jnp.arange(m_pad, dtype=dtype) / m * sw
     yf = y.astype(dtype)
-    return jnp.concatenate([dot(X, sw), dot(X, rs), jnp.stack([yf @ sw, yf @ rs, sw.sum()])])
+    if rows:  # one product with both weight vectors: X's matrix-vector products on rows copy X
+        x_sw, x_rs = dot(jnp.stack([sw, rs]), X)
+    else:
+        x_sw, x_rs = dot(X, sw), dot(X, rs)
+    return jnp.concatenate([x_sw, x_rs, jnp.stack([yf @ sw, yf @ rs, sw.sum()])])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,6 +238,8 @@ class DeviceData:
       n_samples, n_features: the real sizes (the arrays may be larger).
       layout: a :class:`jaxlogreg.training.mesh.RowLayout` when sharded over a mesh, else None.
       weight_sum: Σ s over the real rows (λ = 1 / (C · Σ s)).
+      kernel: the gradient kernel the data were laid out for (None: choose from the data).
+      rows: ``data.Xt`` holds X (m, n), for a kernel that reads rows (else Xt (n, m)).
     """
 
     data: TrainData
@@ -221,11 +249,17 @@ class DeviceData:
     dtype: str
     weight_sum: float
     layout: Any = None
+    kernel: str | None = None
+    rows: bool = False
+
+    @property
+    def padded_features(self) -> int:
+        return self.data.Xt.shape[1 if self.rows else 0]
 
     def place(self, params: Params) -> Params:
         """Parameters (host arrays) padded to the data's features, on the device; replicated
         over the mesh if there is one."""
-        pad = self.data.Xt.shape[0] - self.n_features
+        pad = self.padded_features - self.n_features
         w = np.pad(params.w, ((0, pad),) + ((0, 0),) * (np.ndim(params.w) - 1))
         params = Params(w, np.asarray(params.b))
         return jax.device_put(params) if self.layout is None else self.layout.replicate(params)
@@ -242,21 +276,39 @@ class DeviceData:
 
     def objective(self, params: Params, hyper: Hyper) -> float:
         """J (with both penalties) at ``params`` over all rows."""
-        return float(_objective(params, *self.data, hyper.l2, hyper.l1))
+        return float(_objective(params, *self.data, hyper.l2, hyper.l1,
+                                kernel=self.kernel or "xla", rows=self.rows))
 
     def fingerprint(self) -> list[float]:
         """A summary of the real data (padding left out), see :func:`_fingerprint`."""
-        full = np.asarray(_fingerprint(self.data, self.n_samples), np.float64)
-        n, n_pad = self.n_features, self.data.Xt.shape[0]
+        full = np.asarray(_fingerprint(self.data, self.n_samples, rows=self.rows), np.float64)
+        n, n_pad = self.n_features, self.padded_features
         return np.concatenate([full[:n], full[n_pad : n_pad + n], full[2 * n_pad :]]).tolist()
 
 
+def fit_kernel(problem: Problem, x_dtype: str | None, shape: tuple[int, int],
+               sharded: bool = False, models: int | None = None) -> str:
+    """The gradient kernel of a fit on ``problem`` laid out to ``shape`` (n, m) (of ``models``
+    models side by side: a path): the first of :data:`jaxlogreg.kernels.KERNELS` that applies,
+    from X's sizes, dtypes and device alone (X is laid out after, as the kernel reads it)."""
+    X = problem.X
+    return kernels.choose(kernels.Shape(
+        n_features=shape[0], n_samples=shape[1], n_classes=problem.n_classes,
+        x_dtype=np.dtype(x_dtype or problem.dtype), dtype=problem.dtype,
+        backend=compiler.platform([X]), sparse=sp.issparse(X), sharded=sharded,
+        models=models)).name
+
+
 def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int | None = None,
-                mesh: jax.sharding.Mesh | None = None, bucket: bool = True) -> DeviceData:
-    """A problem's data prepared for the loop: cast, transposed and padded, on the device(s):
-    to device multiples over a ``mesh``; to power-of-two buckets for small single-device
-    problems when ``bucket`` (not for checkpointed fits, whose state must not depend on it).
-    ``x_dtype``: X's storage dtype (None: the fit's); ``batch_size``: the fit's minibatches."""
+                mesh: jax.sharding.Mesh | None = None, bucket: bool = True,
+                models: int | None = None, grad: str = "manual") -> DeviceData:
+    """A problem's data prepared for the loop: cast, laid out as its kernel reads it
+    (:func:`fit_kernel`) and padded, on the device(s): to device multiples over a ``mesh``; to
+    power-of-two buckets for small single-device problems when ``bucket`` (not for
+    checkpointed fits, whose state must not depend on it). ``x_dtype``: X's storage dtype
+    (None: the fit's); ``batch_size``: the fit's minibatches; ``models``: the models a path
+    fits side by side on the data; ``grad``: the fit's gradient ("autodiff" differentiates
+    XLA's objective, which reads Xt: X is then laid out features-major whatever the kernel)."""
     m, n = problem.X.shape
     nnz = check_sparse_supported(problem.X, batch_size, mesh)
     if mesh is not None:
@@ -265,12 +317,14 @@ def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int
         minibatch = batch_size is not None
         m_pad, n_pad = bucketed_shape(m, n, minibatch, nnz) if bucket else (m, n)
         shape = (n_pad, m_pad)
+    kernel = fit_kernel(problem, x_dtype, shape, sharded=mesh is not None, models=models)
+    rows = reads_rows(kernel) and nnz is None and grad == "manual"
     with jax.enable_x64(problem.dtype == "float64"):
         data = prepare_data(problem.X, problem.y, problem.n_classes, problem.dtype,
-                            x_dtype, weights=problem.weights, shape=shape)
+                            x_dtype, weights=problem.weights, shape=shape, rows=rows)
         layout = None
         if mesh is not None:
             data = mesh_layout.place_data(data, mesh)
             layout = mesh_layout.RowLayout(mesh, m)
         return DeviceData(data, m, n, problem.n_classes, problem.dtype, problem.weight_sum,
-                          layout)
+                          layout, kernel, rows)

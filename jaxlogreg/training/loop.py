@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxlogreg.core.loss import objective_t
 from jaxlogreg.core.model import Params
 from jaxlogreg.runtime.compiler import jit
 from jaxlogreg.training import solvers
@@ -29,6 +28,7 @@ from jaxlogreg.training.spec import (
     Hyper,
     LoopSpec,
     TrainData,
+    objective_value,
     optimizer,
     select,
     value_and_grad,
@@ -188,7 +188,7 @@ def _final_objective(state: LoopState, data: TrainData, hyper: Hyper, spec: Loop
     """J at the final parameters: when a full-batch loop stopped by a rule, the J it recorded
     there (it stopped without moving); else one more pass over X."""
     def evaluate():
-        J = objective_t(state.params, *data, hyper.l2, hyper.l1)
+        J = objective_value(state.params, *data, hyper.l2, hyper.l1, spec.kernel, spec.rows)
         return J.astype(state.previous_loss.dtype)
 
     if spec.batch_size is not None:  # an epoch's mean minibatch loss is not J
@@ -205,7 +205,7 @@ def quick_compile(state: LoopState, data: TrainData, *args: Any, spec: LoopSpec)
     ``max_iter=100``: both exactly at the bound). -O0 code is not vectorised: each evaluation
     costs more per row and per element, which the bounds keep below what the shorter compile
     saves (docs/decisions.md)."""
-    n, m = data.Xt.shape
+    n, m = data.Xt.shape[::-1] if spec.rows else data.Xt.shape  # shapes only: no transpose
     h = spec.history_size
     return m * h <= QUICK_COMPILE_WORK and n * m * h <= QUICK_COMPILE_ELEMENTS
 

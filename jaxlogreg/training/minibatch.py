@@ -19,6 +19,7 @@ from jaxlogreg.training.spec import (
     Hyper,
     LoopSpec,
     TrainData,
+    n_rows,
     optimizer,
     select,
     value_and_grad,
@@ -62,11 +63,12 @@ def minibatch_update(
     return params, opt_state, jnp.where(has_weight, value, 0.0), weight
 
 
-def _gather_batch(data: TrainData, indices: jax.Array, mask: jax.Array) -> TrainData:
+def _gather_batch(data: TrainData, indices: jax.Array, mask: jax.Array, rows: bool) -> TrainData:
+    """The batch's examples, in the data's layout (``rows``: X (m, n), else Xt (n, m))."""
     weights = mask.astype(accumulation_dtype(data.Xt.dtype))
     if data.sample_weight is not None:
         weights = weights * data.sample_weight[indices]
-    return TrainData(jnp.take(data.Xt, indices, axis=1), data.y[indices], weights)
+    return TrainData(jnp.take(data.Xt, indices, axis=0 if rows else 1), data.y[indices], weights)
 
 
 def minibatch_epoch(params: Params, opt_state: Any, key: jax.Array, epoch: jax.Array,
@@ -74,12 +76,13 @@ def minibatch_epoch(params: Params, opt_state: Any, key: jax.Array, epoch: jax.A
     """One epoch of shuffled minibatches from ``params``: ``(J_epoch, J_first_batch, params,
     opt_state)``, J_epoch the weighted mean minibatch loss, J_first_batch the loss of its first
     batch that has weight."""
-    m = data.Xt.shape[1] if spec.layout is None else spec.layout.n_samples  # padding never drawn
+    # padding never drawn
+    m = n_rows(data.Xt, spec.rows) if spec.layout is None else spec.layout.n_samples
     indices, mask = epoch_batches(key, epoch, m, spec.batch_size)
 
     def step(carry, batch_ids):
         params, opt_state, loss_sum, weight_sum = carry
-        batch = _gather_batch(data, *batch_ids)
+        batch = _gather_batch(data, *batch_ids, spec.rows)
         if spec.layout is not None:
             batch = spec.layout.constrain_batch(batch)  # split each minibatch over the devices
         params, opt_state, value, weight = minibatch_update(params, opt_state, batch, hyper, spec)

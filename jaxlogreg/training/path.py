@@ -342,7 +342,7 @@ def path_of(problem: Problem, Cs: Sequence[float], *, folds: Sequence[Any] | Non
     if np.any(totals <= 0):
         raise ValueError(f"every fold needs training rows of positive weight, got weights "
                          f"{(totals * unit).tolist()}")
-    data = device_data(problem, mesh=mesh)
+    data = device_data(problem, mesh=mesh, models=len(Cs) * train.shape[0])  # Xt (n, m)
     with jax.enable_x64(dtype == "float64"):
         n_pad, m_pad = data.data.Xt.shape
         k = None if problem.n_classes == 2 else problem.n_classes

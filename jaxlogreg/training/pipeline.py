@@ -145,10 +145,14 @@ def starting_params(
 
 
 def kernel_for(data: Prepared) -> str:
-    """The gradient kernel of a fit on ``data``: the first of :data:`jaxlogreg.kernels.KERNELS`
-    that applies to its shape (XLA's for data streamed from disk)."""
+    """The gradient kernel of a fit on ``data``: the one its data were laid out for
+    (:func:`~jaxlogreg.training.data.fit_kernel`), else the first of
+    :data:`jaxlogreg.kernels.KERNELS` that applies to its shape (XLA's for data streamed from
+    disk)."""
     if not isinstance(data, DeviceData):
         return "xla"
+    if data.kernel is not None:
+        return data.kernel
     Xt = data.data.Xt
     shape = kernels.Shape(
         n_features=Xt.shape[0], n_samples=Xt.shape[1], n_classes=data.n_classes,
@@ -196,7 +200,8 @@ def run_fit(
         ws = data.weight_sum
         check_penalty(config.l2(ws) + config.l1(ws), config.C, ws, data.dtype)
         hyper = hyper_of(config, config.l2(ws), data.dtype, config.l1(ws))
-        spec = LoopSpec.of(config, batch_size, data.layout, kernel_for(data))
+        rows = isinstance(data, DeviceData) and data.rows
+        spec = LoopSpec.of(config, batch_size, data.layout, kernel_for(data), rows)
         start = data.place(
             starting_params(init_params, data.n_features, data.n_classes, data.dtype,
                             config.fit_intercept)
@@ -303,5 +308,5 @@ def fit_problem(problem: Problem, config: TrainConfig, *, mesh: jax.sharding.Mes
     class weights are already in ``problem.weights``. ``run``: :func:`run_fit`'s
     ``init_params`` and ``hooks``."""
     data = device_data(problem, config.x_dtype, batch_size=config.batch_size, mesh=mesh,
-                       bucket=checkpoint is None)
+                       bucket=checkpoint is None, grad=config.grad)
     return run_fit(data, config, checkpoint=checkpoint, **run)

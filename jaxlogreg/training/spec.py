@@ -45,10 +45,12 @@ class LoopSpec(NamedTuple):
     layout: Any = None
     kernel: str = "xla"  # the name of the hand-written gradient's kernel (jaxlogreg.kernels)
     l1: bool = False  # the objective has an L1 part λ₁ ||w||₁
+    rows: bool = False  # the data hold X (m, n) as given, not Xt (n, m): see TrainData
 
     @classmethod
     def of(
-        cls, config: TrainConfig, batch_size: int | None, layout: Any = None, kernel: str = "xla"
+        cls, config: TrainConfig, batch_size: int | None, layout: Any = None, kernel: str = "xla",
+        rows: bool = False,
     ) -> LoopSpec:
         return cls(
             config.solver,
@@ -61,11 +63,17 @@ class LoopSpec(NamedTuple):
             layout,
             kernel,
             config.has_l1,
+            rows,
         )
 
 
 class TrainData(NamedTuple):
-    """Training data in the internal layout: Xt (n, m), y (m,), sample_weight (m,) or None."""
+    """Training data in the internal layout: Xt (n, m), y (m,), sample_weight (m,) or None.
+
+    With a kernel that reads rows (``Kernel.layout == "rows"``) the field ``Xt`` holds X (m, n)
+    itself, and the loop's ``LoopSpec.rows`` says so: whatever needs features-major then reads
+    ``X.T`` inside jit (:func:`features_major`).
+    """
 
     Xt: Any
     y: Any
@@ -86,20 +94,44 @@ def _frozen_intercept(params: Params) -> Params:
     return params._replace(b=jax.lax.stop_gradient(params.b))
 
 
+def reads_rows(kernel: str) -> bool:
+    """Whether the kernel called ``kernel`` takes X (m, n) rather than Xt (n, m)."""
+    return getattr(kernels.get(kernel), "layout", "features") == "rows"
+
+
+def features_major(X: Any, rows: bool) -> Any:
+    """Xt (n, m) from the loop's data: ``X.T`` when they hold rows. Inside jit a rows kernel
+    given ``X.T.T`` reads X itself (XLA drops the two transposes); XLA's own binary products
+    on ``X.T`` copy X, so the loop on rows evaluates J with the kernel (:func:`objective_value`)
+    and autodiff fits keep Xt (:func:`~jaxlogreg.training.data.device_data`)."""
+    return X.T if rows else X
+
+
+def n_rows(X: Any, rows: bool) -> int:
+    """m, the samples of the loop's data (Xt (n, m), or X (m, n) when ``rows``)."""
+    return X.shape[0] if rows else X.shape[1]
+
+
 @functools.cache
 def hand_objective(kernel: str) -> Any:
-    """J whose derivative is ``kernel``'s hand-written gradient (for line searches)."""
-    return with_gradient(kernels.get(kernel).value_and_grad)
+    """J(params, Xt, ...) whose derivative is ``kernel``'s hand-written gradient (for line
+    searches); a kernel that reads rows gets ``Xt.T``."""
+    value_and_grad = kernels.get(kernel).value_and_grad
+    if reads_rows(kernel):
+        return with_gradient(lambda p, Xt, y, s, l2: value_and_grad(p, Xt.T, y, s, l2))
+    return with_gradient(value_and_grad)
 
 
 def value_and_grad(spec: LoopSpec, l2: jax.Array):
-    """(params, Xt, y, sample_weight) -> (f, ∇f), hand-written (the spec's kernel) or by
-    jax.grad; ∂f/∂b is 0 without an intercept."""
+    """(params, X, y, sample_weight) -> (f, ∇f), hand-written (the spec's kernel) or by
+    jax.grad; ∂f/∂b is 0 without an intercept. X is the loop's data (see :class:`TrainData`)."""
     if spec.grad == "manual":
+        kernel_rows = reads_rows(spec.kernel)
 
-        def hand_written(p, Xt, y, sw):
-            s = example_scale(sw, Xt.shape[1], p.w.dtype)
-            value, grads = kernels.get(spec.kernel).value_and_grad(p, Xt, y, s, l2)
+        def hand_written(p, X, y, sw):
+            s = example_scale(sw, n_rows(X, spec.rows), p.w.dtype)
+            X = X if kernel_rows == spec.rows else X.T  # the kernel's layout
+            value, grads = kernels.get(spec.kernel).value_and_grad(p, X, y, s, l2)
             return value, grads if spec.fit_intercept else grads._replace(b=jnp.zeros_like(p.b))
 
         return hand_written
@@ -110,14 +142,26 @@ def objective(spec: LoopSpec, l2: jax.Array):
     """f as a function optax can differentiate; with "manual" its VJP is the hand-written one."""
     f = hand_objective(spec.kernel) if spec.grad == "manual" else objective_t
     if spec.fit_intercept:
-        return lambda p, Xt, y, sw: f(p, Xt, y, sw, l2)
-    return lambda p, Xt, y, sw: f(_frozen_intercept(p), Xt, y, sw, l2)
+        return lambda p, X, y, sw: f(p, features_major(X, spec.rows), y, sw, l2)
+    return lambda p, X, y, sw: f(_frozen_intercept(p), features_major(X, spec.rows), y, sw, l2)
 
 
 def value_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
     """f of the parameters alone on ``data``, as line searches evaluate it."""
     f = objective(spec, l2)
     return lambda p: f(p, *data)
+
+
+def objective_value(params: Params, X: Any, y: Any, sample_weight: Any, l2: Any, l1: Any,
+                    kernel: str = "xla", rows: bool = False) -> jax.Array:
+    """J = f + λ₁ ||w||₁ at ``params`` over all the data, in one pass: on rows, the kernel's own
+    value (XLA's objective on ``X.T`` copies X for the binary model); else
+    :func:`~jaxlogreg.core.loss.objective_t`."""
+    if not rows:
+        return objective_t(params, X, y, sample_weight, l2, l1)
+    s = example_scale(sample_weight, X.shape[0], params.w.dtype)
+    X = X if reads_rows(kernel) else X.T
+    return kernels.get(kernel).value_and_grad(params, X, y, s, l2)[0] + l1_penalty(params.w, l1)
 
 
 def optimizer(spec: LoopSpec, hyper: Hyper) -> optax.GradientTransformationExtraArgs:

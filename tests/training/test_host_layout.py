@@ -1,4 +1,5 @@
-"""NumPy's transpose into the training layout: exact, aligned, checked, in any memory order."""
+"""NumPy's layouts of X for training, features-major Xt (n, m) and rows X (m, n): exact,
+aligned, checked, in any memory order."""
 
 import numpy as np
 import pytest
@@ -25,18 +26,18 @@ def _inputs():
     }
 
 
+@pytest.mark.parametrize("rows", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("order", list(_inputs()))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_layout_is_the_exact_transpose_aligned_in_any_order(order, dtype, parallel,
-                                                                 request):
+def test_the_layout_is_exact_and_aligned_in_any_order(order, dtype, parallel, rows, request):
     if parallel:
         request.getfixturevalue("small_blocks")
     X = _inputs()[order]
-    Xt, finite = host_layout.transposed(X, dtype)
-    assert finite and Xt.dtype == dtype and Xt.flags.c_contiguous
-    assert Xt.ctypes.data % host_layout.ALIGN == 0
-    np.testing.assert_array_equal(Xt, X.T.astype(dtype))
+    out, finite = (host_layout.row_major if rows else host_layout.transposed)(X, dtype)
+    assert finite and out.dtype == dtype and out.flags.c_contiguous
+    assert out.ctypes.data % host_layout.ALIGN == 0
+    np.testing.assert_array_equal(out, (X if rows else X.T).astype(dtype))
 
 
 def test_an_aligned_fortran_x_of_the_dtype_is_not_copied():
@@ -47,6 +48,27 @@ def test_an_aligned_fortran_x_of_the_dtype_is_not_copied():
 
 
 @pytest.mark.parametrize("parallel", [False, True])
+def test_an_aligned_c_ordered_x_of_the_dtype_is_kept_as_rows(parallel, request):
+    if parallel:
+        request.getfixturevalue("small_blocks")
+    X = host_layout.aligned_empty((300, 5), np.float32)
+    X[...] = 1.0
+    out, finite = host_layout.row_major(X, np.float32)
+    assert finite and out is X
+    X[299, 4] = np.nan  # checked all the same, in the last block
+    assert not host_layout.row_major(X, np.float32)[1]
+
+
+def test_a_misaligned_c_ordered_x_is_copied_once_to_an_aligned_buffer():
+    buffer = host_layout.aligned_empty((301 * 5,), np.float32)
+    X = buffer[5:].reshape(300, 5)  # 20 bytes past an aligned start
+    X[...] = np.arange(1500, dtype=np.float32).reshape(300, 5)
+    out, finite = host_layout.row_major(X, np.float32)
+    assert finite and out.ctypes.data % host_layout.ALIGN == 0 and not np.shares_memory(out, X)
+    np.testing.assert_array_equal(out, X)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", [0, 50, 102])  # first, middle and last block
 def test_nan_or_inf_anywhere_is_found(bad, where, parallel, request):
@@ -54,15 +76,17 @@ def test_nan_or_inf_anywhere_is_found(bad, where, parallel, request):
         request.getfixturevalue("small_blocks")
     X = _inputs()["C"].copy()
     X[where, 3] = bad
-    assert not host_layout.transposed(X, np.float64)[1]
-    assert not host_layout.transposed(np.asfortranarray(X), np.float32)[1]
+    for layout in (host_layout.transposed, host_layout.row_major):
+        assert not layout(X, np.float64)[1]
+        assert not layout(np.asfortranarray(X), np.float32)[1]
 
 
 def test_values_overflowing_the_cast_are_not_finite():
     X = _inputs()["C"].copy()
     X[17, 2] = 1e39  # finite in float64, inf in float32
-    assert host_layout.transposed(X, np.float64)[1]
-    assert not host_layout.transposed(X, np.float32)[1]
+    for layout in (host_layout.transposed, host_layout.row_major):
+        assert layout(X, np.float64)[1]
+        assert not layout(X, np.float32)[1]
 
 
 def test_finite_values_whose_sum_overflows_are_finite(small_blocks):

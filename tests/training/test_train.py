@@ -357,7 +357,7 @@ def count_passes(monkeypatch):
     xla = kernels.get("xla")
     monkeypatch.setitem(kernels._BY_NAME, "xla", dataclasses.replace(
         xla, value_and_grad=counted("value_and_grad", xla.value_and_grad)))
-    monkeypatch.setattr(loop, "objective_t", counted("objective", loop.objective_t))
+    monkeypatch.setattr(loop_spec, "objective_t", counted("objective", loop_spec.objective_t))
     fresh()
     yield calls
     monkeypatch.undo()
