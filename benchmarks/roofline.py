@@ -15,7 +15,11 @@ Candidates (float32 unless said otherwise; every one returns J and (dw, db)):
   forward, ``dz`` and ``dw += Xt_c dz_c`` while the chunk is in cache (:func:`chunked_value_and_grad_t`);
 - ``hand (n,m) bf16 X``: the library's ``x_dtype="bfloat16"`` storage (half the bytes);
 - ``native (n,m) C kernel``: :func:`jaxlogreg.kernels.native.native_value_and_grad_t`, the
-  single-read C kernel (CPU only, when a C compiler is there to build it);
+  single-read C kernel on Xt (CPU only, when a C compiler is there to build it);
+- ``native (m,n) C kernel``: :func:`jaxlogreg.kernels.native.native_rows_value_and_grad`, the
+  single-read C kernel on X as the user gives it (rows), which fits use;
+- ``softmax K=... native (m,n)`` / ``softmax K=... library (n,m)``: the softmax gradient
+  (``--classes``), the C kernel on rows against XLA's (errors against XLA's);
 - ``step ...``: one full GD training step (gradient + ``optax`` update + apply), as
   :mod:`jaxlogreg.training.loop` runs it.
 
@@ -28,6 +32,7 @@ else the library's XLA gradient (``hand (n,m) library``). Pallas kernels are not
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,31 +49,23 @@ DESCRIPTION = (__doc__ or "").strip()
 DEFAULT_SIZES = ("10000x100", "100000x100", "1000000x100", "3000000x100")
 QUICK_SIZES = ("1000x10", "5000x20")
 DEFAULT_CHUNKS = (2048, 8192)
-TARGET_CPU, TARGET_GPU = 1.5, 1.3
+TARGET_CPU, TARGET_GPU, TARGET_SOFTMAX = 1.5, 1.3, 1.5
 LIBRARY, NATIVE = "hand (n,m) library", "native (n,m) C kernel"
+NATIVE_ROWS = "native (m,n) C kernel"
+DEFAULT_CLASSES = (10,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sizes",
-        nargs="+",
-        default=None,
-        metavar="MxN",
-        help=f"problem sizes m x n (default {' '.join(DEFAULT_SIZES)})",
-    )
-    parser.add_argument(
-        "--chunks",
-        nargs="*",
-        type=int,
-        default=None,
-        help=f"sample-chunk sizes of the single-pass scan (default {DEFAULT_CHUNKS})",
-    )
+    parser.add_argument("--sizes", nargs="+", default=None, metavar="MxN",
+                        help=f"problem sizes m x n (default {' '.join(DEFAULT_SIZES)})")
+    parser.add_argument("--chunks", nargs="*", type=int, default=None,
+                        help=f"sample-chunk sizes of the single-pass scan (default {DEFAULT_CHUNKS})")
+    parser.add_argument("--classes", nargs="*", type=int, default=None,
+                        help=f"softmax K to time, the C kernel against XLA (default "
+                        f"{DEFAULT_CLASSES}; none given: binary only)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bfloat16-storage rows")
-    parser.add_argument(
-        "--no-slow",
-        action="store_true",
-        help="skip the slow (m,n) X.T@dz rows at sizes above 10^6 elements",
-    )
+    parser.add_argument("--no-slow", action="store_true",
+                        help="skip the slow (m,n) X.T@dz rows at sizes above 10^6 elements")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -93,8 +90,9 @@ def _scale(m: int, dtype: Any) -> Any:
     return jnp.asarray(1.0 / m, dtype)
 
 
-def hand_mn_xt_dz(params, X, y):
-    """Public layout X (m, n), ``dw = X.T @ dz``."""
+def hand_mn(params, X, y, transposed: bool = True):
+    """Public layout X (m, n), ``dw = X.T @ dz`` (or ``dz @ X``, the same product written the
+    other way)."""
     import jax
     import jax.numpy as jnp
 
@@ -104,21 +102,8 @@ def hand_mn_xt_dz(params, X, y):
     z = X @ params.w + params.b
     s = _scale(X.shape[0], z.dtype)
     dz = s * (jax.nn.sigmoid(z) - y)
-    return jnp.sum(s * binary_cross_entropy(z, y)), Params(X.T @ dz, jnp.sum(dz))
-
-
-def hand_mn_dz_x(params, X, y):
-    """Public layout X (m, n), ``dw = dz @ X`` (the same product, written the other way)."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxlogreg.core.loss import binary_cross_entropy
-    from jaxlogreg.core.model import Params
-
-    z = X @ params.w + params.b
-    s = _scale(X.shape[0], z.dtype)
-    dz = s * (jax.nn.sigmoid(z) - y)
-    return jnp.sum(s * binary_cross_entropy(z, y)), Params(dz @ X, jnp.sum(dz))
+    dw = X.T @ dz if transposed else dz @ X
+    return jnp.sum(s * binary_cross_entropy(z, y)), Params(dw, jnp.sum(dz))
 
 
 def library_nm(params, Xt, y):
@@ -128,20 +113,16 @@ def library_nm(params, Xt, y):
     return value_and_backward_t(params, Xt, y)
 
 
-def autodiff_mn(params, X, y):
-    import jax
-
-    from jaxlogreg.core.loss import objective_t
-
-    return jax.value_and_grad(lambda p: objective_t(p, X.T, y))(params)
-
-
 def autodiff_nm(params, Xt, y):
     import jax
 
     from jaxlogreg.core.loss import objective_t
 
     return jax.value_and_grad(lambda p: objective_t(p, Xt, y))(params)
+
+
+def autodiff_mn(params, X, y):
+    return autodiff_nm(params, X.T, y)
 
 
 def chunked_value_and_grad_t(params, Xt, y, chunk_size: int = 2048):
@@ -191,6 +172,23 @@ def native_nm(params, Xt, y):
     return kernels.get("native").value_and_grad(params, Xt, y, s, 0.0)
 
 
+def native_mn(params, X, y):
+    """The single-read C kernel on X (m, n) in rows (binary or softmax, as ``params``)."""
+    from jaxlogreg import kernels
+    from jaxlogreg.core.loss import example_scale
+
+    s = example_scale(None, X.shape[0], X.dtype)
+    return kernels.get("native_rows").value_and_grad(params, X, y, s, 0.0)
+
+
+def library_softmax_nm(params, Xt, y):
+    """XLA's gradient (the library's reference) on Xt (n, m), any model."""
+    from jaxlogreg.core.gradients import value_and_grad_t
+    from jaxlogreg.core.loss import example_scale
+
+    return value_and_grad_t(params, Xt, y, example_scale(None, Xt.shape[1], Xt.dtype), 0.0)
+
+
 def training_variant(m: int, n: int) -> str:
     """The variant whose gradient the training loop uses for binary float32 X of this size
     (the kernel table's choice on this backend)."""
@@ -199,7 +197,8 @@ def training_variant(m: int, n: int) -> str:
     from jaxlogreg import kernels
 
     shape = kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend())
-    return NATIVE if kernels.choose(shape).name == "native" else LIBRARY
+    return {"native_rows": NATIVE_ROWS, "native": NATIVE}.get(kernels.choose(shape).name,
+                                                              LIBRARY)
 
 
 def make_step(grad_fn: Callable, learning_rate: float = 0.1) -> Callable:
@@ -230,7 +229,31 @@ def _data(m: int, n: int, seed: int):
     return X, y
 
 
-def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, gpu: bool) -> list[dict]:
+def _softmax_candidates(K: int, X, Xt, seed: int, grads: dict, candidates: dict,
+                        errors: dict) -> None:
+    """The softmax gradient with K classes, the C kernel on X against XLA's on Xt, added to
+    ``grads``, ``candidates`` and ``errors`` (max |dW - XLA's dW|)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlogreg.core.model import Params
+
+    m, n = X.shape
+    params = Params(jnp.full((n, K), 0.01, jnp.float32), jnp.zeros((K,), jnp.float32))
+    y = jnp.asarray(np.random.default_rng(seed).integers(0, K, m), jnp.int32)
+    reference = jax.jit(library_softmax_nm)(params, Xt, y)[1].w
+    for name, fn, data, layout in (
+        (f"softmax K={K} library (n,m)", library_softmax_nm, Xt, "(n,m)"),
+        (f"softmax K={K} native (m,n)", native_mn, X, "(m,n)"),
+    ):
+        jitted = jax.jit(fn)
+        grads[name] = (fn, data, layout)
+        candidates[f"gradient: {name}"] = (jitted, (params, data, y))
+        errors[name] = float(jnp.max(jnp.abs(jitted(params, data, y)[1].w - reference)))
+
+
+def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, classes,
+                  gpu: bool) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
@@ -248,20 +271,18 @@ def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, gpu: bool) -
 
     grads: dict[str, tuple[Callable, Any, str]] = {}  # name -> (fn, X, layout)
     if slow_ok:
-        grads["hand (m,n) X.T@dz"] = (hand_mn_xt_dz, X, "(m,n)")
-    grads["hand (m,n) dz@X"] = (hand_mn_dz_x, X, "(m,n)")
+        grads["hand (m,n) X.T@dz"] = (hand_mn, X, "(m,n)")
+    grads["hand (m,n) dz@X"] = (functools.partial(hand_mn, transposed=False), X, "(m,n)")
     grads[LIBRARY] = (library_nm, Xt, "(n,m)")
     if not gpu and native.available():
         grads[NATIVE] = (native_nm, Xt, "(n,m)")
+        grads[NATIVE_ROWS] = (native_mn, X, "(m,n)")
     grads["jax.grad (m,n)"] = (autodiff_mn, X, "(m,n)")
     grads["jax.grad (n,m)"] = (autodiff_nm, Xt, "(n,m)")
     for C in chunks:
         if C < m:
-            grads[f"chunked (n,m) C={C}"] = (
-                lambda p, Xt, y, C=C: chunked_value_and_grad_t(p, Xt, y, C),
-                Xt,
-                "(n,m)",
-            )
+            chunked = functools.partial(chunked_value_and_grad_t, chunk_size=C)
+            grads[f"chunked (n,m) C={C}"] = (chunked, Xt, "(n,m)")
     Xt_bf16 = None
     if not args.no_bf16:
         Xt_bf16 = Xt.astype(jnp.bfloat16)
@@ -275,8 +296,11 @@ def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, gpu: bool) -
         jitted = jax.jit(fn)
         candidates[f"gradient: {name}"] = (jitted, (params, data, y))
         errors[name] = float(jnp.max(jnp.abs(jitted(params, data, y)[1].w - reference)))
+    if not gpu and native.available():
+        for K in classes:
+            _softmax_candidates(K, X, Xt, args.seed, grads, candidates, errors)
     step_names = ["hand (m,n) dz@X", LIBRARY, "jax.grad (m,n)", "jax.grad (n,m)"]
-    step_names += [NATIVE] if NATIVE in grads else []
+    step_names += [NATIVE, NATIVE_ROWS] if NATIVE in grads else []
     step_names += [k for k in grads if k.startswith("chunked")][:1]
     if slow_ok:
         step_names.insert(0, "hand (m,n) X.T@dz")
@@ -324,11 +348,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     sizes = [parse_size(s) for s in (args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))]
     chunks = args.chunks if args.chunks is not None else ((256,) if args.quick else DEFAULT_CHUNKS)
+    classes = args.classes if args.classes is not None else ((3,) if args.quick else
+                                                             DEFAULT_CLASSES)
     gpu = any(d.platform == "gpu" for d in jax.devices())
     threshold = TARGET_GPU if gpu else TARGET_CPU
     rows = []
     for m, n in sizes:
-        rows += _measure_size(m, n, args, chunks, gpu)
+        rows += _measure_size(m, n, args, chunks, classes, gpu)
 
     largest = max(sizes, key=lambda s: s[0] * s[1])
 
@@ -357,29 +383,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "time / float32 floor",
         ),
     ]
+    targets += [report.target(f"gradient ({r['variant']}), {at}", r["x_floor"], TARGET_SOFTMAX,
+                              "time / floor")
+                for r in grad_rows if r["variant"].startswith("softmax") and "native" in r["variant"]]
     ceiling_rows = [r for r in rows if r["op"] == "ceiling"]
     return {
         "config": {
             "sizes": [f"{m}x{n}" for m, n in sizes],
             "chunks": list(chunks),
+            "classes": list(classes),
             "repeats": args.repeats,
             "dtype": "float32",
             "quick": args.quick,
             "platform": jax.devices()[0].platform,
         },
         "rows": rows,
-        "columns": [
-            "m",
-            "n",
-            "op",
-            "variant",
-            "median_ms",
-            "min_ms",
-            "GB/s",
-            "x_floor",
-            "x_floor_min",
-            "max|dw - library|",
-        ],
+        "columns": ["m", "n", "op", "variant", "median_ms", "min_ms", "GB/s", "x_floor",
+                    "x_floor_min", "max|dw - library|"],
         "ceiling_gbps": {f"{r['m']}x{r['n']}": r["GB/s"] for r in ceiling_rows},
         "targets": targets,
         "notes": [
@@ -392,8 +412,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (
                 "A gradient written as two products (forward w Xt, backward Xt dz) reads X twice, "
                 "so its best possible x_floor is about 2; only a single-pass kernel can approach "
-                "1: the C kernel (jaxlogreg.kernels.native) on CPUs, the chunked lax.scan variant "
-                "written in XLA."
+                "1: the C kernels (jaxlogreg.kernels.native, on Xt and on X in rows) on CPUs, the "
+                "chunked lax.scan variant written in XLA. Softmax rows: max|dw - library| is "
+                "against XLA's softmax gradient."
             ),
             "Pallas (GPU) kernels are measured by benchmarks/gpu_roofline.py, not here.",
         ],

@@ -1,29 +1,33 @@
-/* The single-read gradient of binary logistic regression for CPUs, as an XLA FFI handler.
+/* Single-read gradients of logistic regression for CPUs, as XLA FFI handlers.
  *
- * jaxlogreg.core.native compiles this file with the system's C compiler and registers
- * jaxlogreg_value_and_grad_{f32,f64} with XLA; see that module for when it is used.
+ * jaxlogreg.kernels.native compiles this file with the system's C compiler and registers its
+ * handlers with XLA; see that module for when they are used. Two layouts of X:
  *
- *   inputs   Xt (n, m) row-major, y (m,) labels 0/1, s (m,) or () per-example scale,
- *            w (n,), b ()                               all of one dtype (float32 or float64)
- *   outputs  J ()   = Σ_i s_i (log(1 + e^{-|z_i|}) + max(z_i, 0) - y_i z_i),  z = wᵀX + b
- *            dw (n) = X dz,  db () = Σ_i dz_i,          dz = s ⊙ (σ(z) - y)
+ * jaxlogreg_rows_value_and_grad_{f32,f64}: X (m, n) row-major, as the user gives it.
+ *   inputs   X (m, n), y (m,), s (m,) or () per-example scale, w, b    (X, s, w, b one dtype)
+ *            binary:  w (n,), b (), y labels 0/1 of the dtype
+ *            softmax: w (n, K), b (K,), y int32 class indices in [0, K)
+ *   outputs  J () = Σ_i s_i L_i,  dw = Xᵀ dZ (as w),  db = Σ_i dZ_i (as b)
+ *            binary:  L = softplus((1 - 2y) z), z = Xw + b, dz = s ⊙ (σ(z) - y)
+ *            softmax: L = logsumexp(Z_i) - Z_iy (never negative), Z = XW + b,
+ *                     dZ = s ⊙ (softmax(Z) - onehot(y))
+ *   The rows are cut into blocks that fit in the core's L1 cache: for each block the forward
+ *   pass reads its rows from memory (contiguous dot products with w, or with each column of
+ *   W), the elementwise pass forms the loss and dZ, and the backward pass adds each row times
+ *   its dZ to dW, reading the rows again from the cache. Four rows and two classes per pass
+ *   (eight independent sums). A class index outside [0, K) is an error, never read past.
  *
- * (the L2 term is added by the caller). XLA's two products read X twice: z = wᵀX, then X dz.
- * Here the columns (examples) are cut into blocks of `width` columns that fit in the core's
- * L2 cache; for each block the first pass reads its n row segments from memory and forms z,
- * the elementwise pass forms the loss and dz, and the second pass reads the same segments
- * again, now from the cache, for the block's share of X dz. X crosses the memory bus once.
- * Four rows are handled per pass, so z is loaded and stored once per four rows and the four
- * dot products of the second pass are independent chains.
+ * jaxlogreg_value_and_grad_{f32,f64}: the binary model on Xt (n, m) row-major (features-major),
+ *   the same block scheme over columns of Xt (inputs Xt, y, s, w (n,), b ()).
  *
- * Work is split into parts (contiguous ranges of blocks; one part for small X) that run on
- * XLA's own thread pool (the FFI's ThreadPool_Schedule), so the kernel never competes with
- * XLA's threads for the cores: the calling thread schedules a task per extra part, then
- * claims parts itself until none is left, and waits only for parts that another thread has
- * claimed and is running (XLA may run scheduled tasks late, or on the caller's thread: a
- * task that starts after every part is claimed just returns). Each part sums its blocks in
- * the parameters' dtype and adds each block's sums to float64 totals; the caller adds the
- * parts' totals in a fixed order, so results do not depend on which thread ran what.
+ * The L2 term is added by the caller. Work is split into parts (contiguous ranges of blocks;
+ * one part for small X) that run on XLA's own thread pool (the FFI's ThreadPool_Schedule), so
+ * the kernel never competes with XLA's threads for the cores: the calling thread schedules a
+ * task per extra thread, then claims parts itself until none is left, and waits only for parts
+ * that another thread has claimed (a task that starts after every part is claimed just
+ * returns). Each part sums a block in the parameters' dtype and adds the block's sums to its
+ * float64 totals; the caller adds the parts' totals in a fixed order, so results do not depend
+ * on which thread ran what.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -31,25 +35,462 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "xla/ffi/api/c_api.h"
 
 #if defined(JAXLOGREG_LIBMVEC)
 /* glibc's vector math library (libmvec) has SIMD versions of these; declaring them lets the
- * compiler vectorize the elementwise pass without -ffast-math (which would let it assume there
- * is no NaN or inf, and, when linking, switch the process's floating point to flush denormals
- * to zero). */
+ * compiler vectorize the elementwise passes without -ffast-math (which would let it assume
+ * there is no NaN or inf, and, when linking, switch the process's floating point to flush
+ * denormals to zero). */
 __attribute__((__simd__("notinbranch"))) float expf(float);
 __attribute__((__simd__("notinbranch"))) float log1pf(float);
+__attribute__((__simd__("notinbranch"))) float logf(float);
 __attribute__((__simd__("notinbranch"))) double exp(double);
 __attribute__((__simd__("notinbranch"))) double log1p(double);
+__attribute__((__simd__("notinbranch"))) double log(double);
 #endif
 
-enum { MAX_WIDTH = 4096, MIN_WIDTH = 64, PARTS_PER_THREAD = 4 };
-static const int64_t CACHE_BYTES = 384 * 1024;         /* a block of X: within a 512 KiB L2 */
-static const int64_t MIN_ELEMENTS_PER_PART = 1 << 20;  /* smaller parts cost more than they save */
+enum { MAX_WIDTH = 4096, MIN_WIDTH = 64, MAX_ROWS = 1024, MIN_ROWS = 16, PARTS_PER_THREAD = 4 };
+static const int64_t CACHE_BYTES = 384 * 1024;      /* a block of Xt: within a 512 KiB L2 */
+static const int64_t ROWS_CACHE_BYTES = 32 * 1024;  /* a block of rows: within L1 */
+static const int64_t MIN_ELEMENTS_PER_PART = 1 << 20; /* smaller parts cost more than they save */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Parts on XLA's thread pool                                                                */
+
+typedef void (*RunPart)(void *task);
+
+/* The parts of one call, shared by the caller and its pool tasks; freed by the last of them.
+ * A pool task that starts after every part is claimed reads only this struct. */
+typedef struct {
+  atomic_int next;     /* the next part to claim */
+  atomic_int finished; /* parts done */
+  atomic_int users;    /* the caller and the scheduled tasks that have not returned */
+  int parts;
+  RunPart run;
+  char *tasks;
+  size_t task_size;
+} Work;
+
+static void release(Work *work) {
+  if (atomic_fetch_sub(&work->users, 1) == 1) free(work);
+}
+
+static void claim_parts(Work *work) {
+  for (int k; (k = atomic_fetch_add(&work->next, 1)) < work->parts;) {
+    work->run(work->tasks + (size_t)k * work->task_size);
+    atomic_fetch_add(&work->finished, 1);
+  }
+}
+
+static void pool_task(void *data) {
+  claim_parts((Work *)data);
+  release((Work *)data);
+}
+
+static XLA_FFI_Error *error(const XLA_FFI_CallFrame *frame, const char *message) {
+  XLA_FFI_Error_Create_Args args = {XLA_FFI_Error_Create_Args_STRUCT_SIZE, NULL, message,
+                                    XLA_FFI_Error_Code_INVALID_ARGUMENT};
+  return frame->api->XLA_FFI_Error_Create(&args);
+}
+
+static void drop(const XLA_FFI_CallFrame *frame, XLA_FFI_Error *err) {
+  XLA_FFI_Error_Destroy_Args args = {XLA_FFI_Error_Destroy_Args_STRUCT_SIZE, NULL, err};
+  frame->api->XLA_FFI_Error_Destroy(&args);
+}
+
+static int64_t cpus(void) {
+#ifdef CPU_COUNT
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+#endif
+  long count = sysconf(_SC_NPROCESSORS_ONLN);
+  return count > 0 ? count : 1;
+}
+
+/* Threads that may run parts: the CPUs, at most the threads of XLA's pool (1 without one). */
+static int64_t threads_for(const XLA_FFI_CallFrame *frame) {
+  const size_t needed = offsetof(XLA_FFI_Api, XLA_FFI_ThreadPool_NumThreads) +
+                        sizeof(frame->api->XLA_FFI_ThreadPool_NumThreads);
+  int64_t threads = 1, count = cpus();
+  if (frame->api->struct_size < needed) return 1;
+  XLA_FFI_ThreadPool_NumThreads_Args args = {XLA_FFI_ThreadPool_NumThreads_Args_STRUCT_SIZE,
+                                             NULL, frame->ctx, &threads};
+  XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_NumThreads(&args);
+  if (err != NULL) {
+    drop(frame, err);
+    return 1;
+  }
+  threads = threads > 0 ? threads : 1;
+  return threads < count ? threads : count;
+}
+
+/* Parts: PARTS_PER_THREAD per thread, each of at least MIN_ELEMENTS_PER_PART elements, at
+ * most one per block, at least one. */
+static int64_t count_parts(int64_t threads, int64_t elements, int64_t blocks) {
+  int64_t parts = elements / MIN_ELEMENTS_PER_PART;
+  parts = parts < PARTS_PER_THREAD * threads ? parts : PARTS_PER_THREAD * threads;
+  parts = parts < blocks ? parts : blocks;
+  return parts < 1 || threads == 1 ? 1 : parts;
+}
+
+/* Runs `run` on each of the `parts` tasks (`task_size` bytes apart), on the caller and on up to
+ * threads - 1 tasks of XLA's pool; returns when all are done: 0, or -1 out of memory. */
+static int run_parts(const XLA_FFI_CallFrame *frame, int64_t threads, int64_t parts,
+                     RunPart run, void *tasks, size_t task_size) {
+  Work *work = calloc(1, sizeof(Work));
+  if (work == NULL) return -1;
+  work->parts = (int)parts;
+  work->run = run;
+  work->tasks = tasks;
+  work->task_size = task_size;
+  atomic_init(&work->next, 0);
+  atomic_init(&work->finished, 0);
+  atomic_init(&work->users, 1);
+  for (int64_t t = 1; t < threads && t < parts; t++) { /* helpers from XLA's pool */
+    atomic_fetch_add(&work->users, 1);
+    XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, NULL,
+                                             frame->ctx, pool_task, work};
+    XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_Schedule(&args);
+    if (err != NULL) { /* no pool: the caller runs every part */
+      drop(frame, err);
+      atomic_fetch_sub(&work->users, 1);
+      break;
+    }
+  }
+  claim_parts(work);
+  while (atomic_load(&work->finished) < parts) sched_yield(); /* parts other threads run */
+  release(work);
+  return 0;
+}
+
+static XLA_FFI_Error *metadata(XLA_FFI_CallFrame *frame) {
+  XLA_FFI_Metadata *out = ((XLA_FFI_Metadata_Extension *)frame->extension_start)->metadata;
+  XLA_FFI_Api_Version version = {XLA_FFI_Api_Version_STRUCT_SIZE, NULL, XLA_FFI_API_MAJOR,
+                                 XLA_FFI_API_MINOR};
+  out->api_version = version;
+  out->traits = 0;
+  return NULL;
+}
+
+static XLA_FFI_Buffer *arg(const XLA_FFI_CallFrame *frame, int k) {
+  return (XLA_FFI_Buffer *)frame->args.args[k];
+}
+
+static XLA_FFI_Buffer *ret(const XLA_FFI_CallFrame *frame, int k) {
+  return (XLA_FFI_Buffer *)frame->rets.rets[k];
+}
+
+/* NULL when the frame has 5 array inputs and 3 array outputs, else the error `message`. */
+static XLA_FFI_Error *check_arity(const XLA_FFI_CallFrame *frame, const char *message) {
+  if (frame->args.size != 5 || frame->rets.size != 3) return error(frame, message);
+  for (int k = 0; k < 5; k++)
+    if (frame->args.types[k] != XLA_FFI_ArgType_BUFFER) return error(frame, message);
+  for (int k = 0; k < 3; k++)
+    if (frame->rets.types[k] != XLA_FFI_RetType_BUFFER) return error(frame, message);
+  return NULL;
+}
+
+static void store(void *out, int64_t i, double value, int itemsize) {
+  if (itemsize == 4) ((float *)out)[i] = (float)value;
+  else ((double *)out)[i] = value;
+}
+
+/* out[i] = Σ_k totals[k * stride + i] for i < count, the parts in order. */
+static void store_sums(void *out, const double *totals, int64_t parts, int64_t stride,
+                       int64_t count, int itemsize) {
+  for (int64_t i = 0; i < count; i++) {
+    double total = 0;
+    for (int64_t k = 0; k < parts; k++) total += totals[k * stride + i];
+    store(out, i, total, itemsize);
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* X in rows: X (m, n), binary (K = 1: w (n,), b ()) or softmax (W (n, K), b (K,))            */
+
+typedef struct {
+  const void *X, *y, *s, *w, *b;
+  int s_per_example, softmax;
+  int64_t n, K, begin, end; /* the rows [begin, end) */
+  double J;
+  double *dw, *db; /* totals: dw (n, K) as W, db (K) */
+  int bad_label;   /* a class index outside [0, K) */
+  int failed;      /* out of memory */
+} RowsTask;
+
+/* Rows per block: the block fills about ROWS_CACHE_BYTES, within [MIN_ROWS, MAX_ROWS]. */
+static int64_t block_rows(int64_t n, int64_t itemsize) {
+  int64_t rows = n > 0 ? ROWS_CACHE_BYTES / (n * itemsize) : MAX_ROWS;
+  return rows < MIN_ROWS ? MIN_ROWS : rows > MAX_ROWS ? MAX_ROWS : rows;
+}
+
+/* Z holds a block class-major, Z[c S + r] for class c and row r (S: rows a block holds), so
+ * that the elementwise passes run along the rows, vectorised, whatever K is.
+ * forward:  Z[c S + r] = x_r · Wt[c] + b[c] for the B rows of X (Wt = Wᵀ, (K, n)).
+ * backward: dWt[c] += Σ_r dZ[c S + r] x_r (X from the cache).
+ * binary:   z -> dz in place, db += Σ dz; returns Σ s softplus((1 - 2y) z).
+ * softmax:  Z -> dZ in place, db[c] += Σ_r dZ[c, r]; returns Σ s (logsumexp(Z_r) - Z_ry). */
+#define DEFINE_ROWS(SFX, T, EXP, LOG1P, LOG)                                                    \
+  static void forward_##SFX(const T *X, int64_t n, int64_t K, int64_t B, int64_t S,             \
+                            const T *Wt, const T *b, T *Z) {                                    \
+    int64_t r = 0;                                                                              \
+    for (; r + 4 <= B; r += 4) {                                                                \
+      const T *x0 = X + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;                        \
+      int64_t c = 0;                                                                            \
+      for (; c + 2 <= K; c += 2) { /* two classes: eight independent sums */                    \
+        const T *u = Wt + c * n, *v = u + n;                                                    \
+        T a0 = 0, a1 = 0, a2 = 0, a3 = 0, e0 = 0, e1 = 0, e2 = 0, e3 = 0;                       \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+          a0 += x0[j] * u[j];                                                                   \
+          a1 += x1[j] * u[j];                                                                   \
+          a2 += x2[j] * u[j];                                                                   \
+          a3 += x3[j] * u[j];                                                                   \
+          e0 += x0[j] * v[j];                                                                   \
+          e1 += x1[j] * v[j];                                                                   \
+          e2 += x2[j] * v[j];                                                                   \
+          e3 += x3[j] * v[j];                                                                   \
+        }                                                                                       \
+        T *z = Z + c * S + r, *z1 = z + S;                                                      \
+        z[0] = a0 + b[c]; z[1] = a1 + b[c]; z[2] = a2 + b[c]; z[3] = a3 + b[c];                 \
+        z1[0] = e0 + b[c + 1]; z1[1] = e1 + b[c + 1];                                           \
+        z1[2] = e2 + b[c + 1]; z1[3] = e3 + b[c + 1];                                           \
+      }                                                                                         \
+      for (; c < K; c++) {                                                                      \
+        const T *u = Wt + c * n;                                                                \
+        T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                       \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+          a0 += x0[j] * u[j];                                                                   \
+          a1 += x1[j] * u[j];                                                                   \
+          a2 += x2[j] * u[j];                                                                   \
+          a3 += x3[j] * u[j];                                                                   \
+        }                                                                                       \
+        T *z = Z + c * S + r;                                                                   \
+        z[0] = a0 + b[c]; z[1] = a1 + b[c]; z[2] = a2 + b[c]; z[3] = a3 + b[c];                 \
+      }                                                                                         \
+    }                                                                                           \
+    for (; r < B; r++)                                                                          \
+      for (int64_t c = 0; c < K; c++) {                                                         \
+        const T *x0 = X + r * n, *u = Wt + c * n;                                               \
+        T a0 = 0;                                                                               \
+        for (int64_t j = 0; j < n; j++) a0 += x0[j] * u[j];                                     \
+        Z[c * S + r] = a0 + b[c];                                                               \
+      }                                                                                         \
+  }                                                                                             \
+                                                                                                \
+  static void backward_##SFX(const T *X, int64_t n, int64_t K, int64_t B, int64_t S,            \
+                             const T *dZ, T *dWt) {                                             \
+    int64_t r = 0;                                                                              \
+    for (; r + 4 <= B; r += 4) {                                                                \
+      const T *x0 = X + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;                        \
+      int64_t c = 0;                                                                            \
+      for (; c + 2 <= K; c += 2) { /* two classes */                                            \
+        const T *d = dZ + c * S + r, *f = d + S;                                                \
+        const T d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], f0 = f[0], f1 = f[1], f2 = f[2];    \
+        const T f3 = f[3];                                                                      \
+        T *restrict u = dWt + c * n, *restrict v = u + n;                                       \
+        for (int64_t j = 0; j < n; j++) {                                                       \
+          u[j] += d0 * x0[j] + d1 * x1[j] + d2 * x2[j] + d3 * x3[j];                            \
+          v[j] += f0 * x0[j] + f1 * x1[j] + f2 * x2[j] + f3 * x3[j];                            \
+        }                                                                                       \
+      }                                                                                         \
+      for (; c < K; c++) {                                                                      \
+        const T *d = dZ + c * S + r, d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];                \
+        T *restrict u = dWt + c * n;                                                            \
+        for (int64_t j = 0; j < n; j++)                                                         \
+          u[j] += d0 * x0[j] + d1 * x1[j] + d2 * x2[j] + d3 * x3[j];                            \
+      }                                                                                         \
+    }                                                                                           \
+    for (; r < B; r++)                                                                          \
+      for (int64_t c = 0; c < K; c++) {                                                         \
+        const T d0 = dZ[c * S + r], *x0 = X + r * n;                                            \
+        T *restrict u = dWt + c * n;                                                            \
+        for (int64_t j = 0; j < n; j++) u[j] += d0 * x0[j];                                     \
+      }                                                                                         \
+  }                                                                                             \
+                                                                                                \
+  static T binary_##SFX(const RowsTask *t, int64_t r0, int64_t B, T *z, T *db) {                \
+    const T *y = (const T *)t->y + r0, *s = (const T *)t->s;                                    \
+    T J = 0, dbb = 0; /* a = σ(z) from e = exp(-|z|); L = softplus(tk): no cancellation */      \
+    for (int64_t k = 0; k < B; k++) {                                                           \
+      const T zk = z[k], e = EXP(zk < 0 ? zk : -zk), r = 1 / (1 + e);                           \
+      const T a = zk >= 0 ? r : e * r, sk = t->s_per_example ? s[r0 + k] : s[0];                \
+      const T tk = (1 - 2 * y[k]) * zk;                                                         \
+      J += sk * (LOG1P(e) + (tk > 0 ? tk : 0));                                                 \
+      z[k] = sk * (a - y[k]);                                                                   \
+      dbb += z[k];                                                                              \
+    }                                                                                           \
+    db[0] += dbb;                                                                               \
+    return J;                                                                                   \
+  }                                                                                             \
+                                                                                                \
+  /* top, zy, total: B scratch each */                                                          \
+  static T softmax_##SFX(RowsTask *t, int64_t r0, int64_t B, int64_t S, T *Z, T *db, T *top,    \
+                         T *zy, T *total) {                                                     \
+    const int32_t *y = (const int32_t *)t->y + r0;                                              \
+    const T *s = (const T *)t->s;                                                               \
+    const int64_t K = t->K;                                                                     \
+    for (int64_t k = 0; k < B; k++) top[k] = Z[k];                                              \
+    for (int64_t c = 1; c < K; c++)                                                             \
+      for (int64_t k = 0; k < B; k++) top[k] = Z[c * S + k] > top[k] ? Z[c * S + k] : top[k];   \
+    for (int64_t k = 0; k < B; k++) { /* Z_ry - max (<= 0); a bad index is never read */        \
+      const int bad = y[k] < 0 || y[k] >= K;                                                    \
+      t->bad_label |= bad;                                                                      \
+      zy[k] = bad ? 0 : Z[y[k] * S + k] - top[k];                                               \
+      total[k] = 0;                                                                             \
+    }                                                                                           \
+    for (int64_t c = 0; c < K; c++) /* exp(Z - max), summed: >= 1 (the largest is exp(0)) */    \
+      for (int64_t k = 0; k < B; k++) {                                                         \
+        Z[c * S + k] = EXP(Z[c * S + k] - top[k]);                                              \
+        total[k] += Z[c * S + k];                                                               \
+      }                                                                                         \
+    T J = 0;                                                                                    \
+    for (int64_t k = 0; k < B; k++) { /* log(Σ) >= 0 and -zy >= 0: L >= 0 */                    \
+      const T sk = t->s_per_example ? s[r0 + k] : s[0];                                         \
+      J += sk * (LOG(total[k]) - zy[k]);                                                        \
+      total[k] = sk / total[k];                                                                 \
+    }                                                                                           \
+    for (int64_t c = 0; c < K; c++) /* dZ = s (softmax - onehot) */                             \
+      for (int64_t k = 0; k < B; k++) Z[c * S + k] *= total[k];                                 \
+    for (int64_t k = 0; k < B; k++)                                                             \
+      if (y[k] >= 0 && y[k] < K) Z[y[k] * S + k] -= t->s_per_example ? s[r0 + k] : s[0];        \
+    for (int64_t c = 0; c < K; c++) {                                                           \
+      T sum = 0;                                                                                \
+      for (int64_t k = 0; k < B; k++) sum += Z[c * S + k];                                      \
+      db[c] += sum;                                                                             \
+    }                                                                                           \
+    return J;                                                                                   \
+  }                                                                                             \
+                                                                                                \
+  static void rows_task_##SFX(void *task) {                                                     \
+    RowsTask *t = (RowsTask *)task;                                                             \
+    const T *X = (const T *)t->X, *w = (const T *)t->w, *b = (const T *)t->b;                   \
+    const int64_t n = t->n, K = t->K, rows = block_rows(n, sizeof(T));                          \
+    T *Wt = malloc(sizeof(T) * (size_t)(2 * n * K + rows * K + 3 * rows + 2 * K));              \
+    if (Wt == NULL) {                                                                           \
+      t->failed = 1;                                                                            \
+      return;                                                                                   \
+    }                                                                                           \
+    T *dWt = Wt + n * K, *Z = dWt + n * K, *top = Z + rows * K, *zy = top + rows;            \
+    T *total = zy + rows, *bias = total + rows, *db = bias + K;                                 \
+    for (int64_t j = 0; j < n; j++) /* W (n, K) -> Wt (K, n): contiguous dot products */        \
+      for (int64_t c = 0; c < K; c++) Wt[c * n + j] = w[j * K + c];                             \
+    for (int64_t c = 0; c < K; c++) bias[c] = b[c];                                             \
+    memset(t->dw, 0, sizeof(double) * (size_t)(n * K));                                         \
+    memset(t->db, 0, sizeof(double) * (size_t)K);                                               \
+    double J = 0;                                                                               \
+    for (int64_t r0 = t->begin; r0 < t->end; r0 += rows) {                                      \
+      const int64_t B = t->end - r0 < rows ? t->end - r0 : rows;                                \
+      const T *Xb = X + r0 * n;                                                                 \
+      forward_##SFX(Xb, n, K, B, rows, Wt, bias, Z);                                            \
+      memset(db, 0, sizeof(T) * (size_t)K);                                                     \
+      J += t->softmax ? softmax_##SFX(t, r0, B, rows, Z, db, top, zy, total)                    \
+                      : binary_##SFX(t, r0, B, Z, db);                                          \
+      memset(dWt, 0, sizeof(T) * (size_t)(n * K));                                              \
+      backward_##SFX(Xb, n, K, B, rows, Z, dWt);                                                \
+      for (int64_t j = 0; j < n; j++)                                                           \
+        for (int64_t c = 0; c < K; c++) t->dw[j * K + c] += dWt[c * n + j];                     \
+      for (int64_t c = 0; c < K; c++) t->db[c] += db[c];                                        \
+    }                                                                                           \
+    t->J = J;                                                                                   \
+    free(Wt);                                                                                   \
+  }
+
+DEFINE_ROWS(f32, float, expf, log1pf, logf)
+DEFINE_ROWS(f64, double, exp, log1p, log)
+
+static const char ROWS_SHAPES[] =
+    "jaxlogreg native gradient (rows): expected X (m, n), y (m,), s (m,) or (), and w (n,), "
+    "b () (binary, y of X's dtype) or w (n, K), b (K,) (softmax, y int32), all else of X's "
+    "dtype; J (), dw and db shaped as w and b";
+
+/* NULL when the frame holds X (m, n), y, s, w, b and J, dw, db as ROWS_SHAPES says. */
+static XLA_FFI_Error *check_rows(const XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype) {
+  XLA_FFI_Error *err = check_arity(frame, ROWS_SHAPES);
+  if (err != NULL) return err;
+  const XLA_FFI_Buffer *X = arg(frame, 0), *y = arg(frame, 1), *s = arg(frame, 2);
+  const XLA_FFI_Buffer *w = arg(frame, 3), *b = arg(frame, 4);
+  const XLA_FFI_Buffer *J = ret(frame, 0), *dw = ret(frame, 1), *db = ret(frame, 2);
+  const int softmax = w->rank == 2;
+  const XLA_FFI_DataType y_dtype = softmax ? XLA_FFI_DataType_S32 : dtype;
+  int ok = X->dtype == dtype && y->dtype == y_dtype && s->dtype == dtype && w->dtype == dtype &&
+           b->dtype == dtype && J->dtype == dtype && dw->dtype == dtype && db->dtype == dtype;
+  ok = ok && X->rank == 2 && y->rank == 1 && s->rank <= 1 && J->rank == 0;
+  ok = ok && (w->rank == 1 || w->rank == 2) && b->rank == w->rank - 1;
+  ok = ok && dw->rank == w->rank && db->rank == b->rank;
+  if (!ok) return error(frame, ROWS_SHAPES);
+  const int64_t m = X->dims[0], n = X->dims[1], K = softmax ? w->dims[1] : 1;
+  ok = y->dims[0] == m && (s->rank == 0 || s->dims[0] == m) && w->dims[0] == n && K >= 1;
+  ok = ok && dw->dims[0] == n && (!softmax || (b->dims[0] == K && dw->dims[1] == K &&
+                                               db->dims[0] == K));
+  return ok ? NULL : error(frame, ROWS_SHAPES);
+}
+
+static XLA_FFI_Error *rows_value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype,
+                                          RunPart run) {
+  if (frame->extension_start != NULL &&
+      frame->extension_start->type == XLA_FFI_Extension_Metadata)
+    return metadata(frame);
+  if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;
+  XLA_FFI_Error *err = check_rows(frame, dtype);
+  if (err != NULL) return err;
+  const XLA_FFI_Buffer *X = arg(frame, 0), *s = arg(frame, 2), *w = arg(frame, 3);
+  const int softmax = w->rank == 2, itemsize = dtype == XLA_FFI_DataType_F32 ? 4 : 8;
+  const int64_t m = X->dims[0], n = X->dims[1], K = softmax ? w->dims[1] : 1;
+  const int64_t rows = block_rows(n, itemsize), blocks = (m + rows - 1) / rows;
+  const int64_t threads = threads_for(frame);
+  const int64_t parts = count_parts(threads, n * m * K, blocks), stride = n * K + K;
+  RowsTask *tasks = calloc((size_t)parts, sizeof(RowsTask));
+  double *totals = malloc(sizeof(double) * (size_t)(parts * stride));
+  int failed = tasks == NULL || totals == NULL;
+  for (int64_t k = 0; !failed && k < parts; k++) {
+    const int64_t begin = blocks * k / parts * rows, end = blocks * (k + 1) / parts * rows;
+    RowsTask part = {X->data, arg(frame, 1)->data, s->data, w->data, arg(frame, 4)->data,
+                     s->rank == 1, softmax, n, K, begin < m ? begin : m, end < m ? end : m,
+                     0, totals + k * stride, totals + k * stride + n * K, 0, 0};
+    tasks[k] = part;
+  }
+  failed = failed || run_parts(frame, threads, parts, run, tasks, sizeof(RowsTask)) != 0;
+  int bad_label = 0;
+  double J = 0;
+  for (int64_t k = 0; !failed && k < parts; k++) {
+    failed |= tasks[k].failed;
+    bad_label |= tasks[k].bad_label;
+    J += tasks[k].J;
+  }
+  if (!failed && !bad_label) {
+    store(ret(frame, 0)->data, 0, J, itemsize);
+    store_sums(ret(frame, 1)->data, totals, parts, stride, n * K, itemsize);
+    store_sums(ret(frame, 2)->data, totals + n * K, parts, stride, K, itemsize);
+  }
+  free(tasks);
+  free(totals);
+  if (failed) return error(frame, "jaxlogreg native gradient (rows): out of memory");
+  if (bad_label) {
+    char message[160];
+    snprintf(message, sizeof(message),
+             "jaxlogreg native gradient (rows): y holds a class index outside [0, %lld)",
+             (long long)K);
+    return error(frame, message);
+  }
+  return NULL;
+}
+
+XLA_FFI_Error *jaxlogreg_rows_value_and_grad_f32(XLA_FFI_CallFrame *frame) {
+  return rows_value_and_grad(frame, XLA_FFI_DataType_F32, rows_task_f32);
+}
+
+XLA_FFI_Error *jaxlogreg_rows_value_and_grad_f64(XLA_FFI_CallFrame *frame) {
+  return rows_value_and_grad(frame, XLA_FFI_DataType_F64, rows_task_f64);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* X features-major: Xt (n, m), binary                                                       */
 
 typedef struct {
   const void *Xt, *y, *s, *w;
@@ -67,8 +508,11 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
   return width < MIN_WIDTH ? MIN_WIDTH : width > MAX_WIDTH ? MAX_WIDTH : width;
 }
 
+/* For each block of columns: z = wᵀX + b four rows of Xt at a time, the loss and dz, then
+ * dw += X[:, block] dz from the cache, four independent dot products at a time. */
 #define DEFINE_TASK(NAME, T, EXP, LOG1P)                                                      \
-  static void NAME(Task *t) {                                                               \
+  static void NAME(void *task) {                                                            \
+    Task *t = (Task *)task;                                                                 \
     const T *Xt = (const T *)t->Xt, *y = (const T *)t->y, *s = (const T *)t->s;             \
     const T *w = (const T *)t->w, b = (T)t->b;                                              \
     const int64_t n = t->n, m = t->m, width = block_width(n, sizeof(T));                    \
@@ -80,7 +524,7 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
       const T *yc = y + c;                                                                  \
       int64_t i = 0;                                                                        \
       for (int64_t k = 0; k < B; k++) z[k] = b;                                             \
-      for (; i + 4 <= n; i += 4) { /* forward: z = wᵀX + b, four rows at a time */          \
+      for (; i + 4 <= n; i += 4) {                                                          \
         const T *x0 = Xt + i * m + c, *x1 = x0 + m, *x2 = x1 + m, *x3 = x2 + m;             \
         const T w0 = w[i], w1 = w[i + 1], w2 = w[i + 2], w3 = w[i + 3];                     \
         for (int64_t k = 0; k < B; k++)                                                     \
@@ -90,18 +534,18 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
         const T *x0 = Xt + i * m + c, w0 = w[i];                                            \
         for (int64_t k = 0; k < B; k++) z[k] += w0 * x0[k];                                 \
       }                                                                                     \
-      T Jb = 0, dbb = 0; /* loss and dz = s (a - y), a = σ(z) from e = exp(-|z|) */         \
+      T Jb = 0, dbb = 0;                                                                    \
       for (int64_t k = 0; k < B; k++) {                                                     \
         const T zk = z[k], e = EXP(zk < 0 ? zk : -zk), r = 1 / (1 + e);                     \
         const T a = zk >= 0 ? r : e * r, sk = t->s_per_example ? s[c + k] : s[0];          \
-        const T tk = (1 - 2 * yc[k]) * zk; /* L = softplus(tk): no cancellation, y in {0,1} */ \
+        const T tk = (1 - 2 * yc[k]) * zk;                                                  \
         Jb += sk * (LOG1P(e) + (tk > 0 ? tk : 0));                                          \
         dz[k] = sk * (a - yc[k]);                                                           \
         dbb += dz[k];                                                                       \
       }                                                                                     \
       J += Jb;                                                                              \
       db += dbb;                                                                            \
-      for (i = 0; i + 4 <= n; i += 4) { /* backward: dw += X[:, block] dz, from the cache */ \
+      for (i = 0; i + 4 <= n; i += 4) {                                                     \
         const T *x0 = Xt + i * m + c, *x1 = x0 + m, *x2 = x1 + m, *x3 = x2 + m;             \
         T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                   \
         for (int64_t k = 0; k < B; k++) {                                                   \
@@ -129,176 +573,58 @@ static int64_t block_width(int64_t n, int64_t itemsize) {
 DEFINE_TASK(task_f32, float, expf, log1pf)
 DEFINE_TASK(task_f64, double, exp, log1p)
 
-static int64_t cpus(void) {
-#ifdef CPU_COUNT
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
-#endif
-  long count = sysconf(_SC_NPROCESSORS_ONLN);
-  return count > 0 ? count : 1;
-}
-
-/* The parts of one call, shared by the caller and its pool tasks; freed by the last of them. */
-typedef struct {
-  atomic_int next;     /* the next part to claim */
-  atomic_int finished; /* parts done */
-  atomic_int users;    /* the caller and the scheduled tasks that have not returned */
-  int parts;
-  void (*run)(Task *);
-  Task *tasks;
-  double *totals;
-} Work;
-
-static void release(Work *work) {
-  if (atomic_fetch_sub(&work->users, 1) == 1) {
-    free(work->tasks);
-    free(work->totals);
-    free(work);
-  }
-}
-
-static void claim_parts(Work *work) {
-  for (int k; (k = atomic_fetch_add(&work->next, 1)) < work->parts;) {
-    work->run(&work->tasks[k]);
-    atomic_fetch_add(&work->finished, 1);
-  }
-}
-
-static void pool_task(void *data) {
-  claim_parts((Work *)data);
-  release((Work *)data);
-}
-
-static XLA_FFI_Error *error(const XLA_FFI_CallFrame *frame, const char *message) {
-  XLA_FFI_Error_Create_Args args = {XLA_FFI_Error_Create_Args_STRUCT_SIZE, NULL, message,
-                                    XLA_FFI_Error_Code_INVALID_ARGUMENT};
-  return frame->api->XLA_FFI_Error_Create(&args);
-}
-
-static void drop(const XLA_FFI_CallFrame *frame, XLA_FFI_Error *err) {
-  XLA_FFI_Error_Destroy_Args args = {XLA_FFI_Error_Destroy_Args_STRUCT_SIZE, NULL, err};
-  frame->api->XLA_FFI_Error_Destroy(&args);
-}
-
-/* Threads of XLA's pool (1 when this XLA has no pool for handlers). */
-static int64_t pool_threads(const XLA_FFI_CallFrame *frame) {
-  const size_t needed = offsetof(XLA_FFI_Api, XLA_FFI_ThreadPool_NumThreads) +
-                        sizeof(frame->api->XLA_FFI_ThreadPool_NumThreads);
-  if (frame->api->struct_size < needed) return 1;
-  int64_t threads = 1;
-  XLA_FFI_ThreadPool_NumThreads_Args args = {XLA_FFI_ThreadPool_NumThreads_Args_STRUCT_SIZE,
-                                             NULL, frame->ctx, &threads};
-  XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_NumThreads(&args);
-  if (err != NULL) {
-    drop(frame, err);
-    return 1;
-  }
-  return threads > 0 ? threads : 1;
-}
-
-static XLA_FFI_Error *metadata(XLA_FFI_CallFrame *frame) {
-  XLA_FFI_Metadata *out = ((XLA_FFI_Metadata_Extension *)frame->extension_start)->metadata;
-  XLA_FFI_Api_Version version = {XLA_FFI_Api_Version_STRUCT_SIZE, NULL, XLA_FFI_API_MAJOR,
-                                 XLA_FFI_API_MINOR};
-  out->api_version = version;
-  out->traits = 0;
-  return NULL;
-}
-
-static XLA_FFI_Buffer *buffer(void *p) { return (XLA_FFI_Buffer *)p; }
+static const char FEATURES_SHAPES[] =
+    "jaxlogreg native gradient: expected Xt (n, m), y (m,), s (m,) or (), w (n,), b () and "
+    "J (), dw (n,), db (), all of one dtype";
 
 static XLA_FFI_Error *value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype,
-                                     void (*run)(Task *)) {
+                                     RunPart run) {
   if (frame->extension_start != NULL &&
       frame->extension_start->type == XLA_FFI_Extension_Metadata)
     return metadata(frame);
   if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;
-  if (frame->args.size != 5 || frame->rets.size != 3)
-    return error(frame, "jaxlogreg native gradient: expected 5 inputs and 3 outputs");
-  for (int64_t k = 0; k < 5; k++)
-    if (frame->args.types[k] != XLA_FFI_ArgType_BUFFER ||
-        buffer(frame->args.args[k])->dtype != dtype)
-      return error(frame, "jaxlogreg native gradient: inputs must be arrays of its dtype");
-  for (int64_t k = 0; k < 3; k++)
-    if (frame->rets.types[k] != XLA_FFI_RetType_BUFFER ||
-        buffer(frame->rets.rets[k])->dtype != dtype)
-      return error(frame, "jaxlogreg native gradient: outputs must be arrays of its dtype");
-  XLA_FFI_Buffer *Xt = buffer(frame->args.args[0]), *y = buffer(frame->args.args[1]);
-  XLA_FFI_Buffer *s = buffer(frame->args.args[2]), *w = buffer(frame->args.args[3]);
-  XLA_FFI_Buffer *b = buffer(frame->args.args[4]);
-  if (Xt->rank != 2 || y->rank != 1 || w->rank != 1 || b->rank != 0 || s->rank > 1)
-    return error(frame, "jaxlogreg native gradient: expected Xt (n, m), y (m,), s (m,) or (), "
-                        "w (n,), b ()");
+  XLA_FFI_Error *err = check_arity(frame, FEATURES_SHAPES);
+  if (err != NULL) return err;
+  for (int k = 0; k < 5; k++)
+    if (arg(frame, k)->dtype != dtype) return error(frame, FEATURES_SHAPES);
+  for (int k = 0; k < 3; k++)
+    if (ret(frame, k)->dtype != dtype) return error(frame, FEATURES_SHAPES);
+  const XLA_FFI_Buffer *Xt = arg(frame, 0), *y = arg(frame, 1), *s = arg(frame, 2);
+  const XLA_FFI_Buffer *w = arg(frame, 3), *b = arg(frame, 4);
+  if (Xt->rank != 2 || y->rank != 1 || w->rank != 1 || b->rank != 0 || s->rank > 1 ||
+      ret(frame, 0)->rank != 0 || ret(frame, 1)->rank != 1 || ret(frame, 2)->rank != 0)
+    return error(frame, FEATURES_SHAPES);
   const int64_t n = Xt->dims[0], m = Xt->dims[1];
-  if (y->dims[0] != m || w->dims[0] != n || (s->rank == 1 && s->dims[0] != m))
-    return error(frame, "jaxlogreg native gradient: shapes of Xt, y, s and w do not agree");
+  if (y->dims[0] != m || w->dims[0] != n || (s->rank == 1 && s->dims[0] != m) ||
+      ret(frame, 1)->dims[0] != n)
+    return error(frame, FEATURES_SHAPES);
   const int itemsize = dtype == XLA_FFI_DataType_F32 ? 4 : 8;
   const double bias = itemsize == 4 ? *(const float *)b->data : *(const double *)b->data;
-
-  /* parts: PARTS_PER_THREAD per thread that may run them, each of at least
-     MIN_ELEMENTS_PER_PART elements, and at least one block */
   const int64_t width = block_width(n, itemsize), blocks = (m + width - 1) / width;
-  int64_t threads = cpus(), in_pool = pool_threads(frame);
-  threads = threads < in_pool ? threads : in_pool;
-  int64_t parts = n * m / MIN_ELEMENTS_PER_PART;
-  parts = parts < PARTS_PER_THREAD * threads ? parts : PARTS_PER_THREAD * threads;
-  parts = parts < blocks ? parts : blocks;
-  parts = parts < 1 ? 1 : threads == 1 ? 1 : parts;
-  Work *work = calloc(1, sizeof(Work));
+  const int64_t threads = threads_for(frame), parts = count_parts(threads, n * m, blocks);
   Task *tasks = calloc((size_t)parts, sizeof(Task));
   double *totals = malloc(sizeof(double) * (size_t)(parts * (n > 0 ? n : 1)));
-  if (work == NULL || tasks == NULL || totals == NULL) {
-    free(work);
-    free(tasks);
-    free(totals);
-    return error(frame, "jaxlogreg native gradient: out of memory");
-  }
-  for (int64_t k = 0; k < parts; k++) {
+  int failed = tasks == NULL || totals == NULL;
+  for (int64_t k = 0; !failed && k < parts; k++) {
     int64_t begin = blocks * k / parts * width, end = blocks * (k + 1) / parts * width;
     Task part = {Xt->data, y->data, s->data, w->data, bias, s->rank == 1, n, m,
                  begin < m ? begin : m, end < m ? end : m, 0, 0, totals + k * n};
     tasks[k] = part;
   }
-  *work = (Work){.parts = (int)parts, .run = run, .tasks = tasks, .totals = totals};
-  atomic_init(&work->next, 0);
-  atomic_init(&work->finished, 0);
-  atomic_init(&work->users, 1);
-  for (int64_t t = 1; t < threads && t < parts; t++) { /* helpers from XLA's pool */
-    atomic_fetch_add(&work->users, 1);
-    XLA_FFI_ThreadPool_Schedule_Args args = {XLA_FFI_ThreadPool_Schedule_Args_STRUCT_SIZE, NULL,
-                                             frame->ctx, pool_task, work};
-    XLA_FFI_Error *err = frame->api->XLA_FFI_ThreadPool_Schedule(&args);
-    if (err != NULL) { /* no pool: the caller runs every part */
-      drop(frame, err);
-      atomic_fetch_sub(&work->users, 1);
-      break;
-    }
-  }
-  claim_parts(work);
-  while (atomic_load(&work->finished) < parts) sched_yield(); /* parts other threads run */
-
+  failed = failed || run_parts(frame, threads, parts, run, tasks, sizeof(Task)) != 0;
   double J = 0, db = 0;
-  for (int64_t k = 0; k < parts; k++) {
+  for (int64_t k = 0; !failed && k < parts; k++) {
     J += tasks[k].J;
     db += tasks[k].db;
   }
-  void *J_out = buffer(frame->rets.rets[0])->data, *dw_out = buffer(frame->rets.rets[1])->data;
-  void *db_out = buffer(frame->rets.rets[2])->data;
-  for (int64_t i = 0; i < n; i++) {
-    double total = 0;
-    for (int64_t k = 0; k < parts; k++) total += totals[k * n + i];
-    if (itemsize == 4) ((float *)dw_out)[i] = (float)total;
-    else ((double *)dw_out)[i] = total;
+  if (!failed) {
+    store(ret(frame, 0)->data, 0, J, itemsize);
+    store_sums(ret(frame, 1)->data, totals, parts, n, n, itemsize);
+    store(ret(frame, 2)->data, 0, db, itemsize);
   }
-  if (itemsize == 4) {
-    *(float *)J_out = (float)J;
-    *(float *)db_out = (float)db;
-  } else {
-    *(double *)J_out = J;
-    *(double *)db_out = db;
-  }
-  release(work);
-  return NULL;
+  free(tasks);
+  free(totals);
+  return failed ? error(frame, "jaxlogreg native gradient: out of memory") : NULL;
 }
 
 XLA_FFI_Error *jaxlogreg_value_and_grad_f32(XLA_FFI_CallFrame *frame) {

@@ -1,7 +1,7 @@
 """One contract, every kernel: ``(params, Xt, y, s, l2) -> (J, ∇J)`` of each entry of the
-kernel table against ``jax.grad`` of the objective and, in float64, central finite
-differences; binary and softmax, float32 and float64, with and without weights and penalty,
-ragged shapes and extreme logits (|z| ~ 1e4). Tolerances follow the dtype's epsilon: J
+kernel table (X = Xtᵀ, C-ordered (m, n), for kernels of layout "rows") against ``jax.grad``
+of the objective and, in float64, central finite differences; binary and softmax, float32 and
+float64, with and without weights and penalty, ragged shapes and extreme logits (|z| ~ 1e4). Tolerances follow the dtype's epsilon: J
 relative to itself, ∇J relative to the sum of the absolute terms of each sum ``Σ_i s_i x_ij``
 (the lecture's ``dz = a - y`` rounds to about one ulp of 1 when ``a`` saturates).
 The hand-written Hessian and its vector product (:mod:`jaxlogreg.core.hessian`) are held to
@@ -37,7 +37,7 @@ def _runnable(kernel: kernels.Kernel) -> str | None:
     platform (its record's), or a C kernel that does not build here."""
     if kernel.platform not in (None, jax.default_backend()):
         return f"{kernel.name} is compiled for {kernel.platform}, JAX's backend is not"
-    if kernel.name == "native" and not native.available():
+    if kernel.name.startswith("native") and not native.available():
         return f"no C kernel here: {native.build_error()}"
     return None
 
@@ -60,6 +60,13 @@ def _problem(m, n, k, dtype, *, weighted, logit_scale=1.0, seed=0):
     return params, Xt, y, example_scale(sw, m, dtype), sw
 
 
+def _call(kernel: kernels.Kernel, params, Xt, y, s, l2, *, jit: bool = True):
+    """``kernel``'s value and gradient, X given in the layout its record says."""
+    X = jnp.asarray(np.ascontiguousarray(np.asarray(Xt).T)) if kernel.layout == "rows" else Xt
+    return (jax.jit(kernel.value_and_grad) if jit else kernel.value_and_grad)(
+        params, X, y, s, l2)
+
+
 def _rel(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
@@ -71,7 +78,7 @@ def _check(kernel, k, dtype, *, m=37, n=5, weighted=False, l2=0.0, logit_scale=1
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
         params, Xt, y, s, sw = _problem(m, n, k, dtype, weighted=weighted,
                                         logit_scale=logit_scale, seed=seed)
-        J, g = jax.jit(kernel.value_and_grad)(params, Xt, y, s, l2)
+        J, g = _call(kernel, params, Xt, y, s, l2)
         J_ref, g_ref = jax.value_and_grad(objective_t)(params, Xt, y, sw, l2)
     assert J.dtype == params.w.dtype and np.isfinite(float(J))
     for leaf, ref, p in zip(g, g_ref, params, strict=True):
@@ -102,6 +109,27 @@ def test_ragged_and_tiny_shapes(kernel, m, n, k):
     _check(kernel, k, "float64", m=m, n=n, weighted=True, l2=0.1)
 
 
+ROWS_KERNELS = [k for k in KERNELS if k.values[0].layout == "rows"]
+
+
+# The C kernel on rows cuts X into blocks of about 32 KiB (at least 16 rows): m not a multiple
+# of a block over several blocks, rows wider than a block, odd n, one row, one feature.
+@pytest.mark.parametrize("kernel", ROWS_KERNELS)
+@pytest.mark.parametrize("k", [2, 3, 7])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m, n", [(1, 1), (1001, 17), (37, 4500), (333, 1)])
+def test_rows_kernels_over_blocks_and_odd_shapes(kernel, k, dtype, m, n):
+    _check(kernel, k, dtype, m=m, n=n, weighted=True, l2=0.1)
+
+
+@pytest.mark.parametrize("kernel", ROWS_KERNELS)
+@pytest.mark.parametrize("k", [3, 7])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
+def test_rows_kernels_softmax_at_extreme_logits(kernel, k, dtype, logit_scale):
+    _check(kernel, k, dtype, m=203, n=6, logit_scale=logit_scale, weighted=True)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("k", [2, pytest.param(3, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -111,17 +139,17 @@ def test_extreme_logits_stay_finite_and_agree(kernel, k, dtype, logit_scale):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, 3, pytest.param(7, marks=pytest.mark.slow)])
 def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
     if kernel.binary_only and k != 2:
         pytest.skip(f"{kernel.name} computes the binary model only")
     h, l2 = 1e-6, 0.2
     with jax.enable_x64(True):
         params, Xt, y, s, _ = _problem(29, 4, k, "float64", weighted=True)
-        _, g = jax.jit(kernel.value_and_grad)(params, Xt, y, s, l2)
+        _, g = _call(kernel, params, Xt, y, s, l2)
 
         def J(p):
-            return float(kernel.value_and_grad(p, Xt, y, s, l2)[0])
+            return float(_call(kernel, p, Xt, y, s, l2, jit=False)[0])
 
         for leaf_index, leaf in enumerate(params):
             flat = np.asarray(leaf, np.float64).ravel()

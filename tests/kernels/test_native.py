@@ -1,4 +1,4 @@
-"""The single-read C gradient for CPUs in fits, its choice, and its switch
+"""The single-read C gradients for CPUs in fits, their choice, and their switch
 ``JAXLOGREG_NATIVE`` (its agreement with jax.grad and finite differences is the kernel
 contract's, tests/kernels/test_contract.py).
 
@@ -60,8 +60,9 @@ def test_loading_it_leaves_denormals_alone():
 
 
 @needs_compiler
+@pytest.mark.parametrize("kernel", ["native_rows", "native"])
 @pytest.mark.parametrize("solver", ["lbfgs", "gd"])
-def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver):
+def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver, kernel):
     import jaxlogreg as jl
     from jaxlogreg.training import pipeline
 
@@ -71,14 +72,14 @@ def test_fits_the_same_model_as_the_xla_gradient(monkeypatch, solver):
     settings = {"solver": solver, "learning_rate": 0.5, "max_iter": 30, "tol": 0.0,
                 "dtype": "float64"}
     reference = jl.fit(X, y, **settings)
-    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: kernel)
     fit = jl.fit(X, y, **settings)
     np.testing.assert_allclose(fit.loss_history, reference.loss_history, rtol=1e-12)
     np.testing.assert_allclose(fit.params.w, reference.params.w, rtol=1e-9, atol=1e-12)
 
 
 @needs_compiler
-def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
+def test_is_chosen_for_large_dense_data_on_a_cpu():
     import jaxlogreg as jl
     from jaxlogreg.training import pipeline
     from jaxlogreg.training.data import device_data as prepared
@@ -91,18 +92,20 @@ def test_is_chosen_for_large_binary_dense_data_on_a_cpu():
     m, n = native.MIN_ELEMENTS // 8, 8
     X = np.random.default_rng(0).normal(size=(m, n)).astype(np.float32)
     y = np.arange(m) % 2
-    expected = "native" if jax.default_backend() == "cpu" else "fused"
+    expected = "native_rows" if jax.default_backend() == "cpu" else "fused"
     assert pipeline.kernel_for(device_data(X, y, config)) == expected
     small = device_data(X[:1000], y[:1000], config)
     assert pipeline.kernel_for(small) == ("xla" if jax.default_backend() == "cpu" else "fused")
     three_classes = device_data(X, np.arange(m) % 3, config)
-    assert pipeline.kernel_for(three_classes) != "native"
+    assert pipeline.kernel_for(three_classes) == expected
+    many = device_data(X, np.arange(m) % (native.MAX_CLASSES + 1), config)
+    assert pipeline.kernel_for(many) not in ("native_rows", "native")
     bf16 = device_data(X, y, jl.TrainConfig(dtype="float32", x_dtype="bfloat16"))
-    assert pipeline.kernel_for(bf16) != "native"
+    assert pipeline.kernel_for(bf16) not in ("native_rows", "native")
     n_wide = native.MAX_FEATURES + 1
     wide = device_data(np.ones((native.MIN_ELEMENTS // n_wide + 1, n_wide), np.float32),
                                 np.arange(native.MIN_ELEMENTS // n_wide + 1) % 2, config)
-    assert pipeline.kernel_for(wide) != "native"
+    assert pipeline.kernel_for(wide) not in ("native_rows", "native")
 
 
 @needs_compiler
@@ -111,7 +114,7 @@ def test_repeated_fits_with_the_kernel_compile_once(monkeypatch):
     import jaxlogreg as jl
     from jaxlogreg.training import loop, pipeline
 
-    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native")
+    monkeypatch.setattr(pipeline, "kernel_for", lambda data: "native_rows")
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(300, 5)), rng.integers(0, 2, 300)
     config = jl.TrainConfig(solver="lbfgs", max_iter=20)
@@ -137,7 +140,7 @@ def test_a_large_float32_fit_chooses_it_and_matches_xla(monkeypatch):
     monkeypatch.setattr(pipeline, "kernel_for", lambda data: chosen.append(kernel_for(data))
                         or chosen[-1])
     ours = jl.fit(X, y, solver="lbfgs", tol=1e-6)
-    assert chosen == ["native"]
+    assert chosen == ["native_rows"]
     monkeypatch.setattr(pipeline, "kernel_for", lambda data: "xla")
     xla = jl.fit(X, y, solver="lbfgs", tol=1e-6)
     assert ours.status == xla.status == "converged"
@@ -160,6 +163,8 @@ def test_switched_off_it_is_never_built_nor_chosen(monkeypatch):
     params, Xt, y, s, _ = make(10, 3, "float32")
     with pytest.raises(RuntimeError, match="not available: turned off by JAXLOGREG_NATIVE"):
         native.native_value_and_grad_t(params, Xt, y, s, 0.0)
+    with pytest.raises(RuntimeError, match="not available: turned off by JAXLOGREG_NATIVE"):
+        native.native_rows_value_and_grad(params, Xt.T, y, s, 0.0)
 
 
 def test_a_bad_switch_value_is_an_error_naming_it(monkeypatch):

@@ -144,7 +144,7 @@ def test_a_damaged_cached_library_is_built_again_never_loaded(tmp_path, built, d
     library = cached_copy(built, tmp_path / "cache")
     damage(library, native_build.digest_path(library))
     assert not verified(library)
-    fit_in_a_child(tmp_path / "cache", "native")
+    fit_in_a_child(tmp_path / "cache", "native_rows")
     assert verified(library)
 
 
@@ -153,7 +153,8 @@ def test_a_damaged_library_is_built_again_in_process(tmp_path, built):
     library = cached_copy(built, tmp_path)
     library.write_bytes(b"not a shared library")
     loaded = native_build.build_and_load(library.parent)
-    assert all(hasattr(loaded, name) for name in native.TARGETS.values())
+    targets = (*native.TARGETS.values(), *native.ROWS_TARGETS.values())
+    assert all(hasattr(loaded, name) for name in targets)
     assert verified(library)
 
 
@@ -191,7 +192,8 @@ def test_every_build_variant_compiles_and_exports_both_handlers(tmp_path):
         assert verified(target)
         library = native_build.load_verified(target)
         assert isinstance(library, ctypes.CDLL)
-        assert all(hasattr(library, name) for name in native.TARGETS.values())
+        targets = (*native.TARGETS.values(), *native.ROWS_TARGETS.values())
+        assert all(hasattr(library, name) for name in targets)
     assert "-march=native" not in native_build.variants()[-1]
 
 

@@ -19,7 +19,8 @@ def _shape(n, m=1 << 16, k=2, x_dtype=F32, dtype=F32, backend="cpu", **kw):
 
 def test_every_kernel_is_in_the_table_once_and_xla_always_applies():
     names = [k.name for k in kernels.KERNELS]
-    assert len(set(names)) == len(names) and {"xla", "native", "fused"} <= set(names)
+    assert len(set(names)) == len(names)
+    assert {"xla", "native_rows", "native", "fused"} <= set(names)
     assert kernels.get("xla").applies(_shape(10**6, backend="tpu", sparse=True))
     with pytest.raises(ValueError, match="kernel must be one of .* got 'nope'"):
         kernels.get("nope")
@@ -56,7 +57,8 @@ def test_on_a_cpu_the_c_kernel_exactly_within_its_bounds(monkeypatch):
 
     def supports(n, m, k, dtype):  # the kernel's own rule, without building it
         calls.append((n, m, k))
-        return k == 2 and n * m >= native.MIN_ELEMENTS and n <= native.MAX_FEATURES
+        return (k <= native.MAX_CLASSES and n * m >= native.MIN_ELEMENTS
+                and n <= native.MAX_FEATURES)
 
     monkeypatch.setattr(native, "supports", supports)
 
@@ -65,15 +67,19 @@ def test_on_a_cpu_the_c_kernel_exactly_within_its_bounds(monkeypatch):
 
     n = native.MAX_FEATURES
     m = -(-native.MIN_ELEMENTS // n)
-    assert chosen(n, m) == "native"  # inclusive at both bounds
+    assert chosen(n, m) == "native_rows"  # inclusive at both bounds
+    assert kernels.get("native_rows").layout == "rows"  # the pipeline hands it X (m, n)
     assert chosen(n + 1, m) == "xla"
-    assert chosen(1, native.MIN_ELEMENTS) == "native"
+    assert chosen(1, native.MIN_ELEMENTS) == "native_rows"
     assert chosen(1, native.MIN_ELEMENTS - 1) == "xla"
-    assert chosen(n, m, x_dtype=F64, dtype=F64) == "native"
+    assert chosen(n, m, x_dtype=F64, dtype=F64) == "native_rows"
+    assert chosen(n, m, k=native.MAX_CLASSES) == "native_rows"  # softmax too
+    assert chosen(n, m, k=native.MAX_CLASSES + 1) == "xla"
     assert chosen(n, m, x_dtype=BF16) == "xla"  # X stored narrower than the parameters
     assert chosen(n, m, sparse=True) == "xla" and chosen(n, m, sharded=True) == "xla"
-    assert chosen(n, m, backend="gpu") != "native"
-    assert len(calls) == 5  # bf16, sparse, sharded and GPU shapes never ask it (nor build it)
+    assert chosen(n, m, backend="gpu") not in ("native_rows", "native")
+    assert len(calls) == 7  # bf16, sparse, sharded and GPU shapes never ask it (nor build it)
+    assert [k.name for k in kernels.KERNELS if k.layout == "rows"] == ["native_rows"]
 
 
 def test_the_c_kernel_rule_itself_at_its_bounds(monkeypatch):
@@ -84,7 +90,8 @@ def test_the_c_kernel_rule_itself_at_its_bounds(monkeypatch):
     assert native.supports(n, m, 2, F32) and native.supports(n, m, 2, F64)
     assert not native.supports(n + 1, m, 2, F32)
     assert not native.supports(n, m - 1, 2, F32)
-    assert not native.supports(n, m, 3, F32)  # binary only
+    assert native.supports(n, m, 3, F32)  # softmax too, up to its bound
+    assert not native.supports(n, m, native.MAX_CLASSES + 1, F32)
     assert not native.supports(n, m, 2, BF16)
 
 
