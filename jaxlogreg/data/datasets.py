@@ -18,6 +18,7 @@ from sklearn.model_selection import train_test_split as sklearn_train_test_split
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params
+from jaxlogreg.runtime.memory import aligned_empty
 
 _DTYPES = ("float32", "float64")
 
@@ -138,7 +139,8 @@ def make_classification(
     y = np.where(flip, g.integers(0, k, size=m), y).astype(np.int32)
 
     w_true = w0 / (scales if k == 2 else scales[:, None])
-    X = (X0 * scales).astype(dtype_)
+    X = aligned_empty(X0.shape, dtype_)  # fits use an aligned X in place (runtime.memory)
+    np.multiply(X0, scales, out=X, casting="unsafe")
     true_params = Params(w=w_true.astype(dtype_), b=b0.astype(dtype_))
     return Dataset(
         X=X,
@@ -207,10 +209,17 @@ def train_test_split(
     if stratify:  # the conditions under which scikit-learn can stratify
         counts = np.unique(y, return_counts=True)[1]
         stratify = counts.min() >= 2 and min(n_test, m - n_test) >= len(counts)
-    X_train, X_test, y_train, y_test = sklearn_train_test_split(
-        X, y, test_size=test_size, random_state=int(seed), stratify=y if stratify else None
+    train, test = sklearn_train_test_split(
+        np.arange(m), test_size=test_size, random_state=int(seed), stratify=y if stratify else None
     )
-    return X_train, X_test, y_train, y_test
+    return _rows(X, train), _rows(X, test), y[train], y[test]
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    """X's rows ``index``: CSR rows, or a dense copy that fits use in place (aligned)."""
+    if sp.issparse(X):
+        return X[index]
+    return np.take(X, index, axis=0, out=aligned_empty((index.size, *X.shape[1:]), X.dtype))
 
 
 def _n_test(test_size: Any, m: int) -> int:

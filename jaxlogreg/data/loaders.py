@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from jaxlogreg.core import checks as v
 from jaxlogreg.data.datasets import Dataset, check_dtype
 from jaxlogreg.data.files import open_regular, regular_file
+from jaxlogreg.runtime.memory import aligned_copy
 
 PathLike = str | os.PathLike
 
@@ -74,7 +75,7 @@ def _finalize(
             i = int(np.argmax(~np.isfinite(y)))
             raise DataFileError(path, f"labels must be finite, got {y[i]} at sample index {i}")
     with np.errstate(over="ignore"):  # float64 values beyond float32: reported below
-        X = X.tocsr().astype(dtype) if sparse else X.astype(dtype)
+        X = X.tocsr().astype(dtype) if sparse else aligned_copy(X, dtype)  # fits use it in place
     values = X.data if sparse else X
     bad = ~np.isfinite(values)
     if bad.any():

@@ -19,23 +19,10 @@ from typing import Any
 
 import numpy as np
 
-ALIGN = 64  # bytes: XLA:CPU uses a host buffer in place only at this alignment
+from jaxlogreg.runtime.memory import aligned_empty, is_aligned
+
 BLOCK_ROWS = 4096  # rows of X per block: 1.6 MB at n = 100 float32, in L2 cache
 PARALLEL_MIN_ELEMENTS = 1 << 22  # smaller X are transposed by one thread
-
-
-def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """An uninitialised C-ordered array whose data start on an :data:`ALIGN`-byte boundary."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGN, np.uint8)
-    start = -raw.ctypes.data % ALIGN
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
-
-
-def is_aligned(X: np.ndarray) -> bool:
-    """Whether X's data start on an :data:`ALIGN`-byte boundary."""
-    return X.ctypes.data % ALIGN == 0
 
 
 def transposed(X: np.ndarray, dtype: Any) -> tuple[np.ndarray, bool]:

@@ -4,6 +4,7 @@ aligned, checked, in any memory order."""
 import numpy as np
 import pytest
 
+from jaxlogreg.runtime import memory
 from jaxlogreg.training import host_layout
 
 
@@ -36,7 +37,7 @@ def test_the_layout_is_exact_and_aligned_in_any_order(order, dtype, parallel, ro
     X = _inputs()[order]
     out, finite = (host_layout.row_major if rows else host_layout.transposed)(X, dtype)
     assert finite and out.dtype == dtype and out.flags.c_contiguous
-    assert out.ctypes.data % host_layout.ALIGN == 0
+    assert out.ctypes.data % memory.ALIGN == 0
     np.testing.assert_array_equal(out, (X if rows else X.T).astype(dtype))
 
 
@@ -64,7 +65,7 @@ def test_a_misaligned_c_ordered_x_is_copied_once_to_an_aligned_buffer():
     X = buffer[5:].reshape(300, 5)  # 20 bytes past an aligned start
     X[...] = np.arange(1500, dtype=np.float32).reshape(300, 5)
     out, finite = host_layout.row_major(X, np.float32)
-    assert finite and out.ctypes.data % host_layout.ALIGN == 0 and not np.shares_memory(out, X)
+    assert finite and out.ctypes.data % memory.ALIGN == 0 and not np.shares_memory(out, X)
     np.testing.assert_array_equal(out, X)
 
 
