@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "gpu_roofline": "benchmarks.gpu_roofline",
     "cv": "benchmarks.cv",
     "sparse": "benchmarks.sparse",
+    "inference": "benchmarks.inference",
 }
 DEFAULT_OUT = "benchmarks/results"
 

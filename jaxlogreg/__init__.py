@@ -41,6 +41,8 @@ from jaxlogreg.stats.hypergradient import PenaltySearch as PenaltySearch
 from jaxlogreg.stats.hypergradient import tune_penalty as tune_penalty
 from jaxlogreg.stats.inference import Inference as Inference
 from jaxlogreg.stats.inference import inference as inference
+from jaxlogreg.stats.influence import Influence as Influence
+from jaxlogreg.stats.influence import influence as influence
 from jaxlogreg.stats.solve import SolveInfo as SolveInfo
 from jaxlogreg.stats.solve import solve as solve
 from jaxlogreg.training.mesh import make_mesh as make_mesh
@@ -58,6 +60,7 @@ __all__ = [
     "FitResult",
     "GradientCheck",
     "Inference",
+    "Influence",
     "LogisticRegression",
     "LogisticRegressionCV",
     "Params",
@@ -75,6 +78,7 @@ __all__ = [
     "fit_streaming",
     "gradient_descent",
     "inference",
+    "influence",
     "init_params",
     "load_catvnoncat",
     "load_dataset",
