@@ -59,6 +59,18 @@ def _penalty_diagonal(params: Params, l2: Any, fit_intercept: bool) -> jax.Array
     return jnp.concatenate([weights, jnp.zeros((params.b.size,), params.w.dtype)])
 
 
+def weighted_gram_t(Xt: jax.Array, c: jax.Array, fit_intercept: bool = True) -> jax.Array:
+    """``Xa diag(c) Xaᵀ`` (p, p) for Xt (n, m) and c (m,), without forming ``Xa``: the blocks
+    ``X c Xᵀ``, ``X c`` and ``Σ c`` (one matrix product over X). The binary Hessian is this with
+    ``c = s ⊙ a(1 - a)``; a sandwich's "meat" with ``c = (s ⊙ (a - y))²``."""
+    X = Xt.astype(c.dtype)
+    gram = dot(X * c, X.T)
+    if not fit_intercept:
+        return gram
+    column = dot(X, c)
+    return jnp.block([[gram, column[:, None]], [column[None, :], jnp.sum(c)[None, None]]])
+
+
 def hessian_t(params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any, *,
               fit_intercept: bool = True) -> jax.Array:
     """H (k, k) of ``J = Σ s_i L_i + λ/2 ||w||²`` at ``params``; Xt (n, m) dense, s (m,) or ().
@@ -68,12 +80,12 @@ def hessian_t(params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any, *,
     """
     del y
     w, b = params
-    Xa = _augmented(Xt, w.dtype, fit_intercept)  # (p, m)
-    s = jnp.broadcast_to(jnp.asarray(s, w.dtype), (Xa.shape[1],))
+    s = jnp.broadcast_to(jnp.asarray(s, w.dtype), (Xt.shape[1],))
     if w.ndim == 1:
-        a = jax.nn.sigmoid(dot(w, Xa[: w.shape[0]]) + b)  # (m,)
-        H = dot(Xa * (s * a * (1 - a)), Xa.T)  # Xa D Xaᵀ
+        a = jax.nn.sigmoid(dot(w, Xt.astype(w.dtype)) + b)  # (m,)
+        H = weighted_gram_t(Xt, s * a * (1 - a), fit_intercept)  # Xa D Xaᵀ
     else:
+        Xa = _augmented(Xt, w.dtype, fit_intercept)  # (p, m)
         A = jax.nn.softmax(dot(w.T, Xa[: w.shape[0]]) + b[:, None], axis=0)  # (K, m)
         p, K = Xa.shape[0], A.shape[0]
         diagonal = jnp.einsum("im,km,jm->ikj", Xa, s * A, Xa,
@@ -102,4 +114,4 @@ def hvp_t(params: Params, Xt: Any, y: jax.Array, s: Any, l2: Any, v: Params) -> 
     return Params(w=Xdz + l2 * v.w, b=jnp.sum(dz, axis=-1))
 
 
-__all__ = ["flat", "hessian_t", "hvp_t", "n_params", "unflat"]
+__all__ = ["flat", "hessian_t", "hvp_t", "n_params", "unflat", "weighted_gram_t"]

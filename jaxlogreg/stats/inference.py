@@ -19,6 +19,7 @@ with ``A: W_k - W_0``; it tends to the first as C -> inf. L1 fits: the active se
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from typing import Any
@@ -31,7 +32,7 @@ from scipy.special import expit, softmax
 from scipy.stats import norm
 
 from jaxlogreg.core import checks as v
-from jaxlogreg.core.hessian import flat, hessian_t, hvp_t, n_params, unflat
+from jaxlogreg.core.hessian import flat, hessian_t, hvp_t, n_params, unflat, weighted_gram_t
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params, check_params, check_X_structure, float64_enabled
 from jaxlogreg.core.sparse import coo_of_csr
@@ -123,14 +124,13 @@ def inference(params: Params, X: Any, y: Any, *, sample_weight: Any = None, C: f
             "conditional on the selected set, not valid post-selection inference", UserWarning,
             stacklevel=2)
         w, X, names = w[active], X[:, active], [names[i] for i in active]
-    Xa = _with_intercept(X, fit_intercept)
     fitted = Params(w, b)
     residual = s[:, None] * (_probabilities(fitted, X) - _one_hot(y, K))  # (m, K or 1)
     if l2 == 0:
         _check_separation(residual, s)
     with float64_enabled(True):
         H = np.asarray(_hessian(fitted, X, s, l2, fit_intercept), np.float64)
-        M = None if cov_type == "nonrobust" else _meat(Xa, residual, groups)
+        M = None if cov_type == "nonrobust" else _meat(X, residual, groups, fit_intercept)
         theta = np.asarray(flat(Params(jnp.asarray(w), jnp.asarray(b)), fit_intercept))
     keep, A, out_names = _parameterisation(names, classes, K, fit_intercept, l2 > 0)
     H_inv = _inverse(H[np.ix_(keep, keep)], [_sym_name(keep_i, names, classes, K)
@@ -145,10 +145,12 @@ def inference(params: Params, X: Any, y: Any, *, sample_weight: Any = None, C: f
 
 
 def _checked_data(X: Any, y: Any, sample_weight: Any, w: np.ndarray):
-    """X (dense float64 NumPy or CSR), y, the weights s (m,) float64, m; errors name them."""
+    """X (dense NumPy, float32 kept, other dtypes as float64; or CSR), y, the weights s (m,)
+    float64, m; errors name them."""
     X = check_X_structure(X)
     if not sp.issparse(X):
-        X = np.asarray(X, np.float64)
+        X = np.asarray(X)
+        X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float64)
         v.check_finite(X, "X")
     if X.shape[1] != w.shape[0]:
         raise ValueError(f"X must have {w.shape[0]} columns to match params.w of shape "
@@ -217,8 +219,9 @@ def _with_intercept(X: Any, fit_intercept: bool) -> Any:
 
 
 def _probabilities(params: Params, X: Any) -> np.ndarray:
-    """a (m, 1) for binary, softmax (m, K) otherwise, in float64 on the host."""
-    z = X @ params.w + params.b
+    """a (m, 1) for binary, softmax (m, K) otherwise, in float64 on the host (z in X's dtype:
+    a float32 X is not copied to float64)."""
+    z = np.asarray(X @ params.w.astype(X.dtype), np.float64) + params.b
     return expit(z)[:, None] if z.ndim == 1 else softmax(z, axis=1)
 
 
@@ -238,12 +241,13 @@ def _check_separation(residual: np.ndarray, s: np.ndarray) -> None:
 
 
 def _hessian(params: Params, X: Any, s: np.ndarray, l2: float, fit_intercept: bool) -> Any:
-    """H (k, k) from core.hessian: one product for dense X, k Hessian-vector products for
-    sparse X (H's columns; X stays sparse)."""
+    """H (k, k) from core.hessian: one product for dense X (in X's dtype), k Hessian-vector
+    products for sparse X (H's columns; X stays sparse)."""
     jparams = Params(jnp.asarray(params.w), jnp.asarray(params.b))
     if not sp.issparse(X):
-        return hessian_t(jparams, jnp.asarray(X).T, None, jnp.asarray(s), l2,
-                         fit_intercept=fit_intercept)
+        dtype = X.dtype
+        return _dense_hessian(Params(jnp.asarray(params.w, dtype), jnp.asarray(params.b, dtype)),
+                              jnp.asarray(X), jnp.asarray(s, dtype), l2, fit_intercept)
     Xt = jax.tree.map(jnp.asarray, coo_of_csr(sp.csr_array(X), np.float64, transpose=True))
     k = n_params(jparams, fit_intercept)
 
@@ -254,10 +258,27 @@ def _hessian(params: Params, X: Any, s: np.ndarray, l2: float, fit_intercept: bo
     return jax.vmap(column)(jnp.eye(k))  # H is symmetric: rows = columns
 
 
-def _meat(Xa: Any, residual: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+@functools.partial(jax.jit, static_argnames="fit_intercept")
+def _dense_hessian(params: Params, X: jax.Array, s: jax.Array, l2: float,
+                   fit_intercept: bool) -> jax.Array:
+    return hessian_t(params, X.T, None, s, l2, fit_intercept=fit_intercept)
+
+
+@functools.partial(jax.jit, static_argnames="fit_intercept")
+def _dense_gram(X: jax.Array, c: jax.Array, fit_intercept: bool) -> jax.Array:
+    return weighted_gram_t(X.T, c, fit_intercept)
+
+
+def _meat(X: Any, residual: np.ndarray, groups: np.ndarray | None,
+          fit_intercept: bool) -> np.ndarray:
     """M = Gᵀ G (k, k) with G (m, pK) the scores ``x̃_ij r_ik`` in H's (j, k) order; with
-    clusters G is first summed within each cluster (an indicator product)."""
+    clusters G is first summed within each cluster (an indicator product). Binary dense X
+    without clusters: ``X̃ᵀ diag(r²) X̃``, one product in X's dtype (G is not formed)."""
     m, K = residual.shape
+    if K == 1 and groups is None and not sp.issparse(X):
+        c = jnp.asarray(residual[:, 0] ** 2, X.dtype)
+        return np.asarray(_dense_gram(jnp.asarray(X), c, fit_intercept), np.float64)
+    Xa = _with_intercept(X, fit_intercept)
     if sp.issparse(Xa):
         blocks = [sp.csr_array(sp.diags(residual[:, k]) @ Xa) for k in range(K)]
         order = np.arange(Xa.shape[1] * K).reshape(K, -1).T.ravel()  # (j, k) order
