@@ -14,10 +14,9 @@ Candidates (float32 unless said otherwise; every one returns J and (dw, db)):
 - ``chunked (n,m) C=...``: a single pass over X, ``lax.scan`` over sample chunks of Xt doing
   forward, ``dz`` and ``dw += Xt_c dz_c`` while the chunk is in cache (:func:`chunked_value_and_grad_t`);
 - ``hand (n,m) bf16 X``: the library's ``x_dtype="bfloat16"`` storage (half the bytes);
-- ``native (n,m) C kernel``: :func:`jaxlogreg.kernels.native.native_value_and_grad_t`, the
-  single-read C kernel on Xt (CPU only, when a C compiler is there to build it);
 - ``native (m,n) C kernel``: :func:`jaxlogreg.kernels.native.native_rows_value_and_grad`, the
-  single-read C kernel on X as the user gives it (rows), which fits use;
+  single-read C kernel on X as the user gives it (rows), which fits use (CPU only, when a C
+  compiler is there to build it);
 - ``softmax K=... native (m,n)`` / ``softmax K=... library (n,m)``: the softmax gradient
   (``--classes``), the C kernel on rows against XLA's (errors against XLA's);
 - ``step ...``: one full GD training step (gradient + ``optax`` update + apply), as
@@ -50,8 +49,7 @@ DEFAULT_SIZES = ("10000x100", "100000x100", "1000000x100", "3000000x100")
 QUICK_SIZES = ("1000x10", "5000x20")
 DEFAULT_CHUNKS = (2048, 8192)
 TARGET_CPU, TARGET_GPU, TARGET_SOFTMAX = 1.5, 1.3, 1.5
-LIBRARY, NATIVE = "hand (n,m) library", "native (n,m) C kernel"
-NATIVE_ROWS = "native (m,n) C kernel"
+LIBRARY, NATIVE_ROWS = "hand (n,m) library", "native (m,n) C kernel"
 DEFAULT_CLASSES = (10,)
 
 
@@ -163,15 +161,6 @@ def chunked_value_and_grad_t(params, Xt, y, chunk_size: int = 2048):
     return J, Params(dw, db)
 
 
-def native_nm(params, Xt, y):
-    """The single-read C kernel on Xt (n, m)."""
-    from jaxlogreg import kernels
-    from jaxlogreg.core.loss import example_scale
-
-    s = example_scale(None, Xt.shape[1], Xt.dtype)
-    return kernels.get("native").value_and_grad(params, Xt, y, s, 0.0)
-
-
 def native_mn(params, X, y):
     """The single-read C kernel on X (m, n) in rows (binary or softmax, as ``params``)."""
     from jaxlogreg import kernels
@@ -197,8 +186,7 @@ def training_variant(m: int, n: int) -> str:
     from jaxlogreg import kernels
 
     shape = kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend())
-    return {"native_rows": NATIVE_ROWS, "native": NATIVE}.get(kernels.choose(shape).name,
-                                                              LIBRARY)
+    return NATIVE_ROWS if kernels.choose(shape).name == "native_rows" else LIBRARY
 
 
 def make_step(grad_fn: Callable, learning_rate: float = 0.1) -> Callable:
@@ -275,7 +263,6 @@ def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, classes,
     grads["hand (m,n) dz@X"] = (functools.partial(hand_mn, transposed=False), X, "(m,n)")
     grads[LIBRARY] = (library_nm, Xt, "(n,m)")
     if not gpu and native.available():
-        grads[NATIVE] = (native_nm, Xt, "(n,m)")
         grads[NATIVE_ROWS] = (native_mn, X, "(m,n)")
     grads["jax.grad (m,n)"] = (autodiff_mn, X, "(m,n)")
     grads["jax.grad (n,m)"] = (autodiff_nm, Xt, "(n,m)")
@@ -300,7 +287,7 @@ def _measure_size(m: int, n: int, args: argparse.Namespace, chunks, classes,
         for K in classes:
             _softmax_candidates(K, X, Xt, args.seed, grads, candidates, errors)
     step_names = ["hand (m,n) dz@X", LIBRARY, "jax.grad (m,n)", "jax.grad (n,m)"]
-    step_names += [NATIVE, NATIVE_ROWS] if NATIVE in grads else []
+    step_names += [NATIVE_ROWS] if NATIVE_ROWS in grads else []
     step_names += [k for k in grads if k.startswith("chunked")][:1]
     if slow_ok:
         step_names.insert(0, "hand (m,n) X.T@dz")
@@ -412,7 +399,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             (
                 "A gradient written as two products (forward w Xt, backward Xt dz) reads X twice, "
                 "so its best possible x_floor is about 2; only a single-pass kernel can approach "
-                "1: the C kernels (jaxlogreg.kernels.native, on Xt and on X in rows) on CPUs, the "
+                "1: the C kernel (jaxlogreg.kernels.native, on X in rows) on CPUs, the "
                 "chunked lax.scan variant written in XLA. Softmax rows: max|dw - library| is "
                 "against XLA's softmax gradient."
             ),

@@ -3,7 +3,7 @@
 Every kernel computes ``J = Σ s_i L_i + λ/2 ||w||²`` and its gradient,
 ``(params, X, y, s, l2) -> (J, Params(dw, db))`` (:func:`jaxlogreg.core.gradients.value_and_grad_t`
 is the reference), with X features-major (n, m) or in rows (m, n) as its record's ``layout``
-says: XLA's two products, the single-read C kernels for CPUs (:mod:`~.native`), the
+says: XLA's two products, the single-read C kernel for CPUs (:mod:`~.native`), the
 single-read Pallas kernel for GPUs (:mod:`~.fused`). :func:`choose`
 picks the first entry of :data:`KERNELS` that applies to a fit's :class:`Shape`; the training
 loop, the pipeline and the benchmarks all ask this table. Adding a kernel: its module and one
@@ -53,7 +53,6 @@ class Kernel:
       applies: whether a fit of this :class:`Shape` uses it (cheap tests first; the C kernel's
         last test builds it).
       platform: the backend it is compiled for ("cpu", "gpu"), None for any.
-      binary_only: it computes the binary model only (w (n,), b ()).
       models: it also computes several models side by side (``value_and_grad(...,
         models=True)``: parameters, s and λ with a leading axis of models).
       layout: the X it takes: "features" (Xt (n, m), features-major, as training stores X)
@@ -64,7 +63,6 @@ class Kernel:
     value_and_grad: Callable[..., Any]
     applies: Callable[[Shape], bool]
     platform: str | None = None
-    binary_only: bool = False
     models: bool = False
     layout: str = "features"
 
@@ -85,9 +83,6 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("fused", fused.fused_value_and_grad_t, _fused_applies, "gpu"),
     Kernel("native_rows", native.native_rows_value_and_grad, _native_applies, "cpu",
            layout="rows"),
-    # the C kernel on Xt (n, m): by name only, for X already stored features-major
-    Kernel("native", native.native_value_and_grad_t, lambda shape: False, "cpu",
-           binary_only=True),
     Kernel("xla", value_and_grad_t, lambda shape: True, models=True),
     # the Pallas kernel through Pallas' interpreter: for tests on CPUs, never chosen
     Kernel("fused_interpret", functools.partial(fused.fused_value_and_grad_t, interpret=True),

@@ -1,8 +1,7 @@
-"""Single-read gradients of logistic regression for CPUs: C kernels called from XLA.
+"""Single-read gradients of logistic regression for CPUs: a C kernel called from XLA.
 
-The contract of :func:`jaxlogreg.core.gradients.value_and_grad_t` with X in rows,
-``native_rows_value_and_grad(params, X (m, n), y, s, l2)`` (binary and softmax), or
-features-major, ``native_value_and_grad_t(params, Xt (n, m), y, s, l2)`` (binary)::
+The contract of :func:`jaxlogreg.core.gradients.value_and_grad_t` with X in rows as the user
+gives it, ``native_rows_value_and_grad(params, X (m, n), y, s, l2)``, binary and softmax::
 
     binary  z = Xw + b, J = Σ s_i softplus((1 - 2y_i) z_i) + λ/2 ||w||², dz = s ⊙ (σ(z) - y)
     softmax Z = XW + b, J = Σ s_i (logsumexp(Z_i) - Z_iy) + λ/2 ||W||², dZ = s ⊙ (softmax(Z) - Y)
@@ -32,7 +31,6 @@ from jaxlogreg.core.model import Params
 from jaxlogreg.kernels import native_build
 from jaxlogreg.runtime import cache, env
 
-TARGETS = {"float32": "jaxlogreg_value_and_grad_f32", "float64": "jaxlogreg_value_and_grad_f64"}
 ROWS_TARGETS = {"float32": "jaxlogreg_rows_value_and_grad_f32",
                 "float64": "jaxlogreg_rows_value_and_grad_f64"}
 SWITCH = "JAXLOGREG_NATIVE"  # on by default; 0/false/no/off: never built or used (env.flag)
@@ -61,7 +59,7 @@ def _build_and_register() -> str | None:
         else:
             (folder / FOLDER_NAME).mkdir(parents=True, exist_ok=True)
             library = native_build.build_and_load(folder / FOLDER_NAME)
-        for name in (*TARGETS.values(), *ROWS_TARGETS.values()):
+        for name in ROWS_TARGETS.values():
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)),
                                         platform="cpu")
     except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as err:
@@ -117,29 +115,6 @@ def supports(n_features: int, n_samples: int, n_classes: int, dtype: Any) -> boo
         and n_features <= MAX_FEATURES
         and available()
     )
-
-
-def native_value_and_grad_t(
-    params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any
-) -> tuple[jax.Array, Params]:
-    """``J = Σ s_i L_i + λ/2 ||w||²`` and its gradient in one read of Xt (n, m), binary only.
-
-    The contract of :func:`jaxlogreg.core.gradients.value_and_grad_t`; Xt must have the
-    parameters' dtype (float32 or float64), and the kernel must be :func:`available`.
-    """
-    if (reason := build_error()) is not None:
-        raise RuntimeError(f"the native gradient kernel is not available: {reason}")
-    w, b = params
-    dtype = jnp.dtype(w.dtype)
-    if w.ndim != 1 or dtype.name not in TARGETS or Xt.dtype != dtype:
-        raise ValueError(
-            f"the native kernel takes binary float32 or float64 parameters and X of their "
-            f"dtype, got w of shape {w.shape} and dtype {dtype}, X of dtype {Xt.dtype}")
-    out = (jax.ShapeDtypeStruct((), dtype), jax.ShapeDtypeStruct(w.shape, dtype),
-           jax.ShapeDtypeStruct((), dtype))
-    call = jax.ffi.ffi_call(TARGETS[dtype.name], out)
-    J, dw, db = call(Xt, y.astype(dtype), jnp.asarray(s, dtype), w, jnp.asarray(b, dtype))
-    return J + l2_penalty(w, l2), Params(w=dw + l2 * w, b=db)
 
 
 def _check_rows(params: Params, X: Any, y: Any, s: Any) -> tuple[jnp.dtype, int | None]:
@@ -202,7 +177,6 @@ __all__ = [
     "build_error",
     "enabled",
     "native_rows_value_and_grad",
-    "native_value_and_grad_t",
     "supports",
     "tried",
 ]

@@ -1,7 +1,7 @@
 /* Single-read gradients of logistic regression for CPUs, as XLA FFI handlers.
  *
  * jaxlogreg.kernels.native compiles this file with the system's C compiler and registers its
- * handlers with XLA; see that module for when they are used. Two layouts of X:
+ * handlers with XLA; see that module for when they are used.
  *
  * jaxlogreg_rows_value_and_grad_{f32,f64}: X (m, n) row-major, as the user gives it.
  *   inputs   X (m, n), y (m,), s (m,) or () per-example scale, w, b    (X, s, w, b one dtype)
@@ -12,13 +12,14 @@
  *            softmax: L = logsumexp(Z_i) - Z_iy (never negative), Z = XW + b,
  *                     dZ = s ⊙ (softmax(Z) - onehot(y))
  *   The rows are cut into blocks that fit in the core's L1 cache: for each block the forward
- *   pass reads its rows from memory (contiguous dot products with w, or with each column of
- *   W), the elementwise pass forms the loss and dZ, and the backward pass adds each row times
- *   its dZ to dW, reading the rows again from the cache. Four rows and two classes per pass
- *   (eight independent sums). A class index outside [0, K) is an error, never read past.
- *
- * jaxlogreg_value_and_grad_{f32,f64}: the binary model on Xt (n, m) row-major (features-major),
- *   the same block scheme over columns of Xt (inputs Xt, y, s, w (n,), b ()).
+ *   pass reads its rows from memory, the elementwise pass forms the loss and dZ, and the
+ *   backward pass forms the block's Xᵀ dZ, reading the rows again from the cache. Binary and
+ *   few classes: dot products of rows with the columns of W, then each row times its dZ added
+ *   to dW. More classes: both products as a small matrix-product micro-kernel, a tile of rows
+ *   (or features) x one vector of classes (K padded with zeros to whole vectors) summed in
+ *   registers while the loop runs over the features (or rows), one element of X broadcast
+ *   against a contiguous vector of W or dZ: no horizontal sums. The stable log-softmax runs
+ *   class-major, along the rows. A class index outside [0, K) is an error, never read past.
  *
  * The L2 term is added by the caller. Work is split into parts (contiguous ranges of blocks;
  * one part for small X) that run on XLA's own thread pool (the FFI's ThreadPool_Schedule), so
@@ -55,8 +56,7 @@ __attribute__((__simd__("notinbranch"))) double log1p(double);
 __attribute__((__simd__("notinbranch"))) double log(double);
 #endif
 
-enum { MAX_WIDTH = 4096, MIN_WIDTH = 64, MAX_ROWS = 1024, MIN_ROWS = 16, PARTS_PER_THREAD = 4 };
-static const int64_t CACHE_BYTES = 384 * 1024;      /* a block of Xt: within a 512 KiB L2 */
+enum { MAX_ROWS = 1024, MIN_ROWS = 16, PARTS_PER_THREAD = 4 };
 static const int64_t ROWS_CACHE_BYTES = 32 * 1024;  /* a block of rows: within L1 */
 static const int64_t MIN_ELEMENTS_PER_PART = 1 << 20; /* smaller parts cost more than they save */
 
@@ -230,13 +230,45 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
   return rows < MIN_ROWS ? MIN_ROWS : rows > MAX_ROWS ? MAX_ROWS : rows;
 }
 
-/* Z holds a block class-major, Z[c S + r] for class c and row r (S: rows a block holds), so
- * that the elementwise passes run along the rows, vectorised, whatever K is.
- * forward:  Z[c S + r] = x_r · Wt[c] + b[c] for the B rows of X (Wt = Wᵀ, (K, n)).
- * backward: dWt[c] += Σ_r dZ[c S + r] x_r (X from the cache).
- * binary:   z -> dz in place, db += Σ dz; returns Σ s softplus((1 - 2y) z).
- * softmax:  Z -> dZ in place, db[c] += Σ_r dZ[c, r]; returns Σ s (logsumexp(Z_r) - Z_ry). */
-#define DEFINE_ROWS(SFX, T, EXP, LOG1P, LOG)                                                    \
+/* Vector registers for the softmax tiles (GCC and Clang vector extensions): as wide as this
+ * build's instruction set allows (AVX-512, AVX, else 16 bytes, which the compiler splits or
+ * maps to SSE2 or NEON). */
+#if defined(__AVX512F__)
+enum { VECTOR_BYTES = 64 };
+#elif defined(__AVX__)
+enum { VECTOR_BYTES = 32 };
+#else
+enum { VECTOR_BYTES = 16 };
+#endif
+typedef float vec_f32 __attribute__((vector_size(VECTOR_BYTES)));
+typedef double vec_f64 __attribute__((vector_size(VECTOR_BYTES)));
+enum { TILE_ROWS = 8 }; /* rows of a tile: TILE_ROWS vector sums in registers */
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* Softmax with K classes uses the tiles when K fills enough of a vector of L lanes: at fewer
+ * classes the padding costs more than dot products along the features (float32 at 16 lanes,
+ * n = 100: dot products faster up to K = 6, the tiles from K = 7). */
+#define USE_TILES(K, L) (5 * (K) > 2 * (L))
+
+/* Few classes (binary, K = 1, or softmax short of USE_TILES): Wp (K, n) is Wᵀ;
+ * forward:  Z[c S + r] = x_r · Wp[c] + b[c], dot products four rows and two classes at a time
+ *           (Z class-major, S: rows a block holds);
+ * backward: dWp[c] += Σ_r dZ[r, c] x_r (dZ (B, KP) with KP = K).
+ * Softmax with tiles: Wp (n, KP) is W with its classes padded with zeros to KP, a multiple of
+ * the vector width, so Zr (B, KP), a block's rows of Z and then of dZ, has zeros in its padding;
+ * forward:  Zr[r, c:] = Σ_j X[r, j] Wp[j, c:] + b[c:], a tile of TILE_ROWS rows x one vector
+ *           of classes in registers while the loop runs over the features j, then copied to
+ *           Z class-major;
+ * backward: dWp[j, c:] = Σ_r X[r, j] dZr[r, c:], a tile of TILE_ROWS features x one vector
+ *           in registers while the loop runs over the block's rows r;
+ * each step broadcasts one element of X against one contiguous vector (no horizontal sums).
+ * The elementwise passes run on Z class-major, along the rows, vectorised, whatever K is.
+ * binary_ turns z into dz in place, db += Σ dz, and returns Σ s softplus((1 - 2y) z);
+ * softmax_ writes dZ to Zr (B, KP), db[c] += Σ_r dZ[r, c], and returns
+ * Σ s (logsumexp(Z_r) - Z_ry). */
+#define DEFINE_ROWS(SFX, T, V, EXP, LOG1P, LOG)                                                 \
+  enum { LANES_##SFX = VECTOR_BYTES / sizeof(T) };                                              \
+                                                                                                \
   static void forward_##SFX(const T *X, int64_t n, int64_t K, int64_t B, int64_t S,             \
                             const T *Wt, const T *b, T *Z) {                                    \
     int64_t r = 0;                                                                              \
@@ -283,16 +315,16 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
       }                                                                                         \
   }                                                                                             \
                                                                                                 \
-  static void backward_##SFX(const T *X, int64_t n, int64_t K, int64_t B, int64_t S,            \
+  static void backward_##SFX(const T *X, int64_t n, int64_t K, int64_t B, int64_t KP,           \
                              const T *dZ, T *dWt) {                                             \
     int64_t r = 0;                                                                              \
     for (; r + 4 <= B; r += 4) {                                                                \
       const T *x0 = X + r * n, *x1 = x0 + n, *x2 = x1 + n, *x3 = x2 + n;                        \
       int64_t c = 0;                                                                            \
       for (; c + 2 <= K; c += 2) { /* two classes */                                            \
-        const T *d = dZ + c * S + r, *f = d + S;                                                \
-        const T d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], f0 = f[0], f1 = f[1], f2 = f[2];    \
-        const T f3 = f[3];                                                                      \
+        const T *d = dZ + r * KP + c, *f = d + 1;                                               \
+        const T d0 = d[0], d1 = d[KP], d2 = d[2 * KP], d3 = d[3 * KP], f0 = f[0], f1 = f[KP];   \
+        const T f2 = f[2 * KP], f3 = f[3 * KP];                                                 \
         T *restrict u = dWt + c * n, *restrict v = u + n;                                       \
         for (int64_t j = 0; j < n; j++) {                                                       \
           u[j] += d0 * x0[j] + d1 * x1[j] + d2 * x2[j] + d3 * x3[j];                            \
@@ -300,7 +332,7 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
         }                                                                                       \
       }                                                                                         \
       for (; c < K; c++) {                                                                      \
-        const T *d = dZ + c * S + r, d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3];                \
+        const T *d = dZ + r * KP + c, d0 = d[0], d1 = d[KP], d2 = d[2 * KP], d3 = d[3 * KP];    \
         T *restrict u = dWt + c * n;                                                            \
         for (int64_t j = 0; j < n; j++)                                                         \
           u[j] += d0 * x0[j] + d1 * x1[j] + d2 * x2[j] + d3 * x3[j];                            \
@@ -308,10 +340,54 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
     }                                                                                           \
     for (; r < B; r++)                                                                          \
       for (int64_t c = 0; c < K; c++) {                                                         \
-        const T d0 = dZ[c * S + r], *x0 = X + r * n;                                            \
+        const T d0 = dZ[r * KP + c], *x0 = X + r * n;                                           \
         T *restrict u = dWt + c * n;                                                            \
         for (int64_t j = 0; j < n; j++) u[j] += d0 * x0[j];                                     \
       }                                                                                         \
+  }                                                                                             \
+                                                                                                \
+  ALWAYS_INLINE void forward_tile_##SFX(const T *X, int64_t n, int64_t KP, const T *Wp,         \
+                                        const T *b, int R, T *Zr) {                             \
+    for (int64_t c = 0; c < KP; c += LANES_##SFX) {                                             \
+      V acc[TILE_ROWS];                                                                         \
+      for (int r = 0; r < R; r++) acc[r] = (V){0};                                              \
+      for (int64_t j = 0; j < n; j++) {                                                         \
+        const V w = *(const V *)(Wp + j * KP + c);                                              \
+        __builtin_prefetch(X + R * n + j * R); /* the next tile */                              \
+        for (int r = 0; r < R; r++) acc[r] += X[r * n + j] * w;                                 \
+      }                                                                                         \
+      const V bias = *(const V *)(b + c);                                                       \
+      for (int r = 0; r < R; r++) *(V *)(Zr + r * KP + c) = acc[r] + bias;                      \
+    }                                                                                           \
+  }                                                                                             \
+                                                                                                \
+  ALWAYS_INLINE void backward_tile_##SFX(const T *X, int64_t n, int64_t KP, int64_t B,          \
+                                         const T *dZr, int J, T *dWp) {                         \
+    for (int64_t c = 0; c < KP; c += LANES_##SFX) {                                             \
+      V acc[TILE_ROWS];                                                                         \
+      for (int i = 0; i < J; i++) acc[i] = (V){0};                                              \
+      for (int64_t r = 0; r < B; r++) {                                                         \
+        const V d = *(const V *)(dZr + r * KP + c);                                             \
+        for (int i = 0; i < J; i++) acc[i] += X[r * n + i] * d;                                 \
+      }                                                                                         \
+      for (int i = 0; i < J; i++) *(V *)(dWp + i * KP + c) = acc[i];                            \
+    }                                                                                           \
+  }                                                                                             \
+                                                                                                \
+  static void tile_forward_##SFX(const T *X, int64_t n, int64_t KP, int64_t B, const T *Wp,     \
+                                 const T *b, T *Zr) {                                           \
+    int64_t r = 0;                                                                              \
+    for (; r + TILE_ROWS <= B; r += TILE_ROWS)                                                  \
+      forward_tile_##SFX(X + r * n, n, KP, Wp, b, TILE_ROWS, Zr + r * KP);                      \
+    for (; r < B; r++) forward_tile_##SFX(X + r * n, n, KP, Wp, b, 1, Zr + r * KP);             \
+  }                                                                                             \
+                                                                                                \
+  static void tile_backward_##SFX(const T *X, int64_t n, int64_t KP, int64_t B, const T *dZr,   \
+                                  T *dWp) {                                                     \
+    int64_t j = 0;                                                                              \
+    for (; j + TILE_ROWS <= n; j += TILE_ROWS)                                                  \
+      backward_tile_##SFX(X + j, n, KP, B, dZr, TILE_ROWS, dWp + j * KP);                       \
+    for (; j < n; j++) backward_tile_##SFX(X + j, n, KP, B, dZr, 1, dWp + j * KP);              \
   }                                                                                             \
                                                                                                 \
   static T binary_##SFX(const RowsTask *t, int64_t r0, int64_t B, T *z, T *db) {                \
@@ -330,8 +406,8 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
   }                                                                                             \
                                                                                                 \
   /* top, zy, total: B scratch each */                                                          \
-  static T softmax_##SFX(RowsTask *t, int64_t r0, int64_t B, int64_t S, T *Z, T *db, T *top,    \
-                         T *zy, T *total) {                                                     \
+  static T softmax_##SFX(RowsTask *t, int64_t r0, int64_t B, int64_t S, int64_t KP, T *Z,       \
+                         T *Zr, T *db, T *top, T *zy, T *total) {                               \
     const int32_t *y = (const int32_t *)t->y + r0;                                              \
     const T *s = (const T *)t->s;                                                               \
     const int64_t K = t->K;                                                                     \
@@ -355,54 +431,87 @@ static int64_t block_rows(int64_t n, int64_t itemsize) {
       J += sk * (LOG(total[k]) - zy[k]);                                                        \
       total[k] = sk / total[k];                                                                 \
     }                                                                                           \
-    for (int64_t c = 0; c < K; c++) /* dZ = s (softmax - onehot) */                             \
-      for (int64_t k = 0; k < B; k++) Z[c * S + k] *= total[k];                                 \
-    for (int64_t k = 0; k < B; k++)                                                             \
-      if (y[k] >= 0 && y[k] < K) Z[y[k] * S + k] -= t->s_per_example ? s[r0 + k] : s[0];        \
-    for (int64_t c = 0; c < K; c++) {                                                           \
+    for (int64_t c = 0; c < K; c++) { /* dZ = s (softmax - onehot), to the rows */              \
       T sum = 0;                                                                                \
-      for (int64_t k = 0; k < B; k++) sum += Z[c * S + k];                                      \
+      for (int64_t k = 0; k < B; k++) {                                                         \
+        const T d = Z[c * S + k] * total[k];                                                    \
+        Zr[k * KP + c] = d;                                                                     \
+        sum += d;                                                                               \
+      }                                                                                         \
       db[c] += sum;                                                                             \
     }                                                                                           \
+    for (int64_t k = 0; k < B; k++)                                                             \
+      if (y[k] >= 0 && y[k] < K) {                                                              \
+        const T sk = t->s_per_example ? s[r0 + k] : s[0];                                       \
+        Zr[k * KP + y[k]] -= sk;                                                                \
+        db[y[k]] -= sk;                                                                         \
+      }                                                                                         \
     return J;                                                                                   \
+  }                                                                                             \
+                                                                                                \
+  /* Zr (B, KP) -> Zc (K, S) */                                                                 \
+  static void to_classes_##SFX(const T *Zr, int64_t K, int64_t KP, int64_t B, int64_t S,        \
+                               T *Zc) {                                                         \
+    for (int64_t c = 0; c < K; c++)                                                             \
+      for (int64_t r = 0; r < B; r++) Zc[c * S + r] = Zr[r * KP + c];                           \
   }                                                                                             \
                                                                                                 \
   static void rows_task_##SFX(void *task) {                                                     \
     RowsTask *t = (RowsTask *)task;                                                             \
     const T *X = (const T *)t->X, *w = (const T *)t->w, *b = (const T *)t->b;                   \
-    const int64_t n = t->n, K = t->K, rows = block_rows(n, sizeof(T));                          \
-    T *Wt = malloc(sizeof(T) * (size_t)(2 * n * K + rows * K + 3 * rows + 2 * K));              \
-    if (Wt == NULL) {                                                                           \
+    const int64_t n = t->n, K = t->K, rows = block_rows(n, sizeof(T)), L = LANES_##SFX;         \
+    const int tiles = t->softmax && USE_TILES(K, L);                                            \
+    const int64_t KP = tiles ? (K + L - 1) / L * L : K;                                         \
+    /* Wp, dWp (n, KP) for tiles, else (K, n); bias (KP), Zr (rows, KP), Zc (K, rows), top, zy, \
+     * total (rows), db (K) */                                                                  \
+    const size_t count = (size_t)(2 * n * KP + KP + rows * KP + K * rows + 3 * rows + K);       \
+    void *memory = NULL;                                                                        \
+    if (posix_memalign(&memory, VECTOR_BYTES, sizeof(T) * count) != 0) {                        \
       t->failed = 1;                                                                            \
       return;                                                                                   \
     }                                                                                           \
-    T *dWt = Wt + n * K, *Z = dWt + n * K, *top = Z + rows * K, *zy = top + rows;            \
-    T *total = zy + rows, *bias = total + rows, *db = bias + K;                                 \
-    for (int64_t j = 0; j < n; j++) /* W (n, K) -> Wt (K, n): contiguous dot products */        \
-      for (int64_t c = 0; c < K; c++) Wt[c * n + j] = w[j * K + c];                             \
-    for (int64_t c = 0; c < K; c++) bias[c] = b[c];                                             \
+    T *Wp = (T *)memory, *dWp = Wp + n * KP, *bias = dWp + n * KP, *Zr = bias + KP;             \
+    T *Zc = Zr + rows * KP, *top = Zc + K * rows, *zy = top + rows, *total = zy + rows;         \
+    T *db = total + rows;                                                                       \
+    for (int64_t j = 0; j < n; j++)                                                             \
+      for (int64_t c = 0; c < KP; c++)                                                          \
+        Wp[tiles ? j * KP + c : c * n + j] = c < K ? w[j * K + c] : 0;                          \
+    for (int64_t c = 0; c < KP; c++) bias[c] = c < K ? b[c] : 0;                                \
     memset(t->dw, 0, sizeof(double) * (size_t)(n * K));                                         \
     memset(t->db, 0, sizeof(double) * (size_t)K);                                               \
     double J = 0;                                                                               \
     for (int64_t r0 = t->begin; r0 < t->end; r0 += rows) {                                      \
       const int64_t B = t->end - r0 < rows ? t->end - r0 : rows;                                \
       const T *Xb = X + r0 * n;                                                                 \
-      forward_##SFX(Xb, n, K, B, rows, Wt, bias, Z);                                            \
       memset(db, 0, sizeof(T) * (size_t)K);                                                     \
-      J += t->softmax ? softmax_##SFX(t, r0, B, rows, Z, db, top, zy, total)                    \
-                      : binary_##SFX(t, r0, B, Z, db);                                          \
-      memset(dWt, 0, sizeof(T) * (size_t)(n * K));                                              \
-      backward_##SFX(Xb, n, K, B, rows, Z, dWt);                                                \
-      for (int64_t j = 0; j < n; j++)                                                           \
-        for (int64_t c = 0; c < K; c++) t->dw[j * K + c] += dWt[c * n + j];                     \
+      if (tiles) {                                                                              \
+        tile_forward_##SFX(Xb, n, KP, B, Wp, bias, Zr);                                         \
+        to_classes_##SFX(Zr, K, KP, B, rows, Zc);                                               \
+      } else {                                                                                  \
+        forward_##SFX(Xb, n, K, B, rows, Wp, bias, Zc);                                         \
+      }                                                                                         \
+      J += t->softmax ? softmax_##SFX(t, r0, B, rows, KP, Zc, Zr, db, top, zy, total)           \
+                      : binary_##SFX(t, r0, B, Zc, db); /* dz in Zc: rows of K = 1 */           \
+      if (tiles) {                                                                              \
+        tile_backward_##SFX(Xb, n, KP, B, Zr, dWp);                                             \
+      } else {                                                                                  \
+        memset(dWp, 0, sizeof(T) * (size_t)(n * KP));                                           \
+        backward_##SFX(Xb, n, K, B, KP, t->softmax ? Zr : Zc, dWp);                             \
+      }                                                                                         \
+      if (tiles)                                                                                \
+        for (int64_t j = 0; j < n; j++)                                                         \
+          for (int64_t c = 0; c < K; c++) t->dw[j * K + c] += dWp[j * KP + c];                  \
+      else                                                                                      \
+        for (int64_t c = 0; c < K; c++)                                                         \
+          for (int64_t j = 0; j < n; j++) t->dw[j * K + c] += dWp[c * n + j];                   \
       for (int64_t c = 0; c < K; c++) t->db[c] += db[c];                                        \
     }                                                                                           \
     t->J = J;                                                                                   \
-    free(Wt);                                                                                   \
+    free(memory);                                                                               \
   }
 
-DEFINE_ROWS(f32, float, expf, log1pf, logf)
-DEFINE_ROWS(f64, double, exp, log1p, log)
+DEFINE_ROWS(f32, float, vec_f32, expf, log1pf, logf)
+DEFINE_ROWS(f64, double, vec_f64, exp, log1p, log)
 
 static const char ROWS_SHAPES[] =
     "jaxlogreg native gradient (rows): expected X (m, n), y (m,), s (m,) or (), and w (n,), "
@@ -487,150 +596,4 @@ XLA_FFI_Error *jaxlogreg_rows_value_and_grad_f32(XLA_FFI_CallFrame *frame) {
 
 XLA_FFI_Error *jaxlogreg_rows_value_and_grad_f64(XLA_FFI_CallFrame *frame) {
   return rows_value_and_grad(frame, XLA_FFI_DataType_F64, rows_task_f64);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* X features-major: Xt (n, m), binary                                                       */
-
-typedef struct {
-  const void *Xt, *y, *s, *w;
-  double b;
-  int s_per_example;
-  int64_t n, m, begin, end; /* the columns [begin, end) */
-  double J, db;
-  double *dw; /* n totals */
-} Task;
-
-/* Columns per block: the block's n row segments fill about CACHE_BYTES; a multiple of 16, and
- * at least 64 (shorter row segments defeat the hardware prefetcher). */
-static int64_t block_width(int64_t n, int64_t itemsize) {
-  int64_t width = n > 0 ? CACHE_BYTES / (n * itemsize) / 16 * 16 : MAX_WIDTH;
-  return width < MIN_WIDTH ? MIN_WIDTH : width > MAX_WIDTH ? MAX_WIDTH : width;
-}
-
-/* For each block of columns: z = wᵀX + b four rows of Xt at a time, the loss and dz, then
- * dw += X[:, block] dz from the cache, four independent dot products at a time. */
-#define DEFINE_TASK(NAME, T, EXP, LOG1P)                                                      \
-  static void NAME(void *task) {                                                            \
-    Task *t = (Task *)task;                                                                 \
-    const T *Xt = (const T *)t->Xt, *y = (const T *)t->y, *s = (const T *)t->s;             \
-    const T *w = (const T *)t->w, b = (T)t->b;                                              \
-    const int64_t n = t->n, m = t->m, width = block_width(n, sizeof(T));                    \
-    T z[MAX_WIDTH], dz[MAX_WIDTH];                                                          \
-    double J = 0, db = 0;                                                                   \
-    for (int64_t i = 0; i < n; i++) t->dw[i] = 0;                                           \
-    for (int64_t c = t->begin; c < t->end; c += width) {                                    \
-      const int64_t B = t->end - c < width ? t->end - c : width;                            \
-      const T *yc = y + c;                                                                  \
-      int64_t i = 0;                                                                        \
-      for (int64_t k = 0; k < B; k++) z[k] = b;                                             \
-      for (; i + 4 <= n; i += 4) {                                                          \
-        const T *x0 = Xt + i * m + c, *x1 = x0 + m, *x2 = x1 + m, *x3 = x2 + m;             \
-        const T w0 = w[i], w1 = w[i + 1], w2 = w[i + 2], w3 = w[i + 3];                     \
-        for (int64_t k = 0; k < B; k++)                                                     \
-          z[k] += w0 * x0[k] + w1 * x1[k] + w2 * x2[k] + w3 * x3[k];                        \
-      }                                                                                     \
-      for (; i < n; i++) {                                                                  \
-        const T *x0 = Xt + i * m + c, w0 = w[i];                                            \
-        for (int64_t k = 0; k < B; k++) z[k] += w0 * x0[k];                                 \
-      }                                                                                     \
-      T Jb = 0, dbb = 0;                                                                    \
-      for (int64_t k = 0; k < B; k++) {                                                     \
-        const T zk = z[k], e = EXP(zk < 0 ? zk : -zk), r = 1 / (1 + e);                     \
-        const T a = zk >= 0 ? r : e * r, sk = t->s_per_example ? s[c + k] : s[0];          \
-        const T tk = (1 - 2 * yc[k]) * zk;                                                  \
-        Jb += sk * (LOG1P(e) + (tk > 0 ? tk : 0));                                          \
-        dz[k] = sk * (a - yc[k]);                                                           \
-        dbb += dz[k];                                                                       \
-      }                                                                                     \
-      J += Jb;                                                                              \
-      db += dbb;                                                                            \
-      for (i = 0; i + 4 <= n; i += 4) {                                                     \
-        const T *x0 = Xt + i * m + c, *x1 = x0 + m, *x2 = x1 + m, *x3 = x2 + m;             \
-        T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                   \
-        for (int64_t k = 0; k < B; k++) {                                                   \
-          a0 += x0[k] * dz[k];                                                              \
-          a1 += x1[k] * dz[k];                                                              \
-          a2 += x2[k] * dz[k];                                                              \
-          a3 += x3[k] * dz[k];                                                              \
-        }                                                                                   \
-        t->dw[i] += a0;                                                                     \
-        t->dw[i + 1] += a1;                                                                 \
-        t->dw[i + 2] += a2;                                                                 \
-        t->dw[i + 3] += a3;                                                                 \
-      }                                                                                     \
-      for (; i < n; i++) {                                                                  \
-        const T *x0 = Xt + i * m + c;                                                       \
-        T a0 = 0;                                                                           \
-        for (int64_t k = 0; k < B; k++) a0 += x0[k] * dz[k];                                \
-        t->dw[i] += a0;                                                                     \
-      }                                                                                     \
-    }                                                                                       \
-    t->J = J;                                                                               \
-    t->db = db;                                                                             \
-  }
-
-DEFINE_TASK(task_f32, float, expf, log1pf)
-DEFINE_TASK(task_f64, double, exp, log1p)
-
-static const char FEATURES_SHAPES[] =
-    "jaxlogreg native gradient: expected Xt (n, m), y (m,), s (m,) or (), w (n,), b () and "
-    "J (), dw (n,), db (), all of one dtype";
-
-static XLA_FFI_Error *value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype,
-                                     RunPart run) {
-  if (frame->extension_start != NULL &&
-      frame->extension_start->type == XLA_FFI_Extension_Metadata)
-    return metadata(frame);
-  if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;
-  XLA_FFI_Error *err = check_arity(frame, FEATURES_SHAPES);
-  if (err != NULL) return err;
-  for (int k = 0; k < 5; k++)
-    if (arg(frame, k)->dtype != dtype) return error(frame, FEATURES_SHAPES);
-  for (int k = 0; k < 3; k++)
-    if (ret(frame, k)->dtype != dtype) return error(frame, FEATURES_SHAPES);
-  const XLA_FFI_Buffer *Xt = arg(frame, 0), *y = arg(frame, 1), *s = arg(frame, 2);
-  const XLA_FFI_Buffer *w = arg(frame, 3), *b = arg(frame, 4);
-  if (Xt->rank != 2 || y->rank != 1 || w->rank != 1 || b->rank != 0 || s->rank > 1 ||
-      ret(frame, 0)->rank != 0 || ret(frame, 1)->rank != 1 || ret(frame, 2)->rank != 0)
-    return error(frame, FEATURES_SHAPES);
-  const int64_t n = Xt->dims[0], m = Xt->dims[1];
-  if (y->dims[0] != m || w->dims[0] != n || (s->rank == 1 && s->dims[0] != m) ||
-      ret(frame, 1)->dims[0] != n)
-    return error(frame, FEATURES_SHAPES);
-  const int itemsize = dtype == XLA_FFI_DataType_F32 ? 4 : 8;
-  const double bias = itemsize == 4 ? *(const float *)b->data : *(const double *)b->data;
-  const int64_t width = block_width(n, itemsize), blocks = (m + width - 1) / width;
-  const int64_t threads = threads_for(frame), parts = count_parts(threads, n * m, blocks);
-  Task *tasks = calloc((size_t)parts, sizeof(Task));
-  double *totals = malloc(sizeof(double) * (size_t)(parts * (n > 0 ? n : 1)));
-  int failed = tasks == NULL || totals == NULL;
-  for (int64_t k = 0; !failed && k < parts; k++) {
-    int64_t begin = blocks * k / parts * width, end = blocks * (k + 1) / parts * width;
-    Task part = {Xt->data, y->data, s->data, w->data, bias, s->rank == 1, n, m,
-                 begin < m ? begin : m, end < m ? end : m, 0, 0, totals + k * n};
-    tasks[k] = part;
-  }
-  failed = failed || run_parts(frame, threads, parts, run, tasks, sizeof(Task)) != 0;
-  double J = 0, db = 0;
-  for (int64_t k = 0; !failed && k < parts; k++) {
-    J += tasks[k].J;
-    db += tasks[k].db;
-  }
-  if (!failed) {
-    store(ret(frame, 0)->data, 0, J, itemsize);
-    store_sums(ret(frame, 1)->data, totals, parts, n, n, itemsize);
-    store(ret(frame, 2)->data, 0, db, itemsize);
-  }
-  free(tasks);
-  free(totals);
-  return failed ? error(frame, "jaxlogreg native gradient: out of memory") : NULL;
-}
-
-XLA_FFI_Error *jaxlogreg_value_and_grad_f32(XLA_FFI_CallFrame *frame) {
-  return value_and_grad(frame, XLA_FFI_DataType_F32, task_f32);
-}
-
-XLA_FFI_Error *jaxlogreg_value_and_grad_f64(XLA_FFI_CallFrame *frame) {
-  return value_and_grad(frame, XLA_FFI_DataType_F64, task_f64);
 }

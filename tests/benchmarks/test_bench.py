@@ -94,8 +94,8 @@ def test_roofline(tmp_path):
     from jaxlogreg.kernels import native
 
     if native.available():
-        assert ("gradient", "native (n,m) C kernel") in ops
-        assert ("step", "native (n,m) C kernel") in ops
+        assert ("gradient", "native (m,n) C kernel") in ops
+        assert ("step", "native (m,n) C kernel") in ops
     for r in result["rows"]:
         assert {"median_ms", "GB/s", "x_floor"} <= set(r)
         if r["op"] == "gradient" and "bf16" not in r["variant"]:

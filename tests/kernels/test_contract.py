@@ -73,8 +73,6 @@ def _rel(a, b) -> float:
 
 
 def _check(kernel, k, dtype, *, m=37, n=5, weighted=False, l2=0.0, logit_scale=1.0, seed=0):
-    if kernel.binary_only and k != 2:
-        pytest.skip(f"{kernel.name} computes the binary model only")
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
         params, Xt, y, s, sw = _problem(m, n, k, dtype, weighted=weighted,
                                         logit_scale=logit_scale, seed=seed)
@@ -141,8 +139,6 @@ def test_extreme_logits_stay_finite_and_agree(kernel, k, dtype, logit_scale):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("k", [2, 3, pytest.param(7, marks=pytest.mark.slow)])
 def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
-    if kernel.binary_only and k != 2:
-        pytest.skip(f"{kernel.name} computes the binary model only")
     h, l2 = 1e-6, 0.2
     with jax.enable_x64(True):
         params, Xt, y, s, _ = _problem(29, 4, k, "float64", weighted=True)
@@ -175,8 +171,6 @@ def test_every_kernel_equals_central_finite_differences_in_float64(kernel, k):
        seed=st.integers(0, 2**16))
 def test_property_every_kernel_equals_jax_grad(kernel, m, n, k, dtype, weighted, l2,
                                                logit_scale, seed):
-    if kernel.binary_only and k != 2:
-        k = 2
     _check(kernel, k, dtype, m=m, n=n, weighted=weighted, l2=l2, logit_scale=logit_scale,
            seed=seed)
 

@@ -43,6 +43,21 @@ def test_a_fortran_ordered_x_gives_the_same_result(k):
         np.testing.assert_allclose(leaf, ref, rtol=64 * eps * X.shape[0], atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [17, 128])  # classes over several vectors (of 16 or 8 lanes)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_many_classes_give_xlas_value_and_gradient(k, dtype):
+    """The kernel pads the classes to whole vectors: the padding never reaches J or ∇J."""
+    with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
+        params, X, y, s = _problem(m=203, n=11, k=k, dtype=dtype, seed=4)
+        J, g = native.native_rows_value_and_grad(params, X, y, s, 0.2)
+        J_ref, g_ref = value_and_grad_t(params, jnp.asarray(X.T), y, s, 0.2)
+    eps = float(np.finfo(dtype).eps)
+    assert abs(float(J) - float(J_ref)) <= 256 * eps * abs(float(J_ref))
+    for leaf, ref in zip(g, g_ref, strict=True):  # sums of 203 terms of size about 1
+        assert leaf.shape == ref.shape
+        np.testing.assert_allclose(leaf, ref, rtol=0, atol=256 * eps * np.sqrt(203))
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_refuses_x_params_and_labels_it_does_not_take(k):
     with jax.enable_x64(True):

@@ -20,7 +20,7 @@ def _shape(n, m=1 << 16, k=2, x_dtype=F32, dtype=F32, backend="cpu", **kw):
 def test_every_kernel_is_in_the_table_once_and_xla_always_applies():
     names = [k.name for k in kernels.KERNELS]
     assert len(set(names)) == len(names)
-    assert {"xla", "native_rows", "native", "fused"} <= set(names)
+    assert {"xla", "native_rows", "fused"} <= set(names)
     assert kernels.get("xla").applies(_shape(10**6, backend="tpu", sparse=True))
     with pytest.raises(ValueError, match="kernel must be one of .* got 'nope'"):
         kernels.get("nope")
@@ -77,7 +77,7 @@ def test_on_a_cpu_the_c_kernel_exactly_within_its_bounds(monkeypatch):
     assert chosen(n, m, k=native.MAX_CLASSES + 1) == "xla"
     assert chosen(n, m, x_dtype=BF16) == "xla"  # X stored narrower than the parameters
     assert chosen(n, m, sparse=True) == "xla" and chosen(n, m, sharded=True) == "xla"
-    assert chosen(n, m, backend="gpu") not in ("native_rows", "native")
+    assert chosen(n, m, backend="gpu") != "native_rows"
     assert len(calls) == 7  # bf16, sparse, sharded and GPU shapes never ask it (nor build it)
     assert [k.name for k in kernels.KERNELS if k.layout == "rows"] == ["native_rows"]
 
