@@ -391,7 +391,7 @@ def _gradient_used(m: int, n: int) -> str:
     from jaxlogreg import kernels
 
     kernel = kernels.choose(kernels.Shape(n, m, 2, "float32", "float32", jax.default_backend()))
-    names = {"native": "C kernel", "native_rows": "C kernel on X's rows", "fused": "Pallas kernel"}
+    names = {"native_rows": "C kernel on X's rows", "fused": "Pallas kernel"}
     return names.get(kernel.name, "XLA")
 
 
