@@ -8,8 +8,9 @@ Computation graph for one example, then for m examples (s_i = 1/m, or normalised
     over m    dz = s ⊙ (a - y) (m,),  dw = X dz + λ w (n,),  db = Σ dz ()
     softmax   dZ = s ⊙ (A - Y) (K, m), Y one-hot,  dW = X dZᵀ + λ W (n, K),  db = Σ_i dZ (K,)
 
-X is features-major (n, m), the course's layout, which training keeps (the public layout is
-(m, n)) because ``X dz`` is then faster on CPUs (docs/decisions.md). ``backward`` returns a
+X is features-major (n, m), the course's layout, which XLA's gradient in training keeps (the
+public layout is (m, n)) because XLA:CPU's ``X dz`` is then faster; the C kernel reads X (m, n)
+as given (docs/performance.md, "The layout of X"). ``backward`` returns a
 :class:`Params`, the structure of ``jax.grad`` of :func:`jaxlogreg.objective`, so the two can
 be swapped.
 """
