@@ -70,14 +70,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         strength ``λ = 1 / (C · Σ sample_weight)``. ``np.inf`` disables the penalty.
     penalty : {"l2", "l1", "elasticnet"} or None, default="l2"
         ``λ/2 ||W||²``, ``λ ||W||₁`` (exact zeros), or ``λ (r ||W||₁ + (1 - r)/2 ||W||²)`` with
-        ``r = l1_ratio``; None: no penalty. L1 parts need ``solver="proximal"`` (or "gd").
+        ``r = l1_ratio``; None: no penalty. L1 parts need "proximal", "working_set" or "gd".
     l1_ratio : float in [0, 1] or None, default=None
         r, the L1 share of the elastic-net penalty; only with ``penalty="elasticnet"``.
     fit_intercept : bool, default=True
         Learn the intercept ``b``; when False, ``b`` stays 0.
     solver : str, default="lbfgs"
         ``"lbfgs"`` (optax L-BFGS with line search; the fast choice for L2), ``"proximal"``
-        (proximal gradient with Barzilai-Borwein steps; for L1 and elastic net), ``"gd"`` (the
+        (proximal gradient with Barzilai-Borwein steps; for L1 and elastic net), ``"working_set"``
+        (binary L1 to a certified duality gap, on the host: docs/sparse.md), ``"gd"`` (the
         course's ``w := w - α dw``; ISTA with L1), ``"sgd"`` (momentum 0.9), ``"adam"``,
         ``"adamw"``, or the name of any optax optimizer taking a learning rate.
     learning_rate : float or None, default=None
@@ -88,7 +89,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     tol : float, default=1e-4
         Stop when ``max |∇J| <= tol`` (full batch) or when the relative change of the epoch
         loss is ``<= tol`` (minibatches); L-BFGS also stops when the objective no longer
-        decreases beyond float rounding. 0 always runs ``max_iter`` iterations.
+        decreases beyond float rounding. 0 always runs ``max_iter`` iterations. Binary L1:
+        also the duality gap ``<= tol · J`` ("working_set": that alone; docs/stopping.md).
     tol_criterion : {"auto", "grad", "loss"}, default="auto"
         Which of the two rules ``tol`` applies to ("auto": "grad" for full batch, "loss" for
         minibatches).

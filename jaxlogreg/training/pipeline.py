@@ -24,6 +24,7 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params
 from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.runtime import compiler
+from jaxlogreg.training import working_set
 from jaxlogreg.training.data import DeviceData, device_data
 from jaxlogreg.training.loop import LoopState, init_state
 from jaxlogreg.training.problem import Problem, check_penalty, validate
@@ -307,6 +308,27 @@ def fit_problem(problem: Problem, config: TrainConfig, *, mesh: jax.sharding.Mes
     """:func:`fit` on checked data (the estimator's route: its own checks, then this); the
     class weights are already in ``problem.weights``. ``run``: :func:`run_fit`'s
     ``init_params`` and ``hooks``."""
+    if config.solver_record.host_loop:
+        return _fit_on_host(problem, config, mesh=mesh, checkpoint=checkpoint, **run)
     data = device_data(problem, config.x_dtype, batch_size=config.batch_size, mesh=mesh,
                        bucket=checkpoint is None, grad=config.grad)
     return run_fit(data, config, checkpoint=checkpoint, **run)
+
+
+def _fit_on_host(problem: Problem, config: TrainConfig, *, mesh: Any, checkpoint: Any,
+                 init_params: Params | None = None, hooks: Sequence[Hook] = ()) -> FitResult:
+    """A solver that runs its own loop on the host (:mod:`jaxlogreg.training.working_set`):
+    binary, L1 part, in-memory full batch; ``init_params`` a warm start."""
+    refused = {"mesh": mesh, "checkpoint": checkpoint, "batch_size": config.batch_size,
+               "callback": "a callback" if hooks else None}
+    for name, value in refused.items():
+        if value is not None:
+            raise ValueError(f"solver {config.solver!r} runs on the host without {name}: "
+                             f"{name} must be None, got {value!r}")
+    if not config.has_l1:
+        raise ValueError(f"solver {config.solver!r} fits L1 and elastic-net penalties, got "
+                         f"penalty={config.penalty!r} with C={config.C!r}; use solver='lbfgs'")
+    start = None if init_params is None else starting_params(
+        init_params, problem.X.shape[1], problem.n_classes, problem.dtype, config.fit_intercept)
+    params, n_iter, history, loss, status = working_set.fit_problem(problem, config, start)
+    return FitResult(params, n_iter, history, loss, status)

@@ -36,17 +36,21 @@ class TrainConfig:
 
     Attributes:
       C: inverse regularization strength, ``λ = 1 / (C Σ s)``; ``inf`` for no penalty.
-      penalty: "l2" (default), "l1", "elasticnet" or None; L1 parts need solver "proximal"
-        (or "gd", ISTA).
+      penalty: "l2" (default), "l1", "elasticnet" or None; L1 parts need solver "proximal",
+        "working_set" (binary) or "gd" (ISTA).
       l1_ratio: r in [0, 1], the L1 share of an elastic-net penalty; only with "elasticnet".
       fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
       solver: "lbfgs" (optax L-BFGS with line search), "proximal" (proximal gradient with
         Barzilai-Borwein steps, for L1 parts), "gd" (the lecture's ``w := w - α dw``; ISTA
-        with L1), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
+        with L1), "working_set" (binary L1 / elastic-net: working sets and proximal Newton on
+        the host, :mod:`jaxlogreg.training.working_set`; no mesh, checkpoint, batch_size or
+        callback), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
       learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs and proximal.
       max_iter: iterations (epochs when ``batch_size`` is set), 0 to 10^7 (0 fits nothing).
       tol: stopping tolerance (see :mod:`jaxlogreg.training.loop`); 0 runs exactly ``max_iter``
-        iterations.
+        iterations. A full-batch binary fit with an L1 part is converged only when also its
+        duality gap is at most ``tol · J`` (docs/stopping.md); for "working_set" ``tol`` is
+        that relative gap alone, and ``max_iter`` its working-set rounds.
       tol_criterion: "grad" (stop when max|∇J| <= tol), "loss" (relative change of J <= tol),
         or "auto": "grad" for full batch, "loss" for minibatches.
       batch_size: None for full batch; an integer for shuffled minibatches (capped at m).

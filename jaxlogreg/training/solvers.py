@@ -45,6 +45,8 @@ class Solver:
         steps keep making progress J may be too coarse to show), "objective" (a line search
         that no longer lowers J is stuck), "objective_and_step" (also its state's ``stalled``
         flag: a proximal step can improve w and leave J unchanged in float32).
+      host_loop: it runs its own loop on the host (:mod:`jaxlogreg.training.working_set`), not
+        the on-device one: no optax transformation, mesh, checkpoints or minibatches.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Solver:
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     learning_rate: float | None = DEFAULT_LEARNING_RATE
     stall: str = "never"
+    host_loop: bool = False
 
 
 def gradient_descent(learning_rate: Any, l1: Any = None) -> optax.GradientTransformation:
@@ -100,6 +103,12 @@ def _lbfgs_signature(linesearch: str = "wolfe", memory_size: int = 10,
     """The ``solver_params`` of "lbfgs" (optax.lbfgs's, less the line search object)."""
 
 
+def _no_device_loop(learning_rate: Any, l1: Any) -> optax.GradientTransformation:
+    raise ValueError("solver 'working_set' runs its own loop on the host "
+                     "(jaxlogreg.fit and LogisticRegression on in-memory data); it has no "
+                     "on-device update: use solver='proximal' here")
+
+
 def _optax(name: str) -> Callable[..., optax.GradientTransformation]:
     return lambda learning_rate, l1, **params: getattr(optax, name)(learning_rate, **params)
 
@@ -113,6 +122,8 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
            stall="objective"),
     Solver("proximal", lambda lr, l1: proximal_gradient(0.0 if l1 is None else l1), None,
            full_batch=True, l1=True, learning_rate=None, stall="objective_and_step"),
+    Solver("working_set", _no_device_loop, None, full_batch=True, l1=True, learning_rate=None,
+           host_loop=True),
 )}
 
 

@@ -6,6 +6,7 @@ its :data:`TEST_SETTINGS` entry, or :data:`FALLBACK` (small per-coordinate steps
 batch; minibatches unless ``full_batch``; L1 and elastic net when ``l1``; binary and softmax
 (K = 3); without intercept; float32. The tolerances are derived in tests/training/_optimum.py
 (:func:`check_full_batch`, :func:`check_minibatch`). Default tier: binary, full batch, float64.
+Solvers with ``host_loop`` (binary L1 only) have their own tests: test_working_set*.py.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ import jaxlogreg as jl
 from jaxlogreg.training import solvers
 from jaxlogreg.training.settings import TrainConfig
 
-CASES = [*solvers.SOLVERS.values(), solvers.get("rmsprop")]  # the table, and optax by name
+# The table's solvers of the on-device loop, and optax by name; a host_loop solver
+# ("working_set": binary L1 / elastic net only) has its own tests (test_working_set*.py).
+CASES = [*(s for s in solvers.SOLVERS.values() if not s.host_loop), solvers.get("rmsprop")]
 FLOAT32_TOL = 1e-4  # a float32 fit's max|G| target: far above its gradient's rounding
 MAX_ITER = 8000  # m <= 256 rows x at most 2^13 iterations: a quick compile (training.loop)
 

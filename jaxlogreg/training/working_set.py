@@ -1,0 +1,270 @@
+"""Binary L1 / elastic-net fits to a certified optimum: working sets, proximal Newton, duality gap.
+
+Minimises ``J(w, b) = Σ_i s_i L_i + λ₁ ||w||₁ + λ₂/2 ||w||²`` (``Σ s = 1``, b unpenalised) as
+skglm and celer do: solve on a working set W (the support plus the features whose gradient
+violates the optimality conditions most; |W| about 2 |support|, at least ``P0``, grown only),
+then check every feature; each subproblem is solved by proximal Newton, the quadratic model
+minimised by coordinate descent on its dense Hessian ``[X_W 1]ᵀ D [X_W 1]`` (|W| + 1 unknowns,
+the intercept last, at most ``MAX_WORKING_SET``). Status: "converged" only when the duality gap
+certifies ``J - J* <= tol · J`` (:mod:`jaxlogreg.training.certificate`); "max_iter" after
+``max_iter`` rounds; "stalled" when rounds stop lowering J (rounding) or the support outgrows
+``MAX_WORKING_SET``. The rounds are driven from the host: products with X by NumPy/SciPy in
+float64, each Newton step's coordinate descent one jitted program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit
+
+from jaxlogreg.core import checks
+from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.training import certificate
+from jaxlogreg.training.problem import Problem, check_penalty
+from jaxlogreg.training.proximal import DECREASE_SLACK_ULPS
+from jaxlogreg.training.settings import TrainConfig
+
+P0 = 16  # the smallest working set
+MAX_WORKING_SET = 4096  # |W| + 1 unknowns, at most: the dense Hessian holds (|W| + 1)² float64
+MAX_NEWTON = 50  # proximal Newton steps per working set
+MAX_EPOCHS = 500  # coordinate-descent epochs per Newton step
+INNER_SHARE = 0.3  # a subproblem is solved when its KKT violation is this share of the outer one
+SHARE_CUT = 0.1  # ... cut by this factor after a round that did not lower J
+MIN_SHARE = 1e-9  # ... below which the fit has stalled (rounding: J can go no lower)
+MAX_HALVINGS = 30  # line search of a Newton step
+ARMIJO = 1e-4
+MAX_FLAT = 2  # Newton steps in a row within J's rounding, at most, in a subproblem
+CD_FLOOR = 1e-12  # coordinate descent's tolerance, at least this share of max|∇f| (rounding)
+
+
+class Result(NamedTuple):
+    w: np.ndarray  # (n,) float64
+    b: float
+    status: str  # "converged", "max_iter" or "stalled"
+    gap: float  # the duality gap at (w, b), an upper bound on J - J*
+    objective: float
+    rounds: int
+    history: np.ndarray  # J at the start of each round
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """``aᵀb`` of two vectors without BLAS (a threaded BLAS dot of 10^5 entries takes
+    milliseconds on a busy machine, NumPy's own loop microseconds)."""
+    return float(np.einsum("i,i->", a, b))
+
+
+def _abs_change(v: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``|v + d| - |v|`` without cancellation: ``sign(v) d`` where v + d keeps v's sign (near
+    the optimum d is below |v|'s rounding, and the difference would be noise)."""
+    same = np.sign(v + d) * np.sign(v) > 0
+    return np.where(same, np.sign(v) * d, np.abs(v + d) - np.abs(v))
+
+
+def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: float, l1: float,
+                l2: float, fit_intercept: bool, z: np.ndarray | None = None
+                ) -> tuple[float, float, np.ndarray]:
+    """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense or
+    SciPy), in float64: ``gap >= J - J*``; ``z = X w + b`` when not given."""
+    z = X @ w + b if z is None else z
+    with jax.enable_x64(True):
+        J, gap, grad = certificate.duality_gap(z, y, s, w, l1, l2, fit_intercept,
+                                               lambda u: X.T @ np.asarray(u))
+        return float(J), float(gap), np.asarray(grad)
+
+
+def kkt_violation(w: np.ndarray, grad: np.ndarray, l1: Any) -> np.ndarray:
+    """Per feature, the distance of ∇f to ``-λ₁ ∂|w_j|``: ``|∇f_j + λ₁ sign w_j|`` where
+    ``w_j ≠ 0``, ``max(|∇f_j| - λ₁, 0)`` where ``w_j = 0``; 0 at the optimum."""
+    return np.where(w != 0, np.abs(grad + l1 * np.sign(w)), np.maximum(np.abs(grad) - l1, 0.0))
+
+
+@jax.jit
+def _coordinate_descent(H: jax.Array, g: jax.Array, v0: jax.Array, lam: jax.Array,
+                        tol: jax.Array) -> jax.Array:
+    """argmin over v of ``gᵀ(v - v0) + ½ (v - v0)ᵀ H (v - v0) + Σ_j lam_j |v_j|`` by cyclic
+    coordinate descent, epochs until the largest change of a coordinate's gradient,
+    ``|Δv_j| H_jj``, is at most ``tol`` (or :data:`MAX_EPOCHS`). H (k, k) symmetric PSD."""
+    diag = jnp.diagonal(H)
+    safe = jnp.where(diag > 0, diag, 1.0)
+
+    def coordinate(j, carry):
+        v, q, change = carry  # q = g + H (v - v0), the model's gradient
+        target = v[j] - q[j] / safe[j]
+        new = jnp.sign(target) * jnp.maximum(jnp.abs(target) - lam[j] / safe[j], 0.0)
+        new = jnp.where(diag[j] > 0, new, v[j])
+        d = new - v[j]
+        q = q + d * jax.lax.dynamic_index_in_dim(H, j, keepdims=False)
+        return v.at[j].set(new), q, jnp.maximum(change, jnp.abs(d) * diag[j])
+
+    def epoch(carry):
+        v, q, _, n = carry
+        v, q, change = jax.lax.fori_loop(0, v.shape[0], coordinate, (v, q, jnp.zeros_like(tol)))
+        return v, q, change, n + 1
+
+    start = (v0, g, jnp.asarray(jnp.inf, v0.dtype), jnp.int32(0))
+    v, *_ = jax.lax.while_loop(lambda c: (c[2] > tol) & (c[3] < MAX_EPOCHS), epoch, start)
+    return v
+
+
+def _bucket(k: int) -> int:
+    """k rounded up to a power of two, or to a multiple of 512 above 512."""
+    return max(P0, 1 << (k - 1).bit_length()) if k <= 512 else -(-k // 512) * 512
+
+
+def _with_intercept_column(Xw: Any, fit_intercept: bool) -> tuple[Any, Any, np.ndarray | None]:
+    """``[X_W 1]`` (``[X_W 0]`` without intercept: its coordinate never moves) as (columns,
+    rows, the row of each stored entry): CSC and CSR arrays, or one dense array twice."""
+    m = Xw.shape[0]
+    last = np.full((m, 1), 1.0 if fit_intercept else 0.0)
+    if not sp.issparse(Xw):
+        Xa = np.hstack([Xw, last])
+        return Xa, Xa, None
+    Xa = sp.hstack([Xw, sp.csc_array(last)], format="csc")
+    Xr = Xa.tocsr()
+    return Xa, Xr, np.repeat(np.arange(m), np.diff(Xr.indptr))
+
+
+class _Subproblem(NamedTuple):
+    """J on the working set, in v = (w_W, b): ``Xa v + offset`` are the logits."""
+
+    Xa: Any  # [X_W 1] by columns (CSC) or dense
+    Xr: Any  # the same by rows (CSR) or dense
+    rows: np.ndarray | None  # the row of each entry of Xr (sparse)
+    y: np.ndarray
+    s: np.ndarray
+    offset: np.ndarray  # X w on the support outside the working set (beyond MAX_WORKING_SET)
+    lam: np.ndarray  # λ₁ per coordinate, 0 for b
+    ridge: np.ndarray  # λ₂ per coordinate, 0 for b
+
+    def state(self, v: np.ndarray):
+        """z, J, ∇J's smooth part and the Hessian weights D = s σ(z)(1 - σ(z))."""
+        z = self.Xa @ v + self.offset
+        p = expit(z)
+        grad = self.Xr.T @ (self.s * (p - self.y)) + self.ridge * v
+        return z, self.value(z, v), grad, self.s * p * (1 - p)
+
+    def value(self, z: np.ndarray, v: np.ndarray) -> float:
+        loss = _dot(self.s, np.logaddexp(0.0, z) - self.y * z)
+        return loss + _dot(self.lam, np.abs(v)) + 0.5 * _dot(self.ridge, v * v)
+
+    def hessian(self, D: np.ndarray) -> np.ndarray:
+        """``Xaᵀ diag(D) Xa + diag(λ₂)`` (k + 1, k + 1), dense."""
+        if self.rows is None:
+            H = (self.Xa * D[:, None]).T @ self.Xa
+        else:
+            XD = sp.csr_array((self.Xr.data * D[self.rows], self.Xr.indices, self.Xr.indptr),
+                              shape=self.Xr.shape)
+            H = (self.Xa.T @ XD).toarray()
+        H[np.diag_indices_from(H)] += self.ridge
+        return H
+
+    def solve(self, v: np.ndarray, tol: float) -> np.ndarray:
+        """Proximal Newton steps until the KKT violation on the working set is at most ``tol``:
+        the Newton direction minimises the quadratic model plus ``Σ λ₁ |v_j|`` (coordinate
+        descent, :func:`_coordinate_descent`), the step Armijo's backtracking for proximal
+        Newton (Lee, Sun and Saunders 2014)."""
+        flat = 0  # steps in a row that did not lower J (below its rounding)
+        for _ in range(MAX_NEWTON):
+            z, J, grad, D = self.state(v)
+            if np.max(kkt_violation(v, grad, self.lam), initial=0.0) <= tol or flat > MAX_FLAT:
+                break
+            cd_tol = max(0.3 * tol, CD_FLOOR * float(np.max(np.abs(grad), initial=0.0)))
+            with jax.enable_x64(True):
+                target = np.asarray(_coordinate_descent(self.hessian(D), grad, v, self.lam,
+                                                        np.float64(cd_tol)))
+            v, J_new = self._line_search(z, J, grad, v, target - v)
+            if J_new is None:
+                break
+            flat = flat + 1 if J_new >= J else 0
+        return v
+
+    def _line_search(self, z, J, grad, v, d) -> tuple[np.ndarray, float | None]:
+        """``J(v + t d) <= J(v) + σ t (∇fᵀd + Σ λ₁(|v + d| - |v|))``, t = 1, 1/2, ..., up to
+        ``DECREASE_SLACK_ULPS`` of |J| (near the optimum the decrease is below J's rounding).
+        The new point and its J; None when no step passed."""
+        dz = self.Xa @ d
+        decrease = _dot(grad, d) + _dot(self.lam, _abs_change(v, d))
+        if not decrease < 0:
+            return v, None
+        t, rounding = 1.0, DECREASE_SLACK_ULPS * np.finfo(np.float64).eps * abs(J)
+        for _ in range(MAX_HALVINGS):
+            J_new = self.value(z + t * dz, v + t * d)
+            if J_new <= J + ARMIJO * t * decrease + rounding:
+                return v + t * d, J_new
+            t *= 0.5
+        return v, None
+
+
+def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
+          fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 50,
+          w0: np.ndarray | None = None, b0: float = 0.0) -> Result:
+    """Minimise J (module docstring) for X (m, n) dense or scipy sparse, y (m,) 0/1, weights s
+    (m,) (normalised here; None: 1/m each) until ``gap <= tol · J``; warm start at (w0, b0).
+    ``max_iter`` bounds the working-set rounds."""
+    X = X.tocsc() if sp.issparse(X) else np.asarray(X)
+    X = X.astype(np.float64)
+    y = np.asarray(y, np.float64)
+    m, n = X.shape
+    s = np.full(m, 1.0 / m) if s is None else np.asarray(s, np.float64) / np.sum(s)
+    w = np.zeros(n) if w0 is None else np.array(w0, np.float64)
+    b = float(b0) if fit_intercept else 0.0
+    best, rounds, status, ws_size, share = np.inf, 0, "max_iter", P0, INNER_SHARE
+    J, gap, history = np.inf, np.inf, []
+    z = X @ w + b
+    for rounds in range(max_iter + 1):
+        J, gap, grad = duality_gap(X, y, s, w, b, l1, l2, fit_intercept, z)
+        history.append(J)
+        if gap <= tol * J:
+            status = "converged"
+            break
+        if J >= best:  # the last round did not lower J: solve the next subproblem tighter
+            share *= SHARE_CUT
+        support = np.flatnonzero(w)
+        if rounds == max_iter or share < MIN_SHARE or support.size >= MAX_WORKING_SET - 1:
+            status = "max_iter" if rounds == max_iter else "stalled"  # too wide: stalled too
+            break
+        best = min(best, J)
+        violation = kkt_violation(w, grad, l1)
+        ws_size = min(n, _bucket(max(ws_size, 2 * support.size) + 1) - 1, MAX_WORKING_SET - 1)
+        score = np.where(w != 0, np.inf, violation)
+        ws = np.sort(np.argpartition(-score, ws_size - 1)[:ws_size]) if ws_size < n else (
+            np.arange(n))
+        outside = np.setdiff1d(support, ws)
+        offset = X[:, outside] @ w[outside] if outside.size else np.zeros(m)
+        penalised = np.r_[np.ones(ws.size), 0.0]
+        sub = _Subproblem(*_with_intercept_column(X[:, ws], fit_intercept), y, s, offset,
+                          l1 * penalised, l2 * penalised)
+        worst = max(float(violation.max(initial=0.0)), abs(_dot(s, expit(z) - y)) * fit_intercept)
+        v = sub.solve(np.r_[w[ws], b], share * worst)
+        w = w.copy()
+        w[ws], b = v[:-1], float(v[-1])
+        z = sub.Xa @ v + offset  # X w + b: w is 0 outside the working set and the support
+    return Result(w, b, status, gap, J, rounds, np.asarray(history))
+
+
+def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None
+                ) -> tuple[Params, int, np.ndarray, float, str]:
+    """A binary fit of checked data with :func:`solve`, as the fit pipeline runs a solver:
+    ``(params in the fit's dtype, rounds, J per round, J, status)``. ``config.tol`` is the
+    relative duality gap, ``config.max_iter`` the working-set rounds; ``init_params``: a checked
+    warm start (NumPy arrays)."""
+    if problem.n_classes != 2:
+        raise ValueError(f"solver 'working_set' fits binary models only, got "
+                         f"{problem.n_classes} classes; use solver='proximal'")
+    X = problem.X
+    if not sp.issparse(X):
+        X = np.asarray(X)
+        checks.check_finite(X, "X")
+    l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
+    check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
+    w0, b0 = (None, 0.0) if init_params is None else (init_params.w, float(init_params.b))
+    r = solve(X, problem.y, problem.weights, l1, l2, fit_intercept=config.fit_intercept,
+              tol=config.tol, max_iter=config.max_iter, w0=w0, b0=b0)
+    dtype = np.dtype(accumulation_dtype(problem.dtype))
+    params = Params(r.w.astype(dtype), np.asarray(r.b, dtype))
+    return params, r.rounds, r.history.astype(dtype), r.objective, r.status
