@@ -242,14 +242,23 @@ def test_sparse(tmp_path):
     with pytest.raises(ValueError, match="MxNxNNZ"):
         sparse.parse_size("300x512")
     result = _run("sparse", tmp_path, "--sizes", "600x256x8", "--max-iter", "300")
-    assert [(r["penalty"], r["solver"]) for r in result["rows"]] == [
-        ("l2", "jaxlogreg lbfgs"), ("l2", "scikit-learn lbfgs"),
-        ("l1", "jaxlogreg proximal"), ("l1", "scikit-learn saga")]
-    for r in result["rows"]:
-        assert {"first_s", "steady_s", "objective", "rel_gap", "nonzero_w", "peak / CSR"} <= set(r)
+    rows = result["rows"]
+    assert [(r["penalty"], r["solver"]) for r in rows[:3]] == [
+        ("l2", "jaxlogreg lbfgs"), ("l2", "scikit-learn lbfgs"), ("l2", "scikit-learn newton-cg")]
+    pairs = {(r["penalty"], r["solver"]) for r in rows}
+    assert {("l1", "jaxlogreg working_set"), ("l1", "scikit-learn liblinear")} <= pairs
+    for r in rows:
+        assert {"first_s", "steady_s", "objective", "rel_gap", "nonzero_w", "peak / CSR",
+                "lambda", "support_diff", "steady / ref"} <= set(r)
         assert r["peak_extra_MiB"] >= 0 and r["rel_gap"] >= 0
-    l2_ours = result["rows"][0]
-    assert l2_ours["rel_gap"] < 1e-5  # lbfgs on both sides reaches the same optimum
-    assert {t["target"].split(",")[0] for t in result["targets"]} == {
-        "L2 steady time", "L2 objective", "L2 peak memory",
-        "L1 steady time", "L1 objective", "L1 peak memory"}
+    assert rows[0]["rel_gap"] < 1e-5  # lbfgs on both sides reaches the same optimum
+    working_set = [r for r in rows if r["solver"] == "jaxlogreg working_set"]
+    assert len(working_set) == 2  # one per --quick λ₁
+    for r in working_set:  # a certified optimum: the lowest J of its comparison, same zeros
+        assert r["status"] == "converged" and r["rel_gap"] < 1e-6 and r["support_diff"] == 0
+    names = {t["target"].split(",")[0] for t in result["targets"]}
+    assert {"L2 steady time", "L2 objective", "L2 peak memory"} <= names
+    l1_names = names - {"L2 steady time", "L2 objective", "L2 peak memory"}
+    assert len(l1_names) == 6 and all(name.startswith("L1 λ=") for name in l1_names)
+    assert {name.rsplit(") ", 1)[1] for name in l1_names} == {
+        "steady time", "objective", "peak memory"}
