@@ -44,6 +44,7 @@ REGISTRY: dict[str, str] = {
     "cv": "benchmarks.cv",
     "sparse": "benchmarks.sparse",
     "inference": "benchmarks.inference",
+    "softmax": "benchmarks.softmax",
 }
 DEFAULT_OUT = "benchmarks/results"
 

@@ -12,7 +12,8 @@ of a call is ``VmHWM`` after it minus ``VmRSS`` before it. A process makes the d
 3. the same fit again, the one reported as the fit's extra memory (``steady_extra_MB``): what a
    fit needs beyond what the process already holds, next to its time.
 
-Used by :mod:`benchmarks.time_to_solution` (its table "Peak memory of a fit").
+Used by :mod:`benchmarks.time_to_solution` (its table "Peak memory of a fit") and, with
+``options["classes"]`` K > 2, by :mod:`benchmarks.softmax`.
 """
 
 from __future__ import annotations
@@ -71,34 +72,47 @@ def _peak_of(call) -> tuple[float, float, float]:
             (_status_kb("VmRSS") - before) * 1024 / MB, seconds)
 
 
+def _problem_and_solver(solver: str, n: int, options: dict[str, Any]):
+    """``(problem(rows, seed) -> (X, y), make(X, y) -> call)``: the binary data and fits of
+    :mod:`benchmarks.time_to_solution`, or, for ``options["classes"]`` K > 2, the softmax ones
+    of :mod:`benchmarks.softmax`."""
+    l2, tol, classes = options["l2"], options["tol"], options.get("classes", 2)
+    if classes > 2:
+        from benchmarks import softmax
+
+        return (lambda rows, seed: softmax.make_problem(rows, n, classes, seed),
+                lambda X, y: softmax.solver(solver, X, y, classes, l2, tol))
+    from benchmarks import time_to_solution as tts
+
+    make = {
+        "jaxlogreg lbfgs": lambda X, y: tts._jaxlogreg(X, y, "lbfgs", l2, tol, 500, None),
+        "sklearn lbfgs": lambda X, y: tts._sklearn(X, y, "lbfgs", l2, tol),
+        "torch lbfgs": lambda X, y: tts._torch_lbfgs(X, y, l2, tol),
+    }[solver]
+    return lambda rows, seed: tts.make_problem(rows, n, seed, options["correlation"]), make
+
+
 def child(library: str, size: str, options: dict[str, Any]) -> dict[str, Any]:
     """The measurements of one process (see the module docstring), as a row."""
     import numpy as np
 
-    from benchmarks import time_to_solution as tts
-
     solver, aligned = LIBRARIES[library]
     m, n = (int(k) for k in size.split("x"))
-    X, y = tts.make_problem(m, n, options["seed"], options["correlation"])
+    problem, make = _problem_and_solver(solver, n, options)
+    X, y = problem(m, options["seed"])
     if aligned:  # a copy whose data start on a 64-byte boundary (NumPy's are 16-byte aligned)
         raw = np.empty(X.nbytes + 64, np.uint8)
         start = -raw.ctypes.data % 64
         X_aligned = raw[start : start + X.nbytes].view(X.dtype).reshape(X.shape)
         X_aligned[...] = X
         X = X_aligned
-    tiny_X, tiny_y = tts.make_problem(TINY_ROWS, n, options["seed"] + 1, options["correlation"])
-    l2, tol = options["l2"], options["tol"]
-    make = {
-        "jaxlogreg lbfgs": lambda X, y: tts._jaxlogreg(X, y, "lbfgs", l2, tol, 500, None),
-        "sklearn lbfgs": lambda X, y: tts._sklearn(X, y, "lbfgs", l2, tol),
-        "torch lbfgs": lambda X, y: tts._torch_lbfgs(X, y, l2, tol),
-    }[solver]
+    tiny_X, tiny_y = problem(TINY_ROWS, options["seed"] + 1)
     runtime_peak, runtime_resident, _ = _peak_of(lambda: make(tiny_X, tiny_y)())
     call = make(X, y)
     first_extra, _, first_s = _peak_of(call)
     steady_extra, _, steady_s = _peak_of(call)
     x_mb = X.nbytes / MB
-    return {"m": m, "n": n, "solver": library, "X_MB": x_mb,
+    return {"m": m, "n": n, "classes": options.get("classes", 2), "solver": library, "X_MB": x_mb,
             "X 64-byte aligned": X.ctypes.data % 64 == 0,
             "runtime_peak_MB": runtime_peak, "runtime_resident_MB": runtime_resident,
             "first_extra_MB": first_extra, "steady_extra_MB": steady_extra,

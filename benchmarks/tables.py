@@ -168,14 +168,23 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
         "time_to_solution.json",
         ("process", "round", "m", "n", "first_fit_s", "second_fit_s", "sklearn_first_fit_s"),
         key="First LogisticRegression().fit of a fresh process"),
+    "softmax": Table(
+        "softmax.json",
+        ("m", "n", "K", "solver", "first_s", "steady_s", "n_iter", "steady / sklearn lbfgs",
+         "steady / fastest sklearn", "J above best", "settings")),
+    "softmax-memory": Table(
+        "softmax.json",
+        ("m", "n", "classes", "solver", "X_MB", "runtime_peak_MB", "first_extra_MB",
+         "steady_extra_MB", "steady_extra / X"),
+        key="Peak memory of a fit (MB above the process's resident memory before it)"),
     "cv": Table(
         "cv.json",
         ("m", "n", "models", "estimator", "first_s", "steady_s", "same_C_",
          "max |coef_ - sklearn|", "steady / sklearn", "first / sklearn")),
     "sparse": Table(
         "sparse.json",
-        ("penalty", "C", "solver", "status", "n_iter", "first_s", "steady_s", "rel_gap",
-         "nonzero_w", "true_w_found", "peak / CSR", "steady / sklearn")),
+        ("penalty", "lambda", "solver", "status", "n_iter", "first_s", "steady_s", "rel_gap",
+         "nonzero_w", "support_diff", "true_w_found", "peak / CSR", "steady / ref")),
     "scaling": Table(
         "scaling.json",
         ("sweep", "m", "n", "MB(X)", "step_ms", "jaxlogreg_lbfgs_s", "sklearn_lbfgs_s",
