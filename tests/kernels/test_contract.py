@@ -113,17 +113,18 @@ ROWS_KERNELS = [k for k in KERNELS if k.values[0].layout == "rows"]
 # The C kernel on rows cuts X into blocks of about 32 KiB (at least 16 rows): m not a multiple
 # of a block over several blocks, rows wider than a block, odd n, one row, one feature.
 @pytest.mark.parametrize("kernel", ROWS_KERNELS)
-@pytest.mark.parametrize("k", [2, 3, 7])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("m, n", [(1, 1), (1001, 17), (37, 4500), (333, 1)])
+@pytest.mark.parametrize("k", [3, pytest.param(2, marks=pytest.mark.slow), pytest.param(7, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("m, n", [(1001, 17), pytest.param(1, 1, marks=pytest.mark.slow),
+                                  pytest.param(37, 4500, marks=pytest.mark.slow), pytest.param(333, 1, marks=pytest.mark.slow)])
 def test_rows_kernels_over_blocks_and_odd_shapes(kernel, k, dtype, m, n):
     _check(kernel, k, dtype, m=m, n=n, weighted=True, l2=0.1)
 
 
 @pytest.mark.parametrize("kernel", ROWS_KERNELS)
-@pytest.mark.parametrize("k", [3, 7])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("logit_scale", [1e4, -1e4])
+@pytest.mark.parametrize("k", [3, pytest.param(7, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("logit_scale", [1e4, pytest.param(-1e4, marks=pytest.mark.slow)])
 def test_rows_kernels_softmax_at_extreme_logits(kernel, k, dtype, logit_scale):
     _check(kernel, k, dtype, m=203, n=6, logit_scale=logit_scale, weighted=True)
 
@@ -178,9 +179,10 @@ def test_property_every_kernel_equals_jax_grad(kernel, m, n, k, dtype, weighted,
 # The Hessian: the hand-written Xa D Xaᵀ (and its product with a vector) against jax.hessian
 # of the same objective, on the flat parameter vector.
 @pytest.mark.parametrize("k", [2, 3])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("weighted", "l2", "fit_intercept"),
-                         [(False, 0.0, True), (True, 0.3, True), (True, 0.1, False)])
+                         [(True, 0.3, True), pytest.param(False, 0.0, True, marks=pytest.mark.slow),
+                          pytest.param(True, 0.1, False, marks=pytest.mark.slow)])
 def test_hand_written_hessian_equals_jax_hessian(k, dtype, weighted, l2, fit_intercept):
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
         params, Xt, y, s, sw = _problem(41, 4, k, dtype, weighted=weighted)

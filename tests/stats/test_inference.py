@@ -286,6 +286,7 @@ def test_perfect_separation_raises():
             jl.inference(Params(np.array([1e3]), np.asarray(0.0)), X, y, C=1.0).std_err))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("C", [np.inf, 2.0])
 def test_softmax_sparse_equals_dense_for_every_cov_type(C, fit_intercept):

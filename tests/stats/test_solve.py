@@ -107,6 +107,7 @@ def test_grad_wrt_weights_and_X_equals_finite_differences(classes):
             assert _rel(d_X[i, j], fd) < FD_RTOL, ("X", i, j)
 
 
+@pytest.mark.slow
 def test_grad_wrt_soft_labels_equals_finite_differences():
     X, y = _problem()
     soft = np.clip(y + np.random.default_rng(2).normal(0, 0.2, size=y.shape), 0.05, 0.95)
@@ -130,6 +131,7 @@ def _val_loss_of_X(X, y, linear_solver="cholesky"):
     return f
 
 
+@pytest.mark.slow
 def test_jvp_is_the_gradient_along_the_direction():
     X, y = _problem()
     direction = np.random.default_rng(3).normal(size=X[:40].shape)

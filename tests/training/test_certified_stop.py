@@ -57,6 +57,7 @@ def test_a_converged_l1_fit_is_at_liblinears_optimum(layout):
     assert J <= _liblinear_objective(X, y, L1) * (1 + RTOL)
 
 
+@pytest.mark.slow
 def test_elastic_net_is_certified_too():
     X, y = _problem(m=150, n=200, seed=1)
     C, ratio = 1 / (2e-4 * len(y)), 0.5
