@@ -178,7 +178,7 @@ def test_property_every_kernel_equals_jax_grad(kernel, m, n, k, dtype, weighted,
 
 # The Hessian: the hand-written Xa D Xaᵀ (and its product with a vector) against jax.hessian
 # of the same objective, on the flat parameter vector.
-@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("k", [2, pytest.param(3, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("weighted", "l2", "fit_intercept"),
                          [(True, 0.3, True), pytest.param(False, 0.0, True, marks=pytest.mark.slow),
@@ -208,6 +208,7 @@ def test_hand_written_hessian_equals_jax_hessian(k, dtype, weighted, l2, fit_int
     assert _rel(Hv, Hv_ref) <= tol
 
 
+@pytest.mark.slow
 def test_hessian_vector_product_takes_sparse_x():
     with jax.enable_x64(True):
         params, Xt, y, s, _ = _problem(23, 6, 3, "float64", weighted=True)

@@ -43,8 +43,8 @@ def test_a_fortran_ordered_x_gives_the_same_result(k):
         np.testing.assert_allclose(leaf, ref, rtol=64 * eps * X.shape[0], atol=1e-12)
 
 
-@pytest.mark.parametrize("k", [17, 128])  # classes over several vectors (of 16 or 8 lanes)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k", [17, pytest.param(128, marks=pytest.mark.slow)])  # over several vectors of lanes
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
 def test_many_classes_give_xlas_value_and_gradient(k, dtype):
     """The kernel pads the classes to whole vectors: the padding never reaches J or ∇J."""
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):

@@ -53,7 +53,8 @@ def _sk_objective(X, y, C, params, sample_weight=None):
     return C * np.sum(s * loss) + 0.5 * np.sum(w * w)
 
 
-@pytest.mark.parametrize("classes", [2, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("classes", [2, 3])
 def test_the_solution_is_scikit_learns(classes):
     X, y = _problem(classes=classes)
     weights = np.random.default_rng(1).uniform(0.5, 2.0, size=X.shape[0])

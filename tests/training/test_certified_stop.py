@@ -42,8 +42,8 @@ def _liblinear_objective(X, y, l1):
 
 @pytest.mark.parametrize("layout", [
     {"sparse": True},  # CooMatrix Xt
-    {"sparse": False},  # dense X in rows (the native kernel on CPU) or Xt
-    {"sparse": False, "grad": "autodiff"},  # dense Xt
+    pytest.param({"sparse": False}, marks=pytest.mark.slow),  # dense X in rows (the native kernel on CPU) or Xt
+    pytest.param({"sparse": False, "grad": "autodiff"}, marks=pytest.mark.slow),  # dense Xt
 ])
 def test_a_converged_l1_fit_is_at_liblinears_optimum(layout):
     X, y = _problem()
