@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
+from _sparse_l1 import sparse_l1_problem
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 import jaxlogreg as jl
@@ -19,12 +19,7 @@ L1 = 1e-4  # where the KKT rule alone stopped at J 4e-5 above J* (tol 1e-6)
 
 
 def _problem(m=200, n=400, seed=0):
-    rng = np.random.default_rng(seed)
-    X = sp.random(m, n, density=0.1, random_state=seed, format="csr")
-    w = np.zeros(n)
-    w[:12] = rng.choice([-4.0, 4.0], 12)
-    y = (rng.random(m) < 1 / (1 + np.exp(-(X @ w) - 0.3))).astype(np.int64)
-    return X, y
+    return sparse_l1_problem(m, n, density=0.1, n_true=12, seed=seed)
 
 
 def _objective_and_gap(X, y, w, b, l1, l2=0.0):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.sparse as sp
+from _sparse_l1 import sparse_l1_problem
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 import jaxlogreg as jl
@@ -27,12 +27,7 @@ ZERO = 1e-6  # a coefficient above this where the other solution has a zero: ano
 
 
 def _sparse_problem(m=400, n=300, density=0.08, seed=0):
-    rng = np.random.default_rng(seed)
-    X = sp.random(m, n, density=density, random_state=seed, format="csr")
-    w = np.zeros(n)
-    w[:min(n, 12)] = rng.choice([-4.0, 4.0], min(n, 12))
-    y = (rng.random(m) < 1 / (1 + np.exp(-(X @ w) - 0.3))).astype(np.int64)
-    return X, y
+    return sparse_l1_problem(m, n, density=density, n_true=12, seed=seed)
 
 
 def _lambda_max(X, y, s):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
+from _sparse_l1 import sparse_l1_problem
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 import jaxlogreg as jl
@@ -18,12 +18,7 @@ ZERO = 1e-6  # a coefficient above this where the other solution has a zero: ano
 
 
 def _problem(m=300, n=150, seed=0):
-    rng = np.random.default_rng(seed)
-    X = sp.random(m, n, density=0.1, random_state=seed, format="csr")
-    w = np.zeros(n)
-    w[:10] = rng.choice([-4.0, 4.0], 10)
-    y = (rng.random(m) < 1 / (1 + np.exp(-(X @ w) - 0.3))).astype(np.int64)
-    return X, y
+    return sparse_l1_problem(m, n, density=0.1, n_true=10, seed=seed)
 
 
 def _objective(X, y, w, b, l1):
