@@ -243,11 +243,10 @@ def _check_separation(residual: np.ndarray, s: np.ndarray) -> None:
 def _hessian(params: Params, X: Any, s: np.ndarray, l2: float, fit_intercept: bool) -> Any:
     """H (k, k) from core.hessian: one product for dense X (in X's dtype), k Hessian-vector
     products for sparse X (H's columns; X stays sparse)."""
-    jparams = Params(jnp.asarray(params.w), jnp.asarray(params.b))
+    dtype = np.float64 if sp.issparse(X) else X.dtype
+    jparams = Params(jnp.asarray(params.w, dtype), jnp.asarray(params.b, dtype))
     if not sp.issparse(X):
-        dtype = X.dtype
-        return _dense_hessian(Params(jnp.asarray(params.w, dtype), jnp.asarray(params.b, dtype)),
-                              jnp.asarray(X), jnp.asarray(s, dtype), l2, fit_intercept)
+        return _dense_hessian(jparams, jnp.asarray(X), jnp.asarray(s, dtype), l2, fit_intercept)
     Xt = jax.tree.map(jnp.asarray, coo_of_csr(sp.csr_array(X), np.float64, transpose=True))
     k = n_params(jparams, fit_intercept)
 
