@@ -1,6 +1,6 @@
 """Build, verify and load the C gradient kernel (:mod:`jaxlogreg.kernels.native`): one bounded try.
 
-:func:`build_and_load` compiles ``native_kernel.c`` with the system's C compiler (``$CC``, else
+:func:`build_and_load` compiles :data:`SOURCES` with the system's C compiler (``$CC``, else
 ``cc``, ``gcc`` or ``clang``) for this machine's CPU, with the headers of XLA's FFI that jaxlib
 ships, into a folder, under a name that hashes the source, the flags, the compiler's version,
 jaxlib's version and the CPU; the library's sha256 is written beside it (``<name>.sha256``).
@@ -29,7 +29,8 @@ from pathlib import Path
 import jax
 import jaxlib
 
-SOURCE = Path(__file__).with_name("native_kernel.c")
+# Compiled together into one library: the dense kernel's file, then one file per further kernel.
+SOURCES = (Path(__file__).with_name("native_kernel.c"),)
 # No -ffast-math: it lets the compiler assume there is no NaN or inf, and its startup code
 # switches the whole process to flushing denormals when the library is loaded.
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
@@ -112,7 +113,8 @@ def _run(command: list[str], deadline: float) -> str:
 def _build_key(compiler: str, deadline: float) -> str:
     """What decides the library besides its flags: source, compiler, jaxlib, CPU, platform."""
     version = _run([compiler, "--version"], deadline)
-    parts = (SOURCE.read_text(), version, jaxlib.__version__, _cpu_signature(), sys.platform)
+    sources = (source.read_text() for source in SOURCES)
+    parts = (*sources, version, jaxlib.__version__, _cpu_signature(), sys.platform)
     return "\0".join(parts)
 
 
@@ -176,14 +178,14 @@ def load_verified(library: Path) -> ctypes.CDLL:
 
 def compile_library(compiler: str, flags: tuple[str, ...], target: Path,
                     deadline: float) -> None:
-    """Compile :data:`SOURCE` into ``target`` and write its digest beside it, both under
+    """Compile :data:`SOURCES` into ``target`` and write its digest beside it, both under
     temporary names, then renamed (processes building at once never see half a file)."""
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     digest = digest_path(target)
     partial_digest = digest.with_name(f"{digest.name}.{os.getpid()}.tmp")
     libraries = [flag for flag in flags if flag.startswith("-l")]  # linked after the source
     options = [flag for flag in flags if not flag.startswith("-l")]
-    command = [compiler, *options, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o",
+    command = [compiler, *options, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o",
                str(partial), *libraries, "-lm"]
     try:
         _run(command, deadline)
@@ -226,4 +228,5 @@ def build_and_load(folder: Path) -> ctypes.CDLL:
             errors.append(err.stderr or str(err))
         except OSError as err:  # it does not load: the next flags
             errors.append(str(err))
-    raise BuildError(f"compiling {SOURCE.name} failed: {errors[-1].strip()[-2000:]}")
+    names = ", ".join(source.name for source in SOURCES)
+    raise BuildError(f"compiling {names} failed: {errors[-1].strip()[-2000:]}")
