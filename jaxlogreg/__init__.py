@@ -48,6 +48,7 @@ from jaxlogreg.stats.solve import solve as solve
 from jaxlogreg.training.mesh import make_mesh as make_mesh
 from jaxlogreg.training.path import PathResult as PathResult
 from jaxlogreg.training.path import fit_path as fit_path
+from jaxlogreg.training.path_l1 import L1PathResult as L1PathResult
 from jaxlogreg.training.pipeline import FitResult as FitResult
 from jaxlogreg.training.pipeline import fit as fit
 from jaxlogreg.training.settings import TrainConfig as TrainConfig
@@ -61,6 +62,7 @@ __all__ = [
     "GradientCheck",
     "Inference",
     "Influence",
+    "L1PathResult",
     "LogisticRegression",
     "LogisticRegressionCV",
     "Params",

@@ -220,3 +220,14 @@ def best_mean_score(scores: np.ndarray) -> float:
     """The best mean over folds of a C's scores, NaN means left out (-inf when all are)."""
     means = scores.mean(axis=0)
     return float(np.max(means, where=~np.isnan(means), initial=-np.inf))
+
+
+def best_grid_point(scores: np.ndarray, Cs: np.ndarray, scoring: Any, refit: bool
+                    ) -> tuple[Any, Any]:
+    """The (C, l1_ratio) indices chosen on scores (F, C, R), as scikit-learn does: with
+    ``refit``, the first best of the sum over folds in the order (C, l1_ratio) (two ints);
+    without, each fold's best (two (F,) arrays). NaN scores as in :func:`best_C`."""
+    F, C, R = scores.shape
+    grid, labels = scores.reshape(F, C * R), np.repeat(Cs, R)
+    best = best_C(grid, labels, scoring) if refit else best_C_per_fold(grid, labels, scoring)
+    return np.unravel_index(best, (C, R))

@@ -2,8 +2,10 @@
 
 Every (fold, C) model is fitted in one compiled program (:func:`jaxlogreg.training.path.fit_path`),
 then scored on its fold's held-out rows on the host. The choice of C, the fitted attributes and
-their shapes follow ``sklearn.linear_model.LogisticRegressionCV`` (its legacy attributes, without
-the ``l1_ratios`` axis): the same folds and scoring give the same ``C_``.
+their shapes follow ``sklearn.linear_model.LogisticRegressionCV`` (its legacy attributes): the
+same folds and scoring give the same ``C_``. With an L1 part (``penalty="l1"``, or
+``"elasticnet"`` and ``l1_ratios``) each (fold, l1_ratio) is a path along C with warm starts
+(:mod:`jaxlogreg.training.path_l1`) and the attributes gain scikit-learn's ``l1_ratios`` axis.
 
 Everything that can be wrong with the settings, the data or the folds is reported, with the name
 of the parameter, before anything is compiled or run on the device.
@@ -27,6 +29,7 @@ from jaxlogreg.estimators.cv_gradient import gradient_search
 from jaxlogreg.estimators.cv_scoring import (
     best_C,
     best_C_per_fold,
+    best_grid_point,
     best_mean_score,
     check_scorer,
     fold_scores,
@@ -34,8 +37,14 @@ from jaxlogreg.estimators.cv_scoring import (
     with_labels,
 )
 from jaxlogreg.estimators.inputs import fit_data
-from jaxlogreg.estimators.logistic import DivergenceError, LogisticRegression, from_params
-from jaxlogreg.training.path import PathResult, check_Cs, path_of
+from jaxlogreg.estimators.logistic import (
+    _CONFIG_FIELDS,
+    DivergenceError,
+    LogisticRegression,
+    from_params,
+)
+from jaxlogreg.training.path import check_Cs, path_of
+from jaxlogreg.training.path_l1 import check_l1_ratios, fit_point, l1_path_of
 from jaxlogreg.training.settings import MAX_ITER_LIMIT, TrainConfig
 
 MAX_GRID = 10**7  # an int Cs above this is refused before its grid is made (80 MB); fewer
@@ -69,6 +78,13 @@ class LogisticRegressionCV(LogisticRegression):
     Cs : int or list of float, default=10
         The candidate C values: an int ``k`` gives ``np.logspace(-4, 4, k)`` (scikit-learn's
         grid); a list gives the values themselves, each > 0 (``np.inf``: no penalty).
+    penalty : {"l2", "l1", "elasticnet"}, default="l2"
+        ``λ/2 ||W||²``, ``λ ||W||₁``, or ``λ (r ||W||₁ + (1 - r)/2 ||W||²)`` for each r of
+        ``l1_ratios`` (scikit-learn's ``C Σ s_i L_i + r ||W||₁ + (1 - r)/2 ||W||²``). With an L1
+        part, binary models stop at the relative duality gap ``tol`` (``max_iter``: working-set
+        rounds), more classes use the "proximal" solver; ``search`` must be "grid".
+    l1_ratios : list of float in [0, 1] or None, default=None
+        The candidate r; only with ``penalty="elasticnet"``, where it is required.
     fit_intercept : bool, default=True
         Learn the intercept ``b``; when False, ``b`` stays 0.
     cv : int, cross-validation splitter, iterable or None, default=None
@@ -113,6 +129,10 @@ class LogisticRegressionCV(LogisticRegression):
         The class labels, sorted.
     Cs_ : ndarray of shape (n_Cs,)
         The candidate C values (float64).
+    l1_ratios_ : ndarray of shape (n_l1_ratios,)
+        ``l1_ratios``; ``[None]`` (object) for "l1" and "l2", as in scikit-learn.
+    l1_ratio_ : ndarray of the shape of ``C_``
+        The chosen r ([None] for "l1" and "l2" with ``refit``, [0.0] without: scikit-learn's).
     C_ : ndarray of shape (1,) (two classes) or (n_classes,)
         The chosen C, repeated for each class (scikit-learn's legacy layout). With
         ``refit=False``, the mean over folds of each fold's best C.
@@ -121,6 +141,7 @@ class LogisticRegressionCV(LogisticRegression):
     scores_ : dict
         ``{class: ndarray (n_folds, n_Cs)}``, the held-out score of every model: for two
         classes the only key is ``classes_[1]``; for more, every class maps to the same array.
+        "elasticnet": (n_folds, n_Cs, n_l1_ratios), and so in ``coefs_paths_`` and ``n_iter_``.
     coefs_paths_ : dict
         ``{class: ndarray (n_folds, n_Cs, n_features (+1 with an intercept))}``, the
         coefficients of every model (intercept last): for two classes the only key is
@@ -153,6 +174,8 @@ class LogisticRegressionCV(LogisticRegression):
         self,
         Cs: int | Any = 10,
         *,
+        penalty: str = "l2",
+        l1_ratios: Any = None,
         fit_intercept: bool = True,
         cv: Any = None,
         scoring: Any = None,
@@ -166,6 +189,8 @@ class LogisticRegressionCV(LogisticRegression):
         verbose: int = 0,
     ) -> None:
         self.Cs = Cs
+        self.penalty = penalty
+        self.l1_ratios = l1_ratios
         self.fit_intercept = fit_intercept
         self.cv = cv
         self.scoring = scoring
@@ -178,8 +203,13 @@ class LogisticRegressionCV(LogisticRegression):
         self.search = search
         self.verbose = verbose
 
-    def _check_params(self) -> tuple[np.ndarray, TrainConfig, Any]:
-        """The candidate Cs, the shared settings (checked by TrainConfig) and the scorer."""
+    def _config(self) -> TrainConfig:
+        """The shared settings, checked by TrainConfig (the penalty grid is checked apart)."""
+        return TrainConfig(**{key: value for key, value in self.get_params(deep=False).items()
+                              if key in _CONFIG_FIELDS and key != "penalty"})
+
+    def _check_params(self) -> tuple[np.ndarray, np.ndarray | None, TrainConfig, Any]:
+        """The candidate Cs and l1_ratios (None: L2), the shared settings and the scorer."""
         Cs = self.Cs
         is_int = isinstance(Cs, Integral) and not isinstance(Cs, bool)
         if isinstance(Cs, bool | str) or (is_int and not 1 <= Cs <= MAX_GRID):
@@ -191,10 +221,14 @@ class LogisticRegressionCV(LogisticRegression):
         # first: the path needs max_iter >= 1 (TrainConfig's message would say >= 0)
         v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
         v.check_choice(self.search, "search", ("grid", "gradient"))
+        ratios = check_l1_ratios(self.penalty, self.l1_ratios)
+        if ratios is not None and self.search != "grid":
+            raise ValueError(f"search must be 'grid' with penalty={self.penalty!r}, got "
+                             f"{self.search!r} (the gradient search tunes an L2 penalty)")
         config = self._config()
         if not isinstance(self.refit, bool) and type(self.refit).__name__ != "bool_":
             raise ValueError(f"refit must be True or False, got {v.show(self.refit)}")
-        return Cs, config, scorer_of(self.scoring)
+        return Cs, ratios, config, scorer_of(self.scoring)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegressionCV:
         """Cross-validate every C, choose ``C_`` and fit the final model.
@@ -211,12 +245,15 @@ class LogisticRegressionCV(LogisticRegression):
         -------
         self
         """
-        Cs, config, scorer = self._check_params()
+        Cs, ratios, config, scorer = self._check_params()
         data = fit_data(self, X, y, sample_weight, self.dtype)
         problem, classes, refit = data.problem, data.classes, bool(self.refit)
         splits = checked_splits(self.cv, data)
         scorer = with_labels(scorer, classes)
         F = len(splits)
+        if ratios is not None:
+            check_scorer(scorer, self.scoring, data, splits)
+            return self._fit_l1(data, splits, scorer, Cs, ratios, config)
         if self.search == "grid":
             check_path_memory(Cs.shape[0], F, refit, problem.X, classes.shape[0], problem.dtype)
         check_scorer(scorer, self.scoring, data, splits)
@@ -225,7 +262,8 @@ class LogisticRegressionCV(LogisticRegression):
                                     max_iter=config.max_iter, refit=refit)
             scores = fold_scores(scorer, self.scoring, data, splits, found.path.params, found.Cs)
             self._set_fitted(classes, found.Cs, found.C, found.final, found.loss, scores,
-                             found.path, config.fit_intercept)
+                             *found.path.params, found.path.n_iter, config.fit_intercept,
+                             ratio=None if refit else 0.0)
             if config.verbose:
                 print(f"LogisticRegressionCV: gradient search, {F} folds x {found.Cs.shape[0]} "
                       f"Cs evaluated, C_={found.C:g}", file=sys.stderr)
@@ -252,7 +290,8 @@ class LogisticRegressionCV(LogisticRegression):
             chosen = (np.arange(F), best_per_fold)
             final = Params(W[chosen].mean(axis=0).astype(W.dtype),
                            B[chosen].mean(axis=0).astype(B.dtype))
-        self._set_fitted(classes, Cs, C_best, final, loss, scores, path, config.fit_intercept)
+        self._set_fitted(classes, Cs, C_best, final, loss, scores, W[:F], B[:F], path.n_iter[:F],
+                         config.fit_intercept, ratio=None if refit else 0.0)
         if config.verbose:
             print(
                 f"LogisticRegressionCV: {F} folds x {Cs.shape[0]} Cs in one program, "
@@ -260,33 +299,62 @@ class LogisticRegressionCV(LogisticRegression):
                 + (f", refit loss {self.loss_:.6g}" if refit else ""),
                 file=sys.stderr,
             )
-        if unconverged and config.tol > 0:
-            warnings.warn(
-                f"LogisticRegressionCV: {unconverged} of {F * Cs.shape[0] + refit} models did "
-                f"not converge in max_iter={config.max_iter} iterations (tol={config.tol:g}); "
-                "increase max_iter, or scale the features, or remove the largest Cs",
-                ConvergenceWarning, stacklevel=2,
-            )
+        _warn_unconverged(unconverged, F * Cs.shape[0] + refit, config)
+        return self
+
+    def _fit_l1(self, data: Any, splits: list, scorer: Any, Cs: np.ndarray, ratios: np.ndarray,
+                config: TrainConfig) -> LogisticRegressionCV:
+        """The L1 / elastic-net grid: a warm-started C path per (fold, l1_ratio); the refit
+        starts from the folds' mean at the chosen point, as scikit-learn's."""
+        problem, F, (C, R) = data.problem, len(splits), (Cs.shape[0], ratios.shape[0])
+        options = {"fit_intercept": config.fit_intercept, "tol": config.tol,
+                   "max_iter": config.max_iter, "grad": config.grad}
+        path = l1_path_of(problem, Cs, ratios, train_masks(splits, problem.X.shape[0], False),
+                          verbose=config.verbose, **options)
+        W, B = path.params
+        _check_finite(W, B, "cross-validation")
+        scores = np.stack([fold_scores(scorer, self.scoring, data, splits,
+                                       Params(W[:, :, r], B[:, :, r]), Cs) for r in range(R)], -1)
+        unconverged, loss = int(np.sum(~path.converged)), None
+        elastic = self.penalty == "elasticnet"
+        c, r = best_grid_point(scores, Cs, self.scoring, bool(self.refit))
+        if self.refit:
+            C_best, ratio = float(Cs[c]), float(ratios[r]) if elastic else None
+            start = Params(W[:, c, r].mean(axis=0), B[:, c, r].mean(axis=0))
+            final, loss, _, converged = fit_point(problem, C_best, ratios[r], start, **options)
+            _check_finite(*final, "refit")
+            unconverged += int(not converged)
+        else:
+            C_best, ratio = float(np.mean(Cs[c])), float(np.mean(ratios[r])) if elastic else 0.0
+            final = Params(W[np.arange(F), c, r].mean(axis=0).astype(W.dtype),
+                           B[np.arange(F), c, r].mean(axis=0).astype(B.dtype))
+        squeeze = (lambda a: a) if elastic else (lambda a: a[:, :, 0])
+        n_iter = np.maximum(path.n_iter, 1)  # a model set at w = 0 or certified at its start
+        self._set_fitted(data.classes, Cs, C_best, final, loss, squeeze(scores), squeeze(W),
+                         squeeze(B), squeeze(n_iter), config.fit_intercept,
+                         ratios if elastic else None, ratio)
+        _warn_unconverged(unconverged, F * C * R + self.refit, config, stacklevel=4)
         return self
 
     def _set_fitted(self, classes: np.ndarray, Cs: np.ndarray, C_best: float, final: Params,
-                    loss: float | None, scores: np.ndarray, path: PathResult,
-                    fit_intercept: bool) -> None:
+                    loss: float | None, scores: np.ndarray, W: np.ndarray, B: np.ndarray,
+                    n_iter: np.ndarray, fit_intercept: bool, ratios: np.ndarray | None = None,
+                    ratio: float | None = None) -> None:
         """The fitted attributes, in scikit-learn's legacy layout: per-class dicts (for two
-        classes only ``classes[1]``) and ``C_`` repeated for each; ``loss_`` only with a refit
-        (``loss`` not None)."""
-        F, K = scores.shape[0], classes.shape[0]
-        keys = classes[1:] if K == 2 else classes
-        W, B = path.params
-        paths = _coefs_paths(W[:F], B[:F], fit_intercept)  # (K or 1, F, C, n (+1))
+        classes only ``classes[1]``) and ``C_``, ``l1_ratio_`` repeated for each; ``loss_``
+        only with a refit (``loss`` not None). W, B, n_iter, scores: [fold, C(, l1_ratio)]."""
+        K = classes.shape[0]
+        keys = classes[1:] if K == 2 else classes  # scikit-learn's: only classes_[1] for two
+        paths = _coefs_paths(W, B, fit_intercept, K == 2)  # (K or 1, F, C(, R), n (+1))
         fitted = from_params(final, classes)
-        self.classes_ = classes
-        self.Cs_ = Cs
+        self.classes_, self.Cs_ = classes, Cs
         self.C_ = np.full(1 if K == 2 else K, C_best)
+        self.l1_ratios_ = np.array([None]) if ratios is None else ratios
+        self.l1_ratio_ = np.full(1 if K == 2 else K, ratio)
         self.coef_, self.intercept_ = fitted.coef_, fitted.intercept_
         self.scores_ = {key: scores.copy() for key in keys}
         self.coefs_paths_ = {key: paths[j] for j, key in enumerate(keys)}
-        self.n_iter_ = path.n_iter[:F].astype(np.int32)[None]
+        self.n_iter_ = n_iter.astype(np.int32)[None]
         if loss is not None:
             self.loss_ = loss
         elif hasattr(self, "loss_"):
@@ -302,9 +370,9 @@ class LogisticRegressionCV(LogisticRegression):
         return float(scorer(self, X, y, **kwargs))
 
 
-def _coefs_paths(W: np.ndarray, B: np.ndarray, fit_intercept: bool) -> np.ndarray:
-    """(1 or K, F, C, n (+1)): each class's coefficients with its intercept last."""
-    if W.ndim == 3:  # binary: (F, C, n), (F, C)
+def _coefs_paths(W: np.ndarray, B: np.ndarray, fit_intercept: bool, binary: bool) -> np.ndarray:
+    """(1 or K, F, C(, R), n (+1)): each class's coefficients with its intercept last."""
+    if binary:  # (F, C(, R), n), (F, C(, R))
         W, B = W[..., None], B[..., None]
     W = np.moveaxis(W, -1, 0)  # (K, F, C, n)
     if not fit_intercept:
@@ -317,4 +385,16 @@ def _check_finite(w: np.ndarray, b: np.ndarray, what: str) -> None:
         raise DivergenceError(
             f"LogisticRegressionCV: the {what} models have NaN or inf coefficients; scale the "
             "features (standardize X)"
+        )
+
+
+def _warn_unconverged(unconverged: int, total: int, config: TrainConfig, stacklevel: int = 3
+                      ) -> None:
+    """A ConvergenceWarning, at the caller of ``fit``, when some models missed ``tol``."""
+    if unconverged and config.tol > 0:
+        warnings.warn(
+            f"LogisticRegressionCV: {unconverged} of {total} models did not converge in "
+            f"max_iter={config.max_iter} iterations (tol={config.tol:g}); increase max_iter, "
+            "or scale the features, or remove the largest Cs",
+            ConvergenceWarning, stacklevel=stacklevel,
         )

@@ -31,6 +31,7 @@ from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import bucketed_shape, device_data
+from jaxlogreg.training.path_l1 import L1PathResult, check_l1_ratios, l1_path_of
 from jaxlogreg.training.problem import Problem, check_penalty, row_indices, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
@@ -298,8 +299,11 @@ def fit_path(
     grad: str = "manual",
     memory: int = LBFGS_MEMORY,
     mesh: jax.sharding.Mesh | None = None,
-) -> PathResult:
-    """Fit logistic regression for every C and every fold in one compiled program.
+    penalty: str = "l2",
+    l1_ratios: Sequence[float] | None = None,
+) -> PathResult | L1PathResult:
+    """Fit logistic regression for every C and every fold in one compiled program (L2), or
+    along the C path with warm starts (L1, elastic net: :mod:`jaxlogreg.training.path_l1`).
 
     Args:
       X: (m, n) features; y: (m,) labels 0/1 or class indices 0..K-1.
@@ -313,12 +317,24 @@ def fit_path(
       mesh: a one-axis ``("data",)`` mesh (:func:`jaxlogreg.make_mesh`): the rows of X are
         sharded over its devices (padded with rows of weight 0), every model is on every
         device, and the compiler adds the all-reduces of the products over m.
+      penalty: "l2", "l1" or "elasticnet" (scikit-learn's); with an L1 part ``tol`` is the
+        relative duality gap of binary models, ``max_iter`` their working-set rounds (softmax
+        models: the "proximal" solver's), ``memory`` is not used and ``mesh`` must be None.
+      l1_ratios: the L1 shares r in [0, 1] to fit, only with ``penalty="elasticnet"``.
 
     Returns:
-      A :class:`PathResult` indexed ``[fold, C]``.
+      A :class:`PathResult` indexed ``[fold, C]`` (L2), or an
+      :class:`~jaxlogreg.training.path_l1.L1PathResult` indexed ``[fold, C, l1_ratio]``.
     """
+    ratios = check_l1_ratios(penalty, l1_ratios)
+    if ratios is not None and mesh is not None:
+        raise ValueError(f"mesh must be None with penalty={penalty!r} (the L1 path runs on one "
+                         f"device), got {mesh!r}")
     problem = validate(X, y, sample_weight=sample_weight, class_weight=class_weight,
                        n_classes=n_classes, dtype=dtype)
+    if ratios is not None:
+        return l1_path_of(problem, check_Cs(Cs), ratios, _fold_masks(folds, problem.X.shape[0]),
+                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, grad=grad)
     return path_of(problem, Cs, folds=folds, fit_intercept=fit_intercept, tol=tol,
                    max_iter=max_iter, grad=grad, memory=memory, mesh=mesh)
 
