@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "gpu_roofline": "benchmarks.gpu_roofline",
     "cv": "benchmarks.cv",
     "sparse": "benchmarks.sparse",
+    "sparse_path": "benchmarks.sparse_path",
     "inference": "benchmarks.inference",
     "softmax": "benchmarks.softmax",
 }
