@@ -115,8 +115,13 @@ def scale_by_wolfe_linesearch(
             collapsed = jnp.isfinite(s.hi) & (width <= jnp.finfo(dtype).eps * jnp.abs(s.hi))
             return ~s.done & ~collapsed & (s.count < max_steps)
 
+        # The first search tries a step of unit length, as L-BFGS-B does (optax's first
+        # direction is -∇J scaled to length min(1, ||∇J||): for a small gradient, a step of
+        # t = 1 is tiny, and the smallest step meeting the Wolfe tests sets L-BFGS's scaling).
+        length = optax.tree.norm(updates).astype(dtype)
+        first = jnp.isinf(state.value) & (length > 0) & (length < 1)
         start = _Search(
-            t=jnp.ones((), dtype), lo=zero, value_lo=value0, slope_lo=slope0, hi=inf,
+            t=jnp.where(first, 1 / jnp.where(first, length, 1), 1).astype(dtype), lo=zero, value_lo=value0, slope_lo=slope0, hi=inf,
             value_hi=inf, best=zero, value_best=value0, grad_best=grad, last=zero,
             value_last=value0, grad_last=grad, done=jnp.zeros((), bool),
             count=jnp.zeros((), jnp.int32),

@@ -147,3 +147,20 @@ def test_fit_takes_optax_zoom_by_name_and_both_reach_the_same_model():
     message = r"solver_params\['linesearch'\] must be 'wolfe' or 'zoom', got 'armijo'"
     with pytest.raises(ValueError, match=message):
         jl.TrainConfig(solver_params={"linesearch": "armijo"})
+
+
+def test_the_first_search_tries_a_unit_step_as_lbfgs_b_does():
+    """A small gradient: t = 1 along -∇J is a step of length 1e-3 and doubling from there
+    stops at the first t meeting the tests (t = 128 here, an eighth of the way to the
+    minimum); the first search starts at unit length, 1/||d||, the 1-D minimum here. Later
+    searches start at t = 1 (L-BFGS's scaled directions)."""
+    f = lambda x: 0.5e-3 * jnp.sum((x - 1.0) ** 2)
+    x = jnp.zeros(1, jnp.float32)
+    d = -jax.grad(f)(x)  # length 1e-3: the minimum is at t = 1000
+    t, _, state = _search(f, x, d)
+    assert t == pytest.approx(1000.0, rel=1e-5)
+    search = scale_by_wolfe_linesearch()
+    value, grad = jax.value_and_grad(f)(x)
+    later = state._replace(value=value)  # a state after a step: J is finite
+    _, second = search.update(d, later, x, value=value, grad=grad, value_fn=f)
+    assert float(second.learning_rate) == pytest.approx(128.0)
