@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxlogreg.core.gradients import value_and_grad_t
-from jaxlogreg.kernels import fused, native
+from jaxlogreg.kernels import fused, native, native_csr
 
 
 class Shape(NamedTuple):
@@ -56,7 +56,8 @@ class Kernel:
       models: it also computes several models side by side (``value_and_grad(...,
         models=True)``: parameters, s and λ with a leading axis of models).
       layout: the X it takes: "features" (Xt (n, m), features-major, as training stores X)
-        or "rows" (X (m, n), row-major, as the user gives it: no transposed copy).
+        or "rows" (X (m, n), row-major, as the user gives it: no transposed copy), or "csr"
+        (sparse Xt with X's CSR row pointers, :class:`~.native_csr.SampleCsr`).
     """
 
     name: str
@@ -72,6 +73,12 @@ def _fused_applies(shape: Shape) -> bool:
         shape.n_features, shape.n_classes, shape.x_dtype, shape.backend)
 
 
+def _native_csr_applies(shape: Shape) -> bool:
+    return (shape.sparse and not shape.sharded and shape.models is None
+            and shape.backend == "cpu" and np.dtype(shape.x_dtype) == np.dtype(shape.dtype)
+            and native_csr.supports(shape.n_classes, shape.n_samples, shape.x_dtype))
+
+
 def _native_applies(shape: Shape) -> bool:
     return (shape.dense_on_one_device and shape.backend == "cpu"
             and np.dtype(shape.x_dtype) == np.dtype(shape.dtype)
@@ -83,6 +90,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("fused", fused.fused_value_and_grad_t, _fused_applies, "gpu"),
     Kernel("native_rows", native.native_rows_value_and_grad, _native_applies, "cpu",
            layout="rows"),
+    Kernel("native_csr", native_csr.csr_value_and_grad_t, _native_csr_applies, "cpu",
+           layout="csr"),
     Kernel("xla", value_and_grad_t, lambda shape: True, models=True),
     # the Pallas kernel through Pallas' interpreter: for tests on CPUs, never chosen
     Kernel("fused_interpret", functools.partial(fused.fused_value_and_grad_t, interpret=True),

@@ -16,6 +16,7 @@ classes (:func:`supports`), unless ``JAXLOGREG_NATIVE`` is off. Built once per p
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import tempfile
@@ -33,6 +34,8 @@ from jaxlogreg.runtime import cache, env
 
 ROWS_TARGETS = {"float32": "jaxlogreg_rows_value_and_grad_f32",
                 "float64": "jaxlogreg_rows_value_and_grad_f64"}
+CSR_TARGETS = {"float32": "jaxlogreg_csr_value_and_grad_f32",  # native_csr.c, sparse X
+               "float64": "jaxlogreg_csr_value_and_grad_f64"}
 SWITCH = "JAXLOGREG_NATIVE"  # on by default; 0/false/no/off: never built or used (env.flag)
 # X smaller than this (elements) stays with XLA's gradient: it is in the CPU's caches, where
 # two reads cost little, and a first fit then never waits for the C compiler.
@@ -46,6 +49,7 @@ MAX_CLASSES = 128
 FOLDER_NAME = "native"  # the libraries' subfolder of the cache folder
 _LOCK = threading.Lock()
 _OUTCOME: list[str | None] = []  # of this process's one build: None (built) or why not
+_LIBRARY: list[ctypes.CDLL] = []  # the loaded library, once built: its plain C functions
 
 
 def _build_and_register() -> str | None:
@@ -59,9 +63,10 @@ def _build_and_register() -> str | None:
         else:
             (folder / FOLDER_NAME).mkdir(parents=True, exist_ok=True)
             library = native_build.build_and_load(folder / FOLDER_NAME)
-        for name in ROWS_TARGETS.values():
+        for name in (*ROWS_TARGETS.values(), *CSR_TARGETS.values()):
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)),
                                         platform="cpu")
+        _LIBRARY.append(library)
     except (RuntimeError, OSError, subprocess.SubprocessError, AttributeError) as err:
         return str(err)
     return None
@@ -93,6 +98,14 @@ def build_error() -> str | None:
 def available() -> bool:
     """Whether the kernel is on, built and registered (building it on the first call)."""
     return build_error() is None
+
+
+def library() -> ctypes.CDLL:
+    """The loaded library, for its plain C functions (ctypes); RuntimeError when the kernel is
+    not :func:`available` (building it on the first call), saying why."""
+    if (reason := build_error()) is not None:
+        raise RuntimeError(f"the native library is not available: {reason}")
+    return _LIBRARY[0]
 
 
 def tried() -> bool:
@@ -141,6 +154,21 @@ def _check_rows(params: Params, X: Any, y: Any, s: Any) -> tuple[jnp.dtype, int 
     return dtype, (w.shape[1] if w.ndim == 2 else None)
 
 
+def outputs(params: Params) -> tuple[jax.ShapeDtypeStruct, ...]:
+    """What a kernel returns: J (), dw shaped as w and db as b, in the parameters' dtype."""
+    dtype = params.w.dtype
+    return (jax.ShapeDtypeStruct((), dtype), jax.ShapeDtypeStruct(params.w.shape, dtype),
+            jax.ShapeDtypeStruct(params.b.shape, dtype))
+
+
+def kernel_labels(y: jax.Array, K: int | None, dtype: Any) -> jax.Array:
+    """y as a kernel reads it: 0/1 in the dtype (binary, K None), or int32 class indices,
+    where an index that int32 would wrap becomes -1 (an error in the kernel)."""
+    if K is None:
+        return y.astype(dtype)
+    return y if y.dtype == jnp.int32 else jnp.where((y >= 0) & (y < K), y, -1).astype(jnp.int32)
+
+
 def native_rows_value_and_grad(
     params: Params, X: Any, y: Any, s: Any, l2: Any
 ) -> tuple[jax.Array, Params]:
@@ -156,15 +184,8 @@ def native_rows_value_and_grad(
     params = Params(jnp.asarray(params.w), jnp.asarray(params.b))
     X, y, w = jnp.asarray(X), jnp.asarray(y), params.w
     dtype, K = _check_rows(params, X, y, s)
-    out = (jax.ShapeDtypeStruct((), dtype), jax.ShapeDtypeStruct(w.shape, dtype),
-           jax.ShapeDtypeStruct(params.b.shape, dtype))
-    if K is None:
-        labels = y.astype(dtype)
-    else:  # a wider index that int32 would wrap becomes -1, an error in the kernel
-        labels = y if y.dtype == jnp.int32 else jnp.where((y >= 0) & (y < K), y, -1).astype(
-            jnp.int32)
-    J, dw, db = jax.ffi.ffi_call(ROWS_TARGETS[dtype.name], out)(
-        X, labels, jnp.asarray(s, dtype), w, params.b)
+    J, dw, db = jax.ffi.ffi_call(ROWS_TARGETS[dtype.name], outputs(params))(
+        X, kernel_labels(y, K, dtype), jnp.asarray(s, dtype), w, params.b)
     return J + l2_penalty(w, l2), Params(w=dw + l2 * w, b=db)
 
 
@@ -176,6 +197,7 @@ __all__ = [
     "available",
     "build_error",
     "enabled",
+    "library",
     "native_rows_value_and_grad",
     "supports",
     "tried",

@@ -30,17 +30,19 @@ import jax
 import jaxlib
 
 # Compiled together into one library: the dense kernel's file, then one file per further kernel.
-SOURCES = (Path(__file__).with_name("native_kernel.c"),)
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ("native_kernel.c", "native_csr.c"))
+HEADERS = (Path(__file__).with_name("native_common.h"),)  # included by the sources
 # No -ffast-math: it lets the compiler assume there is no NaN or inf, and its startup code
 # switches the whole process to flushing denormals when the library is loaded.
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
          "-fassociative-math", "-fno-signed-zeros", "-freciprocal-math")
 # glibc's vectorised exp and log1p ("-l" flags go after the source: compile_library).
 LIBMVEC = ("-DJAXLOGREG_LIBMVEC", "-lmvec")
-# For all builds together, ``cc --version`` included: a build takes well under a second
-# (docs/decisions.md), so a compiler still busy after this is stuck, and the first large fit
-# should not wait for it.
-DEADLINE_S = 5.0
+# For all builds together, ``cc --version`` included: a build takes about a second, 4 s on a
+# machine loaded 3x over (docs/decisions.md), so a compiler still busy after this is stuck, and
+# the first large fit should not wait for it.
+DEADLINE_S = 10.0
 MAX_LIBRARY_BYTES = 1 << 24  # the library is about 32 KiB; a larger file is not ours
 DIGEST_SUFFIX = ".sha256"
 
@@ -113,7 +115,7 @@ def _run(command: list[str], deadline: float) -> str:
 def _build_key(compiler: str, deadline: float) -> str:
     """What decides the library besides its flags: source, compiler, jaxlib, CPU, platform."""
     version = _run([compiler, "--version"], deadline)
-    sources = (source.read_text() for source in SOURCES)
+    sources = (source.read_text() for source in (*SOURCES, *HEADERS))
     parts = (*sources, version, jaxlib.__version__, _cpu_signature(), sys.platform)
     return "\0".join(parts)
 

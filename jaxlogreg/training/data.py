@@ -30,6 +30,7 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
+from jaxlogreg.kernels import native_csr
 from jaxlogreg.runtime import compiler
 from jaxlogreg.training import host_layout
 from jaxlogreg.training import mesh as mesh_layout
@@ -322,6 +323,8 @@ def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int
     with jax.enable_x64(problem.dtype == "float64"):
         data = prepare_data(problem.X, problem.y, problem.n_classes, problem.dtype,
                             x_dtype, weights=problem.weights, shape=shape, rows=rows)
+        if kernels.get(kernel).layout == "csr":  # the kernel reads X's rows: Xt's indptr too
+            data = data._replace(Xt=native_csr.with_indptr(data.Xt))
         layout = None
         if mesh is not None:
             data = mesh_layout.place_data(data, mesh)

@@ -1,0 +1,163 @@
+"""The gradient on sparse X for CPUs in one pass over the non-zeros: ``native_csr.c`` via XLA's FFI.
+
+The contract of :func:`jaxlogreg.core.gradients.value_and_grad_t` on X (m, n) in CSR,
+``csr_value_and_grad(params, indptr, indices, data, y, s, l2)``, binary and softmax: for each
+row its logits ``z_i = Σ_k data_k w[indices_k] + b``, its loss and ``dz_i``, then
+``dw[indices_k] += data_k dz_i`` (per-thread float64 totals, added in a fixed order).
+
+Why: XLA's gradient on a :class:`~jaxlogreg.core.sparse.CooMatrix` gathers and segment-sums the
+entries twice, with intermediates of nnz. Training keeps sparse X as ``Xt``, a CooMatrix sorted
+by sample; :class:`SampleCsr` adds ``indptr``, so the same arrays are X's CSR (``indices = Xt.row``)
+and everything else still sees a CooMatrix. :func:`csr_value_and_grad_t` is the kernel table's
+entry; fits use it for sparse X on one CPU from :data:`MIN_SAMPLES` rows (:func:`supports`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlogreg.core.gradients import value_and_grad_t
+from jaxlogreg.core.loss import l2_penalty
+from jaxlogreg.core.model import Params
+from jaxlogreg.core.sparse import CooMatrix, _check_compressed
+from jaxlogreg.kernels import native
+
+# Fewer rows stay with XLA's gradient: quick either way, and a first small fit never waits
+# for the C compiler.
+MIN_SAMPLES = 1 << 14
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["data", "row", "col", "indptr"],
+    meta_fields=["shape", "sorted_by"],
+)
+@dataclasses.dataclass(frozen=True)
+class SampleCsr(CooMatrix):
+    """Xt (n, m) as a :class:`CooMatrix` sorted by sample (``sorted_by == 1``) with
+    ``indptr`` (m + 1,) int32: sample i's entries are ``[indptr[i], indptr[i + 1])``, so
+    ``(indptr, row, data)`` is X (m, n) in CSR. Its transpose is a plain CooMatrix."""
+
+    indptr: Any = None
+
+
+def with_indptr(Xt: CooMatrix) -> SampleCsr:
+    """``Xt`` (n, m), sorted by sample, with its ``indptr`` (found on the host, placed where
+    ``Xt.col`` is when that is a JAX array); ValueError for another order."""
+    if Xt.sorted_by != 1:
+        raise ValueError(f"Xt must be sorted by sample (sorted_by=1), got sorted_by="
+                         f"{Xt.sorted_by}")
+    samples = np.asarray(Xt.col)
+    indptr = np.searchsorted(samples, np.arange(Xt.shape[1] + 1), side="left").astype(np.int32)
+    if isinstance(Xt.col, jax.Array):
+        indptr = jax.device_put(indptr, Xt.col.sharding)
+    return SampleCsr(Xt.data, Xt.row, Xt.col, Xt.shape, 1, indptr)
+
+
+def supports(n_classes: int, n_samples: int, dtype: Any) -> bool:
+    """Whether a sparse fit on one CPU uses the kernel: :func:`native.enabled` (read first),
+    at most :data:`native.MAX_CLASSES` classes, float32 or float64, at least
+    :data:`MIN_SAMPLES` rows, and the library :func:`native.available` (built on first ask)."""
+    return (
+        native.enabled()
+        and jax.default_backend() == "cpu"
+        and 2 <= n_classes <= native.MAX_CLASSES
+        and jnp.dtype(dtype).name in native.CSR_TARGETS
+        and n_samples >= MIN_SAMPLES
+        and native.available()
+    )
+
+
+def _check(params: Params, indptr: Any, indices: Any, data: Any, y: Any, s: Any) -> int | None:
+    """K (None: binary) after checking what the kernel reads: ValueError naming the argument.
+    Concrete index arrays are checked here too (indptr from 0, non-decreasing, within the
+    entries; indices in [0, n)); traced ones were checked at the fit's entry, and the kernel
+    checks them again."""
+    w, b = params
+    dtype = jnp.dtype(w.dtype)
+    if dtype.name not in native.CSR_TARGETS or jnp.dtype(b.dtype) != dtype:
+        raise ValueError(f"the native CSR kernel takes float32 or float64 parameters w and b "
+                         f"of one dtype, got w of dtype {dtype} and b of dtype {b.dtype}")
+    if w.ndim not in (1, 2) or b.shape != w.shape[1:]:
+        raise ValueError(f"the native CSR kernel takes w (n,), b () (binary) or w (n, K), b (K,) "
+                         f"(softmax), got w of shape {w.shape} and b of shape {b.shape}")
+    if data.ndim != 1 or data.dtype != dtype:
+        raise ValueError(f"data must be (nnz,) of dtype {dtype} (the parameters'), got shape "
+                         f"{data.shape} and dtype {data.dtype}")
+    for name, arr in (("indptr", indptr), ("indices", indices)):
+        if arr.dtype != jnp.int32:
+            raise ValueError(f"{name} must be int32, got dtype {arr.dtype}")
+    m = y.shape[0] if y.ndim == 1 else -1
+    if y.ndim != 1 or jnp.shape(s) not in ((), (m,)):
+        raise ValueError(f"y must be (m,) and s (m,) or (), got y of shape {y.shape} and s of "
+                         f"shape {jnp.shape(s)}")
+    if w.ndim == 2 and not jnp.issubdtype(y.dtype, jnp.integer):
+        raise ValueError(f"y must hold class indices (integers) for the softmax model, got "
+                         f"dtype {y.dtype}")
+    if not any(isinstance(a, jax.core.Tracer) for a in (indptr, indices, data)):
+        try:
+            _check_compressed(indptr, indices, data.shape[0], m, w.shape[0], ("row", "column"))
+        except ValueError as err:
+            raise ValueError(f"X (CSR) has invalid sparse indices: {err}") from None
+    return w.shape[1] if w.ndim == 2 else None
+
+
+def csr_value_and_grad(
+    params: Params, indptr: Any, indices: Any, data: Any, y: Any, s: Any, l2: Any
+) -> tuple[jax.Array, Params]:
+    """``J = Σ s_i L_i + λ/2 ||W||²`` and its gradient in one pass over X (m, n) in CSR:
+    ``indptr`` (m + 1,) and ``indices`` (nnz,) int32, ``data`` (nnz,) of the parameters' dtype;
+    binary (w (n,), b (), y 0/1) or softmax (w (n, K), b (K,), y class indices). ValueError
+    before any native code runs for bad dtypes, shapes or (concrete) indices; RuntimeError
+    when the kernel is not :func:`native.available`."""
+    if (reason := native.build_error()) is not None:
+        raise RuntimeError(f"the native gradient kernel is not available: {reason}")
+    params = Params(jnp.asarray(params.w), jnp.asarray(params.b))
+    indptr, indices, data, y = map(jnp.asarray, (indptr, indices, data, y))
+    K = _check(params, indptr, indices, data, y, s)
+    w, dtype = params.w, params.w.dtype
+    J, dw, db = jax.ffi.ffi_call(native.CSR_TARGETS[jnp.dtype(dtype).name],
+                                 native.outputs(params))(
+        indptr, indices, data, native.kernel_labels(y, K, dtype), jnp.asarray(s, dtype), w,
+        params.b)
+    return J + l2_penalty(w, l2), Params(w=dw + l2 * w, b=db)
+
+
+def _csr_of(Xt: Any) -> tuple[jax.Array, jax.Array, jax.Array] | None:
+    """X = Xtᵀ as (indptr, indices, data), or None for a CooMatrix not sorted by sample.
+    A dense Xt (n, m) is every entry of X stored (zeros too)."""
+    if isinstance(Xt, SampleCsr):
+        return Xt.indptr, Xt.row, Xt.data
+    if isinstance(Xt, CooMatrix):
+        if Xt.sorted_by != 1:
+            return None
+        m = Xt.shape[1]
+        return jnp.searchsorted(Xt.col, jnp.arange(m + 1, dtype=jnp.int32)).astype(
+            jnp.int32), Xt.row, Xt.data
+    n, m = Xt.shape
+    indptr = jnp.arange(m + 1, dtype=jnp.int32) * n
+    return indptr, jnp.tile(jnp.arange(n, dtype=jnp.int32), m), Xt.T.reshape(-1)
+
+
+def csr_value_and_grad_t(
+    params: Params, Xt: Any, y: Any, s: Any, l2: Any
+) -> tuple[jax.Array, Params]:
+    """The kernel table's contract ``(params, Xt (n, m), y, s, l2) -> (J, ∇J)`` through
+    :func:`csr_value_and_grad`: Xt a :class:`SampleCsr` (as training lays sparse X out), a
+    CooMatrix sorted by sample (its indptr found by a search), or dense; a CooMatrix in
+    another order takes XLA's gradient."""
+    csr = _csr_of(Xt)
+    if csr is None:
+        return value_and_grad_t(params, Xt, y, s, l2)
+    indptr, indices, data = csr
+    return csr_value_and_grad(params, indptr, indices, data.astype(params.w.dtype), y, s, l2)
+
+
+__all__ = ["MIN_SAMPLES", "SampleCsr", "csr_value_and_grad", "csr_value_and_grad_t",
+           "supports", "with_indptr"]
