@@ -550,7 +550,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "notes": [
             ("objective: J of each (w, b) evaluated by jaxlogreg.objective in float64 on the "
              "same CSR matrix; rel_gap is against the lowest J of the comparison; the "
-             "reference (steady / ref) is the fastest scikit-learn solver within 1e-6 of the best J for L2, skglm for L1."),
+             "reference (steady / ref) is the fastest scikit-learn solver within 1e-6 of the "
+             "best J for L2, skglm for L1."),
             ("jaxlogreg working_set runs in float64 (its products by SciPy on the host, the "
              "coordinate descent jitted); the other jaxlogreg fits in X's float32."),
             (f"true_w_found: non-zero weights among the {N_TRUE} non-zero weights of the model "
