@@ -2,14 +2,15 @@
 
 Minimises ``J(w, b) = Σ_i s_i L_i + λ₁ ||w||₁ + λ₂/2 ||w||²`` (``Σ s = 1``, b unpenalised) as
 skglm and celer do: solve on a working set W (the support plus the features whose gradient
-violates the optimality conditions most; |W| about 2 |support|, at least ``P0``, grown only),
-then check every feature; each subproblem is solved by proximal Newton, the quadratic model
-minimised by coordinate descent on its dense Hessian ``[X_W 1]ᵀ D [X_W 1]`` (|W| + 1 unknowns,
-the intercept last, at most ``MAX_WORKING_SET``). Status: "converged" only when the duality gap
-certifies ``J - J* <= tol · J`` (:mod:`jaxlogreg.training.certificate`); "max_iter" after
-``max_iter`` rounds; "stalled" when rounds stop lowering J (rounding) or the support outgrows
-``MAX_WORKING_SET``. The rounds are driven from the host: products with X by NumPy/SciPy in
-float64, each Newton step's coordinate descent one jitted program.
+violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
+only), then check every feature. Each subproblem is solved by proximal Newton whose quadratic
+model is minimised by coordinate descent on X_W's columns, in C
+(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied). Without the
+native library the model is minimised on its dense Hessian ``[X_W 1]ᵀ D [X_W 1]`` (a jitted
+loop; |W| < ``MAX_DENSE_HESSIAN``).
+Status: "converged" only when the duality gap certifies ``J - J* <= tol · J``
+(:mod:`jaxlogreg.training.certificate`); "max_iter" after ``max_iter`` rounds; "stalled" when
+rounds stop lowering J (rounding) or, without the library, the support outgrows the cap.
 """
 
 from __future__ import annotations
@@ -22,24 +23,27 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from jaxlogreg.core import checks
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.kernels.native_cd import HostX, NewtonSettings, solve_subproblem
 from jaxlogreg.training import certificate
 from jaxlogreg.training.problem import Problem, check_penalty
 from jaxlogreg.training.proximal import DECREASE_SLACK_ULPS
 from jaxlogreg.training.settings import TrainConfig
 
 P0 = 16  # the smallest working set
-MAX_WORKING_SET = 4096  # |W| + 1 unknowns, at most: the dense Hessian holds (|W| + 1)² float64
+MAX_DENSE_HESSIAN = 4096  # |W| + 1 unknowns, at most, without the native library: (|W| + 1)²
 MAX_NEWTON = 50  # proximal Newton steps per working set
 MAX_EPOCHS = 500  # coordinate-descent epochs per Newton step
-INNER_SHARE = 0.3  # a subproblem is solved when its KKT violation is this share of the outer one
+INNER_SHARE = 0.001  # a subproblem is solved when its KKT violation is this share of the outer one
 SHARE_CUT = 0.1  # ... cut by this factor after a round that did not lower J
 MIN_SHARE = 1e-9  # ... below which the fit has stalled (rounding: J can go no lower)
 MAX_HALVINGS = 30  # line search of a Newton step
 ARMIJO = 1e-4
 MAX_FLAT = 2  # Newton steps in a row within J's rounding, at most, in a subproblem
 CD_FLOOR = 1e-12  # coordinate descent's tolerance, at least this share of max|∇f| (rounding)
+FORCING = 0.3  # C: each Newton step's coordinate descent to this share of its KKT violation
+NEWTON = NewtonSettings(MAX_NEWTON, MAX_EPOCHS, FORCING, CD_FLOOR, ARMIJO, DECREASE_SLACK_ULPS,
+                        MAX_HALVINGS, MAX_FLAT)
 
 
 class Result(NamedTuple):
@@ -68,12 +72,13 @@ def _abs_change(v: np.ndarray, d: np.ndarray) -> np.ndarray:
 def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: float, l1: float,
                 l2: float, fit_intercept: bool, z: np.ndarray | None = None
                 ) -> tuple[float, float, np.ndarray]:
-    """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense or
-    SciPy), in float64: ``gap >= J - J*``; ``z = X w + b`` when not given."""
-    z = X @ w + b if z is None else z
+    """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense,
+    SciPy or :class:`HostX`), in float64: ``gap >= J - J*``; ``z = X w + b`` when not given."""
+    host = X if isinstance(X, HostX) else HostX.of(X)
+    z = host.matvec(w, b) if z is None else z
     with jax.enable_x64(True):
         J, gap, grad = certificate.duality_gap(z, y, s, w, l1, l2, fit_intercept,
-                                               lambda u: X.T @ np.asarray(u))
+                                               lambda u: host.rmatvec(np.asarray(u)))
         return float(J), float(gap), np.asarray(grad)
 
 
@@ -130,20 +135,19 @@ def _with_intercept_column(Xw: Any, fit_intercept: bool) -> tuple[Any, Any, np.n
 
 
 class _Subproblem(NamedTuple):
-    """J on the working set, in v = (w_W, b): ``Xa v + offset`` are the logits."""
+    """J on the working set, in v = (w_W, b): ``Xa v`` are the logits (the fallback solver)."""
 
     Xa: Any  # [X_W 1] by columns (CSC) or dense
     Xr: Any  # the same by rows (CSR) or dense
     rows: np.ndarray | None  # the row of each entry of Xr (sparse)
     y: np.ndarray
     s: np.ndarray
-    offset: np.ndarray  # X w on the support outside the working set (beyond MAX_WORKING_SET)
     lam: np.ndarray  # λ₁ per coordinate, 0 for b
     ridge: np.ndarray  # λ₂ per coordinate, 0 for b
 
     def state(self, v: np.ndarray):
         """z, J, ∇J's smooth part and the Hessian weights D = s σ(z)(1 - σ(z))."""
-        z = self.Xa @ v + self.offset
+        z = self.Xa @ v
         p = expit(z)
         grad = self.Xr.T @ (self.s * (p - self.y)) + self.ridge * v
         return z, self.value(z, v), grad, self.s * p * (1 - p)
@@ -200,50 +204,72 @@ class _Subproblem(NamedTuple):
         return v, None
 
 
+def _solve_subproblem(host: HostX, ws: np.ndarray, y: np.ndarray, s: np.ndarray, l1: float,
+                      l2: float, fit_intercept: bool, v: np.ndarray, z: np.ndarray,
+                      tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """v = (w_W, b) minimising J on the working set ``ws`` to KKT violation ``tol`` and its
+    logits, from v with logits z (w = 0 off W): in C on the columns (v and z updated in
+    place), or on the dense Hessian without the library."""
+    columns = host.columns(ws)
+    if host.use_native:
+        solve_subproblem(columns, y, s, l1, l2, fit_intercept, v, z, tol, NEWTON)
+        return v, z
+    penalised = np.r_[np.ones(ws.size), 0.0]
+    sub = _Subproblem(*_with_intercept_column(columns.float64(), fit_intercept), y, s,
+                      l1 * penalised, l2 * penalised)
+    v = sub.solve(v, tol)
+    return v, sub.Xa @ v
+
+
+def _working_set(w: np.ndarray, grad: np.ndarray, l1: float, size: int,
+                 cap: int) -> tuple[np.ndarray, int, float]:
+    """The next working set (sorted), its size and the largest KKT violation: the support, then
+    the features nearest to violating, at least every violating one and 2 |support|."""
+    violation = kkt_violation(w, grad, l1)
+    wanted = max(size, 2 * int(np.count_nonzero(w)), int(np.count_nonzero(violation)))
+    size = min(w.size, _bucket(wanted + 1) - 1, cap)
+    score = np.where(w != 0, np.inf, np.abs(grad) - l1)
+    ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < w.size else (
+        np.arange(w.size))
+    return ws, size, float(violation.max(initial=0.0))
+
+
 def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
           fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 50,
-          w0: np.ndarray | None = None, b0: float = 0.0) -> Result:
+          w0: np.ndarray | None = None, b0: float = 0.0, native: bool | None = None) -> Result:
     """Minimise J (module docstring) for X (m, n) dense or scipy sparse, y (m,) 0/1, weights s
     (m,) (normalised here; None: 1/m each) until ``gap <= tol · J``; warm start at (w0, b0).
-    ``max_iter`` bounds the working-set rounds."""
-    X = X.tocsc() if sp.issparse(X) else np.asarray(X)
-    X = X.astype(np.float64)
+    ``max_iter`` bounds the working-set rounds; ``native``: the C solver (None: when
+    :func:`jaxlogreg.kernels.native.available`; False: the dense-Hessian fallback)."""
+    host = HostX.of(X, native)
+    m, n = host.shape
     y = np.asarray(y, np.float64)
-    m, n = X.shape
     s = np.full(m, 1.0 / m) if s is None else np.asarray(s, np.float64) / np.sum(s)
     w = np.zeros(n) if w0 is None else np.array(w0, np.float64)
     b = float(b0) if fit_intercept else 0.0
+    cap = n if host.use_native else MAX_DENSE_HESSIAN - 1
     best, rounds, status, ws_size, share = np.inf, 0, "max_iter", P0, INNER_SHARE
     J, gap, history = np.inf, np.inf, []
-    z = X @ w + b
+    z = host.matvec(w, b)
     for rounds in range(max_iter + 1):
-        J, gap, grad = duality_gap(X, y, s, w, b, l1, l2, fit_intercept, z)
+        J, gap, grad = duality_gap(host, y, s, w, b, l1, l2, fit_intercept, z)
         history.append(J)
         if gap <= tol * J:
             status = "converged"
             break
         if J >= best:  # the last round did not lower J: solve the next subproblem tighter
             share *= SHARE_CUT
-        support = np.flatnonzero(w)
-        if rounds == max_iter or share < MIN_SHARE or support.size >= MAX_WORKING_SET - 1:
+        too_wide = cap < n and np.count_nonzero(w) >= cap  # the fallback's dense Hessian
+        if rounds == max_iter or share < MIN_SHARE or too_wide:
             status = "max_iter" if rounds == max_iter else "stalled"  # too wide: stalled too
             break
         best = min(best, J)
-        violation = kkt_violation(w, grad, l1)
-        ws_size = min(n, _bucket(max(ws_size, 2 * support.size) + 1) - 1, MAX_WORKING_SET - 1)
-        score = np.where(w != 0, np.inf, violation)
-        ws = np.sort(np.argpartition(-score, ws_size - 1)[:ws_size]) if ws_size < n else (
-            np.arange(n))
-        outside = np.setdiff1d(support, ws)
-        offset = X[:, outside] @ w[outside] if outside.size else np.zeros(m)
-        penalised = np.r_[np.ones(ws.size), 0.0]
-        sub = _Subproblem(*_with_intercept_column(X[:, ws], fit_intercept), y, s, offset,
-                          l1 * penalised, l2 * penalised)
-        worst = max(float(violation.max(initial=0.0)), abs(_dot(s, expit(z) - y)) * fit_intercept)
-        v = sub.solve(np.r_[w[ws], b], share * worst)
-        w = w.copy()
+        ws, ws_size, worst = _working_set(w, grad, l1, ws_size, cap)
+        worst = max(worst, abs(_dot(s, expit(z) - y)) * fit_intercept)
+        v, z = _solve_subproblem(host, ws, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
+                                 share * worst)
+        w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
-        z = sub.Xa @ v + offset  # X w + b: w is 0 outside the working set and the support
     return Result(w, b, status, gap, J, rounds, np.asarray(history))
 
 
@@ -256,14 +282,10 @@ def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | Non
     if problem.n_classes != 2:
         raise ValueError(f"solver 'working_set' fits binary models only, got "
                          f"{problem.n_classes} classes; use solver='proximal'")
-    X = problem.X
-    if not sp.issparse(X):
-        X = np.asarray(X)
-        checks.check_finite(X, "X")
     l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
     check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
     w0, b0 = (None, 0.0) if init_params is None else (init_params.w, float(init_params.b))
-    r = solve(X, problem.y, problem.weights, l1, l2, fit_intercept=config.fit_intercept,
+    r = solve(problem.X, problem.y, problem.weights, l1, l2, fit_intercept=config.fit_intercept,
               tol=config.tol, max_iter=config.max_iter, w0=w0, b0=b0)
     dtype = np.dtype(accumulation_dtype(problem.dtype))
     params = Params(r.w.astype(dtype), np.asarray(r.b, dtype))
