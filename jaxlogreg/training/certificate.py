@@ -1,16 +1,21 @@
-"""The duality gap of binary L1 / elastic-net logistic regression: a certified bound on J - J*.
+"""The duality gap of L1 / elastic-net logistic regression, binary and softmax: a certified
+bound on J - J*.
 
-For ``J(w, b) = Σ_i s_i L_i + λ₁ ||w||₁ + λ₂/2 ||w||²`` (Σ s = 1, y in {0, 1}, b free) and any
-dual point ``u = t s (y - p̃)`` with ``p̃ in [0, 1]^m``, ``Σ u = 0`` and (λ₂ = 0)
-``||Xᵀu||_∞ <= λ₁``, Fenchel duality gives ``J* >= D(u)``::
+``J(W, b) = Σ_i s_i ℓ(Z_i, y_i) + λ₁ ||W||₁ + λ₂/2 ||W||²``, ``Z = XW + b`` (Σ s = 1, b free);
+binary: w (n,), ℓ = softplus(z) - yz, two classes; softmax: W (n, K), ℓ = logsumexp(Z_i) - Z_iy.
+With Y the one-hot labels and any A whose rows lie on the simplex, ``R = s(Y - A)``, ``Σ_i R_i
+= 0`` (the b-constraint, dropped without intercept) and (λ₂ = 0) ``||XᵀR||_∞ <= λ₁``: for all
+(W, b), ``ℓ(Z_i) >= <A_i - Y_i, Z_i> - Σ_k A_ik log A_ik`` (Fenchel-Young), summed with weights
+s the b-term vanishes, and the penalty is at least ``<XᵀR, W>`` minus its conjugate, so J* >= D::
 
-    D(u) = -Σ_i s_i H(a_i) - Σ_j (|(Xᵀu)_j| - λ₁)₊² / 2λ₂,   a = (1 - t) y + t p̃,
-    H(a) = a log a + (1 - a) log(1 - a)                     (the second sum is 0 for λ₂ = 0)
+    D = -Σ_i s_i Σ_k A_ik log A_ik - Σ_{j,k} (|(XᵀR)_jk| - λ₁)₊² / 2λ₂   (second sum 0 if λ₂ = 0)
 
-The dual point comes from the residual: ``p̃ = σ(z + δ)`` with δ the intercept shift that makes
-``Σ s p̃ = Σ s y`` (0 without intercept), ``t = min(1, λ₁ / ||Xᵀ s(y - p̃)||_∞)`` when λ₂ = 0;
-at the optimum u is the residual itself and the gap is 0. Cost: one product Xᵀ and O(m).
-Written with ``jax.numpy``: inside a jitted loop, or eagerly on host arrays.
+Dual point from the residual: ``P̃ = softmax(Z + δ)`` (σ for binary) with δ the intercept shift
+making ``Σ s P̃ = Σ s Y`` (softmax: then moved onto those masses exactly, :func:`rebalance`;
+absent classes get P̃ = 0; δ = 0 without intercept),
+``t = min(1, λ₁ / ||Xᵀ s(Y - P̃)||_∞)`` when λ₂ = 0 (else 1), ``A = (1 - t) Y + t P̃``: at the
+optimum R is the residual and the gap is 0. Cost: one product XᵀR and O(mK²). Written with
+``jax.numpy``: inside a jitted loop, or eagerly on host arrays.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
+from jaxlogreg.core.loss import dot, softmax_cross_entropy
+
 SHIFT_STEPS = 8  # Newton steps for δ; quadratic convergence from δ = 0 or a fitted intercept
+SOFTMAX_SHIFT_STEPS = 16  # Newton near the solution, scaling steps from a far start
 
 
 def intercept_shift(z: jax.Array, y: jax.Array, s: jax.Array) -> jax.Array:
@@ -39,6 +47,35 @@ def intercept_shift(z: jax.Array, y: jax.Array, s: jax.Array) -> jax.Array:
     return jnp.where((target > 0) & (target < total), delta, 0.0)
 
 
+def softmax_shift(z: jax.Array, Y: jax.Array, s: jax.Array) -> jax.Array:
+    """Logits ``z + δ`` (m, K) whose softmax has the class masses of Y: ``Σ s softmax(z + δ) =
+    Σ s Y``, and -inf on the classes Y lacks. δ minimises ``Σ s logsumexp(z + δ) - (Σ s Y)ᵀδ``:
+    Newton steps (the Hessian plus 11ᵀ on the present classes, whose null direction δ + c1 does
+    not change the softmax) where they move δ at most 1, else the scaling step
+    ``δ += log(Σ s Y) - log(Σ s softmax(z + δ))`` (far from the solution)."""
+    target = jnp.sum(s[:, None] * Y, axis=0)
+    present = target > 0
+    on = present.astype(z.dtype)
+    fixed = jnp.outer(on, on) + jnp.diag(1 - on + jnp.finfo(z.dtype).eps)
+    log_target = jnp.log(jnp.where(present, target, 1.0))
+
+    def shifted(delta):
+        return jnp.where(present, z + delta, -jnp.inf)
+
+    def step(_, delta):
+        p = jax.nn.softmax(shifted(delta), axis=1)
+        sp = s[:, None] * p
+        mass = jnp.sum(sp, axis=0)
+        newton = jnp.linalg.solve(jnp.diag(mass) - dot(sp.T, p) + fixed, mass - target)
+        scaling = jnp.where(present & (mass > 0), jnp.log(jnp.where(mass > 0, mass, 1.0))
+                            - log_target, 0.0)
+        near = jnp.all(jnp.isfinite(newton)) & (jnp.max(jnp.abs(newton)) <= 1)
+        return delta - jnp.where(near, newton, scaling)
+
+    delta = jax.lax.fori_loop(0, SOFTMAX_SHIFT_STEPS, step, jnp.zeros(z.shape[1], z.dtype))
+    return shifted(delta)
+
+
 @functools.partial(jax.jit, static_argnames="fit_intercept")
 def _dual_residual(z: jax.Array, y: jax.Array, s: jax.Array, fit_intercept: bool):
     """p̃ = σ(z + δ) and the residual ``s (y - p̃)`` whose product with Xᵀ the gap needs."""
@@ -47,27 +84,83 @@ def _dual_residual(z: jax.Array, y: jax.Array, s: jax.Array, fit_intercept: bool
     return p, s * (y - p)
 
 
+def rebalance(p: jax.Array, target: jax.Array, s: jax.Array) -> jax.Array:
+    """Rows of p (m, K) moved on the simplex to the class masses ``Σ s p = target`` exactly
+    (Σ s = Σ target = 1): a class with excess mass is scaled down to its target, and what each
+    row loses goes to the classes short of theirs, in proportion to the shortfall. A change of
+    the order of the imbalance, which the shift leaves at rounding level."""
+    mass = jnp.sum(s[:, None] * p, axis=0)
+    over = mass > target
+    keep = jnp.where(over, target / jnp.where(over, mass, 1.0), 1.0)
+    lost = jnp.sum(p * (1 - keep), axis=1, keepdims=True)
+    short = jnp.maximum(target - mass, 0.0)
+    total = jnp.sum(short)
+    return p * keep + lost * jnp.where(total > 0, short / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+@functools.partial(jax.jit, static_argnames="fit_intercept")
+def softmax_dual_point(z: jax.Array, y: jax.Array, s: jax.Array, fit_intercept: bool):
+    """Y one-hot, P̃ (rows on the simplex, ``Σ s P̃ = Σ s Y`` with an intercept) and the
+    residual ``s (Y - P̃)`` (m, K): P̃ = softmax(z + δ) (:func:`softmax_shift`, then
+    :func:`rebalance`), softmax(z) without intercept."""
+    Y = jax.nn.one_hot(y, z.shape[1], dtype=z.dtype)
+    if fit_intercept:
+        target = jnp.sum(s[:, None] * Y, axis=0)
+        p = rebalance(jax.nn.softmax(softmax_shift(z, Y, s), axis=1), target, s)
+    else:
+        p = jax.nn.softmax(z, axis=1)
+    return Y, p, s[:, None] * (Y - p)
+
+
+def _dual_scale(v: jax.Array, l1: Any, l2: Any) -> jax.Array:
+    """t = min(1, λ₁ / max|v|) for λ₂ = 0 (the dual point inside the L1 ball), else 1."""
+    top = jnp.max(jnp.abs(v), initial=0.0)
+    return jnp.where((l2 == 0) & (top > l1), l1 / jnp.where(top > 0, top, 1.0), 1.0)
+
+
+def _penalty_conjugate(v: jax.Array, l1: Any, l2: Any) -> jax.Array:
+    """The conjugate of ``λ₁ ||·||₁ + λ₂/2 ||·||²`` at v, given ``max|v| <= λ₁`` when λ₂ = 0."""
+    excess = jnp.maximum(jnp.abs(v) - l1, 0.0)
+    return jnp.where(l2 > 0, jnp.sum(excess * excess) / (2 * jnp.where(l2 > 0, l2, 1.0)), 0.0)
+
+
+def _penalty(w: jax.Array, l1: Any, l2: Any) -> jax.Array:
+    return l1 * jnp.sum(jnp.abs(w)) + 0.5 * l2 * jnp.sum(w * w)
+
+
 @jax.jit
 def _gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, p: jax.Array, v: jax.Array,
          l1: Any, l2: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
     y = y.astype(z.dtype)
-    loss = jnp.sum(s * (jnp.logaddexp(0.0, z) - y * z))
-    primal = loss + l1 * jnp.sum(jnp.abs(w)) + 0.5 * l2 * jnp.sum(w * w)
-    top = jnp.max(jnp.abs(v), initial=0.0)
-    t = jnp.where((l2 == 0) & (top > l1), l1 / jnp.where(top > 0, top, 1.0), 1.0)
+    primal = jnp.sum(s * (jnp.logaddexp(0.0, z) - y * z)) + _penalty(w, l1, l2)
+    t = _dual_scale(v, l1, l2)
     a = (1 - t) * y + t * p
     entropy = jnp.sum(s * (xlogy(a, a) + xlogy(1 - a, 1 - a)))
-    excess = jnp.maximum(jnp.abs(t * v) - l1, 0.0)
-    conjugate = jnp.where(l2 > 0, jnp.sum(excess * excess) / (2 * jnp.where(l2 > 0, l2, 1.0)),
-                          0.0)
-    return primal, jnp.maximum(primal + entropy + conjugate, 0.0), l2 * w - v
+    dual = -entropy - _penalty_conjugate(t * v, l1, l2)
+    return primal, jnp.maximum(primal - dual, 0.0), l2 * w - v
+
+
+@jax.jit
+def _softmax_gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, Y: jax.Array,
+                 p: jax.Array, v: jax.Array, l1: Any, l2: Any
+                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    primal = jnp.sum(s * softmax_cross_entropy(z, y)) + _penalty(w, l1, l2)
+    t = _dual_scale(v, l1, l2)
+    a = (1 - t) * Y + t * p
+    dual = -jnp.sum(s[:, None] * xlogy(a, a)) - _penalty_conjugate(t * v, l1, l2)
+    return primal, jnp.maximum(primal - dual, 0.0), l2 * w - v
 
 
 def duality_gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, l1: Any, l2: Any,
                 fit_intercept: bool, rmatvec: Callable[[jax.Array], jax.Array]
                 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(J, gap, ∇f) at logits ``z = Xw + b``: ``gap >= J - J*`` (module docstring) and the
-    smooth part's gradient at ``(w, b + δ)``, ``λ₂ w - Xᵀ s(y - p̃)``. ``rmatvec(u) = Xᵀu``
-    (a host product too: the two jitted parts around it compile once per shape); s sums to 1."""
+    smooth part's gradient at ``(w, b + δ)``, ``λ₂ w - Xᵀ s(Y - P̃)``. Binary: w (n,), z (m,), y
+    in {0, 1}; softmax: w (n, K), z (m, K), y class indices. ``rmatvec(u) = Xᵀu``, u (m,) or
+    (m, K) (a host product too: the jitted parts around it compile once per shape); s (m,)
+    sums to 1."""
+    if w.ndim == 2:
+        Y, p, residual = softmax_dual_point(z, y, s, fit_intercept)
+        return _softmax_gap(z, y, s, w, Y, p, rmatvec(residual), l1, l2)
     p, residual = _dual_residual(z, y, s, fit_intercept)
     return _gap(z, y, s, w, p, rmatvec(residual), l1, l2)

@@ -92,18 +92,18 @@ def _update(state: LoopState, value, grads, data: TrainData, hyper: Hyper, spec:
 
 
 def _gap_rule(params: Params, data: TrainData, hyper: Hyper, spec: LoopSpec) -> jax.Array:
-    """Certified: the duality gap of the binary L1 / elastic-net objective
-    (:mod:`jaxlogreg.training.certificate`) at ``params`` is at most ``tol · J``. One forward
-    pass and one product Xᵀu on the loop's data (Xt or X in rows, dense or sparse). Without
+    """Certified: the duality gap of the L1 / elastic-net objective, binary or softmax
+    (:mod:`jaxlogreg.training.certificate`), at ``params`` is at most ``tol · J``. One forward
+    pass and one product XᵀR on the loop's data (Xt or X in rows, dense or sparse). Without
     any penalty (λ₁ = λ₂ = 0) there is no dual bound: the KKT rule alone decides."""
     X, y, sample_weight = data
     m = n_rows(X, spec.rows)
     w, b = params
     s = jnp.broadcast_to(example_scale(sample_weight, m, w.dtype), (m,))
-    if spec.rows:
-        z, rmatvec = dot(X, w) + b, lambda u: dot(u, X)
+    if spec.rows:  # z (m,) or (m, K); u (m,) or (m, K) -> Xᵀu (n,) or (n, K)
+        z, rmatvec = dot(X, w) + b, lambda u: dot(u.T, X).T
     else:
-        z, rmatvec = dot(w, X) + b, lambda u: dot(X, u)
+        z, rmatvec = dot(w.T, X).T + b, lambda u: dot(X, u)
     J, gap, _ = certificate.duality_gap(z.astype(w.dtype), y, s, w, hyper.l1, hyper.l2,
                                         spec.fit_intercept, rmatvec)
     return (gap <= hyper.tol * jnp.abs(J)) | ((hyper.l1 == 0) & (hyper.l2 == 0))
@@ -112,14 +112,14 @@ def _gap_rule(params: Params, data: TrainData, hyper: Hyper, spec: LoopSpec) -> 
 def _rules(value, grads, state: LoopState, hyper: Hyper, spec: LoopSpec,
            data: TrainData | None = None):
     """(met, stalled): the criterion ``tol`` met, and the stall rule of the solver's record
-    (both False with ``tol = 0``). ``grads`` is None for a minibatch epoch. A full-batch binary
-    fit with an L1 part also needs the duality gap certified (:func:`_gap_rule`, evaluated only
-    once the criterion holds): the KKT rule alone can hold far from the optimum."""
+    (both False with ``tol = 0``). ``grads`` is None for a minibatch epoch. A full-batch fit
+    with an L1 part (binary or softmax) also needs the duality gap certified (:func:`_gap_rule`,
+    evaluated only once the criterion holds): the KKT rule alone can hold far from the optimum."""
     if spec.criterion == "grad" and grads is not None:
         met = grad_rule(grads, hyper.tol)
     else:
         met = loss_rule(value, state.previous_loss, hyper.tol)
-    if spec.l1 and data is not None and state.params.w.ndim == 1:
+    if spec.l1 and data is not None:
         met = met & jax.lax.cond(met, lambda: _gap_rule(state.params, data, hyper, spec),
                                  lambda: jnp.zeros((), bool))
     stall = solvers.get(spec.solver).stall
