@@ -88,8 +88,9 @@ def _check(X, k, dtype, *, weighted=True, l2=0.1, logit_scale=1.0, seed=0):
 
 
 @needs_compiler
-@pytest.mark.parametrize("k", [2, 3])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(("k", "dtype"), [(2, "float32"), (3, "float64"),
+                                          pytest.param(2, "float64", marks=SLOW),
+                                          pytest.param(3, "float32", marks=SLOW)])
 def test_equals_jax_grad_with_weights_empty_rows_and_duplicates(k, dtype):
     X = _csr(203, 17, 0.2, dtype, seed=k, empty_rows=(0, 5, 202), duplicates=True)
     assert np.diff(X.indptr)[[0, 5, 202]].tolist() == [0, 0, 0]
@@ -115,6 +116,7 @@ def test_tiny_and_odd_shapes_without_weights(m, n, k):
 
 
 @needs_compiler
+@SLOW
 def test_many_rows_over_several_parts_equal_xla():
     """Enough entries for several parts (threads): the same sums, whatever ran them."""
     X = _csr(30_000, 300, 0.05, "float64", seed=3, empty_rows=(0, 29_999))
@@ -246,6 +248,7 @@ def test_a_sparse_fit_chooses_it_and_equals_the_xla_fit(monkeypatch, k, dtype):
 
 
 @needs_compiler
+@SLOW
 def test_small_padded_sparse_fits_use_it_when_allowed(monkeypatch):
     """Small problems are padded (zero-weight rows, zero entries): the same model."""
     import jaxlogreg as jl
