@@ -78,7 +78,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     solver : str, default="lbfgs"
         ``"lbfgs"`` (optax L-BFGS with line search; the fast choice for L2), ``"proximal"``
         (proximal gradient with Barzilai-Borwein steps; for L1 and elastic net), ``"working_set"``
-        (binary L1 to a certified duality gap, on the host: docs/sparse.md), ``"gd"`` (the
+        (L1 and elastic net to a certified duality gap, on the host: docs/sparse.md), ``"gd"`` (the
         course's ``w := w - α dw``; ISTA with L1), ``"sgd"`` (momentum 0.9), ``"adam"``,
         ``"adamw"``, or the name of any optax optimizer taking a learning rate.
     learning_rate : float or None, default=None

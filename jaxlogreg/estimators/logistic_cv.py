@@ -81,8 +81,8 @@ class LogisticRegressionCV(LogisticRegression):
     penalty : {"l2", "l1", "elasticnet"}, default="l2"
         ``λ/2 ||W||²``, ``λ ||W||₁``, or ``λ (r ||W||₁ + (1 - r)/2 ||W||²)`` for each r of
         ``l1_ratios`` (scikit-learn's ``C Σ s_i L_i + r ||W||₁ + (1 - r)/2 ||W||²``). With an L1
-        part, models stop at the relative duality gap ``tol`` (binary: the working-set solver,
-        ``max_iter`` its rounds; more classes: "proximal"); ``search`` must be "grid".
+        part, models stop at the relative duality gap ``tol`` (the working-set solvers, ``max_iter``
+        their rounds; softmax without the C library: "proximal"); ``search`` must be "grid".
     l1_ratios : list of float in [0, 1] or None, default=None
         The candidate r; only with ``penalty="elasticnet"``, where it is required.
     fit_intercept : bool, default=True

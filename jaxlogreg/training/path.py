@@ -318,8 +318,8 @@ def fit_path(
         sharded over its devices (padded with rows of weight 0), every model is on every
         device, and the compiler adds the all-reduces of the products over m.
       penalty: "l2", "l1" or "elasticnet" (scikit-learn's); with an L1 part ``tol`` is the
-        relative duality gap, ``max_iter`` the working-set rounds of binary models (softmax
-        models: the "proximal" solver's), ``memory`` is not used and ``mesh`` must be None.
+        relative duality gap, ``max_iter`` the working-set rounds (softmax models without the
+        C library: the "proximal" solver's iterations), ``memory`` is not used and ``mesh`` must be None.
       l1_ratios: the L1 shares r in [0, 1] to fit, only with ``penalty="elasticnet"``.
 
     Returns:

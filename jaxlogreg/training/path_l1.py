@@ -7,10 +7,11 @@ For fold f and L1 share r, the model of each C minimises on the fold's training 
 (scikit-learn's ``C Σ s L + r ||w||₁ + (1 - r)/2 ||w||²``). The Cs of a (fold, r) are fitted from
 the largest penalty down, each from the previous solution (warm start). Where λ₁ >= λ_max =
 max|∇_w f(0, b*)| (b* the intercept-only optimum) the optimum is w = 0 exactly: it is set, not
-solved. Binary models with an L1 part go to :func:`~.working_set.solve` (working sets, a
-certified duality gap ``<= tol · J``, exact zeros); the others (K > 2 classes, r = 0, C = inf)
-to the fit pipeline, solver "proximal" with an L1 part (softmax, as scikit-learn's saga),
-"lbfgs" without. Each fold's rows are sliced out once: the host solvers then read only them.
+solved. Models with an L1 part go to :func:`~.working_set.solve` (binary) or
+:func:`~.working_set_softmax.solve` (K > 2 classes, with the native library): working sets, a
+certified duality gap ``<= tol · J``, exact zeros, on the fold's host X laid out once; the others
+(r = 0, C = inf; softmax without the library) to the fit pipeline, solver "proximal" with an L1
+part (as scikit-learn's saga), "lbfgs" without. Each fold's rows are sliced out once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from scipy.special import logsumexp
 
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.training import working_set
+from jaxlogreg.kernels.native_cd import HostX
+from jaxlogreg.training import working_set, working_set_softmax
 from jaxlogreg.training.data import device_data
 from jaxlogreg.training.pipeline import run_fit
 from jaxlogreg.training.problem import Problem, check_penalty
@@ -43,7 +45,7 @@ class L1PathResult(NamedTuple):
     Attributes:
       params: ``w`` (F, C, R, n) and ``b`` (F, C, R) (binary), or (F, C, R, n, K), (F, C, R, K).
       loss: (F, C, R) J of each model on its training rows.
-      n_iter: (F, C, R) working-set rounds (binary) or iterations (pipeline); 0 where w = 0
+      n_iter: (F, C, R) working-set rounds (host solvers) or iterations (pipeline); 0 where w = 0
         was set from λ_max.
       converged: (F, C, R) whether the model met ``tol``.
       Cs: (C,); l1_ratios: (R,); l1, l2: (F, C, R) the λ₁ and λ₂ of each model.
@@ -141,14 +143,15 @@ def _pipeline_config(C: float, ratio: float, fit_intercept: bool, tol: float, ma
 
 
 class _Fold:
-    """One fold's data, fitted point by point: the host working-set solver for binary L1
-    parts, the pipeline (on the fold's device data, laid out once) otherwise."""
+    """One fold's data, fitted point by point: the host working-set solvers for L1 parts (on
+    the fold's host X, laid out once), the pipeline (on its device data, laid out once)
+    otherwise."""
 
     def __init__(self, problem: Problem, fit_intercept: bool, tol: float, max_iter: int,
                  grad: str):
         self.problem, self.fit_intercept, self.tol, self.max_iter = (problem, fit_intercept,
                                                                      tol, max_iter)
-        self.grad, self._data = grad, None
+        self.grad, self._data, self._host = grad, None, None
         self.null = null_model(problem, fit_intercept)
         self.dtype = np.dtype(accumulation_dtype(problem.dtype))
 
@@ -159,11 +162,21 @@ class _Fold:
             params, loss, _ = self.null
             return self._cast(params), loss, 0, True
         p = self.problem
+        if l1 > 0 and self._host is None:
+            self._host = HostX.of(p.X)
         if p.n_classes == 2 and l1 > 0:
             w0, b0 = (None, 0.0) if start is None else (start.w, float(start.b))
-            r = working_set.solve(p.X, p.y, p.weights, l1, l2, fit_intercept=self.fit_intercept,
-                                  tol=self.tol, max_iter=self.max_iter, w0=w0, b0=b0)
+            r = working_set.solve(self._host, p.y, p.weights, l1, l2,
+                                  fit_intercept=self.fit_intercept, tol=self.tol,
+                                  max_iter=self.max_iter, w0=w0, b0=b0)
             return self._cast(Params(r.w, r.b)), r.objective, r.rounds, r.status == "converged"
+        if l1 > 0 and self._host.use_native:
+            W0, b0 = (None, None) if start is None else (start.w, start.b)
+            r = working_set_softmax.solve(self._host, p.y, p.weights, l1, l2,
+                                          fit_intercept=self.fit_intercept, tol=self.tol,
+                                          max_iter=self.max_iter, W0=W0, b0=b0,
+                                          n_classes=p.n_classes)
+            return self._cast(Params(r.W, r.b)), r.objective, r.rounds, r.status == "converged"
         if self._data is None:
             self._data = device_data(p, None, bucket=True, grad=self.grad)
         config = _pipeline_config(C, ratio, self.fit_intercept, self.tol, self.max_iter,

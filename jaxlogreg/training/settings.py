@@ -37,12 +37,12 @@ class TrainConfig:
     Attributes:
       C: inverse regularization strength, ``λ = 1 / (C Σ s)``; ``inf`` for no penalty.
       penalty: "l2" (default), "l1", "elasticnet" or None; L1 parts need solver "proximal",
-        "working_set" (binary) or "gd" (ISTA).
+        "working_set" or "gd" (ISTA).
       l1_ratio: r in [0, 1], the L1 share of an elastic-net penalty; only with "elasticnet".
       fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
       solver: "lbfgs" (optax L-BFGS with line search), "proximal" (proximal gradient with
         Barzilai-Borwein steps, for L1 parts), "gd" (the lecture's ``w := w - α dw``; ISTA
-        with L1), "working_set" (binary L1 / elastic-net: working sets and proximal Newton on
+        with L1), "working_set" (L1 / elastic-net: working sets and proximal Newton on
         the host, :mod:`jaxlogreg.training.working_set`; no mesh, checkpoint, batch_size or
         callback), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
       learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs and proximal.

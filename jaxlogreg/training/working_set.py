@@ -221,13 +221,19 @@ def _solve_subproblem(host: HostX, ws: np.ndarray, y: np.ndarray, s: np.ndarray,
     return v, sub.Xa @ v
 
 
+def working_set_size(size: int, support: int, violating: int, cap: int) -> int:
+    """The next working set's size: at least the last one, twice the support and every
+    violating feature (rounded up by :func:`_bucket`), at most ``cap``."""
+    return min(cap, _bucket(max(size, 2 * support, violating) + 1) - 1)
+
+
 def _working_set(w: np.ndarray, grad: np.ndarray, l1: float, size: int,
                  cap: int) -> tuple[np.ndarray, int, float]:
     """The next working set (sorted), its size and the largest KKT violation: the support, then
     the features nearest to violating, at least every violating one and 2 |support|."""
     violation = kkt_violation(w, grad, l1)
-    wanted = max(size, 2 * int(np.count_nonzero(w)), int(np.count_nonzero(violation)))
-    size = min(w.size, _bucket(wanted + 1) - 1, cap)
+    size = working_set_size(size, int(np.count_nonzero(w)), int(np.count_nonzero(violation)),
+                            min(w.size, cap))
     score = np.where(w != 0, np.inf, np.abs(grad) - l1)
     ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < w.size else (
         np.arange(w.size))
@@ -237,11 +243,11 @@ def _working_set(w: np.ndarray, grad: np.ndarray, l1: float, size: int,
 def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
           fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 50,
           w0: np.ndarray | None = None, b0: float = 0.0, native: bool | None = None) -> Result:
-    """Minimise J (module docstring) for X (m, n) dense or scipy sparse, y (m,) 0/1, weights s
-    (m,) (normalised here; None: 1/m each) until ``gap <= tol · J``; warm start at (w0, b0).
-    ``max_iter`` bounds the working-set rounds; ``native``: the C solver (None: when
-    :func:`jaxlogreg.kernels.native.available`; False: the dense-Hessian fallback)."""
-    host = HostX.of(X, native)
+    """Minimise J (module docstring) for X (m, n) dense, scipy sparse or a :class:`HostX`, y
+    (m,) 0/1, weights s (m,) (normalised here; None: 1/m each) until ``gap <= tol · J``; warm
+    start at (w0, b0). ``max_iter`` bounds the working-set rounds; ``native``: the C solver
+    (None: when :func:`jaxlogreg.kernels.native.available`; False: the dense-Hessian fallback)."""
+    host = X if isinstance(X, HostX) else HostX.of(X, native)
     m, n = host.shape
     y = np.asarray(y, np.float64)
     s = np.full(m, 1.0 / m) if s is None else np.asarray(s, np.float64) / np.sum(s)
@@ -275,13 +281,15 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
 
 def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None
                 ) -> tuple[Params, int, np.ndarray, float, str]:
-    """A binary fit of checked data with :func:`solve`, as the fit pipeline runs a solver:
+    """A fit of checked data with :func:`solve` (more than two classes:
+    :func:`~.working_set_softmax.fit_problem`), as the fit pipeline runs a solver:
     ``(params in the fit's dtype, rounds, J per round, J, status)``. ``config.tol`` is the
     relative duality gap, ``config.max_iter`` the working-set rounds; ``init_params``: a checked
     warm start (NumPy arrays)."""
     if problem.n_classes != 2:
-        raise ValueError(f"solver 'working_set' fits binary models only, got "
-                         f"{problem.n_classes} classes; use solver='proximal'")
+        from jaxlogreg.training import working_set_softmax  # it builds on this module
+
+        return working_set_softmax.fit_problem(problem, config, init_params)
     l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
     check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
     w0, b0 = (None, 0.0) if init_params is None else (init_params.w, float(init_params.b))
