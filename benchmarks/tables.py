@@ -185,6 +185,13 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
         "sparse.json",
         ("penalty", "lambda", "solver", "status", "n_iter", "first_s", "steady_s", "rel_gap",
          "nonzero_w", "support_diff", "true_w_found", "peak / CSR", "steady / ref")),
+    "sparse-1e6": Table(
+        "sparse-1e6/sparse.json",
+        ("penalty", "lambda", "solver", "status", "n_iter", "first_s", "steady_s", "rel_gap",
+         "nonzero_w", "support_diff", "peak / CSR", "steady / ref")),
+    "sparse-path": Table(
+        "sparse_path.json",
+        ("m", "n", "nnz_per_row", "library", "seconds", "C_", "same C_", "time / jaxlogreg")),
     "scaling": Table(
         "scaling.json",
         ("sweep", "m", "n", "MB(X)", "step_ms", "jaxlogreg_lbfgs_s", "sklearn_lbfgs_s",
