@@ -56,6 +56,29 @@ class Result(NamedTuple):
     history: np.ndarray  # J at the start of each round
 
 
+class Rounds:
+    """The outer loop's verdict after each round's duality gap, for the binary and the softmax
+    solvers: "converged" when ``gap <= tol · J``; "max_iter" after ``max_iter`` rounds; "stalled"
+    when rounds stop lowering J (each such round cuts the subproblems' tolerance share by
+    :data:`SHARE_CUT`, down to :data:`MIN_SHARE`) or the support is too wide; None: go on."""
+
+    def __init__(self) -> None:
+        self.best, self.share = np.inf, INNER_SHARE
+
+    def verdict(self, J: float, gap: float, tol: float, rounds: int, max_iter: int,
+                too_wide: bool = False) -> str | None:
+        if gap <= tol * J:
+            return "converged"
+        if J >= self.best:  # the last round did not lower J: solve the next subproblem tighter
+            self.share *= SHARE_CUT
+        if rounds == max_iter:
+            return "max_iter"
+        if self.share < MIN_SHARE or too_wide:
+            return "stalled"
+        self.best = min(self.best, J)
+        return None
+
+
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     """``aᵀb`` of two vectors without BLAS (a threaded BLAS dot of 10^5 entries takes
     milliseconds on a busy machine, NumPy's own loop microseconds)."""
@@ -254,26 +277,19 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     w = np.zeros(n) if w0 is None else np.array(w0, np.float64)
     b = float(b0) if fit_intercept else 0.0
     cap = n if host.use_native else MAX_DENSE_HESSIAN - 1
-    best, rounds, status, ws_size, share = np.inf, 0, "max_iter", P0, INNER_SHARE
+    outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
     J, gap, history = np.inf, np.inf, []
     z = host.matvec(w, b)
     for rounds in range(max_iter + 1):
         J, gap, grad = duality_gap(host, y, s, w, b, l1, l2, fit_intercept, z)
         history.append(J)
-        if gap <= tol * J:
-            status = "converged"
-            break
-        if J >= best:  # the last round did not lower J: solve the next subproblem tighter
-            share *= SHARE_CUT
         too_wide = cap < n and np.count_nonzero(w) >= cap  # the fallback's dense Hessian
-        if rounds == max_iter or share < MIN_SHARE or too_wide:
-            status = "max_iter" if rounds == max_iter else "stalled"  # too wide: stalled too
+        if (status := outer.verdict(J, gap, tol, rounds, max_iter, too_wide)) is not None:
             break
-        best = min(best, J)
         ws, ws_size, worst = _working_set(w, grad, l1, ws_size, cap)
         worst = max(worst, abs(_dot(s, expit(z) - y)) * fit_intercept)
         v, z = _solve_subproblem(host, ws, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
-                                 share * worst)
+                                 outer.share * worst)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
     return Result(w, b, status, gap, J, rounds, np.asarray(history))

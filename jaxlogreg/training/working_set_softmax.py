@@ -27,11 +27,9 @@ from jaxlogreg.training import certificate
 from jaxlogreg.training.problem import Problem, check_penalty
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.working_set import (
-    INNER_SHARE,
-    MIN_SHARE,
     NEWTON,
     P0,
-    SHARE_CUT,
+    Rounds,
     kkt_violation,
     working_set_size,
 )
@@ -150,26 +148,19 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     b = np.zeros(K) if b0 is None or not fit_intercept else _start(b0, (K,), "b0")
     labels = [np.ascontiguousarray(y == k, np.float64) for k in range(K)]
     Y = np.stack(labels, axis=1)
-    best, rounds, status, ws_size, share = np.inf, 0, "max_iter", P0, INNER_SHARE
+    outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
     J, gap, history = np.inf, np.inf, []
     Z = _logits(host, W, b)
     for rounds in range(max_iter + 1):
         J, gap, grad = duality_gap(host, y, s, W, Z, l1, l2, fit_intercept)
         history.append(J)
-        if gap <= tol * J:
-            status = "converged"
+        if (status := outer.verdict(J, gap, tol, rounds, max_iter)) is not None:
             break
-        if J >= best:  # the last round did not lower J: solve the next subproblem tighter
-            share *= SHARE_CUT
-        if rounds == max_iter or share < MIN_SHARE:
-            status = "max_iter" if rounds == max_iter else "stalled"
-            break
-        best = min(best, J)
         ws, ws_size, worst = _working_set(W, grad, l1, ws_size)
         if fit_intercept:
             worst = max(worst, float(np.max(np.abs(s @ (softmax(Z, axis=1) - Y)))))
         V = np.vstack([W[ws], b[None, :]])
-        _solve_blocks(host.columns(ws), labels, s, l1, l2, fit_intercept, V, Z, share * worst)
+        _solve_blocks(host.columns(ws), labels, s, l1, l2, fit_intercept, V, Z, outer.share * worst)
         W = np.zeros((n, K))  # W is 0 outside the working set, which holds the support
         W[ws], b = V[:-1], V[-1].copy()
     return Result(W, b - np.mean(b), status, gap, J, rounds, np.asarray(history))
