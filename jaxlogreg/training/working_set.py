@@ -60,13 +60,17 @@ class Rounds:
     """The outer loop's verdict after each round's duality gap, for the binary and the softmax
     solvers: "converged" when ``gap <= tol · J``; "max_iter" after ``max_iter`` rounds; "stalled"
     when rounds stop lowering J (each such round cuts the subproblems' tolerance share by
-    :data:`SHARE_CUT`, down to :data:`MIN_SHARE`) or the support is too wide; None: go on."""
+    :data:`SHARE_CUT`, down to :data:`MIN_SHARE`) or the support is too wide; None: go on.
+    Every round's dual value ``J - gap`` is a lower bound on J*, so :attr:`gap` is J less the
+    best of them."""
 
     def __init__(self) -> None:
-        self.best, self.share = np.inf, INNER_SHARE
+        self.best, self.share, self.dual, self.gap = np.inf, INNER_SHARE, -np.inf, np.inf
 
     def verdict(self, J: float, gap: float, tol: float, rounds: int, max_iter: int,
                 too_wide: bool = False) -> str | None:
+        self.dual = max(self.dual, J - gap)
+        self.gap = gap = max(J - self.dual, 0.0)
         if gap <= tol * J:
             return "converged"
         if J >= self.best:  # the last round did not lower J: solve the next subproblem tighter
@@ -292,7 +296,7 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
                                  outer.share * worst)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
-    return Result(w, b, status, gap, J, rounds, np.asarray(history))
+    return Result(w, b, status, outer.gap, J, rounds, np.asarray(history))
 
 
 def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None

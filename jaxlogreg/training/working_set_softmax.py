@@ -163,7 +163,7 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         _solve_blocks(host.columns(ws), labels, s, l1, l2, fit_intercept, V, Z, outer.share * worst)
         W = np.zeros((n, K))  # W is 0 outside the working set, which holds the support
         W[ws], b = V[:-1], V[-1].copy()
-    return Result(W, b - np.mean(b), status, gap, J, rounds, np.asarray(history))
+    return Result(W, b - np.mean(b), status, outer.gap, J, rounds, np.asarray(history))
 
 
 def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None

@@ -221,3 +221,21 @@ def test_fit_problem_refuses_non_finite_x():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="X"):
         fit_problem(validate(bad, y), config)
+
+
+def test_the_rounds_keep_the_best_dual_bound_and_say_what_stopped_them():
+    from jaxlogreg.training.working_set import Rounds
+
+    rounds = Rounds()
+    assert rounds.verdict(1.0, 0.1, 1e-3, 0, 10) is None and rounds.gap == pytest.approx(0.1)
+    # a later round's weaker dual point (0.75 < 0.9) does not loosen the certificate
+    assert rounds.verdict(0.95, 0.2, 1e-3, 1, 10) is None and rounds.gap == pytest.approx(0.05)
+    assert rounds.verdict(0.9005, 0.3, 1e-3, 2, 10) == "converged"  # 5e-4 <= 1e-3 · J
+    stalled, share = Rounds(), Rounds().share
+    assert stalled.verdict(1.0, 0.5, 1e-3, 0, 10) is None and stalled.share == share
+    while (status := stalled.verdict(1.0, 0.5, 1e-3, 0, 10)) is None:
+        assert stalled.share < share  # J did not go down: each round asks a tighter solve
+        share = stalled.share
+    assert status == "stalled"
+    assert Rounds().verdict(1.0, 0.5, 1e-3, 10, 10) == "max_iter"
+    assert Rounds().verdict(1.0, 0.5, 1e-3, 0, 10, too_wide=True) == "stalled"
