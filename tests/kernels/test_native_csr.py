@@ -125,6 +125,7 @@ def test_many_rows_over_several_parts_equal_xla():
 
 
 @needs_compiler
+@SLOW
 def test_training_layouts_sorted_by_row_or_dense_give_the_same_gradient():
     """The table's entry on a CooMatrix sorted by sample without indptr (found by a search),
     in another order (XLA's gradient), and dense (every entry stored)."""

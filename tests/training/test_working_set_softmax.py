@@ -91,6 +91,7 @@ def test_three_classes_match_saga(sparse):
     assert r.b.sum() == pytest.approx(0.0, abs=1e-12)  # centred
 
 
+@pytest.mark.slow
 @needs_native
 def test_five_classes_elastic_net_with_sample_weights_match_proximal_and_saga():
     X, y = _problem(m=200, n=25, K=5, seed=1)
@@ -118,6 +119,7 @@ def test_without_intercept_dense_and_sparse_give_the_proximal_optimum():
         _assert_same_optimum(r, X, y, *reference, l1, 0.0, s, fit_intercept=False)
 
 
+@pytest.mark.slow  # the default tier fits 3 classes through jl.fit in test_working_set_fit.py
 @needs_native
 def test_the_fit_pipeline_routes_multinomial_working_set_fits_with_class_weights():
     X, y = _problem(m=150, n=30, K=3, seed=4)
