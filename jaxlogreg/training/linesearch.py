@@ -120,10 +120,11 @@ def scale_by_wolfe_linesearch(
         # t = 1 is tiny, and the smallest step meeting the Wolfe tests sets L-BFGS's scaling).
         length = optax.tree.norm(updates).astype(dtype)
         first = jnp.isinf(state.value) & (length > 0) & (length < 1)
+        t0 = jnp.where(first, 1 / jnp.where(first, length, 1), 1).astype(dtype)
         start = _Search(
-            t=jnp.where(first, 1 / jnp.where(first, length, 1), 1).astype(dtype), lo=zero, value_lo=value0, slope_lo=slope0, hi=inf,
-            value_hi=inf, best=zero, value_best=value0, grad_best=grad, last=zero,
-            value_last=value0, grad_last=grad, done=jnp.zeros((), bool),
+            t=t0, lo=zero, value_lo=value0, slope_lo=slope0, hi=inf, value_hi=inf, best=zero,
+            value_best=value0, grad_best=grad, last=zero, value_last=value0, grad_last=grad,
+            done=jnp.zeros((), bool),
             count=jnp.zeros((), jnp.int32),
         )
         s = jax.lax.while_loop(searching, body, start)

@@ -319,7 +319,8 @@ def fit_path(
         device, and the compiler adds the all-reduces of the products over m.
       penalty: "l2", "l1" or "elasticnet" (scikit-learn's); with an L1 part ``tol`` is the
         relative duality gap, ``max_iter`` the working-set rounds (softmax models without the
-        C library: the "proximal" solver's iterations), ``memory`` is not used and ``mesh`` must be None.
+        C library: the "proximal" solver's iterations), ``memory`` is not used and ``mesh``
+        must be None.
       l1_ratios: the L1 shares r in [0, 1] to fit, only with ``penalty="elasticnet"``.
 
     Returns:
