@@ -28,7 +28,13 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from jaxlogreg.core.loss import dot, softmax_cross_entropy
+from jaxlogreg.core.loss import (
+    binary_cross_entropy,
+    dot,
+    l1_penalty,
+    l2_penalty,
+    softmax_cross_entropy,
+)
 
 SHIFT_STEPS = 8  # Newton steps for δ; quadratic convergence from δ = 0 or a fitted intercept
 SOFTMAX_SHIFT_STEPS = 16  # Newton near the solution, scaling steps from a far start
@@ -124,15 +130,11 @@ def _penalty_conjugate(v: jax.Array, l1: Any, l2: Any) -> jax.Array:
     return jnp.where(l2 > 0, jnp.sum(excess * excess) / (2 * jnp.where(l2 > 0, l2, 1.0)), 0.0)
 
 
-def _penalty(w: jax.Array, l1: Any, l2: Any) -> jax.Array:
-    return l1 * jnp.sum(jnp.abs(w)) + 0.5 * l2 * jnp.sum(w * w)
-
-
 @jax.jit
 def _gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, p: jax.Array, v: jax.Array,
          l1: Any, l2: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
     y = y.astype(z.dtype)
-    primal = jnp.sum(s * (jnp.logaddexp(0.0, z) - y * z)) + _penalty(w, l1, l2)
+    primal = jnp.sum(s * binary_cross_entropy(z, y)) + l1_penalty(w, l1) + l2_penalty(w, l2)
     t = _dual_scale(v, l1, l2)
     a = (1 - t) * y + t * p
     entropy = jnp.sum(s * (xlogy(a, a) + xlogy(1 - a, 1 - a)))
@@ -144,7 +146,7 @@ def _gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, p: jax.Array, v
 def _softmax_gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, Y: jax.Array,
                  p: jax.Array, v: jax.Array, l1: Any, l2: Any
                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    primal = jnp.sum(s * softmax_cross_entropy(z, y)) + _penalty(w, l1, l2)
+    primal = jnp.sum(s * softmax_cross_entropy(z, y)) + l1_penalty(w, l1) + l2_penalty(w, l2)
     t = _dual_scale(v, l1, l2)
     a = (1 - t) * Y + t * p
     dual = -jnp.sum(s[:, None] * xlogy(a, a)) - _penalty_conjugate(t * v, l1, l2)
