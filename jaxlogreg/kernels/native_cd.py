@@ -158,9 +158,14 @@ class HostX(NamedTuple):
     def _scipy(self) -> sp.csr_array:
         return sp.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
 
-    def matvec(self, w: Any, b: float) -> np.ndarray:
-        """``X w + b`` (m,) in float64."""
+    def matvec(self, w: Any, b: Any) -> np.ndarray:
+        """``X w + b`` (m,) in float64; for W (n, K) and b (K,), ``XW + b`` (m, K), column by
+        column."""
         m, n = self.shape
+        if np.ndim(w) == 2:
+            b = np.broadcast_to(np.asarray(b, np.float64), (np.shape(w)[1],))
+            return np.stack([self.matvec(w_k, b_k) for w_k, b_k in zip(np.transpose(w), b,
+                                                                        strict=True)], axis=1)
         w = _vector(w, n, "w")
         if self.dense is not None:
             z = np.empty(m)
@@ -175,8 +180,10 @@ class HostX(NamedTuple):
         return z
 
     def rmatvec(self, u: Any) -> np.ndarray:
-        """``Xᵀ u`` (n,) in float64."""
+        """``Xᵀ u`` (n,) in float64; for U (m, K), ``XᵀU`` (n, K), column by column."""
         m, n = self.shape
+        if np.ndim(u) == 2:
+            return np.stack([self.rmatvec(u_k) for u_k in np.transpose(u)], axis=1)
         u = _vector(u, m, "u")
         if self.dense is not None:
             out = np.zeros(n)

@@ -24,7 +24,7 @@ from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params, accumulation_dtype, check_params
 from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.runtime import compiler
-from jaxlogreg.training import working_set
+from jaxlogreg.training import working_set, working_set_softmax
 from jaxlogreg.training.data import DeviceData, device_data
 from jaxlogreg.training.loop import LoopState, init_state
 from jaxlogreg.training.problem import Problem, check_penalty, validate
@@ -317,8 +317,9 @@ def fit_problem(problem: Problem, config: TrainConfig, *, mesh: jax.sharding.Mes
 
 def _fit_on_host(problem: Problem, config: TrainConfig, *, mesh: Any, checkpoint: Any,
                  init_params: Params | None = None, hooks: Sequence[Hook] = ()) -> FitResult:
-    """A solver that runs its own loop on the host (:mod:`jaxlogreg.training.working_set`):
-    binary, L1 part, in-memory full batch; ``init_params`` a warm start."""
+    """A solver that runs its own loop on the host (:mod:`jaxlogreg.training.working_set`,
+    :mod:`~.working_set_softmax` for more than two classes): L1 part, in-memory full batch;
+    ``init_params`` a warm start."""
     refused = {"mesh": mesh, "checkpoint": checkpoint, "batch_size": config.batch_size,
                "callback": "a callback" if hooks else None}
     for name, value in refused.items():
@@ -330,5 +331,6 @@ def _fit_on_host(problem: Problem, config: TrainConfig, *, mesh: Any, checkpoint
                          f"penalty={config.penalty!r} with C={config.C!r}; use solver='lbfgs'")
     start = None if init_params is None else starting_params(
         init_params, problem.X.shape[1], problem.n_classes, problem.dtype, config.fit_intercept)
-    params, n_iter, history, loss, status = working_set.fit_problem(problem, config, start)
+    solver = working_set if problem.n_classes == 2 else working_set_softmax
+    params, n_iter, history, loss, status = solver.fit_problem(problem, config, start)
     return FitResult(params, n_iter, history, loss, status)

@@ -96,11 +96,12 @@ def _abs_change(v: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.where(same, np.sign(v) * d, np.abs(v + d) - np.abs(v))
 
 
-def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: float, l1: float,
+def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: Any, l1: float,
                 l2: float, fit_intercept: bool, z: np.ndarray | None = None
                 ) -> tuple[float, float, np.ndarray]:
     """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense,
-    SciPy or :class:`HostX`), in float64: ``gap >= J - J*``; ``z = X w + b`` when not given."""
+    SciPy or :class:`HostX`), in float64: ``gap >= J - J*``; binary (w (n,), b, y 0/1) or
+    softmax (W (n, K), b (K,), y class indices); ``z = X w + b`` when not given."""
     host = X if isinstance(X, HostX) else HostX.of(X)
     z = host.matvec(w, b) if z is None else z
     with jax.enable_x64(True):
@@ -301,15 +302,13 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
 
 def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None
                 ) -> tuple[Params, int, np.ndarray, float, str]:
-    """A fit of checked data with :func:`solve` (more than two classes:
-    :func:`~.working_set_softmax.fit_problem`), as the fit pipeline runs a solver:
+    """A binary fit of checked data with :func:`solve`, as the fit pipeline runs a solver:
     ``(params in the fit's dtype, rounds, J per round, J, status)``. ``config.tol`` is the
     relative duality gap, ``config.max_iter`` the working-set rounds; ``init_params``: a checked
-    warm start (NumPy arrays)."""
+    warm start (NumPy arrays). More classes: :func:`~.working_set_softmax.fit_problem`."""
     if problem.n_classes != 2:
-        from jaxlogreg.training import working_set_softmax  # it builds on this module
-
-        return working_set_softmax.fit_problem(problem, config, init_params)
+        raise ValueError(f"working_set.fit_problem fits binary models, got {problem.n_classes} "
+                         f"classes: use working_set_softmax.fit_problem")
     l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
     check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
     w0, b0 = (None, 0.0) if init_params is None else (init_params.w, float(init_params.b))

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 from scipy.special import softmax
 
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.kernels.native_cd import Columns, HostX, solve_subproblem
-from jaxlogreg.training import certificate
 from jaxlogreg.training.problem import Problem, check_penalty
 from jaxlogreg.training.settings import TrainConfig
 from jaxlogreg.training.working_set import (
     NEWTON,
     P0,
     Rounds,
+    duality_gap,
     kkt_violation,
     working_set_size,
 )
@@ -46,24 +45,6 @@ class Result(NamedTuple):
     objective: float
     rounds: int
     history: np.ndarray  # J at the start of each round
-
-
-def _logits(host: HostX, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``Z = XW + b`` (m, K) in float64."""
-    return np.stack([host.matvec(W[:, k], b[k]) for k in range(W.shape[1])], axis=1)
-
-
-def duality_gap(host: HostX, y: np.ndarray, s: np.ndarray, W: np.ndarray, Z: np.ndarray,
-                l1: float, l2: float, fit_intercept: bool) -> tuple[float, float, np.ndarray]:
-    """(J, gap, ∇f (n, K)) of :func:`jaxlogreg.training.certificate.duality_gap` (softmax) at
-    logits Z = XW + b, in float64: ``gap >= J - J*``."""
-    def rmatvec(U: Any) -> np.ndarray:
-        U = np.asarray(U)
-        return np.stack([host.rmatvec(U[:, k]) for k in range(U.shape[1])], axis=1)
-
-    with jax.enable_x64(True):
-        J, gap, grad = certificate.duality_gap(Z, y, s, W, l1, l2, fit_intercept, rmatvec)
-        return float(J), float(gap), np.asarray(grad)
 
 
 def _working_set(W: np.ndarray, grad: np.ndarray, l1: float, size: int
@@ -150,9 +131,9 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     Y = np.stack(labels, axis=1)
     outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
     J, gap, history = np.inf, np.inf, []
-    Z = _logits(host, W, b)
+    Z = host.matvec(W, b)
     for rounds in range(max_iter + 1):
-        J, gap, grad = duality_gap(host, y, s, W, Z, l1, l2, fit_intercept)
+        J, gap, grad = duality_gap(host, y, s, W, b, l1, l2, fit_intercept, Z)
         history.append(J)
         if (status := outer.verdict(J, gap, tol, rounds, max_iter)) is not None:
             break

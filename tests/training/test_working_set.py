@@ -214,6 +214,14 @@ def test_fit_problem_uses_the_config_and_warm_starts():
     assert again[3] == pytest.approx(loss, rel=1e-6)
 
 
+def test_the_binary_fit_problem_sends_more_classes_to_the_softmax_solver():
+    X, _ = _sparse_problem(m=60, n=10, density=0.5)
+    config = TrainConfig(penalty="l1", solver="proximal")
+    with pytest.raises(ValueError, match="fits binary models, got 3 classes: use "
+                                         "working_set_softmax.fit_problem"):
+        fit_problem(validate(X, np.arange(60) % 3), config)
+
+
 def test_fit_problem_refuses_non_finite_x():
     X, y = _sparse_problem(m=60, n=10, density=0.5)
     config = TrainConfig(penalty="l1", solver="proximal")

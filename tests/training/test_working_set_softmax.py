@@ -17,9 +17,9 @@ from jaxlogreg.kernels import native
 from jaxlogreg.kernels.native_cd import HostX
 from jaxlogreg.training.problem import validate
 from jaxlogreg.training.settings import TrainConfig
-from jaxlogreg.training.working_set import fit_problem
+from jaxlogreg.training.working_set import duality_gap
 from jaxlogreg.training.working_set import solve as solve_binary
-from jaxlogreg.training.working_set_softmax import duality_gap, solve
+from jaxlogreg.training.working_set_softmax import fit_problem, solve
 
 RTOL = 1e-6  # the targets: objective within 1e-6 relative, the same zeros
 ZERO = 1e-6  # a coefficient above this where the other solution has a zero: another support
@@ -49,8 +49,7 @@ def _score(X, y, W, b, l1, l2, s, fit_intercept=True):
     host = HostX.of(X)
     W = np.asarray(W, np.float64)
     b = np.zeros(W.shape[1]) if b is None else np.asarray(b, np.float64)
-    Z = np.stack([host.matvec(W[:, k], b[k]) for k in range(W.shape[1])], axis=1)
-    return duality_gap(host, y, s / s.sum(), W, Z, l1, l2, fit_intercept)[0]
+    return duality_gap(host, y, s / s.sum(), W, b, l1, l2, fit_intercept)[0]
 
 
 def _assert_same_optimum(r, X, y, W, b, l1, l2, s, fit_intercept=True):
