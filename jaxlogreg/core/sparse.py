@@ -125,7 +125,7 @@ def _check_integers(arr: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _check_compressed(
+def check_compressed(
     indptr: Any, indices: Any, n_values: int, major: int, minor: int, axes: tuple[str, str]
 ) -> int:
     """Check CSR-like arrays: ``indptr`` (major + 1,) from 0, non-decreasing, up to
@@ -208,14 +208,14 @@ def _check_scipy(X: Any) -> Any:
     if fmt in ("csr", "csc"):
         major, minor = X.shape if fmt == "csr" else X.shape[::-1]
         axes = ("row", "column") if fmt == "csr" else ("column", "row")
-        _check_compressed(X.indptr, X.indices, _n_values(X.data, 1, "(nnz,)"), major, minor, axes)
+        check_compressed(X.indptr, X.indices, _n_values(X.data, 1, "(nnz,)"), major, minor, axes)
     elif fmt == "bsr":
         blocks = _n_values(X.data, 3, "(n_blocks, R, C)")
         R, C = X.data.shape[1:]
         if R == 0 or C == 0 or X.shape[0] % R or X.shape[1] % C:
             raise ValueError(f"BSR blocks of {R} x {C} must tile the shape {X.shape}")
-        _check_compressed(X.indptr, X.indices, blocks, X.shape[0] // R, X.shape[1] // C,
-                          ("block row", "block column"))
+        check_compressed(X.indptr, X.indices, blocks, X.shape[0] // R, X.shape[1] // C,
+                         ("block row", "block column"))
     elif fmt == "coo":
         _check_coords((X.row, X.col), _n_values(X.data, 1, "(nnz,)"), X.shape)
     else:  # LIL, DIA, DOK: scipy converts them safely once their structure holds
@@ -257,8 +257,8 @@ def _jax_to_scipy(X: Any, name: str) -> sp.csr_array | sp.coo_array:
     data = np.asarray(X.data)
     try:
         if isinstance(X, jsparse.BCSR):
-            nnz = _check_compressed(X.indptr, X.indices, data.shape[0], X.shape[0], X.shape[1],
-                                    ("row", "column"))
+            nnz = check_compressed(X.indptr, X.indices, data.shape[0], X.shape[0], X.shape[1],
+                                   ("row", "column"))
             return sp.csr_array((data[:nnz], np.asarray(X.indices)[:nnz], np.asarray(X.indptr)),
                                 shape=X.shape)
         indices = np.asarray(X.indices)

@@ -25,7 +25,7 @@ import numpy as np
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import l2_penalty
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import CooMatrix, _check_compressed
+from jaxlogreg.core.sparse import CooMatrix, check_compressed
 from jaxlogreg.kernels import native
 
 # Fewer rows stay with XLA's gradient: quick either way, and a first small fit never waits
@@ -102,7 +102,7 @@ def _check(params: Params, indptr: Any, indices: Any, data: Any, y: Any, s: Any)
                          f"dtype {y.dtype}")
     if not any(isinstance(a, jax.core.Tracer) for a in (indptr, indices, data)):
         try:
-            _check_compressed(indptr, indices, data.shape[0], m, w.shape[0], ("row", "column"))
+            check_compressed(indptr, indices, data.shape[0], m, w.shape[0], ("row", "column"))
         except ValueError as err:
             raise ValueError(f"X (CSR) has invalid sparse indices: {err}") from None
     return w.shape[1] if w.ndim == 2 else None
