@@ -8,9 +8,10 @@ the two products of the backward pass are sums over the entries, O(nnz) whatever
     dw = Xᵀ dz   dw_j = Σ_{k: col_k = j} data_k · dz[row_k]    gather dz, segment sum over cols
 
 ``.T`` swaps ``row`` and ``col`` without copying, so on the training layout ``Xt`` (n, m)
-``dot(w, Xt)`` and ``dot(Xt, dz)`` are these sums. On the host :func:`as_csr` accepts every
-scipy.sparse format and JAX ``BCOO`` / ``BCSR`` (docs/sparse.md); scipy's native code trusts
-the index arrays, so :func:`check_sparse` reads them, in the matrix's own format, first.
+``dot(w, Xt)`` and ``dot(Xt, dz)`` are these sums (:class:`SampleCsr`: that ``Xt`` as X's CSR
+arrays). On the host :func:`as_csr` accepts every scipy.sparse format and JAX ``BCOO`` /
+``BCSR`` (docs/sparse.md); scipy's native code trusts the index arrays, so
+:func:`check_sparse` reads them, in the matrix's own format, first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
+
+from jaxlogreg.runtime.memory import aligned_copy
 
 MAX_INDEX = int(np.iinfo(np.int32).max)  # entries, rows and columns are int32 on the device
 
@@ -69,9 +72,61 @@ class CooMatrix:
 
     def reshape_to(self, shape: tuple[int, int]) -> CooMatrix:
         """The same entries in a larger matrix (extra rows and columns are zero): padding."""
+        self._check_grows(shape)
+        return dataclasses.replace(self, shape=tuple(shape))
+
+    def _check_grows(self, shape: tuple[int, int]) -> None:
         if shape[0] < self.shape[0] or shape[1] < self.shape[1]:
             raise ValueError(f"cannot shrink a sparse matrix of shape {self.shape} to {shape}")
-        return dataclasses.replace(self, shape=tuple(shape))
+
+
+@jax.tree_util.register_pytree_node_class
+class SampleCsr(CooMatrix):
+    """Xt (n, m), sorted by sample, stored as X (m, n) in CSR: ``data`` and ``row`` (nnz,) (the
+    feature of each entry: X's ``indices``) and ``indptr`` (m + 1,) int32, sample i's entries
+    ``[indptr[i], indptr[i + 1])``, ``indptr[-1] == nnz``. No (nnz,) array of samples is
+    stored: ``col``, read by XLA's products and the transpose (a plain CooMatrix), is derived
+    from ``indptr`` there (:func:`sample_ids`). A pytree of ``data``, ``row`` and ``indptr``."""
+
+    def __init__(self, data: Any, row: Any, indptr: Any, shape: tuple[int, int]):
+        for name, value in zip(("data", "row", "indptr", "shape", "sorted_by"),
+                               (data, row, indptr, tuple(shape), 1), strict=True):
+            object.__setattr__(self, name, value)  # a frozen dataclass's fields
+
+    @property
+    def col(self) -> Any:
+        return sample_ids(self.indptr, self.nnz)
+
+    def __repr__(self) -> str:
+        return f"SampleCsr(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
+
+    def tree_flatten(self) -> tuple[tuple[Any, Any, Any], tuple[int, int]]:
+        return (self.data, self.row, self.indptr), self.shape
+
+    @classmethod
+    def tree_unflatten(cls, shape: tuple[int, int], leaves: Any) -> SampleCsr:
+        return cls(*leaves, shape)
+
+    def astype(self, dtype: Any) -> SampleCsr:
+        return SampleCsr(self.data.astype(dtype), self.row, self.indptr, self.shape)
+
+    def reshape_to(self, shape: tuple[int, int]) -> SampleCsr:
+        """The same entries in a larger matrix: extra samples are empty rows of X."""
+        self._check_grows(shape)
+        indptr, extra = self.indptr, shape[1] - self.shape[1]
+        if extra:
+            xp = np if isinstance(indptr, np.ndarray) else jnp
+            indptr = xp.concatenate([indptr, xp.full((extra,), indptr[-1], np.int32)])
+        return SampleCsr(self.data, self.row, indptr, shape)
+
+
+def sample_ids(indptr: Any, nnz: int) -> Any:
+    """The row of CSR X of each of its ``nnz`` entries, int32: i repeated ``indptr[i + 1] -
+    indptr[i]`` times (NumPy for a NumPy ``indptr``, else JAX: inside jit a temporary)."""
+    if isinstance(indptr, np.ndarray):
+        return np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int32), np.diff(indptr))
+    return jnp.repeat(jnp.arange(indptr.shape[0] - 1, dtype=jnp.int32), jnp.diff(indptr),
+                      total_repeat_length=nnz)
 
 
 def _matvec(S: CooMatrix, B: jax.Array) -> jax.Array:
@@ -315,12 +370,26 @@ def coo_of_csr(X: sp.csr_array, dtype: Any, transpose: bool = False) -> CooMatri
     return coo.T if transpose else coo
 
 
+def sample_csr(X: sp.csr_array, dtype: Any) -> SampleCsr:
+    """Xᵀ (n, m) of a canonical CSR array as a :class:`SampleCsr` over X's own arrays: its
+    values in ``dtype``, its indices and ``indptr`` int32, each copied only to cast, into an
+    aligned array (``jax.device_put`` on a CPU then shares it: one copy, not two)."""
+    arrays = zip((X.data, X.indices, X.indptr), (dtype, np.int32, np.int32), strict=True)
+    cast = [a if a.dtype == to else aligned_copy(a, to) for a, to in arrays]
+    return SampleCsr(*cast, X.shape[::-1])
+
+
 def pad_entries(X: CooMatrix, nnz: int) -> CooMatrix:
-    """``nnz`` entries: zeros appended at the end of the sorted index (the order is kept)."""
+    """``nnz`` entries: zeros appended at the end of the sorted index (the order is kept); in
+    a :class:`SampleCsr` they are the last sample's."""
     pad = nnz - X.nnz
     if pad == 0:
         return X
     xp = jnp if isinstance(X.data, jax.Array) else np
+    if isinstance(X, SampleCsr):
+        return SampleCsr(xp.concatenate([X.data, xp.zeros((pad,), X.data.dtype)]),
+                         xp.concatenate([X.row, xp.zeros((pad,), np.int32)]),
+                         xp.concatenate([X.indptr[:-1], xp.full((1,), nnz, np.int32)]), X.shape)
     by_row = X.sorted_by == 0  # the padding goes last in the sorted index
     row_fill, col_fill = (X.shape[0] - 1, 0) if by_row else (0, X.shape[1] - 1)
     return dataclasses.replace(

@@ -4,7 +4,8 @@ Every kernel computes ``J = Σ s_i L_i + λ/2 ||w||²`` and its gradient,
 ``(params, X, y, s, l2) -> (J, Params(dw, db))`` (:func:`jaxlogreg.core.gradients.value_and_grad_t`
 is the reference), with X features-major (n, m) or in rows (m, n) as its record's ``layout``
 says: XLA's two products, the single-read C kernel for CPUs (:mod:`~.native`), the
-single-read Pallas kernel for GPUs (:mod:`~.fused`). :func:`choose`
+single-read Pallas kernel for GPUs (:mod:`~.fused`); some also give H v (``Kernel.hvp``,
+:func:`jaxlogreg.core.hessian.hvp_t`'s contract). :func:`choose`
 picks the first entry of :data:`KERNELS` that applies to a fit's :class:`Shape`; the training
 loop, the pipeline and the benchmarks all ask this table. Adding a kernel: its module and one
 :class:`Kernel` line.
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from jaxlogreg.core.gradients import value_and_grad_t
+from jaxlogreg.core.hessian import hvp_t
 from jaxlogreg.kernels import fused, native, native_csr
 
 
@@ -58,6 +60,9 @@ class Kernel:
       layout: the X it takes: "features" (Xt (n, m), features-major, as training stores X)
         or "rows" (X (m, n), row-major, as the user gives it: no transposed copy), or "csr"
         (sparse Xt with X's CSR row pointers, :class:`~.native_csr.SampleCsr`).
+      hvp: H v at the parameters, ``(params, X, y, s, l2, v) -> Params`` with X in the same
+        layout (:func:`jaxlogreg.core.hessian.hvp_t` is the reference), for Newton solvers;
+        None where the kernel has none (those solvers then use ``hvp_t`` on features-major X).
     """
 
     name: str
@@ -66,6 +71,7 @@ class Kernel:
     platform: str | None = None
     models: bool = False
     layout: str = "features"
+    hvp: Callable[..., Any] | None = None
 
 
 def _fused_applies(shape: Shape) -> bool:
@@ -91,8 +97,8 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("native_rows", native.native_rows_value_and_grad, _native_applies, "cpu",
            layout="rows"),
     Kernel("native_csr", native_csr.csr_value_and_grad_t, _native_csr_applies, "cpu",
-           layout="csr"),
-    Kernel("xla", value_and_grad_t, lambda shape: True, models=True),
+           layout="csr", hvp=native_csr.csr_hvp_t),
+    Kernel("xla", value_and_grad_t, lambda shape: True, models=True, hvp=hvp_t),
     # the Pallas kernel through Pallas' interpreter: for tests on CPUs, never chosen
     Kernel("fused_interpret", functools.partial(fused.fused_value_and_grad_t, interpret=True),
            lambda shape: False),

@@ -36,6 +36,8 @@ ROWS_TARGETS = {"float32": "jaxlogreg_rows_value_and_grad_f32",
                 "float64": "jaxlogreg_rows_value_and_grad_f64"}
 CSR_TARGETS = {"float32": "jaxlogreg_csr_value_and_grad_f32",  # native_csr.c, sparse X
                "float64": "jaxlogreg_csr_value_and_grad_f64"}
+CSR_HVP_TARGETS = {"float32": "jaxlogreg_csr_hvp_f32",  # native_csr.c: H v on sparse X
+                   "float64": "jaxlogreg_csr_hvp_f64"}
 SWITCH = "JAXLOGREG_NATIVE"  # on by default; 0/false/no/off: never built or used (env.flag)
 # X smaller than this (elements) stays with XLA's gradient: it is in the CPU's caches, where
 # two reads cost little, and a first fit then never waits for the C compiler.
@@ -63,7 +65,8 @@ def _build_and_register() -> str | None:
         else:
             (folder / FOLDER_NAME).mkdir(parents=True, exist_ok=True)
             library = native_build.build_and_load(folder / FOLDER_NAME)
-        for name in (*ROWS_TARGETS.values(), *CSR_TARGETS.values()):
+        for name in (*ROWS_TARGETS.values(), *CSR_TARGETS.values(),
+                     *CSR_HVP_TARGETS.values()):
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)),
                                         platform="cpu")
         _LIBRARY.append(library)

@@ -153,6 +153,24 @@ static XLA_FFI_Buffer *ret(const XLA_FFI_CallFrame *frame, int k) {
   return (XLA_FFI_Buffer *)frame->rets.rets[k];
 }
 
+/* Whether the frame has `args` array inputs and `rets` array outputs, nothing else. */
+static inline int buffers_only(const XLA_FFI_CallFrame *frame, int64_t args, int64_t rets) {
+  if (frame->args.size != args || frame->rets.size != rets) return 0;
+  for (int64_t k = 0; k < args; k++)
+    if (frame->args.types[k] != XLA_FFI_ArgType_BUFFER) return 0;
+  for (int64_t k = 0; k < rets; k++)
+    if (frame->rets.types[k] != XLA_FFI_RetType_BUFFER) return 0;
+  return 1;
+}
+
+/* Whether two buffers have one dtype and one shape. */
+static inline int same_shape(const XLA_FFI_Buffer *a, const XLA_FFI_Buffer *b) {
+  if (a->dtype != b->dtype || a->rank != b->rank) return 0;
+  for (int64_t d = 0; d < a->rank; d++)
+    if (a->dims[d] != b->dims[d]) return 0;
+  return 1;
+}
+
 static void store(void *out, int64_t i, double value, int itemsize) {
   if (itemsize == 4) ((float *)out)[i] = (float)value;
   else ((double *)out)[i] = value;

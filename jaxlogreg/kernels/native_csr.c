@@ -1,25 +1,22 @@
-/* Gradients of logistic regression on sparse X in CSR, one pass over the non-zeros, as XLA
- * FFI handlers (compiled into one library with native_kernel.c; see jaxlogreg.kernels.native).
+/* Gradients and Hessian-vector products of logistic regression on sparse X in CSR, one pass
+ * over the non-zeros, as XLA FFI handlers (see jaxlogreg.kernels.native). Row i of X holds
+ * data[k] at column indices[k], k in [indptr[i], indptr[i+1]); indptr, indices int32; s (m,) or
+ * (); data, s, w, b (v_w, v_b) of one dtype; binary w (n,), b (); softmax w (n, K), b (K,).
  *
- * jaxlogreg_csr_value_and_grad_{f32,f64}:
- *   inputs   indptr (m + 1,) int32, indices (nnz,) int32, data (nnz,), y (m,), s (m,) or (),
- *            w, b                                       (data, s, w, b one dtype)
- *            binary:  w (n,), b (), y labels 0/1 of the dtype
- *            softmax: w (n, K), b (K,), y int32 class indices in [0, K)
- *   outputs  J () = Σ_i s_i L_i,  dw = Xᵀ dZ (as w),  db = Σ_i dZ_i (as b)
- *            row i of X holds data[k] at column indices[k] for k in [indptr[i], indptr[i+1])
- *            binary:  z_i = Σ_k data[k] w[indices[k]] + b, L = softplus((1 - 2y) z),
- *                     dz = s (σ(z) - y);  softmax: Z_i = Σ_k data[k] W[indices[k]] + b,
- *                     L = logsumexp(Z_i) - Z_iy, dZ_i = s_i (softmax(Z_i) - onehot(y_i))
- *   Each row is read once: its z (or the K logits), its loss and dz, then its entries again
- *   from the L1 cache to add data[k] dz to dw[indices[k]]. Rows are cut into parts of about
- *   equal non-zeros run on XLA's thread pool; each part sums its rows' dw (n K) in the dtype
- *   (a float32 w and dw fit in a core's L2 cache, a float64 dw would not), its J and db in
- *   float64, and the parts' sums are added in float64 in a fixed order: results do not depend
- *   on which thread ran what. Before any entry is read the handler checks the shapes and dtypes,
- *   and that indptr starts at 0 or above, never decreases and ends within the entries; an
- *   index outside [0, n) or a class outside [0, K) is an error, never read.
- *   The L2 term is added by the caller.
+ * jaxlogreg_csr_value_and_grad_{f32,f64}(indptr, indices, data, y, s, w, b) -> J, dw, db:
+ *   J = Σ_i s_i L_i, dw = Xᵀ dZ, db = Σ_i dZ_i; binary (y 0/1 of the dtype): z_i = x_i·w + b,
+ *   L = softplus((1 - 2y) z), dz = s (σ(z) - y); softmax (y int32 in [0, K)): Z_i = Wᵀ x_i + b,
+ *   L = logsumexp(Z_i) - Z_iy, dZ_i = s_i (softmax(Z_i) - onehot(y_i)).
+ * jaxlogreg_csr_hvp_{f32,f64}(indptr, indices, data, s, w, b, v_w, v_b) -> hv_w, hv_b = Xᵀ dZ,
+ *   Σ_i dZ_i (H v): binary dz = s a(1 - a) u, a = σ(z), u_i = x_i·v_w + v_b; softmax
+ *   dZ_i = s_i (A ⊙ U_i - A (A·U_i)), A = softmax(Z_i), U_i = V_wᵀ x_i + v_b.
+ * Each row is read once: its z (and u, W_j and V_j side by side; or K of each), its dz, then its
+ * entries again from the L1 cache to add data[k] dz to dw[indices[k]]. Rows are cut into parts
+ * of about equal non-zeros on XLA's thread pool; each part sums its rows' dw (n K) in the dtype,
+ * its J and db in float64, and the parts' sums are added in float64 in a fixed order: results do
+ * not depend on which thread ran what. Before reading an entry the handler checks the shapes and
+ * dtypes, and that indptr starts at 0 or above, never decreases and ends within the entries; an
+ * index outside [0, n) or a class outside [0, K) is an error, never read. No L2 term here.
  */
 #include "native_common.h"
 
@@ -33,46 +30,64 @@ static const int64_t CSR_MIN_ENTRIES_PER_PART = 1 << 18;
 typedef struct {
   const int32_t *indptr, *indices;
   const void *data, *y, *s, *w, *b;
+  const void *v_w, *v_b; /* H v's direction (NULL: the gradient); w, v_w in rows [W_j, V_j] */
   int s_per_example, softmax;
   int64_t n, K, begin, end;
   double J;
-  void *dw;   /* this part's sums of dw (n, K) as W, in the dtype: a float32 dw (and w) fit in
-               * the core's L2 cache where a float64 dw would not */
+  void *dw;   /* this part's dw (n, K), in the dtype: float32 dw and w fit in a core's L2 cache */
   double *db; /* this part's db (K) */
   int bad_index, bad_label, failed;
 } CsrTask;
 
+/* binary_rows and csr_part serve the gradient (hvp 0) and H v (hvp 1), inlined with a constant
+ * hvp: a loop each. Softmax has a function each (merged, the gradient's loop ran slower). */
+#define INLINE static inline __attribute__((always_inline))
 #define DEFINE_CSR(SFX, T, EXP, LOG1P, LOG)                                                     \
-  static void binary_rows_##SFX(CsrTask *t) {                                                   \
+  /* dw[indices[k]] (K) += data[k] dz for the entries [lo, hi) of a row (indices within n) */   \
+  INLINE void scatter_##SFX(const CsrTask *t, int64_t lo, int64_t hi, const T *dz, int64_t K) { \
+    const int32_t *indices = t->indices;                                                        \
+    const T *data = (const T *)t->data;                                                         \
+    const uint32_t n = (uint32_t)t->n;                                                          \
+    T *restrict dw = (T *)t->dw;                                                                \
+    for (int64_t k = lo; k < hi; k++) {                                                         \
+      const uint32_t j = (uint32_t)indices[k];                                                  \
+      if (j >= n) continue;                                                                     \
+      const T x = data[k];                                                                      \
+      T *restrict dwj = dw + (int64_t)j * K;                                                    \
+      for (int64_t c = 0; c < K; c++) dwj[c] += x * dz[c];                                      \
+    }                                                                                           \
+  }                                                                                             \
+                                                                                                \
+  /* gradient: dz = s (a - y) and J; H v: u = x·v_w + v_b from the same entries,                \
+   * dz = s a(1 - a) u */                                                                       \
+  INLINE void binary_rows_##SFX(CsrTask *t, const int hvp) {                                    \
     const int32_t *indptr = t->indptr, *indices = t->indices;                                   \
     const T *data = (const T *)t->data, *y = (const T *)t->y, *s = (const T *)t->s;             \
     const T *w = (const T *)t->w, b = *(const T *)t->b;                                         \
+    const T *v = (const T *)t->v_w, vb = hvp ? *(const T *)t->v_b : 0;                          \
     const uint32_t n = (uint32_t)t->n;                                                          \
     double J = 0, db = 0;                                                                       \
-    T *restrict dw = (T *)t->dw;                                                                \
     int bad = 0;                                                                                \
     for (int64_t i = t->begin; i < t->end; i++) {                                               \
       const int64_t lo = indptr[i], hi = indptr[i + 1];                                         \
-      T z = b;                                                                                  \
+      T z = b, u = vb;                                                                          \
       for (int64_t k = lo; k < hi; k++) {                                                       \
         const uint32_t j = (uint32_t)indices[k];                                                \
         if (j >= n) {                                                                           \
           bad = 1;                                                                              \
           continue;                                                                             \
         }                                                                                       \
-        z += data[k] * w[j];                                                                    \
+        z += data[k] * w[hvp ? 2 * (int64_t)j : j];                                             \
+        if (hvp) u += data[k] * v[2 * (int64_t)j];                                              \
       }                                                                                         \
-      /* a = σ(z) from e = exp(-|z|); L = softplus((1 - 2y) z) = log1p(e) + max(tz, 0) */       \
+      /* a = σ(z) from e = exp(-|z|), a(1 - a) = e r²; L = softplus((1 - 2y) z) = log1p(e) +    \
+       * max(tz, 0) */                                                                          \
       const T e = EXP(z < 0 ? z : -z), r = 1 / (1 + e), a = z >= 0 ? r : e * r;                 \
-      const T si = t->s_per_example ? s[i] : s[0], tz = (1 - 2 * y[i]) * z;                     \
-      J += (double)(si * (LOG1P(e) + (tz > 0 ? tz : 0)));                                       \
-      const T dz = si * (a - y[i]);                                                             \
+      const T si = t->s_per_example ? s[i] : s[0], tz = hvp ? 0 : (1 - 2 * y[i]) * z;           \
+      if (!hvp) J += (double)(si * (LOG1P(e) + (tz > 0 ? tz : 0)));                             \
+      const T dz = hvp ? si * (e * r * r) * u : si * (a - y[i]);                                \
       db += dz;                                                                                 \
-      if (dz == 0) continue; /* padding rows (weight 0) add nothing */                          \
-      for (int64_t k = lo; k < hi; k++) {                                                       \
-        const uint32_t j = (uint32_t)indices[k];                                                \
-        if (j < n) dw[j] += data[k] * dz;                                                       \
-      }                                                                                         \
+      if (dz != 0) scatter_##SFX(t, lo, hi, &dz, 1); /* padding rows (weight 0) add nothing */  \
     }                                                                                           \
     t->J = J;                                                                                   \
     t->db[0] = db;                                                                              \
@@ -87,7 +102,6 @@ typedef struct {
     const int64_t K = t->K;                                                                     \
     const uint32_t n = (uint32_t)t->n;                                                          \
     double J = 0, *restrict db = t->db;                                                         \
-    T *restrict dW = (T *)t->dw;                                                                \
     for (int64_t i = t->begin; i < t->end; i++) {                                               \
       const int64_t lo = indptr[i], hi = indptr[i + 1];                                         \
       if (y[i] < 0 || y[i] >= K) {                                                              \
@@ -116,34 +130,76 @@ typedef struct {
       for (int64_t c = 0; c < K; c++) Z[c] *= scale;                                            \
       Z[y[i]] -= si;                                                                            \
       for (int64_t c = 0; c < K; c++) db[c] += Z[c];                                            \
-      if (si == 0) continue;                                                                    \
-      for (int64_t k = lo; k < hi; k++) {                                                       \
-        const uint32_t j = (uint32_t)indices[k];                                                \
-        if (j >= n) continue;                                                                   \
-        const T x = data[k];                                                                    \
-        T *restrict dwj = dW + (int64_t)j * K;                                                  \
-        for (int64_t c = 0; c < K; c++) dwj[c] += x * Z[c];                                     \
-      }                                                                                         \
+      if (si != 0) scatter_##SFX(t, lo, hi, Z, K);                                              \
     }                                                                                           \
     t->J = J;                                                                                   \
   }                                                                                             \
                                                                                                 \
-  static void csr_task_##SFX(void *task) {                                                      \
-    CsrTask *t = (CsrTask *)task;                                                               \
+  /* o (n, 2K): row j is [W_j, V_j], so that one cache line gives an entry both */              \
+  static void interleave_##SFX(T *restrict o, const T *w, const T *v, int64_t n, int64_t K) {   \
+    for (int64_t j = 0; j < n; j++, o += 2 * K, w += K, v += K)                                 \
+      for (int64_t c = 0; c < K; c++) o[c] = w[c], o[K + c] = v[c];                             \
+  }                                                                                             \
+                                                                                                \
+  /* H v: Z and U = V_wᵀ x + v_b (K each, scratch) from the same entries, then                  \
+   * dZ = s (A ⊙ U - A (A·U)) with A = softmax(Z) */                                            \
+  static void softmax_hvp_rows_##SFX(CsrTask *t, T *Z, T *U) {                                  \
+    const int32_t *indptr = t->indptr, *indices = t->indices;                                   \
+    const T *data = (const T *)t->data, *s = (const T *)t->s;                                   \
+    const T *W = (const T *)t->w, *b = (const T *)t->b;                                         \
+    const T *vb = (const T *)t->v_b;                                                            \
+    const int64_t K = t->K;                                                                     \
+    const uint32_t n = (uint32_t)t->n;                                                          \
+    double *restrict db = t->db;                                                                \
+    for (int64_t i = t->begin; i < t->end; i++) {                                               \
+      const int64_t lo = indptr[i], hi = indptr[i + 1];                                         \
+      for (int64_t c = 0; c < K; c++) Z[c] = b[c], U[c] = vb[c];                                \
+      for (int64_t k = lo; k < hi; k++) {                                                       \
+        const uint32_t j = (uint32_t)indices[k];                                                \
+        if (j >= n) {                                                                           \
+          t->bad_index = 1;                                                                     \
+          continue;                                                                             \
+        }                                                                                       \
+        const T x = data[k], *wj = W + (int64_t)j * 2 * K, *vj = wj + K;                        \
+        for (int64_t c = 0; c < K; c++) Z[c] += x * wj[c], U[c] += x * vj[c];                   \
+      }                                                                                         \
+      const T si = t->s_per_example ? s[i] : s[0];                                              \
+      if (si == 0) continue; /* padding rows add nothing */                                     \
+      T top = Z[0], total = 0, au = 0;                                                          \
+      for (int64_t c = 1; c < K; c++) top = Z[c] > top ? Z[c] : top;                            \
+      for (int64_t c = 0; c < K; c++) {                                                         \
+        Z[c] = EXP(Z[c] - top);                                                                 \
+        total += Z[c]; /* >= 1 */                                                               \
+      }                                                                                         \
+      for (int64_t c = 0; c < K; c++) au += Z[c] * U[c];                                        \
+      const T scale = si / total; /* A_c = Z_c / total */                                       \
+      au /= total;                                                                              \
+      for (int64_t c = 0; c < K; c++) {                                                         \
+        Z[c] *= scale * (U[c] - au);                                                            \
+        db[c] += Z[c];                                                                          \
+      }                                                                                         \
+      scatter_##SFX(t, lo, hi, Z, K);                                                           \
+    }                                                                                           \
+  }                                                                                             \
+                                                                                                \
+  /* One part: the gradient, or H v (hvp, the task's v_w and v_b) */                            \
+  INLINE void csr_part_##SFX(CsrTask *t, const int hvp) {                                       \
     memset(t->dw, 0, sizeof(T) * (size_t)(t->n * t->K));                                        \
     memset(t->db, 0, sizeof(double) * (size_t)t->K);                                            \
     if (!t->softmax) {                                                                          \
-      binary_rows_##SFX(t);                                                                     \
+      binary_rows_##SFX(t, hvp);                                                                \
       return;                                                                                   \
     }                                                                                           \
-    T *Z = malloc(sizeof(T) * (size_t)t->K);                                                    \
-    if (Z == NULL) {                                                                            \
-      t->failed = 1;                                                                            \
-      return;                                                                                   \
-    }                                                                                           \
-    softmax_rows_##SFX(t, Z);                                                                   \
+    T *Z = malloc(sizeof(T) * (hvp ? 2 : 1) * (size_t)t->K); /* Z, and U for H v */             \
+    t->failed = Z == NULL;                                                                      \
+    if (Z == NULL) return;                                                                      \
+    if (hvp) softmax_hvp_rows_##SFX(t, Z, Z + t->K);                                            \
+    else softmax_rows_##SFX(t, Z);                                                              \
     free(Z);                                                                                    \
-  }
+  }                                                                                             \
+                                                                                                \
+  static void grad_task_##SFX(void *task) { csr_part_##SFX((CsrTask *)task, 0); }               \
+  static void hvp_task_##SFX(void *task) { csr_part_##SFX((CsrTask *)task, 1); }
 
 DEFINE_CSR(f32, float, expf, log1pf, logf)
 DEFINE_CSR(f64, double, exp, log1p, log)
@@ -156,34 +212,46 @@ static const char CSR_SHAPES[] =
     "data (nnz,), y (m,), s (m,) or (), and w (n,), b () (binary, y of data's dtype) or "
     "w (n, K), b (K,) (softmax, y int32), all else of data's dtype; J (), dw and db shaped as "
     "w and b";
+static const char HVP_SHAPES[] =
+    "jaxlogreg native Hessian-vector product (csr): expected indptr (m + 1,) int32, indices "
+    "(nnz,) int32, data (nnz,), s (m,) or (), w (n,), b () (binary) or w (n, K), b (K,) "
+    "(softmax), v_w and v_b shaped as w and b, all of data's dtype; hv_w and hv_b shaped as w "
+    "and b";
 
-/* NULL when the frame holds the buffers CSR_SHAPES names, else the error. */
-static XLA_FFI_Error *check_csr(const XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype) {
-  if (frame->args.size != 7 || frame->rets.size != 3) return error(frame, CSR_SHAPES);
-  for (int k = 0; k < 7; k++)
-    if (frame->args.types[k] != XLA_FFI_ArgType_BUFFER) return error(frame, CSR_SHAPES);
-  for (int k = 0; k < 3; k++)
-    if (frame->rets.types[k] != XLA_FFI_RetType_BUFFER) return error(frame, CSR_SHAPES);
-  const XLA_FFI_Buffer *indptr = arg(frame, 0), *indices = arg(frame, 1);
-  const XLA_FFI_Buffer *data = arg(frame, 2), *y = arg(frame, 3), *s = arg(frame, 4);
-  const XLA_FFI_Buffer *w = arg(frame, 5), *b = arg(frame, 6);
-  const XLA_FFI_Buffer *J = ret(frame, 0), *dw = ret(frame, 1), *db = ret(frame, 2);
-  const int softmax = w->rank == 2;
-  const XLA_FFI_DataType y_dtype = softmax ? XLA_FFI_DataType_S32 : dtype;
+/* Whether X (indptr, indices, data) of m rows, s, w and b are as the shapes above say. */
+static int csr_inputs_ok(const XLA_FFI_CallFrame *frame, int at_s, int64_t m,
+                         XLA_FFI_DataType dtype) {
+  const XLA_FFI_Buffer *indptr = arg(frame, 0), *indices = arg(frame, 1), *data = arg(frame, 2);
+  const XLA_FFI_Buffer *s = arg(frame, at_s), *w = arg(frame, at_s + 1), *b = arg(frame, at_s + 2);
   int ok = indptr->dtype == XLA_FFI_DataType_S32 && indices->dtype == XLA_FFI_DataType_S32;
-  ok = ok && data->dtype == dtype && y->dtype == y_dtype && s->dtype == dtype &&
-       w->dtype == dtype && b->dtype == dtype && J->dtype == dtype && dw->dtype == dtype &&
-       db->dtype == dtype;
-  ok = ok && indptr->rank == 1 && indices->rank == 1 && data->rank == 1 && y->rank == 1 &&
-       s->rank <= 1 && J->rank == 0 && (w->rank == 1 || w->rank == 2) &&
-       b->rank == w->rank - 1 && dw->rank == w->rank && db->rank == b->rank;
-  if (!ok) return error(frame, CSR_SHAPES);
-  const int64_t m = y->dims[0], K = softmax ? w->dims[1] : 1;
-  ok = indptr->dims[0] == m + 1 && data->dims[0] == indices->dims[0];
-  ok = ok && (s->rank == 0 || s->dims[0] == m) && K >= 1 && dw->dims[0] == w->dims[0];
-  ok = ok && w->dims[0] <= INT32_MAX;
-  ok = ok && (!softmax || (b->dims[0] == K && dw->dims[1] == K && db->dims[0] == K));
+  ok = ok && data->dtype == dtype && s->dtype == dtype && w->dtype == dtype && b->dtype == dtype;
+  ok = ok && indptr->rank == 1 && indices->rank == 1 && data->rank == 1 && s->rank <= 1 &&
+       (w->rank == 1 || w->rank == 2) && b->rank == w->rank - 1;
+  ok = ok && m >= 0 && indptr->dims[0] == m + 1 && data->dims[0] == indices->dims[0];
+  ok = ok && (s->rank == 0 || s->dims[0] == m) && w->dims[0] <= INT32_MAX;
+  return ok && (w->rank == 1 || (w->dims[1] >= 1 && b->dims[0] == w->dims[1]));
+}
+
+/* NULL when the frame holds indptr, indices, data, y, s, w, b and J, dw, db (CSR_SHAPES). */
+static XLA_FFI_Error *check_csr(const XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype) {
+  if (!buffers_only(frame, 7, 3)) return error(frame, CSR_SHAPES);
+  const XLA_FFI_Buffer *y = arg(frame, 3), *w = arg(frame, 5), *b = arg(frame, 6);
+  int ok = y->rank == 1 && y->dtype == (w->rank == 2 ? XLA_FFI_DataType_S32 : dtype);
+  ok = ok && csr_inputs_ok(frame, 4, y->dims[0], dtype) && ret(frame, 0)->dtype == dtype &&
+       ret(frame, 0)->rank == 0;
+  ok = ok && same_shape(ret(frame, 1), w) && same_shape(ret(frame, 2), b);
   return ok ? NULL : error(frame, CSR_SHAPES);
+}
+
+/* NULL when the frame holds indptr, indices, data, s, w, b, v_w, v_b and hv_w, hv_b
+ * (HVP_SHAPES). */
+static XLA_FFI_Error *check_hvp(const XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype) {
+  if (!buffers_only(frame, 8, 2)) return error(frame, HVP_SHAPES);
+  const XLA_FFI_Buffer *indptr = arg(frame, 0), *w = arg(frame, 4), *b = arg(frame, 5);
+  int ok = csr_inputs_ok(frame, 3, indptr->rank == 1 ? indptr->dims[0] - 1 : -1, dtype);
+  ok = ok && same_shape(arg(frame, 6), w) && same_shape(arg(frame, 7), b);
+  ok = ok && same_shape(ret(frame, 0), w) && same_shape(ret(frame, 1), b);
+  return ok ? NULL : error(frame, HVP_SHAPES);
 }
 
 /* The first row whose indptr is out of order (indptr[0] < 0, indptr[i + 1] < indptr[i], or
@@ -215,60 +283,60 @@ static int64_t csr_parts(int64_t threads, int64_t m, int64_t nnz, int64_t nK) {
   return parts < 1 ? 1 : parts;
 }
 
-/* The parts' totals, in order, to the outputs; frees nothing. */
+/* The parts' totals, in order, to the outputs from the first: J (when `with_J`), dw, db. */
 static void csr_sum_parts(XLA_FFI_CallFrame *frame, const CsrTask *tasks, int64_t parts,
-                          int64_t nK, int64_t K, int itemsize) {
+                          int with_J, int itemsize) {
+  const int64_t K = tasks[0].K, nK = tasks[0].n * K;
   double J = 0;
   for (int64_t k = 0; k < parts; k++) J += tasks[k].J;
-  store(ret(frame, 0)->data, 0, J, itemsize);
+  if (with_J) store(ret(frame, 0)->data, 0, J, itemsize);
   for (int64_t i = 0; i < nK; i++) {
     double total = 0;
     for (int64_t k = 0; k < parts; k++)
       total += itemsize == 4 ? ((const float *)tasks[k].dw)[i] : ((const double *)tasks[k].dw)[i];
-    store(ret(frame, 1)->data, i, total, itemsize);
+    store(ret(frame, with_J)->data, i, total, itemsize);
   }
   for (int64_t c = 0; c < K; c++) {
     double total = 0;
     for (int64_t k = 0; k < parts; k++) total += tasks[k].db[c];
-    store(ret(frame, 2)->data, c, total, itemsize);
+    store(ret(frame, with_J + 1)->data, c, total, itemsize);
   }
 }
 
-static XLA_FFI_Error *csr_value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype,
-                                         RunPart run) {
-  if (frame->extension_start != NULL &&
-      frame->extension_start->type == XLA_FFI_Extension_Metadata)
-    return metadata(frame);
-  if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;
-  XLA_FFI_Error *err = check_csr(frame, dtype);
-  if (err != NULL) return err;
-  const XLA_FFI_Buffer *w = arg(frame, 5), *s = arg(frame, 4);
-  const int32_t *indptr = (const int32_t *)arg(frame, 0)->data;
-  const int softmax = w->rank == 2, itemsize = dtype == XLA_FFI_DataType_F32 ? 4 : 8;
-  const int64_t m = arg(frame, 3)->dims[0], nnz = arg(frame, 1)->dims[0];
-  const int64_t n = w->dims[0], K = softmax ? w->dims[1] : 1, nK = n * K;
+/* Runs `run` on the m rows of `call` (the inputs) in parts and writes the parts' sums. */
+static XLA_FFI_Error *csr_run(XLA_FFI_CallFrame *frame, CsrTask call, int64_t m, int64_t nnz,
+                              int itemsize, RunPart run) {
+  const int hvp = call.v_w != NULL;
+  const char *who = hvp ? "jaxlogreg native Hessian-vector product (csr)"
+                        : "jaxlogreg native gradient (csr)";
   char message[200];
-  const int64_t bad_row = bad_indptr(indptr, m, nnz);
+  const int64_t bad_row = bad_indptr(call.indptr, m, nnz);
   if (bad_row >= 0) {
     snprintf(message, sizeof(message),
-             "jaxlogreg native gradient (csr): indptr must start at 0 or above, never decrease "
-             "and end at most at the %lld entries; it does not at row %lld",
-             (long long)nnz, (long long)bad_row);
+             "%s: indptr must start at 0 or above, never decrease and end at most at the %lld "
+             "entries; it does not at row %lld",
+             who, (long long)nnz, (long long)bad_row);
     return error(frame, message);
   }
-  const int64_t threads = threads_for(frame);
-  const int64_t parts = csr_parts(threads, m, indptr[m] - indptr[0], nK);
+  const int64_t K = call.K, nK = call.n * K, threads = threads_for(frame);
+  const int64_t parts = csr_parts(threads, m, call.indptr[m] - call.indptr[0], nK);
   CsrTask *tasks = calloc((size_t)parts, sizeof(CsrTask));
   char *sums = malloc((size_t)(parts * nK * itemsize) + 1); /* each part's dw, in the dtype */
   double *db = malloc(sizeof(double) * (size_t)(parts * K));
-  int failed = tasks == NULL || sums == NULL || db == NULL;
+  char *wv = hvp ? malloc((size_t)(2 * nK * itemsize) + 1) : NULL; /* [W_j, V_j] rows */
+  int failed = tasks == NULL || sums == NULL || db == NULL || (hvp && wv == NULL);
+  if (!failed && hvp) {
+    if (itemsize == 4) interleave_f32((float *)wv, call.w, call.v_w, call.n, K);
+    else interleave_f64((double *)wv, call.w, call.v_w, call.n, K);
+    call.w = wv;
+    call.v_w = wv + K * itemsize;
+  }
   for (int64_t k = 0; !failed && k < parts; k++) {
-    CsrTask part = {indptr, arg(frame, 1)->data, arg(frame, 2)->data,
-                    arg(frame, 3)->data, s->data, w->data, arg(frame, 6)->data,
-                    s->rank == 1, softmax, n, K, part_start(indptr, m, k, parts),
-                    part_start(indptr, m, k + 1, parts), 0,
-                    sums + k * nK * itemsize, db + k * K, 0, 0, 0};
-    tasks[k] = part;
+    tasks[k] = call;
+    tasks[k].begin = part_start(call.indptr, m, k, parts);
+    tasks[k].end = part_start(call.indptr, m, k + 1, parts);
+    tasks[k].dw = sums + k * nK * itemsize;
+    tasks[k].db = db + k * K;
   }
   failed = failed || run_parts(frame, threads, parts, run, tasks, sizeof(CsrTask)) != 0;
   int bad_index = 0, bad_label = 0;
@@ -277,27 +345,55 @@ static XLA_FFI_Error *csr_value_and_grad(XLA_FFI_CallFrame *frame, XLA_FFI_DataT
     bad_index |= tasks[k].bad_index;
     bad_label |= tasks[k].bad_label;
   }
-  if (!failed && !bad_index && !bad_label) csr_sum_parts(frame, tasks, parts, nK, K, itemsize);
+  if (!failed && !bad_index && !bad_label)
+    csr_sum_parts(frame, tasks, parts, !hvp, itemsize);
   free(tasks);
   free(sums);
   free(db);
-  if (failed) return error(frame, "jaxlogreg native gradient (csr): out of memory");
-  if (bad_index || bad_label) {
-    snprintf(message, sizeof(message),
-             bad_index ? "jaxlogreg native gradient (csr): indices holds a column outside "
-                         "[0, %lld)"
-                       : "jaxlogreg native gradient (csr): y holds a class index outside "
-                         "[0, %lld)",
-             (long long)(bad_index ? n : K));
-    return error(frame, message);
-  }
-  return NULL;
+  free(wv);
+  if (failed) snprintf(message, sizeof(message), "%s: out of memory", who);
+  else if (bad_index || bad_label)
+    snprintf(message, sizeof(message), "%s: %s outside [0, %lld)", who,
+             bad_index ? "indices holds a column" : "y holds a class index",
+             (long long)(bad_index ? call.n : K));
+  return failed || bad_index || bad_label ? error(frame, message) : NULL;
+}
+
+/* The gradient (inputs indptr, indices, data, y, s, w, b) or, with `hvp`, H v (indptr,
+ * indices, data, s, w, b, v_w, v_b). */
+static XLA_FFI_Error *csr_call(XLA_FFI_CallFrame *frame, XLA_FFI_DataType dtype, RunPart run,
+                              int hvp) {
+  if (frame->extension_start != NULL &&
+      frame->extension_start->type == XLA_FFI_Extension_Metadata)
+    return metadata(frame);
+  if (frame->stage != XLA_FFI_ExecutionStage_EXECUTE) return NULL;
+  XLA_FFI_Error *err = hvp ? check_hvp(frame, dtype) : check_csr(frame, dtype);
+  if (err != NULL) return err;
+  const int at_s = hvp ? 3 : 4; /* s, w, b follow y, which H v does not take */
+  const XLA_FFI_Buffer *s = arg(frame, at_s), *w = arg(frame, at_s + 1);
+  const CsrTask call = {.indptr = arg(frame, 0)->data, .indices = arg(frame, 1)->data,
+                        .data = arg(frame, 2)->data, .y = hvp ? NULL : arg(frame, 3)->data,
+                        .s = s->data, .w = w->data, .b = arg(frame, at_s + 2)->data,
+                        .v_w = hvp ? arg(frame, 6)->data : NULL,
+                        .v_b = hvp ? arg(frame, 7)->data : NULL, .s_per_example = s->rank == 1,
+                        .softmax = w->rank == 2, .n = w->dims[0],
+                        .K = w->rank == 2 ? w->dims[1] : 1};
+  return csr_run(frame, call, arg(frame, 0)->dims[0] - 1, arg(frame, 1)->dims[0],
+                 dtype == XLA_FFI_DataType_F32 ? 4 : 8, run);
 }
 
 XLA_FFI_Error *jaxlogreg_csr_value_and_grad_f32(XLA_FFI_CallFrame *frame) {
-  return csr_value_and_grad(frame, XLA_FFI_DataType_F32, csr_task_f32);
+  return csr_call(frame, XLA_FFI_DataType_F32, grad_task_f32, 0);
 }
 
 XLA_FFI_Error *jaxlogreg_csr_value_and_grad_f64(XLA_FFI_CallFrame *frame) {
-  return csr_value_and_grad(frame, XLA_FFI_DataType_F64, csr_task_f64);
+  return csr_call(frame, XLA_FFI_DataType_F64, grad_task_f64, 0);
+}
+
+XLA_FFI_Error *jaxlogreg_csr_hvp_f32(XLA_FFI_CallFrame *frame) {
+  return csr_call(frame, XLA_FFI_DataType_F32, hvp_task_f32, 1);
+}
+
+XLA_FFI_Error *jaxlogreg_csr_hvp_f64(XLA_FFI_CallFrame *frame) {
+  return csr_call(frame, XLA_FFI_DataType_F64, hvp_task_f64, 1);
 }

@@ -29,8 +29,7 @@ from jaxlogreg import kernels
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries
-from jaxlogreg.kernels import native_csr
+from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries, sample_csr
 from jaxlogreg.runtime import compiler
 from jaxlogreg.training import host_layout
 from jaxlogreg.training import mesh as mesh_layout
@@ -74,10 +73,12 @@ def prepare_data(
     weights: np.ndarray | None = None,
     shape: tuple[int, int] | None = None,
     rows: bool = False,
+    csr: bool = False,
 ) -> TrainData:
     """Lay X (m, n) out features-major, Xt (n, m) (with ``rows``: as rows, X (m, n)), in its
     storage dtype, padded to ``shape`` (n, m) with zero-weight rows and zero features, checking
-    that its values are finite there (dense X only with ``rows``).
+    that its values are finite there (dense X only with ``rows``); a sparse X as a
+    :class:`CooMatrix`, or with ``csr`` (a kernel on CSR) a :class:`SampleCsr`.
     The data are a :class:`~jaxlogreg.training.problem.Problem`'s: X's type and shape, y and
     the weights were checked (not again here), and a sparse X is a canonical CSR array whose
     indices and values were checked.
@@ -96,7 +97,7 @@ def prepare_data(
     if weights is not None:
         weights = np.asarray(weights, accumulation_dtype(dtype))
     if sp.issparse(X):
-        return _prepare_sparse(X, y, weights, x_dtype, shape)
+        return _prepare_sparse(X, y, weights, x_dtype, shape, csr)
     if isinstance(X, np.ndarray) and x_dtype in _HOST_DTYPES and jax.default_backend() == "cpu":
         layout = host_layout.row_major if rows else host_layout.transposed
         X_laid, finite = layout(X, x_dtype)
@@ -116,29 +117,33 @@ def prepare_data(
     return data
 
 
-def _prepare_sparse(X: Any, y: np.ndarray, weights: Any, x_dtype: Any, shape: tuple[int, int]):
-    """Sparse X (a checked CSR array) as ``Xt``, a :class:`CooMatrix` (n, m) sorted by sample,
+def _prepare_sparse(X: Any, y: np.ndarray, weights: Any, x_dtype: Any, shape: tuple[int, int],
+                    csr: bool = False):
+    """Sparse X (a checked CSR array) as ``Xt`` (n, m) sorted by sample (:func:`sparse_layout`),
     on the device; small problems get power-of-two shapes and entry counts (one compiled loop
     for many data sets). Nothing of size m × n is ever made."""
     nnz = entry_bucket(X.nnz, PAD_MIN_SAMPLES) if X.nnz <= PAD_MAX_ELEMENTS else X.nnz
-    Xt = sparse_layout(X, x_dtype, X.shape[::-1], nnz)  # then padded with y and the weights
+    Xt = sparse_layout(X, x_dtype, X.shape[::-1], nnz, csr=csr)  # then padded with y, weights
     return jax.device_put(pad_rows(TrainData(Xt, y, weights), shape[1], shape[0]))
 
 
 def sparse_layout(
-    X: Any, x_dtype: Any, shape: tuple[int, int], nnz: int, rows: Any = None, name: str = "X"
+    X: Any, x_dtype: Any, shape: tuple[int, int], nnz: int, rows: Any = None, name: str = "X",
+    *, csr: bool = False,
 ) -> CooMatrix:
     """Checked CSR rows X (m, n) as the training layout: ``Xt = Xᵀ``, a :class:`CooMatrix` of
     ``shape`` (n', m') (n' >= n, m' >= m: the extra features and samples are empty), sorted by
-    sample, values in ``x_dtype``, entries padded with zeros to ``nnz``. A value that
-    overflows ``x_dtype`` is an error naming its row (``rows``: the rows' numbers in ``name``,
-    default 0..m-1)."""
+    sample, values in ``x_dtype``, entries padded with zeros to ``nnz``. With ``csr``, for the
+    kernels on CSR, a :class:`SampleCsr`: X's own arrays (copied only to cast or pad), no
+    array of samples. A value that overflows ``x_dtype`` is an error naming its row (``rows``:
+    the rows' numbers in ``name``, default 0..m-1)."""
     with np.errstate(over="ignore"):
-        Xt = coo_of_csr(X, x_dtype, transpose=True)
+        Xt = sample_csr(X, x_dtype) if csr else coo_of_csr(X, x_dtype, transpose=True)
     bad = ~np.isfinite(Xt.data)
     if bad.any():  # float64 values cast to float32
         k = int(np.argmax(bad))
-        row = int(Xt.col[k]) if rows is None else int(rows[Xt.col[k]])
+        row = int(np.searchsorted(X.indptr, k, "right")) - 1
+        row = row if rows is None else int(rows[row])
         raise ValueError(
             f"X must be finite in {np.dtype(x_dtype)}, but {X.data[k]} in row {row} (0-based) "
             f"of {name} overflows it; use dtype='float64'"
@@ -320,11 +325,10 @@ def device_data(problem: Problem, x_dtype: str | None = None, *, batch_size: int
         shape = (n_pad, m_pad)
     kernel = fit_kernel(problem, x_dtype, shape, sharded=mesh is not None, models=models)
     rows = reads_rows(kernel) and nnz is None and grad == "manual"
+    csr = kernels.get(kernel).layout == "csr"  # sparse X as X's CSR arrays, no sample ids
     with jax.enable_x64(problem.dtype == "float64"):
         data = prepare_data(problem.X, problem.y, problem.n_classes, problem.dtype,
-                            x_dtype, weights=problem.weights, shape=shape, rows=rows)
-        if kernels.get(kernel).layout == "csr":  # the kernel reads X's rows: Xt's indptr too
-            data = data._replace(Xt=native_csr.with_indptr(data.Xt))
+                            x_dtype, weights=problem.weights, shape=shape, rows=rows, csr=csr)
         layout = None
         if mesh is not None:
             data = mesh_layout.place_data(data, mesh)

@@ -154,13 +154,14 @@ def value_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
 
 def objective_value(params: Params, X: Any, y: Any, sample_weight: Any, l2: Any, l1: Any,
                     kernel: str = "xla", rows: bool = False) -> jax.Array:
-    """J = f + λ₁ ||w||₁ at ``params`` over all the data, in one pass: on rows, the kernel's own
-    value (XLA's objective on ``X.T`` copies X for the binary model); else
-    :func:`~jaxlogreg.core.loss.objective_t`."""
-    if not rows:
+    """J = f + λ₁ ||w||₁ at ``params`` over all the data, in one pass: on rows or for a kernel
+    on CSR, the kernel's own value (XLA's objective on ``X.T`` copies X for the binary model;
+    on a :class:`~jaxlogreg.core.sparse.SampleCsr` it makes (nnz,) sample ids and products);
+    else :func:`~jaxlogreg.core.loss.objective_t`."""
+    if not (rows or kernels.get(kernel).layout == "csr"):
         return objective_t(params, X, y, sample_weight, l2, l1)
-    s = example_scale(sample_weight, X.shape[0], params.w.dtype)
-    X = X if reads_rows(kernel) else X.T
+    s = example_scale(sample_weight, n_rows(X, rows), params.w.dtype)
+    X = X if reads_rows(kernel) == rows else X.T
     return kernels.get(kernel).value_and_grad(params, X, y, s, l2)[0] + l1_penalty(params.w, l1)
 
 
