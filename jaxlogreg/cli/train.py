@@ -184,10 +184,10 @@ def _learning_rates(args: argparse.Namespace, config: Config) -> list[float] | N
     rates = list(rates) or list(COURSE_LEARNING_RATES)
     if not config.output.dir:
         raise CLIError("--compare-learning-rates writes learning_rates.png: give --out DIR")
-    if config.train.solver == "lbfgs":
+    if config.train.solver_record.learning_rate is None:
         raise CLIError(
             "--compare-learning-rates needs a solver with a learning rate (gd, sgd, adam, ...), "
-            "the config has train.solver = 'lbfgs'"
+            f"the config has train.solver = {config.train.solver!r}, which chooses its own steps"
         )
     bad = [lr for lr in rates if not (math.isfinite(lr) and lr > 0)]
     if bad:

@@ -76,14 +76,15 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     fit_intercept : bool, default=True
         Learn the intercept ``b``; when False, ``b`` stays 0.
     solver : str, default="lbfgs"
-        ``"lbfgs"`` (optax L-BFGS with line search; the fast choice for L2), ``"proximal"``
+        ``"lbfgs"`` (optax L-BFGS with line search; the fast choice for L2), ``"newton-cg"``
+        (truncated Newton on Hessian-vector products; fewer passes over X: sparse X), ``"proximal"``
         (proximal gradient with Barzilai-Borwein steps; for L1 and elastic net), ``"working_set"``
         (L1 and elastic net to a certified duality gap, on the host: docs/sparse.md), ``"gd"`` (the
         course's ``w := w - α dw``; ISTA with L1), ``"sgd"`` (momentum 0.9), ``"adam"``,
         ``"adamw"``, or the name of any optax optimizer taking a learning rate.
     learning_rate : float or None, default=None
-        α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"`` and
-        ``"proximal"``.
+        α; None picks 0.1 for ``"gd"`` and 0.01 otherwise. Unused by ``"lbfgs"``,
+        ``"newton-cg"`` and ``"proximal"``.
     max_iter : int, default=100
         Maximum number of iterations (epochs when ``batch_size`` is set), at most 10^7.
     tol : float, default=1e-4

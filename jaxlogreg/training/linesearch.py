@@ -58,6 +58,7 @@ def scale_by_wolfe_linesearch(
     slope_rtol: float = 1e-4,
     curv_rtol: float = 0.9,
     increase_factor: float = 2.0,
+    unit_first_step: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Scale the update direction d by a step t meeting the strong Wolfe conditions.
 
@@ -66,8 +67,12 @@ def scale_by_wolfe_linesearch(
       slope_rtol: c₁ of the decrease test; curv_rtol: c₂ of the curvature test (optax's
         defaults for L-BFGS).
       increase_factor: how much t grows while the step is not bracketed.
+      unit_first_step: the first search starts at the t that makes ``t·d`` of length 1 when
+        d is shorter (for L-BFGS's first direction, -∇J); False starts every search at t = 1
+        (for a Newton direction, whose t = 1 is the step to try).
 
-    ``update(d, state, params, value=J(x), grad=∇J(x), value_fn=J)`` returns ``t·d``.
+    ``update(d, state, params, value=J(x), grad=∇J(x), value_fn=J)`` returns ``t·d``;
+    ``value_fn`` takes the parameters alone (other extra arguments are not passed on).
     """
 
     def init_fn(params: Any) -> WolfeLinesearchState:
@@ -76,6 +81,7 @@ def scale_by_wolfe_linesearch(
                                     optax.tree.zeros_like(params))
 
     def update_fn(updates, state, params, *, value, grad, value_fn, **extra_args):
+        del extra_args
         value_and_grad = jax.value_and_grad(value_fn)
         dtype = state.value.dtype
         slope0 = optax.tree.real(optax.tree.vdot(grad, updates)).astype(dtype)
@@ -84,7 +90,7 @@ def scale_by_wolfe_linesearch(
 
         def body(s: _Search) -> _Search:
             trial = optax.tree.add_scale(params, s.t, updates)
-            value_t, grad_t = value_and_grad(trial, **extra_args)
+            value_t, grad_t = value_and_grad(trial)
             value_t = value_t.astype(dtype)
             slope_t = optax.tree.real(optax.tree.vdot(grad_t, updates)).astype(dtype)
             armijo = value_t <= value0 + slope_rtol * s.t * slope0
@@ -119,7 +125,7 @@ def scale_by_wolfe_linesearch(
         # direction is -∇J scaled to length min(1, ||∇J||): for a small gradient, a step of
         # t = 1 is tiny, and the smallest step meeting the Wolfe tests sets L-BFGS's scaling).
         length = optax.tree.norm(updates).astype(dtype)
-        first = jnp.isinf(state.value) & (length > 0) & (length < 1)
+        first = unit_first_step & jnp.isinf(state.value) & (length > 0) & (length < 1)
         t0 = jnp.where(first, 1 / jnp.where(first, length, 1), 1).astype(dtype)
         start = _Search(
             t=t0, lo=zero, value_lo=value0, slope_lo=slope0, hi=inf, value_hi=inf, best=zero,

@@ -40,12 +40,14 @@ class TrainConfig:
         "working_set" or "gd" (ISTA).
       l1_ratio: r in [0, 1], the L1 share of an elastic-net penalty; only with "elasticnet".
       fit_intercept: learn b; False keeps b = 0 (∂J/∂b is held at 0).
-      solver: "lbfgs" (optax L-BFGS with line search), "proximal" (proximal gradient with
+      solver: "lbfgs" (optax L-BFGS with line search), "newton-cg" (truncated Newton on H·v
+        products, :mod:`jaxlogreg.training.newton_cg`), "proximal" (proximal gradient with
         Barzilai-Borwein steps, for L1 parts), "gd" (the lecture's ``w := w - α dw``; ISTA
         with L1), "working_set" (L1 / elastic-net: working sets and proximal Newton on
         the host, :mod:`jaxlogreg.training.working_set`; no mesh, checkpoint, batch_size or
         callback), "sgd" (momentum 0.9), "adam", "adamw", or any optax optimizer name.
-      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by lbfgs and proximal.
+      learning_rate: α; None picks 0.1 for gd, 0.01 otherwise; unused by the solvers that choose
+        their own steps (lbfgs, newton-cg, proximal, working_set).
       max_iter: iterations (epochs when ``batch_size`` is set), 0 to 10^7 (0 fits nothing).
       tol: stopping tolerance (see :mod:`jaxlogreg.training.loop`); 0 runs exactly ``max_iter``
         iterations. A full-batch binary fit with an L1 part is converged only when also its

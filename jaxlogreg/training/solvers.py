@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxlogreg.training.linesearch import scale_by_wolfe_linesearch
+from jaxlogreg.training.newton_cg import newton_cg
 from jaxlogreg.training.proximal import prox_l1, proximal_gradient
 
 DEFAULT_LEARNING_RATE = 0.01
@@ -47,6 +48,8 @@ class Solver:
         flag: a proximal step can improve w and leave J unchanged in float32).
       host_loop: it runs its own loop on the host (:mod:`jaxlogreg.training.working_set`), not
         the on-device one: no optax transformation, mesh, checkpoints or minibatches.
+      hessian: its update also takes ``hvp_fn(params, v) -> H v`` (the loop passes the
+        kernel's product, :func:`jaxlogreg.training.spec.hvp_fn`).
     """
 
     name: str
@@ -58,6 +61,7 @@ class Solver:
     learning_rate: float | None = DEFAULT_LEARNING_RATE
     stall: str = "never"
     host_loop: bool = False
+    hessian: bool = False
 
 
 def gradient_descent(learning_rate: Any, l1: Any = None) -> optax.GradientTransformation:
@@ -120,6 +124,8 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
     Solver("adamw", _optax("adamw"), optax.adamw, defaults={"weight_decay": 1e-4}),
     Solver("lbfgs", _lbfgs, _lbfgs_signature, full_batch=True, learning_rate=None,
            stall="objective"),
+    Solver("newton-cg", lambda lr, l1, **params: newton_cg(**params), newton_cg,
+           full_batch=True, learning_rate=None, stall="objective", hessian=True),
     Solver("proximal", lambda lr, l1: proximal_gradient(0.0 if l1 is None else l1), None,
            full_batch=True, l1=True, learning_rate=None, stall="objective_and_step"),
     Solver("working_set", _no_device_loop, None, full_batch=True, l1=True, learning_rate=None,

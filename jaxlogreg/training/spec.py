@@ -19,6 +19,7 @@ import optax
 
 from jaxlogreg import kernels
 from jaxlogreg.core.gradients import with_gradient
+from jaxlogreg.core.hessian import hvp_t
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params
 from jaxlogreg.training.proximal import min_norm_subgradient
@@ -150,6 +151,31 @@ def value_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
     """f of the parameters alone on ``data``, as line searches evaluate it."""
     f = objective(spec, l2)
     return lambda p: f(p, *data)
+
+
+def hvp_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
+    """``(params, v) -> H v`` on ``data``, H the Hessian of f: the kernel's own product where
+    its record has one (:attr:`jaxlogreg.kernels.Kernel.hvp`), else
+    :func:`~jaxlogreg.core.hessian.hvp_t` on features-major X; with "autodiff", forward-over-
+    reverse differentiation of f. Without an intercept, b's part of H v is 0 (b stays put)."""
+    X, y, sample_weight = data
+    if spec.grad == "manual":
+        kernel = kernels.get(spec.kernel)
+        product = kernel.hvp if kernel.hvp is not None and not reads_rows(spec.kernel) else hvp_t
+
+        def hvp(p: Params, v: Params) -> Params:
+            s = example_scale(sample_weight, n_rows(X, spec.rows), p.w.dtype)
+            return product(p, features_major(X, spec.rows), y, s, l2, v)
+    else:
+        f = objective(spec, l2)
+
+        def hvp(p: Params, v: Params) -> Params:
+            return jax.jvp(jax.grad(lambda q: f(q, X, y, sample_weight)), (p,), (v,))[1]
+
+    if spec.fit_intercept:
+        return hvp
+    return lambda p, v: hvp(p, v._replace(b=jnp.zeros_like(v.b)))._replace(
+        b=jnp.zeros_like(p.b))
 
 
 def objective_value(params: Params, X: Any, y: Any, sample_weight: Any, l2: Any, l1: Any,

@@ -619,3 +619,13 @@ def test_cv_prints_the_table_and_writes_the_chosen_model(capsys, tmp_path):
 def test_cv_settings_are_checked_by_name(capsys, setting, message):
     status, _, err = _main(capsys, "cv", "--set", setting)
     assert status == 2 and message in err, err
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_compare_learning_rates_refuses_solvers_choosing_their_own_steps(capsys, monkeypatch,
+                                                                         tmp_path, solver):
+    monkeypatch.chdir(REPO)
+    status, _, err = _main(capsys, "train", "--set", f"train.solver={solver}",
+                           "--compare-learning-rates", "--out", str(tmp_path / "out"))
+    assert status == 2
+    assert f"the config has train.solver = '{solver}', which chooses its own steps" in err

@@ -55,6 +55,8 @@ CASES = {
     "gd_m200_divisible": (200, 2, False, GD),
     "lbfgs_m203": (203, 2, False, jl.TrainConfig(solver="lbfgs", max_iter=10, tol=0.0,
                                                  C=1.0 / (1e-2 * 203))),
+    "newton_cg_softmax_weighted_m203": (203, 3, True, jl.TrainConfig(
+        solver="newton-cg", max_iter=3, tol=0.0, C=1.0 / (1e-2 * 203))),
     "adam_minibatch_m203": (203, 2, False, jl.TrainConfig(
         solver="adam", learning_rate=0.05, batch_size=24, max_iter=5, tol=0.0, C=np.inf)),
     "softmax_gd_weighted_m203": (203, 3, True, GD),

@@ -54,7 +54,8 @@ def eight_devices() -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "case",
-    ["gd_m203", "gd_m200_divisible", "lbfgs_m203", "adam_minibatch_m203",
+    ["gd_m203", "gd_m200_divisible", "lbfgs_m203", "newton_cg_softmax_weighted_m203",
+     "adam_minibatch_m203",
      "softmax_gd_weighted_m203"],
 )
 def test_sharded_fit_equals_single_device(eight_devices, case):
