@@ -144,7 +144,9 @@ def test_the_l2_loop_on_the_csr_layout_makes_no_array_of_entries(csr_kernel_for_
 @pytest.mark.parametrize("settings", [
     {"penalty": "l1", "solver": "proximal", "C": 0.05, "tol": 1e-9},
     {"grad": "autodiff", "solver": "lbfgs", "tol": 1e-9},
-    {"solver": "lbfgs", "tol": 1e-9, "sample_weight": True},
+    {"solver": "newton-cg", "tol": 1e-9, "sample_weight": True},  # the kernel's H v
+    pytest.param({"solver": "lbfgs", "tol": 1e-9, "sample_weight": True},
+                 marks=pytest.mark.slow),
 ])
 def test_fits_on_the_csr_layout_equal_the_xla_fits(monkeypatch, csr_kernel_for_small_fits,
                                                   settings):
