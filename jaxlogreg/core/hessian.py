@@ -10,7 +10,8 @@ With ``Xa = [X; 1]`` (n + 1, m) (the intercept's row of ones; dropped without an
 ``jax.flatten_util.ravel_pytree(Params(w, b))`` (w row-major, then b), so ``H`` equals
 ``jax.hessian`` of :func:`~jaxlogreg.core.loss.objective_t` on the flat vector
 (``tests/kernels/test_contract.py`` checks it). :func:`hessian_t` is one matrix product over
-X; :func:`hvp_t` is two passes and never forms H, for many features or classes.
+X; :func:`hvp_t` is two passes and never forms H, for many features or classes;
+:func:`diagonal_bound_t` bounds H's diagonal over all parameters (a preconditioner).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params
+from jaxlogreg.core.sparse import CooMatrix
 
 
 def n_params(params: Params, fit_intercept: bool = True) -> int:
@@ -96,6 +98,57 @@ def hessian_t(params: Params, Xt: jax.Array, y: jax.Array, s: Any, l2: Any, *,
     return H + jnp.diag(_penalty_diagonal(params, l2, fit_intercept))
 
 
+SQUARES_BLOCK = 1 << 16  # entries squared at a time: no temporary of nnz elements
+
+
+def _sparse_column_squares(Xt: CooMatrix, s: Any, dtype: Any) -> jax.Array:
+    """``Σ_i s_i x_ij²`` (n,) over Xt's entries, a block of :data:`SQUARES_BLOCK` at a time
+    (the last block starts early and masks the entries already added); a
+    :class:`~jaxlogreg.core.sparse.SampleCsr` finds each entry's sample in its ``indptr``."""
+    n, nnz = Xt.shape[0], Xt.nnz
+    weighted = jnp.ndim(s) > 0
+    s = jnp.asarray(s, dtype)
+    block = min(nnz, SQUARES_BLOCK)
+    if block == 0:
+        return jnp.zeros((n,), dtype)
+
+    def add_block(k: jax.Array, total: jax.Array) -> jax.Array:
+        start = jnp.minimum(k * block, nnz - block)
+        entry = start + jnp.arange(block)
+        value = jax.lax.dynamic_slice(Xt.data, (start,), (block,)).astype(dtype)
+        value = jnp.where(entry >= k * block, value * value, 0)
+        if weighted:
+            indptr = getattr(Xt, "indptr", None)
+            sample = (jnp.searchsorted(indptr, entry, side="right") - 1 if indptr is not None
+                      else jax.lax.dynamic_slice(Xt.col, (start,), (block,)))
+            value = value * s[sample]
+        return total.at[jax.lax.dynamic_slice(Xt.row, (start,), (block,))].add(value)
+
+    total = jax.lax.fori_loop(0, -(-nnz // block), add_block, jnp.zeros((n,), dtype))
+    return total if weighted else total * s
+
+
+def diagonal_bound_t(params: Params, Xt: Any, s: Any, l2: Any) -> Params:
+    """An upper bound of H's diagonal that holds at every parameter (``a(1 - a) <= 1/4``), as
+    ``Params`` shaped like ``params``: ``Σ_i s_i x_ij² / 4 + λ`` for each weight (every class
+    alike) and ``Σ_i s_i / 4`` for the intercept. One pass over Xt (n, m), dense or a
+    :class:`~jaxlogreg.core.sparse.CooMatrix` (a scalar s reads no sample ids); it depends on
+    the data alone, so a solver computes it once (a Jacobi preconditioner)."""
+    w, b = params
+    dtype = w.dtype
+    m = Xt.shape[1]
+    if isinstance(Xt, CooMatrix):
+        column = _sparse_column_squares(Xt, s, dtype)
+    else:
+        X = Xt.astype(dtype)
+        column = jnp.einsum("nm,nm,m->n", X, X, jnp.broadcast_to(jnp.asarray(s, dtype), (m,)),
+                            precision=jax.lax.Precision.HIGHEST)
+    weight_sum = jnp.sum(jnp.broadcast_to(jnp.asarray(s, dtype), (m,)))
+    column = column / 4 + l2
+    return Params(w=jnp.broadcast_to(column.reshape(-1, *([1] * (w.ndim - 1))), w.shape),
+                  b=jnp.full(b.shape, weight_sum / 4, dtype))
+
+
 def hvp_t(params: Params, Xt: Any, y: jax.Array, s: Any, l2: Any, v: Params) -> Params:
     """``H v`` as ``Params`` (v's b is ignored without an intercept: pass zeros), in two
     passes over Xt (n, m), dense or a :class:`~jaxlogreg.core.sparse.CooMatrix`; H is never
@@ -114,4 +167,5 @@ def hvp_t(params: Params, Xt: Any, y: jax.Array, s: Any, l2: Any, v: Params) -> 
     return Params(w=Xdz + l2 * v.w, b=jnp.sum(dz, axis=-1))
 
 
-__all__ = ["flat", "hessian_t", "hvp_t", "n_params", "unflat", "weighted_gram_t"]
+__all__ = ["diagonal_bound_t", "flat", "hessian_t", "hvp_t", "n_params", "unflat",
+           "weighted_gram_t"]

@@ -29,6 +29,7 @@ from jaxlogreg.training.spec import (
     Hyper,
     LoopSpec,
     TrainData,
+    hessian_diagonal_fn,
     hvp_fn,
     n_rows,
     objective_value,
@@ -86,9 +87,9 @@ def _evaluate(state: LoopState, data: TrainData, hyper: Hyper, spec: LoopSpec):
 def _update(state: LoopState, value, grads, data: TrainData, hyper: Hyper, spec: LoopSpec):
     """One optimizer update from f and ∇f at the current parameters: new parameters, state."""
     extra = {}
-    if solvers.get(spec.solver).hessian:  # H·v, and the tolerance its CG need not go beyond
-        grad_tol = hyper.tol if spec.criterion == "grad" else jnp.zeros_like(hyper.tol)
-        extra = {"hvp_fn": hvp_fn(spec, data, hyper.l2), "grad_tol": grad_tol}
+    if solvers.get(spec.solver).hessian:  # H·v, and a preconditioner for its CG
+        extra = {"hvp_fn": hvp_fn(spec, data, hyper.l2),
+                 "diagonal_fn": hessian_diagonal_fn(spec, data, hyper.l2)}
     updates, opt_state = optimizer(spec, hyper).update(
         grads, state.opt_state, state.params, value=value, grad=grads,
         value_fn=value_fn(spec, data, hyper.l2), **extra,

@@ -19,7 +19,7 @@ import optax
 
 from jaxlogreg import kernels
 from jaxlogreg.core.gradients import with_gradient
-from jaxlogreg.core.hessian import hvp_t
+from jaxlogreg.core.hessian import diagonal_bound_t, hvp_t
 from jaxlogreg.core.loss import example_scale, l1_penalty, objective_t
 from jaxlogreg.core.model import Params
 from jaxlogreg.training.proximal import min_norm_subgradient
@@ -176,6 +176,18 @@ def hvp_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
         return hvp
     return lambda p, v: hvp(p, v._replace(b=jnp.zeros_like(v.b)))._replace(
         b=jnp.zeros_like(p.b))
+
+
+def hessian_diagonal_fn(spec: LoopSpec, data: TrainData, l2: jax.Array):
+    """``params -> ``:func:`~jaxlogreg.core.hessian.diagonal_bound_t` on ``data``: H's diagonal
+    bounded over all parameters (data alone), a preconditioner for Newton-CG."""
+    X, _, sample_weight = data
+
+    def diagonal(p: Params) -> Params:
+        s = example_scale(sample_weight, n_rows(X, spec.rows), p.w.dtype)
+        return diagonal_bound_t(p, features_major(X, spec.rows), s, l2)
+
+    return diagonal
 
 
 def objective_value(params: Params, X: Any, y: Any, sample_weight: Any, l2: Any, l1: Any,

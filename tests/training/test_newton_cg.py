@@ -1,7 +1,8 @@
 """Newton-CG (training/newton_cg.py): its direction solves H d = -g to the forcing tolerance,
-it falls back to -g without positive curvature, and fits reach the optimum the other solvers
-reach (the solver table's contract in test_solvers.py covers every mode), with H·v from the
-kernel's record, XLA's hvp_t or autodiff alike, sparse X included, without recompiling."""
+preconditioned by a bound of H's diagonal; it falls back to -g without positive curvature;
+fits reach the optimum the other solvers reach (the solver table's contract in
+test_solvers.py covers every mode), with H·v from the kernel's record, XLA's hvp_t or
+autodiff alike, sparse X included, without recompiling."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 import scipy.sparse as sp
 
 import jaxlogreg as jl
+from jaxlogreg.core.hessian import diagonal_bound_t, flat, hessian_t
 from jaxlogreg.core.model import Params
+from jaxlogreg.core.sparse import coo_of_csr
 from jaxlogreg.training import loop
 from jaxlogreg.training.newton_cg import scale_by_newton_cg
 
@@ -22,17 +25,23 @@ def _spd(k: int, seed: int = 0) -> np.ndarray:
     return A @ A.T + 0.1 * np.eye(k)
 
 
-def _direction(H: np.ndarray, g: np.ndarray, grad_tol: float = 0.0, **kwargs) -> np.ndarray:
-    """scale_by_newton_cg's direction for the quadratic with Hessian H at gradient g."""
+def _direction(H: np.ndarray, g: np.ndarray, diagonal: np.ndarray | None = None,
+               **kwargs) -> np.ndarray:
+    """scale_by_newton_cg's direction for the quadratic with Hessian H at gradient g, CG
+    preconditioned by ``diagonal`` (w's entries, then b's) when given."""
     with jax.enable_x64(True):
         params = Params(jnp.zeros(g.size - 1), jnp.zeros(()))
         grads = Params(jnp.asarray(g[:-1]), jnp.asarray(g[-1]))
+
         def hvp(p: Params, v: Params) -> Params:
             u = jnp.asarray(H) @ jnp.concatenate([v.w, v.b[None]])
             return Params(u[:-1], u[-1])
 
+        diagonal_fn = None if diagonal is None else (
+            lambda p: Params(jnp.asarray(diagonal[:-1]), jnp.asarray(diagonal[-1])))
         t = scale_by_newton_cg(**kwargs)
-        d, _ = t.update(grads, t.init(params), params, hvp_fn=hvp, grad_tol=grad_tol)
+        d, state = t.update(grads, t.init(params), params, hvp_fn=hvp, diagonal_fn=diagonal_fn)
+        assert bool(state.ready) == (diagonal is not None)  # computed once, then kept
         return np.concatenate([np.asarray(d.w), np.asarray(d.b)[None]])
 
 
@@ -53,13 +62,38 @@ def test_direction_is_minus_g_without_positive_curvature():
     assert np.allclose(_direction(np.zeros((5, 5)), g), -g)
 
 
-def test_direction_stops_once_the_model_gradient_meets_the_fit_tolerance():
+def test_the_exact_diagonal_preconditions_a_diagonal_hessian_in_one_product():
     H = np.diag(np.logspace(0, 6, 40))
-    g = np.full(40, 1e-4)  # the forcing term alone asks for ||r|| <= 1.6e-5
-    plain = np.abs(H @ _direction(H, g) + g).max()
-    for grad_tol in (1e-3, 1e-4):
-        residual = np.abs(H @ _direction(H, g, grad_tol=grad_tol) + g).max()
-        assert 5 * plain < residual <= grad_tol / 2  # stopped there: fewer products
+    g = np.ones(40)
+    d = _direction(H, g, diagonal=np.diag(H), max_cg_iter=1)
+    np.testing.assert_allclose(H @ d, -g, rtol=1e-12)
+    unpreconditioned = _direction(H, g, max_cg_iter=1)
+    assert np.linalg.norm(H @ unpreconditioned + g) > 0.5 * np.linalg.norm(g)
+    # a preconditioner that is not positive somewhere is 1 there, never a division by 0
+    assert np.all(np.isfinite(_direction(H, g, diagonal=np.zeros(40))))
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_diagonal_bound_is_the_hessian_diagonal_at_zero_and_bounds_it_elsewhere(classes,
+                                                                                 sparse):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 6))
+    X[np.abs(X) < 0.7] = 0.0
+    s = rng.uniform(0.5, 2.0, 40)
+    with jax.enable_x64(True):
+        Xt = coo_of_csr(sp.csr_array(X), np.float64, transpose=True) if sparse else X.T
+        shape = (6,) if classes == 2 else (6, classes)
+        zero = Params(jnp.zeros(shape), jnp.zeros(shape[1:]))
+        other = Params(jnp.asarray(rng.standard_normal(shape)), jnp.ones(shape[1:]))
+        for weights in (jnp.asarray(s), jnp.asarray(0.025)):
+            bound = flat(diagonal_bound_t(zero, Xt, weights, 0.3))
+            dense_t = jnp.asarray(X.T)
+            at_zero = jnp.diag(hessian_t(zero, dense_t, None, weights, 0.3))
+            elsewhere = jnp.diag(hessian_t(other, dense_t, None, weights, 0.3))
+            if classes == 2:
+                np.testing.assert_allclose(bound, at_zero, rtol=1e-12)
+            assert np.all(bound >= elsewhere - 1e-12)
 
 
 def test_max_cg_iter_bounds_the_products():
