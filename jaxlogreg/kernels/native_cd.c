@@ -13,22 +13,34 @@
  *   forcing quartered after a direction that took one sweep, as liblinear's newGLMNET); then a
  *   backtracking (Armijo) line search on the true J. Steps stop when the largest KKT violation
  *   on W (cd_violation) is at most tol, when a step does not lower J (rounding), or after
- *   max_newton steps.
+ *   max_newton steps. Every `anderson` + 1 sweeps over one active set, the direction moves to
+ *   the Anderson extrapolation of those iterates when that lowers the model (0: never; at most
+ *   CD_MAX_ANDERSON): the accelerated coordinate descent of Bertrand and Massias (2021).
  *   X_W: CSC (colptr int64 (k+1), rowind int32, vals of the dtype) or, colptr NULL, a dense
- *   column-major block (m, k). Sums in float64. work: 3m + 5(k+1) doubles. Returns the steps.
+ *   column-major block (m, k). Sums in float64. work: 4m + (7 + anderson)(k + 1) + anderson²
+ *   doubles. Returns the steps.
  *
  * jaxlogreg_cd_csr_{matvec,rmatvec,columns}_{f32,f64}: products of a CSR X (m, n; indptr int64,
  *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
+ *   jaxlogreg_cd_copy_columns_{f32,f64}: columns copied from an earlier working set's CSC;
  *   jaxlogreg_cd_column_counts: the entries per column.
  */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#define CD_MAX_ANDERSON 16 /* the largest K of Anderson extrapolation */
+
+#if defined(JAXLOGREG_LIBMVEC)
+/* glibc's SIMD exp and log1p (libmvec), declared as native_common.h does (not included here: it
+ * brings XLA's FFI), so that the passes over the rows vectorize. */
+__attribute__((__simd__("notinbranch"))) double exp(double);
+__attribute__((__simd__("notinbranch"))) double log1p(double);
+#endif
+
 static double cd_sigmoid(double z) {
-    if (z >= 0) return 1.0 / (1.0 + exp(-z));
-    double e = exp(z);
-    return e / (1.0 + e);
+    const double e = exp(-fabs(z));
+    return (z >= 0 ? 1.0 : e) / (1.0 + e);
 }
 
 static double cd_softplus(double z) { return (z > 0 ? z : 0.0) + log1p(exp(-fabs(z))); }
@@ -60,6 +72,71 @@ static double cd_abs_change(double v, double d) {
 static double cd_violation(double v, double g, double h, double l1) {
     if (!(h > 0)) return 0.0; /* an empty column without l2: g = 0, nothing moves */
     return fabs(cd_soft_threshold(v - g / h, l1 / h) - v) * h;
+}
+
+/* Anderson extrapolation (Bertrand and Massias 2021, as skglm's) of the iterates x_0 .. x_K
+ * (hist, K + 1 rows of n): out = Σ_i c_i x_{i+1}, c = z / Σ z, U H Uᵀ z = 1, U's rows x_{i+1} -
+ * x_i, H = diag(h[active[0]], .., h[active[n - 2]], h[k]) (unweighted, the least squares would
+ * follow the columns of few entries, which move far at little cost). gram: K² doubles. 0 (out
+ * untouched) when the system is singular to working precision. */
+static int cd_anderson(int64_t K, int64_t n, const double *hist, const int64_t *active,
+                       const double *h, int64_t k, double *gram, double *out) {
+    double z[CD_MAX_ANDERSON], scale = 0.0, total = 0.0;
+    for (int64_t a = 0; a < K; a++) {
+        for (int64_t b = 0; b <= a; b++) {
+            double acc = 0.0;
+            const double *xa = hist + a * n, *xb = hist + b * n;
+            for (int64_t j = 0; j < n; j++)
+                acc += h[j < n - 1 ? active[j] : k] * (xa[n + j] - xa[j]) * (xb[n + j] - xb[j]);
+            gram[a * K + b] = acc;
+        }
+        scale = gram[a * K + a] > scale ? gram[a * K + a] : scale;
+    }
+    for (int64_t a = 0; a < K; a++) { /* Cholesky, in place below the diagonal */
+        for (int64_t b = 0; b <= a; b++) {
+            double acc = gram[a * K + b];
+            for (int64_t c = 0; c < b; c++) acc -= gram[a * K + c] * gram[b * K + c];
+            if (a > b) gram[a * K + b] = acc / gram[b * K + b];
+            else if (!(acc > 1e-14 * scale)) return 0;
+            else gram[a * K + a] = sqrt(acc);
+        }
+    }
+    for (int64_t a = 0; a < K; a++) { /* L y = 1 */
+        double acc = 1.0;
+        for (int64_t c = 0; c < a; c++) acc -= gram[a * K + c] * z[c];
+        z[a] = acc / gram[a * K + a];
+    }
+    for (int64_t a = K - 1; a >= 0; a--) { /* Lᵀ z = y */
+        double acc = z[a];
+        for (int64_t c = a + 1; c < K; c++) acc -= gram[c * K + a] * z[c];
+        z[a] = acc / gram[a * K + a];
+        total += z[a];
+    }
+    if (!(fabs(total) > 0) || !isfinite(total)) return 0;
+    for (int64_t j = 0; j < n; j++) {
+        double acc = 0.0;
+        for (int64_t a = 0; a < K; a++) acc += z[a] * hist[(a + 1) * n + j];
+        out[j] = acc / total;
+    }
+    return 1;
+}
+
+/* The part of the Newton model that coordinates in `active` and the intercept change: for d on
+ * them (dw[a] for coordinate active[a], db) and Dr pairs (D_i, (X_W d_W)_i),
+ * Σ_a (g_j d_j + l2/2 d_j² + l1 |v_j + d_j|) + g_b db + ½ Σ_i D_i ((X_W d_W)_i + db)². */
+static double cd_model(int64_t m, int64_t n_active, const int64_t *active, const double *dw,
+                       double db, const double *DDr, const double *v, const double *grad,
+                       double gb, double l1, double l2) {
+    double linear = gb * db, quadratic = 0.0;
+    for (int64_t a = 0; a < n_active; a++) {
+        const int64_t j = active[a];
+        linear += grad[j] * dw[a] + 0.5 * l2 * dw[a] * dw[a] + l1 * fabs(v[j] + dw[a]);
+    }
+    for (int64_t i = 0; i < m; i++) {
+        const double ri = DDr[2 * i + 1] + db;
+        quadratic += DDr[2 * i] * ri * ri;
+    }
+    return linear + 0.5 * quadratic;
 }
 
 #define CD_COLUMN_LOOP(T, body)                                                          \
@@ -96,21 +173,54 @@ static void cd_gradient_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,   
     h[k] = fit_intercept ? hb : 0.0;                                                           \
 }                                                                                              \
                                                                                                \
+/* Moves the coordinates in `active` (and the intercept) of the direction d, Dr's second       \
+ * members ((X_W d_W)_i) and S = Σ D_i (X_W d_W)_i to the Anderson extrapolation of the last   \
+ * K + 1 iterates in hist when that lowers the model (cd_model); else leaves them. saved: m. */ \
+static void cd_extrapolate_##SUFFIX(int64_t m, int64_t K, const int64_t *colptr,               \
+                                    const int32_t *rowind, const T *vals, int64_t n_active,    \
+                                    const int64_t *active, const double *hist, double *gram,   \
+                                    double *acc, double *saved, double *DDr, double *d,        \
+                                    double *db, double *S, const double *v, const double *grad, \
+                                    const double *h, int64_t k, double l1, double l2) {        \
+    if (!cd_anderson(K, n_active + 1, hist, active, h, k, gram, acc)) return;                  \
+    const double *now = hist + K * (n_active + 1); /* the last iterate: d on `active`, db */   \
+    const double before = cd_model(m, n_active, active, now, now[n_active], DDr, v, grad,      \
+                                   grad[k], l1, l2);                                           \
+    for (int64_t i = 0; i < m; i++) saved[i] = DDr[2 * i + 1];                                 \
+    for (int64_t a = 0; a < n_active; a++) {                                                   \
+        const int64_t j = active[a];                                                           \
+        const double delta = acc[a] - d[j];                                                    \
+        if (delta != 0) { CD_COLUMN_LOOP(T, { DDr[2 * i + 1] += delta * x; }) }                \
+    }                                                                                          \
+    const double after = cd_model(m, n_active, active, acc, acc[n_active], DDr, v, grad,       \
+                                  grad[k], l1, l2);                                            \
+    if (!(after < before)) {                                                                   \
+        for (int64_t i = 0; i < m; i++) DDr[2 * i + 1] = saved[i];                             \
+        return;                                                                                \
+    }                                                                                          \
+    for (int64_t a = 0; a < n_active; a++) d[active[a]] = acc[a];                              \
+    *db = acc[n_active];                                                                       \
+    double total = 0.0;                                                                        \
+    for (int64_t i = 0; i < m; i++) total += DDr[2 * i] * DDr[2 * i + 1];                      \
+    *S = total;                                                                                \
+}                                                                                              \
+                                                                                               \
 /* The Newton direction d (k + 1) and r = X̃ d (m): coordinate descent on the model, sweeps    \
- * over the coordinates that are non-zero in v + d between full sweeps, done when a full sweep   \
- * moves no gradient by more than cd_tol. It keeps Dr = D ⊙ X_W d_W beside D (DDr: (D_i, Dr_i) \
- * pairs, one cache line a row; r is formed at the end, in DDr's second half) and S = Σ Dr, so  \
- * the intercept costs O(1): c_j = Σ_i D_i x_ij. */                                            \
-static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,             \
+ * over the coordinates non-zero in v + d between full sweeps, done when a full sweep moves no \
+ * gradient by more than cd_tol. DDr: (D_i, r_W,i = (X_W d_W)_i) pairs, one cache line a row (r \
+ * written over its second half at the end); S = Σ D r_W, so the intercept costs O(1) (c_j =   \
+ * Σ_i D_i x_ij). Every K + 1 sweeps over one active set, cd_extrapolate (K = 0: never). */    \
+static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,              \
                                   const int32_t *rowind, const T *vals, const double *D,       \
                                   const double *v, const double *grad, const double *h,        \
                                   const double *c, double l1, double l2,                       \
-                                  double cd_tol, int64_t max_epochs, double *d, double *r,     \
-                                  double *DDr, int64_t *active) {                              \
+                                  double cd_tol, int64_t max_epochs, int64_t K, double *d,     \
+                                  double *DDr, int64_t *active, double *hist, double *gram,    \
+                                  double *acc, double *saved) {                                \
     memset(d, 0, (size_t)(k + 1) * sizeof(double));                                            \
     for (int64_t i = 0; i < m; i++) { DDr[2 * i] = D[i]; DDr[2 * i + 1] = 0.0; }               \
     double S = 0.0, db = 0.0;                                                                  \
-    int64_t n_active = 0, full = 1, epoch = 0;                                                 \
+    int64_t n_active = 0, full = 1, epoch = 0, kept = 0;                                       \
     while (epoch++ < max_epochs) {                                                             \
         double change = 0.0;                                                                   \
         const int64_t count = full ? k : n_active;                                             \
@@ -118,14 +228,14 @@ static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr
             const int64_t j = full ? a : active[a];                                            \
             if (!(h[j] > 0)) continue;                                                         \
             double q = 0.0;                                                                    \
-            CD_COLUMN_LOOP(T, { q += x * DDr[2 * i + 1]; })                                    \
+            CD_COLUMN_LOOP(T, { q += x * (DDr[2 * i] * DDr[2 * i + 1]); })                     \
             q += grad[j] + l2 * d[j] + db * c[j];                                              \
             const double u = v[j] + d[j];                                                      \
             const double delta = cd_soft_threshold(u - q / h[j], l1 / h[j]) - u;               \
             if (delta == 0) continue;                                                          \
             d[j] += delta;                                                                     \
             S += delta * c[j];                                                                 \
-            CD_COLUMN_LOOP(T, { DDr[2 * i + 1] += delta * x * DDr[2 * i]; })                   \
+            CD_COLUMN_LOOP(T, { DDr[2 * i + 1] += delta * x; })                                \
             const double moved = fabs(delta) * h[j];                                           \
             change = moved > change ? moved : change;                                          \
         }                                                                                      \
@@ -135,20 +245,33 @@ static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr
             const double moved = fabs(delta) * h[k];                                           \
             change = moved > change ? moved : change;                                          \
         }                                                                                      \
-        if (full) {                                                                            \
-            n_active = 0;                                                                      \
-            for (int64_t j = 0; j < k; j++)                                                    \
-                if (v[j] + d[j] != 0) active[n_active++] = j;                                  \
+        if (full) { /* the active set anew; Anderson's iterates go on while it stays */        \
+            int64_t count = 0, same = 1;                                                       \
+            for (int64_t j = 0; j < k; j++) {                                                  \
+                if (v[j] + d[j] == 0) continue;                                                \
+                same = same && count < n_active && active[count] == j;                         \
+                active[count++] = j;                                                           \
+            }                                                                                  \
+            kept = same && count == n_active ? kept : 0;                                       \
+            n_active = count;                                                                  \
+        }                                                                                      \
+        if (K > 0 && !(change <= cd_tol && full)) { /* not after the last sweep */             \
+            double *x = hist + kept * (n_active + 1);                                          \
+            for (int64_t a = 0; a < n_active; a++) x[a] = d[active[a]];                        \
+            x[n_active] = db;                                                                  \
+            if (++kept == K + 1) {                                                             \
+                cd_extrapolate_##SUFFIX(m, K, colptr, rowind, vals, n_active, active, hist,    \
+                                        gram, acc, saved, DDr, d, &db, &S, v, grad, h, k,      \
+                                        l1, l2);                                               \
+                kept = 0;                                                                      \
+            }                                                                                  \
         }                                                                                      \
         if (change <= cd_tol && full) break;                                                   \
         full = change <= cd_tol;                                                               \
     }                                                                                          \
     d[k] = db;                                                                                 \
-    for (int64_t i = 0; i < m; i++) r[i] = db;                                                 \
-    for (int64_t j = 0; j < k; j++) {                                                          \
-        const double dj = d[j];                                                                \
-        if (dj != 0) { CD_COLUMN_LOOP(T, { r[i] += dj * x; }) }                                \
-    }                                                                                          \
+    double *r = DDr + m; /* backwards: r[i] = DDr[m + i] is written after DDr[2i + 1] is read */ \
+    for (int64_t i = m - 1; i >= 0; i--) r[i] = DDr[2 * i + 1] + db;                           \
     return epoch;                                                                              \
 }                                                                                              \
                                                                                                \
@@ -157,13 +280,17 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
     const double *y, const double *s, double l1, double l2,                                    \
     int32_t fit_intercept, double tol, int64_t max_newton, int64_t max_epochs,                 \
     double forcing, double cd_floor, double armijo, double slack, int64_t max_halvings,        \
-    int64_t max_flat,                                                                          \
+    int64_t max_flat, int64_t anderson,                                                        \
     double *v, double *z, double *work) {                                                      \
     double *D = work, *resid = work + m, *r = work + 2 * m; /* resid, r: CD's DDr (2m) */      \
-    double *grad = work + 3 * m, *h = grad + (k + 1), *d = h + (k + 1), *c = d + (k + 1);      \
-    int64_t *active = (int64_t *)(c + (k + 1));                                                \
+    double *saved = work + 3 * m, *grad = work + 4 * m, *h = grad + (k + 1);                   \
+    double *d = h + (k + 1), *c = d + (k + 1), *acc = c + (k + 1);                             \
+    int64_t *active = (int64_t *)(acc + (k + 1));                                              \
+    if (anderson < 0 || anderson > CD_MAX_ANDERSON) anderson = 0; /* checked by the caller */  \
+    double *hist = (double *)(active + (k + 1)), *gram = hist + (anderson + 1) * (k + 1);      \
     int64_t steps = 0, flat = 0;                                                               \
     double force = forcing; /* quartered after a direction of one sweep (newGLMNET) */         \
+    double J = cd_objective(m, k, z, v, y, s, l1, l2); /* then each accepted step's */         \
     for (; steps < max_newton; steps++) {                                                      \
         for (int64_t i = 0; i < m; i++) {                                                      \
             const double p = cd_sigmoid(z[i]);                                                 \
@@ -182,13 +309,13 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
         const double loose = force * worst, floor = cd_floor * top;                            \
         const double cd_tol = loose > floor ? loose : floor;                                   \
         if (cd_direction_##SUFFIX(m, k, colptr, rowind, vals, D, v, grad, h, c, l1, l2,        \
-                                  cd_tol, max_epochs, d, r, resid, active) == 1)               \
+                                  cd_tol, max_epochs, anderson, d, resid, active, hist, gram,  \
+                                  acc, saved) == 1)                                            \
             force *= 0.25;                                                                     \
         double decrease = grad[k] * d[k];                                                      \
         for (int64_t j = 0; j < k; j++)                                                        \
             decrease += grad[j] * d[j] + l1 * cd_abs_change(v[j], d[j]);                       \
         if (!(decrease < 0)) break;                                                            \
-        const double J = cd_objective(m, k, z, v, y, s, l1, l2);                               \
         const double rounding = slack * 2.220446049250313e-16 * fabs(J);                       \
         double t = 1.0, J_new = J;                                                             \
         int64_t halvings = 0;                                                                  \
@@ -203,6 +330,7 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
         memcpy(z, resid, (size_t)m * sizeof(double));                                         \
         memcpy(v, h, (size_t)(k + 1) * sizeof(double));                                        \
         flat = J_new >= J ? flat + 1 : 0;                                                      \
+        J = J_new;                                                                             \
     }                                                                                          \
     return steps;                                                                              \
 }                                                                                              \
@@ -229,18 +357,35 @@ void jaxlogreg_cd_csr_rmatvec_##SUFFIX(int64_t m, int64_t n, const int64_t *indp
     }                                                                                          \
 }                                                                                              \
                                                                                                \
-/* position[j]: the column of X in W (-1: not in W); next: a copy of colptr[:k] (consumed). */ \
-void jaxlogreg_cd_csr_columns_##SUFFIX(int64_t m, const int64_t *indptr,                      \
+/* position[j]: the column of X in W, read where bit j of `in_ws` (n bits, little-endian bytes) \
+ * is set (the bit test is in L1 cache, a position table of 8n bytes is not); next: a copy of  \
+ * colptr[:k] (consumed). */                                                                   \
+void jaxlogreg_cd_csr_columns_##SUFFIX(int64_t m, const int64_t *indptr,                       \
                                        const int32_t *indices, const T *data,                  \
-                                       const int64_t *position, int64_t *next,                 \
-                                       int32_t *rowind, T *vals) {                             \
+                                       const uint8_t *in_ws, const int64_t *position,          \
+                                       int64_t *next, int32_t *rowind, T *vals) {              \
     for (int64_t i = 0; i < m; i++) {                                                          \
         for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {                                  \
-            const int64_t c = position[indices[p]];                                            \
-            if (c < 0) continue;                                                               \
+            const int32_t j = indices[p];                                                      \
+            if (!((in_ws[j >> 3] >> (j & 7)) & 1)) continue;                                   \
+            const int64_t c = position[j];                                                     \
             rowind[next[c]] = (int32_t)i;                                                      \
             vals[next[c]++] = data[p];                                                         \
         }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* Columns copied from an earlier working set's (old_*): for each j < k with source[j] >= 0,   \
+ * old column source[j] (of the same length) to column j of (colptr, rowind, vals). */         \
+void jaxlogreg_cd_copy_columns_##SUFFIX(int64_t k, const int64_t *colptr,                      \
+                                        const int64_t *source,                                 \
+                                        const int64_t *old_colptr, const int32_t *old_rowind,  \
+                                        const T *old_vals, int32_t *rowind, T *vals) {         \
+    for (int64_t j = 0; j < k; j++) {                                                          \
+        if (source[j] < 0) continue;                                                           \
+        const int64_t from = old_colptr[source[j]], count = colptr[j + 1] - colptr[j];         \
+        memcpy(rowind + colptr[j], old_rowind + from, (size_t)count * sizeof(int32_t));        \
+        memcpy(vals + colptr[j], old_vals + from, (size_t)count * sizeof(T));                  \
     }                                                                                          \
 }
 

@@ -2,9 +2,10 @@
 
 :class:`HostX` holds X (m, n) as given, dense or a canonical CSR array in its own dtype (float32
 or float64; never a float64 copy), and forms ``X w + b`` and ``Xᵀu`` in float64 and the columns
-of a working set (:class:`Columns`: CSC in X's dtype, or a dense column-major block). With the
-native library (:func:`jaxlogreg.kernels.native.available`) these and the subproblem solver
-(:func:`solve_subproblem`, proximal Newton with coordinate descent on the columns) run in C
+of a working set (:class:`Columns`: CSC in X's dtype, or a dense column-major block; those of
+an earlier working set copied from its columns, not read from X again). With the native library
+(:func:`jaxlogreg.kernels.native.available`) these and the subproblem solver
+(:func:`solve_subproblem`, proximal Newton with Anderson-accelerated coordinate descent) run in C
 through ctypes; every array is checked here (shape, dtype, contiguity, index bounds) before C
 reads it. Without it the products are NumPy/SciPy ones and :func:`solve_subproblem` is refused.
 """
@@ -26,13 +27,15 @@ BLOCK_ELEMENTS = 1 << 20  # dense float32 X is read in row blocks of this size, 
 _P, _I64, _I32, _F64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_double
 _SIGNATURES = {
     "solve": ((_I64, _I64, _P, _P, _P, _P, _P, _F64, _F64, _I32, _F64, _I64, _I64, _F64, _F64,
-               _F64, _F64, _I64, _I64, _P, _P, _P), _I64),
+               _F64, _F64, _I64, _I64, _I64, _P, _P, _P), _I64),
     "csr_matvec": ((_I64, _P, _P, _P, _P, _F64, _P), None),
     "csr_rmatvec": ((_I64, _I64, _P, _P, _P, _P, _P), None),
-    "csr_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P), None),
+    "csr_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P, _P), None),
+    "copy_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P), None),
     "column_counts": ((_I64, _I64, _P, _P), None),
 }
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+MAX_ANDERSON = 16  # CD_MAX_ANDERSON in native_cd.c
 
 
 class NewtonSettings(NamedTuple):
@@ -46,6 +49,7 @@ class NewtonSettings(NamedTuple):
     slack_ulps: float
     max_halvings: int
     max_flat: int
+    anderson: int = 0  # Anderson extrapolation every this + 1 sweeps (0: none), <= MAX_ANDERSON
 
 
 @functools.cache
@@ -197,12 +201,14 @@ class HostX(NamedTuple):
                                                   _ptr(self.data), _ptr(u), _ptr(out))
         return out
 
-    def columns(self, ws: np.ndarray) -> Columns:
-        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype."""
+    def columns(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns] | None = None
+                ) -> Columns:
+        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype. ``earlier``: an
+        earlier call's working set and columns, for this X: those columns themselves when the
+        working set is the same, else the columns in both copied from them (in C), only the
+        others read from X."""
         m, n = self.shape
-        ws = np.asarray(ws, np.int64)
-        if ws.ndim != 1 or (ws.size and (ws[0] < 0 or ws[-1] >= n or np.any(np.diff(ws) <= 0))):
-            raise ValueError(f"the working set must be sorted distinct columns in [0, {n})")
+        ws = _working_set(ws, n, "the working set")
         if self.dense is not None:
             return Columns((m, ws.size), None, None, np.asfortranarray(self.dense[:, ws]))
         if not self.use_native:
@@ -210,17 +216,62 @@ class HostX(NamedTuple):
             block.sort_indices()
             return Columns((m, ws.size), np.asarray(block.indptr, np.int64),
                            np.asarray(block.indices, np.int32), block.data)
+        source = self._earlier_source(ws, earlier)
+        if earlier is not None and earlier[1].shape[1] == ws.size and np.all(source >= 0):
+            return earlier[1]
         colptr = np.zeros(ws.size + 1, np.int64)
         np.cumsum(self.counts[ws], out=colptr[1:])
-        position = np.full(n, -1, np.int64)
-        position[ws] = np.arange(ws.size)
         rowind = np.empty(colptr[-1], np.int32)
         vals = np.empty(colptr[-1], self.data.dtype)
-        cursor = colptr[:-1].copy()  # each column's next free entry, advanced by C
-        _function("csr_columns", self.data.dtype)(
-            m, _ptr(self.indptr), _ptr(self.indices), _ptr(self.data), _ptr(position),
-            _ptr(cursor), _ptr(rowind), _ptr(vals))
+        if np.any(source >= 0):
+            old = earlier[1]
+            _function("copy_columns", self.data.dtype)(
+                ws.size, _ptr(colptr), _ptr(source), _ptr(old.colptr), _ptr(old.rowind),
+                _ptr(old.vals), _ptr(rowind), _ptr(vals))
+        fresh = ws[source < 0]
+        if fresh.size:
+            in_ws = np.zeros(n, bool)
+            in_ws[fresh] = True
+            bits = np.packbits(in_ws, bitorder="little")  # bound: C reads it
+            position = np.zeros(n, np.int64)
+            position[ws] = np.arange(ws.size)
+            cursor = colptr[:-1].copy()  # each column's next free entry, advanced by C
+            _function("csr_columns", self.data.dtype)(
+                m, _ptr(self.indptr), _ptr(self.indices), _ptr(self.data), _ptr(bits),
+                _ptr(position), _ptr(cursor), _ptr(rowind), _ptr(vals))
         return Columns((m, ws.size), colptr, rowind, vals)
+
+    def _earlier_source(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns] | None
+                        ) -> np.ndarray:
+        """Per column of ws, its column in ``earlier`` (-1: not there). ValueError, before C
+        reads them, unless earlier's columns are checked CSC ones of this X's shape and dtype
+        with the lengths of these columns."""
+        source = np.full(ws.size, -1, np.int64)
+        if earlier is None or ws.size == 0:
+            return source
+        old_ws, old = earlier
+        old_ws = _working_set(old_ws, self.shape[1], "the earlier working set")
+        if old_ws.size == 0:
+            return source
+        old.check()
+        if old.shape != (self.shape[0], old_ws.size) or old.colptr is None or (
+                old.vals.dtype != self.data.dtype):
+            raise ValueError(f"earlier columns must be CSC of shape ({self.shape[0]}, "
+                             f"{old_ws.size}) and dtype {self.data.dtype}, got {old.shape}")
+        at = np.minimum(np.searchsorted(old_ws, ws), old_ws.size - 1)
+        found = old_ws[at] == ws
+        source[found] = at[found]
+        if not np.array_equal(np.diff(old.colptr)[at[found]], self.counts[ws[found]]):
+            raise ValueError("earlier columns must be columns of this X (their lengths differ)")
+        return source
+
+
+def _working_set(ws: Any, n: int, name: str) -> np.ndarray:
+    """``ws`` as int64 when it holds sorted distinct columns in [0, n), else ValueError."""
+    ws = np.asarray(ws, np.int64)
+    if ws.ndim != 1 or (ws.size and (ws[0] < 0 or ws[-1] >= n or np.any(np.diff(ws) <= 0))):
+        raise ValueError(f"{name} must be sorted distinct columns in [0, {n})")
+    return ws
 
 
 def solve_subproblem(columns: Columns, y: np.ndarray, s: np.ndarray, l1: float, l2: float,
@@ -235,7 +286,10 @@ def solve_subproblem(columns: Columns, y: np.ndarray, s: np.ndarray, l1: float, 
     columns.check()
     for a, length, name in ((y, m, "y"), (s, m, "s"), (z, m, "z"), (v, k + 1, "v")):
         _checked(a, np.float64, length, name)
-    work = np.empty(3 * m + 5 * (k + 1))  # the last k + 1: int64 indices, in C
+    K = settings.anderson
+    if not 0 <= K <= MAX_ANDERSON:
+        raise ValueError(f"settings.anderson must be in [0, {MAX_ANDERSON}], got {K}")
+    work = np.empty(4 * m + (7 + K) * (k + 1) + K * K)  # k + 1 of them: int64 indices, in C
     return int(_function("solve", columns.vals.dtype)(
         m, k, _ptr(columns.colptr), _ptr(columns.rowind), _ptr(columns.vals), _ptr(y), _ptr(s),
         float(l1), float(l2), int(fit_intercept), float(tol), *settings[:2],

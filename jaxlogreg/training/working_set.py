@@ -5,9 +5,11 @@ skglm and celer do: solve on a working set W (the support plus the features whos
 violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
 only), then check every feature. Each subproblem is solved by proximal Newton whose quadratic
 model is minimised by coordinate descent on X_W's columns, in C
-(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied). Without the
-native library the model is minimised on its dense Hessian ``[X_W 1]ᵀ D [X_W 1]`` (a jitted
-loop; |W| < ``MAX_DENSE_HESSIAN``).
+(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, those of the
+last W from its copy; Anderson-extrapolated sweeps). Each subproblem is solved to a share of
+the KKT violation, or to what the gap needs (:meth:`Rounds.inner_tol`) once W holds every
+violation. Without the native library the model is minimised on its dense Hessian
+``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``).
 Status: "converged" only when the duality gap certifies ``J - J* <= tol · J``
 (:mod:`jaxlogreg.training.certificate`); "max_iter" after ``max_iter`` rounds; "stalled" when
 rounds stop lowering J (rounding) or, without the library, the support outgrows the cap.
@@ -24,7 +26,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.kernels.native_cd import HostX, NewtonSettings, solve_subproblem
+from jaxlogreg.kernels.native_cd import Columns, HostX, NewtonSettings, solve_subproblem
 from jaxlogreg.training import certificate
 from jaxlogreg.training.problem import Problem, check_penalty
 from jaxlogreg.training.proximal import DECREASE_SLACK_ULPS
@@ -34,16 +36,18 @@ P0 = 16  # the smallest working set
 MAX_DENSE_HESSIAN = 4096  # |W| + 1 unknowns, at most, without the native library: (|W| + 1)²
 MAX_NEWTON = 50  # proximal Newton steps per working set
 MAX_EPOCHS = 500  # coordinate-descent epochs per Newton step
-INNER_SHARE = 0.001  # a subproblem is solved when its KKT violation is this share of the outer one
+INNER_SHARE = 0.1  # a subproblem is solved when its KKT violation is this share of the outer one
 SHARE_CUT = 0.1  # ... cut by this factor after a round that did not lower J
+CERTIFY = 0.3  # ... or this share of the violation the gap needs, once the working set holds it
 MIN_SHARE = 1e-9  # ... below which the fit has stalled (rounding: J can go no lower)
 MAX_HALVINGS = 30  # line search of a Newton step
 ARMIJO = 1e-4
 MAX_FLAT = 2  # Newton steps in a row within J's rounding, at most, in a subproblem
 CD_FLOOR = 1e-12  # coordinate descent's tolerance, at least this share of max|∇f| (rounding)
 FORCING = 0.3  # C: each Newton step's coordinate descent to this share of its KKT violation
+ANDERSON = 3  # C: Anderson extrapolation of the coordinate-descent iterates every 4 sweeps
 NEWTON = NewtonSettings(MAX_NEWTON, MAX_EPOCHS, FORCING, CD_FLOOR, ARMIJO, DECREASE_SLACK_ULPS,
-                        MAX_HALVINGS, MAX_FLAT)
+                        MAX_HALVINGS, MAX_FLAT, ANDERSON)
 
 
 class Result(NamedTuple):
@@ -81,6 +85,18 @@ class Rounds:
             return "stalled"
         self.best = min(self.best, J)
         return None
+
+    def inner_tol(self, J: float, tol: float, worst: float, l1_norm: float,
+                  outside: float) -> float:
+        """The next subproblem's KKT tolerance: :attr:`share` of the largest violation
+        ``worst``, lowered to :data:`CERTIFY` of what the gap needs, ``tol · J / ||w||₁`` (the
+        gap is about ||w||₁ times the largest violation), once the features outside the support
+        and the last working set violate by less (``outside``, :func:`outside_violation`):
+        then the next round can be the last, where otherwise the certificate would ask for more
+        rounds."""
+        loose = self.share * worst
+        need = CERTIFY * tol * J / l1_norm if l1_norm > 0 else np.inf
+        return min(loose, need) if outside <= need else loose
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -232,17 +248,16 @@ class _Subproblem(NamedTuple):
         return v, None
 
 
-def _solve_subproblem(host: HostX, ws: np.ndarray, y: np.ndarray, s: np.ndarray, l1: float,
+def _solve_subproblem(host: HostX, columns: Columns, y: np.ndarray, s: np.ndarray, l1: float,
                       l2: float, fit_intercept: bool, v: np.ndarray, z: np.ndarray,
                       tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """v = (w_W, b) minimising J on the working set ``ws`` to KKT violation ``tol`` and its
-    logits, from v with logits z (w = 0 off W): in C on the columns (v and z updated in
-    place), or on the dense Hessian without the library."""
-    columns = host.columns(ws)
+    """v = (w_W, b) minimising J on the working set's ``columns`` to KKT violation ``tol``
+    and its logits, from v with logits z (w = 0 off W): in C on the columns (v and z updated
+    in place), or on the dense Hessian without the library."""
     if host.use_native:
         solve_subproblem(columns, y, s, l1, l2, fit_intercept, v, z, tol, NEWTON)
         return v, z
-    penalised = np.r_[np.ones(ws.size), 0.0]
+    penalised = np.r_[np.ones(columns.shape[1]), 0.0]
     sub = _Subproblem(*_with_intercept_column(columns.float64(), fit_intercept), y, s,
                       l1 * penalised, l2 * penalised)
     v = sub.solve(v, tol)
@@ -255,17 +270,28 @@ def working_set_size(size: int, support: int, violating: int, cap: int) -> int:
     return min(cap, _bucket(max(size, 2 * support, violating) + 1) - 1)
 
 
-def _working_set(w: np.ndarray, grad: np.ndarray, l1: float, size: int,
-                 cap: int) -> tuple[np.ndarray, int, float]:
-    """The next working set (sorted), its size and the largest KKT violation: the support, then
-    the features nearest to violating, at least every violating one and 2 |support|."""
-    violation = kkt_violation(w, grad, l1)
+def _working_set(violation: np.ndarray, w: np.ndarray, grad: np.ndarray, l1: float, size: int,
+                 cap: int) -> tuple[np.ndarray, int]:
+    """The next working set (sorted) and its size: the support, then the features nearest to
+    violating (``violation``: :func:`kkt_violation`), at least every violating one and 2
+    |support|."""
     size = working_set_size(size, int(np.count_nonzero(w)), int(np.count_nonzero(violation)),
                             min(w.size, cap))
     score = np.where(w != 0, np.inf, np.abs(grad) - l1)
     ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < w.size else (
         np.arange(w.size))
-    return ws, size, float(violation.max(initial=0.0))
+    return ws, size
+
+
+def outside_violation(violation: np.ndarray, support: np.ndarray, ws: np.ndarray | None
+                      ) -> float:
+    """The largest of ``violation`` (per feature) where the features are outside the
+    ``support`` (a mask) and outside the last working set ``ws`` (None: first round): a
+    violation that the last subproblem did not see (0 when there is none)."""
+    rest = ~support
+    if ws is not None:
+        rest[ws] = False
+    return float(np.max(violation[rest], initial=0.0))
 
 
 def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
@@ -283,18 +309,23 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     b = float(b0) if fit_intercept else 0.0
     cap = n if host.use_native else MAX_DENSE_HESSIAN - 1
     outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
-    J, gap, history = np.inf, np.inf, []
-    z = host.matvec(w, b)
+    J, gap, history, ws, columns = np.inf, np.inf, [], None, None
+    z = host.matvec(w, b) if np.any(w) else np.full(m, b)
     for rounds in range(max_iter + 1):
         J, gap, grad = duality_gap(host, y, s, w, b, l1, l2, fit_intercept, z)
         history.append(J)
         too_wide = cap < n and np.count_nonzero(w) >= cap  # the fallback's dense Hessian
         if (status := outer.verdict(J, gap, tol, rounds, max_iter, too_wide)) is not None:
             break
-        ws, ws_size, worst = _working_set(w, grad, l1, ws_size, cap)
-        worst = max(worst, abs(_dot(s, expit(z) - y)) * fit_intercept)
-        v, z = _solve_subproblem(host, ws, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
-                                 outer.share * worst)
+        violation = kkt_violation(w, grad, l1)
+        outside = outside_violation(violation, w != 0, ws)
+        last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap)
+        columns = host.columns(ws, None if last is None else (last, columns))
+        worst = max(float(violation.max(initial=0.0)),
+                    abs(_dot(s, expit(z) - y)) * fit_intercept)
+        inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(w))), outside)
+        v, z = _solve_subproblem(host, columns, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
+                                 inner)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
     return Result(w, b, status, outer.gap, J, rounds, np.asarray(history))

@@ -30,6 +30,7 @@ from jaxlogreg.training.working_set import (
     Rounds,
     duality_gap,
     kkt_violation,
+    outside_violation,
     working_set_size,
 )
 
@@ -48,9 +49,10 @@ class Result(NamedTuple):
 
 
 def _working_set(W: np.ndarray, grad: np.ndarray, l1: float, size: int
-                 ) -> tuple[np.ndarray, int, float]:
-    """The next working set of features (sorted), its size and the largest KKT violation: the
-    features non-zero in some class, then those nearest to violating (max over classes)."""
+                 ) -> tuple[np.ndarray, int, np.ndarray]:
+    """The next working set of features (sorted), its size and each feature's KKT violation
+    (max over classes): the features non-zero in some class, then those nearest to
+    violating."""
     violation = np.max(kkt_violation(W, grad, l1), axis=1)
     support = np.any(W != 0, axis=1)
     n = W.shape[0]
@@ -58,7 +60,7 @@ def _working_set(W: np.ndarray, grad: np.ndarray, l1: float, size: int
                             int(np.count_nonzero(violation)), n)
     score = np.where(support, np.inf, np.max(np.abs(grad), axis=1) - l1)
     ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < n else np.arange(n)
-    return ws, size, float(violation.max(initial=0.0))
+    return ws, size, violation
 
 
 def _others(Z: np.ndarray, k: int) -> np.ndarray:
@@ -130,18 +132,22 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     labels = [np.ascontiguousarray(y == k, np.float64) for k in range(K)]
     Y = np.stack(labels, axis=1)
     outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
-    J, gap, history = np.inf, np.inf, []
+    J, gap, history, ws, columns = np.inf, np.inf, [], None, None
     Z = host.matvec(W, b)
     for rounds in range(max_iter + 1):
         J, gap, grad = duality_gap(host, y, s, W, b, l1, l2, fit_intercept, Z)
         history.append(J)
         if (status := outer.verdict(J, gap, tol, rounds, max_iter)) is not None:
             break
-        ws, ws_size, worst = _working_set(W, grad, l1, ws_size)
+        last, (ws, ws_size, violation) = ws, _working_set(W, grad, l1, ws_size)
+        worst = float(violation.max(initial=0.0))
         if fit_intercept:
             worst = max(worst, float(np.max(np.abs(s @ (softmax(Z, axis=1) - Y)))))
+        columns = host.columns(ws, None if last is None else (last, columns))
+        inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(W))),
+                                outside_violation(violation, np.any(W != 0, axis=1), last))
         V = np.vstack([W[ws], b[None, :]])
-        _solve_blocks(host.columns(ws), labels, s, l1, l2, fit_intercept, V, Z, outer.share * worst)
+        _solve_blocks(columns, labels, s, l1, l2, fit_intercept, V, Z, inner)
         W = np.zeros((n, K))  # W is 0 outside the working set, which holds the support
         W[ws], b = V[:-1], V[-1].copy()
     return Result(W, b - np.mean(b), status, outer.gap, J, rounds, np.asarray(history))
