@@ -22,7 +22,6 @@
  *
  * jaxlogreg_cd_csr_{matvec,rmatvec,columns}_{f32,f64}: products of a CSR X (m, n; indptr int64,
  *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
- *   jaxlogreg_cd_copy_columns_{f32,f64}: columns copied from an earlier working set's CSC;
  *   jaxlogreg_cd_column_counts: the entries per column.
  */
 #include <math.h>
@@ -372,20 +371,6 @@ void jaxlogreg_cd_csr_columns_##SUFFIX(int64_t m, const int64_t *indptr,        
             rowind[next[c]] = (int32_t)i;                                                      \
             vals[next[c]++] = data[p];                                                         \
         }                                                                                      \
-    }                                                                                          \
-}                                                                                              \
-                                                                                               \
-/* Columns copied from an earlier working set's (old_*): for each j < k with source[j] >= 0,   \
- * old column source[j] (of the same length) to column j of (colptr, rowind, vals). */         \
-void jaxlogreg_cd_copy_columns_##SUFFIX(int64_t k, const int64_t *colptr,                      \
-                                        const int64_t *source,                                 \
-                                        const int64_t *old_colptr, const int32_t *old_rowind,  \
-                                        const T *old_vals, int32_t *rowind, T *vals) {         \
-    for (int64_t j = 0; j < k; j++) {                                                          \
-        if (source[j] < 0) continue;                                                           \
-        const int64_t from = old_colptr[source[j]], count = colptr[j + 1] - colptr[j];         \
-        memcpy(rowind + colptr[j], old_rowind + from, (size_t)count * sizeof(int32_t));        \
-        memcpy(vals + colptr[j], old_vals + from, (size_t)count * sizeof(T));                  \
     }                                                                                          \
 }
 

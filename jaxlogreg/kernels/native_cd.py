@@ -2,9 +2,8 @@
 
 :class:`HostX` holds X (m, n) as given, dense or a canonical CSR array in its own dtype (float32
 or float64; never a float64 copy), and forms ``X w + b`` and ``Xᵀu`` in float64 and the columns
-of a working set (:class:`Columns`: CSC in X's dtype, or a dense column-major block; those of
-an earlier working set copied from its columns, not read from X again). With the native library
-(:func:`jaxlogreg.kernels.native.available`) these and the subproblem solver
+of a working set (:class:`Columns`: CSC in X's dtype, or a dense column-major block). With the
+native library (:func:`jaxlogreg.kernels.native.available`) these and the subproblem solver
 (:func:`solve_subproblem`, proximal Newton with Anderson-accelerated coordinate descent) run in C
 through ctypes; every array is checked here (shape, dtype, contiguity, index bounds) before C
 reads it. Without it the products are NumPy/SciPy ones and :func:`solve_subproblem` is refused.
@@ -31,7 +30,6 @@ _SIGNATURES = {
     "csr_matvec": ((_I64, _P, _P, _P, _P, _F64, _P), None),
     "csr_rmatvec": ((_I64, _I64, _P, _P, _P, _P, _P), None),
     "csr_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P, _P), None),
-    "copy_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P), None),
     "column_counts": ((_I64, _I64, _P, _P), None),
 }
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -201,12 +199,8 @@ class HostX(NamedTuple):
                                                   _ptr(self.data), _ptr(u), _ptr(out))
         return out
 
-    def columns(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns] | None = None
-                ) -> Columns:
-        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype. ``earlier``: an
-        earlier call's working set and columns, for this X: those columns themselves when the
-        working set is the same, else the columns in both copied from them (in C), only the
-        others read from X."""
+    def columns(self, ws: np.ndarray) -> Columns:
+        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype."""
         m, n = self.shape
         ws = _working_set(ws, n, "the working set")
         if self.dense is not None:
@@ -216,22 +210,13 @@ class HostX(NamedTuple):
             block.sort_indices()
             return Columns((m, ws.size), np.asarray(block.indptr, np.int64),
                            np.asarray(block.indices, np.int32), block.data)
-        source = self._earlier_source(ws, earlier)
-        if earlier is not None and earlier[1].shape[1] == ws.size and np.all(source >= 0):
-            return earlier[1]
         colptr = np.zeros(ws.size + 1, np.int64)
         np.cumsum(self.counts[ws], out=colptr[1:])
         rowind = np.empty(colptr[-1], np.int32)
         vals = np.empty(colptr[-1], self.data.dtype)
-        if np.any(source >= 0):
-            old = earlier[1]
-            _function("copy_columns", self.data.dtype)(
-                ws.size, _ptr(colptr), _ptr(source), _ptr(old.colptr), _ptr(old.rowind),
-                _ptr(old.vals), _ptr(rowind), _ptr(vals))
-        fresh = ws[source < 0]
-        if fresh.size:
+        if ws.size:
             in_ws = np.zeros(n, bool)
-            in_ws[fresh] = True
+            in_ws[ws] = True
             bits = np.packbits(in_ws, bitorder="little")  # bound: C reads it
             position = np.zeros(n, np.int64)
             position[ws] = np.arange(ws.size)
@@ -240,30 +225,6 @@ class HostX(NamedTuple):
                 m, _ptr(self.indptr), _ptr(self.indices), _ptr(self.data), _ptr(bits),
                 _ptr(position), _ptr(cursor), _ptr(rowind), _ptr(vals))
         return Columns((m, ws.size), colptr, rowind, vals)
-
-    def _earlier_source(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns] | None
-                        ) -> np.ndarray:
-        """Per column of ws, its column in ``earlier`` (-1: not there). ValueError, before C
-        reads them, unless earlier's columns are checked CSC ones of this X's shape and dtype
-        with the lengths of these columns."""
-        source = np.full(ws.size, -1, np.int64)
-        if earlier is None or ws.size == 0:
-            return source
-        old_ws, old = earlier
-        old_ws = _working_set(old_ws, self.shape[1], "the earlier working set")
-        if old_ws.size == 0:
-            return source
-        old.check()
-        if old.shape != (self.shape[0], old_ws.size) or old.colptr is None or (
-                old.vals.dtype != self.data.dtype):
-            raise ValueError(f"earlier columns must be CSC of shape ({self.shape[0]}, "
-                             f"{old_ws.size}) and dtype {self.data.dtype}, got {old.shape}")
-        at = np.minimum(np.searchsorted(old_ws, ws), old_ws.size - 1)
-        found = old_ws[at] == ws
-        source[found] = at[found]
-        if not np.array_equal(np.diff(old.colptr)[at[found]], self.counts[ws[found]]):
-            raise ValueError("earlier columns must be columns of this X (their lengths differ)")
-        return source
 
 
 def _working_set(ws: Any, n: int, name: str) -> np.ndarray:

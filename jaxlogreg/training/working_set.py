@@ -320,7 +320,9 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         violation = kkt_violation(w, grad, l1)
         outside = outside_violation(violation, w != 0, ws)
         last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap)
-        columns = host.columns(ws, None if last is None else (last, columns))
+        if last is None or not np.array_equal(last, ws):
+            columns = None  # released before the next are read: one set of columns at a time
+            columns = host.columns(ws)
         worst = max(float(violation.max(initial=0.0)),
                     abs(_dot(s, expit(z) - y)) * fit_intercept)
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(w))), outside)

@@ -143,7 +143,9 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         worst = float(violation.max(initial=0.0))
         if fit_intercept:
             worst = max(worst, float(np.max(np.abs(s @ (softmax(Z, axis=1) - Y)))))
-        columns = host.columns(ws, None if last is None else (last, columns))
+        if last is None or not np.array_equal(last, ws):
+            columns = None  # released before the next are read: one set of columns at a time
+            columns = host.columns(ws)
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(W))),
                                 outside_violation(violation, np.any(W != 0, axis=1), last))
         V = np.vstack([W[ws], b[None, :]])
