@@ -143,7 +143,7 @@ def test_the_l2_loop_on_the_csr_layout_makes_no_array_of_entries(csr_kernel_for_
 @needs_compiler
 @pytest.mark.parametrize("settings", [
     {"penalty": "l1", "solver": "proximal", "C": 0.05, "tol": 1e-9},
-    {"grad": "autodiff", "solver": "lbfgs", "tol": 1e-9},
+    pytest.param({"grad": "autodiff", "solver": "lbfgs", "tol": 1e-9}, marks=pytest.mark.slow),
     {"solver": "newton-cg", "tol": 1e-9, "sample_weight": True},  # the kernel's H v
     pytest.param({"solver": "lbfgs", "tol": 1e-9, "sample_weight": True},
                  marks=pytest.mark.slow),
