@@ -24,7 +24,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import CooMatrix
+from jaxlogreg.core.sparse import CooMatrix, SampleCsr
 
 
 def n_params(params: Params, fit_intercept: bool = True) -> int:
@@ -118,8 +118,8 @@ def _sparse_column_squares(Xt: CooMatrix, s: Any, dtype: Any) -> jax.Array:
         value = jax.lax.dynamic_slice(Xt.data, (start,), (block,)).astype(dtype)
         value = jnp.where(entry >= k * block, value * value, 0)
         if weighted:
-            indptr = getattr(Xt, "indptr", None)
-            sample = (jnp.searchsorted(indptr, entry, side="right") - 1 if indptr is not None
+            sample = (jnp.searchsorted(Xt.indptr, entry, side="right") - 1
+                      if isinstance(Xt, SampleCsr)
                       else jax.lax.dynamic_slice(Xt.col, (start,), (block,)))
             value = value * s[sample]
         return total.at[jax.lax.dynamic_slice(Xt.row, (start,), (block,))].add(value)

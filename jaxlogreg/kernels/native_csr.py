@@ -21,7 +21,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.hessian import hvp_t
@@ -33,20 +32,6 @@ from jaxlogreg.kernels import native
 # Fewer rows stay with XLA's gradient: quick either way, and a first small fit never waits
 # for the C compiler.
 MIN_SAMPLES = 1 << 14
-
-
-def with_indptr(Xt: CooMatrix) -> SampleCsr:
-    """``Xt`` (n, m), sorted by sample, as a :class:`SampleCsr`: its ``indptr`` found on the
-    host (placed where ``Xt.col`` is when that is a JAX array), ``col`` dropped; ValueError
-    for another order. (Training builds the SampleCsr from X's CSR arrays directly.)"""
-    if Xt.sorted_by != 1:
-        raise ValueError(f"Xt must be sorted by sample (sorted_by=1), got sorted_by="
-                         f"{Xt.sorted_by}")
-    samples = np.asarray(Xt.col)
-    indptr = np.searchsorted(samples, np.arange(Xt.shape[1] + 1), side="left").astype(np.int32)
-    if isinstance(Xt.col, jax.Array):
-        indptr = jax.device_put(indptr, Xt.col.sharding)
-    return SampleCsr(Xt.data, Xt.row, indptr, Xt.shape)
 
 
 def supports(n_classes: int, n_samples: int, dtype: Any) -> bool:
@@ -159,9 +144,9 @@ def csr_value_and_grad_t(
     params: Params, Xt: Any, y: Any, s: Any, l2: Any
 ) -> tuple[jax.Array, Params]:
     """The kernel table's contract ``(params, Xt (n, m), y, s, l2) -> (J, ∇J)`` through
-    :func:`csr_value_and_grad`: Xt a :class:`SampleCsr` (as training lays sparse X out), a
-    CooMatrix sorted by sample (its indptr found by a search), or dense; a CooMatrix in
-    another order takes XLA's gradient."""
+    :func:`csr_value_and_grad`: Xt a :class:`~jaxlogreg.core.sparse.SampleCsr` (as training
+    lays sparse X out), a CooMatrix sorted by sample (its indptr found by a search), or dense;
+    a CooMatrix in another order takes XLA's gradient."""
     csr = _csr_of(Xt)
     if csr is None:
         return value_and_grad_t(params, Xt, y, s, l2)
@@ -202,5 +187,5 @@ def csr_hvp_t(params: Params, Xt: Any, y: Any, s: Any, l2: Any, v: Params) -> Pa
     return csr_hvp(params, indptr, indices, data.astype(params.w.dtype), s, l2, v)
 
 
-__all__ = ["MIN_SAMPLES", "SampleCsr", "csr_hvp", "csr_hvp_t", "csr_value_and_grad",
-           "csr_value_and_grad_t", "supports", "with_indptr"]
+__all__ = ["MIN_SAMPLES", "csr_hvp", "csr_hvp_t", "csr_value_and_grad",
+           "csr_value_and_grad_t", "supports"]

@@ -104,8 +104,8 @@ def newton_cg(max_cg_iter: int = 200, max_linesearch_steps: int = 20
     """Newton-CG: :func:`scale_by_newton_cg`, then a strong-Wolfe step from t = 1.
 
     ``update(g, state, params, value=J, grad=g, value_fn=J, hvp_fn=H·, diagonal_fn=...)``;
-    the state holds J and
-    ∇J at the new parameters (for :func:`optax.value_and_grad_from_state`).
+    the state holds J and ∇J at the new parameters (for
+    :func:`optax.value_and_grad_from_state`).
     """
     return optax.chain(
         scale_by_newton_cg(max_cg_iter),

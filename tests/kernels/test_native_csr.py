@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import coo_of_csr
+from jaxlogreg.core.sparse import coo_of_csr, sample_csr
 from jaxlogreg.kernels import native, native_build, native_csr
 
 needs_compiler = pytest.mark.skipif(
@@ -69,7 +69,7 @@ def _check(X, k, dtype, *, weighted=True, l2=0.1, logit_scale=1.0, seed=0):
         J_xla, _ = value_and_grad_t(params, Xt, y, s, l2)
         direct = native_csr.csr_value_and_grad(
             params, X.indptr.astype(np.int32), X.indices.astype(np.int32), X.data, y, s, l2)
-        layout = native_csr.with_indptr(coo_of_csr(X, dtype, transpose=True))
+        layout = sample_csr(X, dtype)
         traced = jax.jit(native_csr.csr_value_and_grad_t)(params, layout, y, s, l2)
         tol = ULPS * float(jnp.finfo(dtype).eps)
         s_all = np.broadcast_to(np.asarray(s, np.float64), (X.shape[0],))
@@ -197,12 +197,12 @@ def test_the_kernel_itself_refuses_bad_indices_under_jit():
             jax.block_until_ready(f(W, indptr, indices, data, labels, s, 0.0))
 
 
-def test_with_indptr_needs_entries_sorted_by_sample():
+def test_training_layout_is_x_s_own_csr_arrays():
     X = _csr(10, 4, 0.5, "float64", seed=1)
-    with pytest.raises(ValueError, match="sorted by sample"):
-        native_csr.with_indptr(coo_of_csr(X, np.float64))  # X, not Xt
-    Xt = native_csr.with_indptr(coo_of_csr(X, np.float64, transpose=True))
+    Xt = sample_csr(X, np.float64)
     np.testing.assert_array_equal(Xt.indptr, X.indptr)
+    np.testing.assert_array_equal(Xt.row, X.indices)
+    np.testing.assert_array_equal(Xt.col, coo_of_csr(X, np.float64, transpose=True).col)
     assert type(Xt.T).__name__ == "CooMatrix"  # the transpose drops the row pointers
 
 

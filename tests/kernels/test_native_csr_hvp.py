@@ -17,7 +17,7 @@ from jaxlogreg import kernels
 from jaxlogreg.core.hessian import hvp_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import coo_of_csr
+from jaxlogreg.core.sparse import coo_of_csr, sample_csr
 from jaxlogreg.kernels import native, native_build, native_csr
 
 needs_compiler = pytest.mark.skipif(
@@ -90,7 +90,7 @@ def _run(X, k, dtype, l2=0.2, **options):
         params, y, s, v = _problem(X, k, dtype, **options)
         direct = native_csr.csr_hvp(params, X.indptr.astype(np.int32),
                                     X.indices.astype(np.int32), X.data, s, l2, v)
-        layout = native_csr.with_indptr(coo_of_csr(X, dtype, transpose=True))
+        layout = sample_csr(X, dtype)
         traced = jax.jit(native_csr.csr_hvp_t)(params, layout, y, s, l2, v)
     for got in (direct, traced):
         _assert_close(got, X, params, s, l2, v)
