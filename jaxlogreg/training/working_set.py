@@ -5,8 +5,8 @@ skglm and celer do: solve on a working set W (the support plus the features whos
 violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
 only), then check every feature. Each subproblem is solved by proximal Newton whose quadratic
 model is minimised by coordinate descent on X_W's columns, in C
-(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, those of the
-last W from its copy; Anderson-extrapolated sweeps). Each subproblem is solved to a share of
+(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, one W's at
+a time; Anderson-extrapolated sweeps). Each subproblem is solved to a share of
 the KKT violation, or to what the gap needs (:meth:`Rounds.inner_tol`) once W holds every
 violation. Without the native library the model is minimised on its dense Hessian
 ``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``).
