@@ -13,6 +13,7 @@ which leaves J and ∇J at the new parameters in the state for the next iteratio
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -101,12 +102,18 @@ def scale_by_newton_cg(max_cg_iter: int = 200) -> optax.GradientTransformationEx
 
 def newton_cg(max_cg_iter: int = 200, max_linesearch_steps: int = 20
               ) -> optax.GradientTransformationExtraArgs:
-    """Newton-CG: :func:`scale_by_newton_cg`, then a strong-Wolfe step from t = 1.
+    """Newton-CG: :func:`scale_by_newton_cg`, then a strong-Wolfe step from t = 1; ValueError
+    unless ``max_cg_iter`` and ``max_linesearch_steps`` are integers >= 1.
 
     ``update(g, state, params, value=J, grad=g, value_fn=J, hvp_fn=H·, diagonal_fn=...)``;
     the state holds J and ∇J at the new parameters (for
     :func:`optax.value_and_grad_from_state`).
     """
+    for name, value in (("max_cg_iter", max_cg_iter),
+                        ("max_linesearch_steps", max_linesearch_steps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"solver_params[{name!r}] must be an integer >= 1 for solver "
+                             f"'newton-cg', got {value!r}")
     return optax.chain(
         scale_by_newton_cg(max_cg_iter),
         scale_by_wolfe_linesearch(max_steps=max_linesearch_steps, unit_first_step=False),

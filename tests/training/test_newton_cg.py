@@ -155,3 +155,12 @@ def test_estimator_takes_newton_cg_as_scikit_learn_does():
     theirs = SkLogisticRegression(solver="newton-cg", C=0.5, tol=1e-10, max_iter=1000).fit(X, y)
     np.testing.assert_allclose(ours.coef_, theirs.coef_, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(ours.intercept_, theirs.intercept_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize(("name", "value"), [("max_cg_iter", 0), ("max_cg_iter", 2.5),
+                                             ("max_linesearch_steps", -1)])
+def test_bad_solver_params_are_refused_with_their_name(name, value):
+    X, y = _problem(m=40, n=3)
+    with pytest.raises(ValueError, match=rf"solver_params\['{name}'\] must be an integer >= 1 "
+                                         rf"for solver 'newton-cg', got {value}"):
+        jl.fit(X, y, solver="newton-cg", solver_params={name: value})
