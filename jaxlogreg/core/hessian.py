@@ -24,7 +24,8 @@ from jax.flatten_util import ravel_pytree
 
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import CooMatrix, SampleCsr
+from jaxlogreg.core.sample_csr import SampleCsr
+from jaxlogreg.core.sparse import CooMatrix
 
 
 def n_params(params: Params, fit_intercept: bool = True) -> int:
@@ -104,8 +105,10 @@ SQUARES_BLOCK = 1 << 16  # entries squared at a time: no temporary of nnz elemen
 def _sparse_column_squares(Xt: CooMatrix, s: Any, dtype: Any) -> jax.Array:
     """``Σ_i s_i x_ij²`` (n,) over Xt's entries, a block of :data:`SQUARES_BLOCK` at a time
     (the last block starts early and masks the entries already added); a
-    :class:`~jaxlogreg.core.sparse.SampleCsr` finds each entry's sample in its ``indptr``."""
+    :class:`~jaxlogreg.core.sample_csr.SampleCsr` finds each entry's sample in its ``indptr``."""
     n, nnz = Xt.shape[0], Xt.nnz
+    csr = isinstance(Xt, SampleCsr)  # read in its stored arrays, past their lead
+    data, row, lead = (Xt.stored_data, Xt.stored_row, Xt.lead) if csr else (Xt.data, Xt.row, 0)
     weighted = jnp.ndim(s) > 0
     s = jnp.asarray(s, dtype)
     block = min(nnz, SQUARES_BLOCK)
@@ -115,14 +118,13 @@ def _sparse_column_squares(Xt: CooMatrix, s: Any, dtype: Any) -> jax.Array:
     def add_block(k: jax.Array, total: jax.Array) -> jax.Array:
         start = jnp.minimum(k * block, nnz - block)
         entry = start + jnp.arange(block)
-        value = jax.lax.dynamic_slice(Xt.data, (start,), (block,)).astype(dtype)
+        value = jax.lax.dynamic_slice(data, (lead + start,), (block,)).astype(dtype)
         value = jnp.where(entry >= k * block, value * value, 0)
         if weighted:
-            sample = (jnp.searchsorted(Xt.indptr, entry, side="right") - 1
-                      if isinstance(Xt, SampleCsr)
+            sample = (jnp.searchsorted(Xt.indptr, entry, side="right") - 1 if csr
                       else jax.lax.dynamic_slice(Xt.col, (start,), (block,)))
             value = value * s[sample]
-        return total.at[jax.lax.dynamic_slice(Xt.row, (start,), (block,))].add(value)
+        return total.at[jax.lax.dynamic_slice(row, (lead + start,), (block,))].add(value)
 
     total = jax.lax.fori_loop(0, -(-nnz // block), add_block, jnp.zeros((n,), dtype))
     return total if weighted else total * s

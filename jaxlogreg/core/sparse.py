@@ -8,9 +8,9 @@ the two products of the backward pass are sums over the entries, O(nnz) whatever
     dw = Xᵀ dz   dw_j = Σ_{k: col_k = j} data_k · dz[row_k]    gather dz, segment sum over cols
 
 ``.T`` swaps ``row`` and ``col`` without copying, so on the training layout ``Xt`` (n, m)
-``dot(w, Xt)`` and ``dot(Xt, dz)`` are these sums (:class:`SampleCsr`: that ``Xt`` as X's CSR
-arrays). On the host :func:`as_csr` accepts every scipy.sparse format and JAX ``BCOO`` /
-``BCSR`` (docs/sparse.md); scipy's native code trusts the index arrays, so
+``dot(w, Xt)`` and ``dot(Xt, dz)`` are these sums (:mod:`jaxlogreg.core.sample_csr`: that
+``Xt`` as X's CSR arrays). On the host :func:`as_csr` accepts every scipy.sparse format and
+JAX ``BCOO`` / ``BCSR`` (docs/sparse.md); scipy's native code trusts the index arrays, so
 :func:`check_sparse` reads them, in the matrix's own format, first.
 """
 
@@ -25,8 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as sp
 from jax.experimental import sparse as jsparse
-
-from jaxlogreg.runtime.memory import aligned_copy
 
 MAX_INDEX = int(np.iinfo(np.int32).max)  # entries, rows and columns are int32 on the device
 
@@ -75,58 +73,24 @@ class CooMatrix:
         self._check_grows(shape)
         return dataclasses.replace(self, shape=tuple(shape))
 
+    def padded(self, nnz: int) -> CooMatrix:
+        """``nnz`` entries: zeros appended at the end of the sorted index (the order is kept)."""
+        pad = nnz - self.nnz
+        if pad == 0:
+            return self
+        xp = jnp if isinstance(self.data, jax.Array) else np
+        by_row = self.sorted_by == 0  # the padding goes last in the sorted index
+        row_fill, col_fill = (self.shape[0] - 1, 0) if by_row else (0, self.shape[1] - 1)
+        return dataclasses.replace(
+            self,
+            data=xp.concatenate([self.data, xp.zeros((pad,), self.data.dtype)]),
+            row=xp.concatenate([self.row, xp.full((pad,), row_fill, np.int32)]),
+            col=xp.concatenate([self.col, xp.full((pad,), col_fill, np.int32)]),
+        )
+
     def _check_grows(self, shape: tuple[int, int]) -> None:
         if shape[0] < self.shape[0] or shape[1] < self.shape[1]:
             raise ValueError(f"cannot shrink a sparse matrix of shape {self.shape} to {shape}")
-
-
-@jax.tree_util.register_pytree_node_class
-class SampleCsr(CooMatrix):
-    """Xt (n, m), sorted by sample, stored as X (m, n) in CSR: ``data`` and ``row`` (nnz,) (the
-    feature of each entry: X's ``indices``) and ``indptr`` (m + 1,) int32, sample i's entries
-    ``[indptr[i], indptr[i + 1])``, ``indptr[-1] == nnz``. No (nnz,) array of samples is
-    stored: ``col``, read by XLA's products and the transpose (a plain CooMatrix), is derived
-    from ``indptr`` there (:func:`sample_ids`). A pytree of ``data``, ``row`` and ``indptr``."""
-
-    def __init__(self, data: Any, row: Any, indptr: Any, shape: tuple[int, int]):
-        for name, value in zip(("data", "row", "indptr", "shape", "sorted_by"),
-                               (data, row, indptr, tuple(shape), 1), strict=True):
-            object.__setattr__(self, name, value)  # a frozen dataclass's fields
-
-    @property
-    def col(self) -> Any:
-        return sample_ids(self.indptr, self.nnz)
-
-    def __repr__(self) -> str:
-        return f"SampleCsr(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype})"
-
-    def tree_flatten(self) -> tuple[tuple[Any, Any, Any], tuple[int, int]]:
-        return (self.data, self.row, self.indptr), self.shape
-
-    @classmethod
-    def tree_unflatten(cls, shape: tuple[int, int], leaves: Any) -> SampleCsr:
-        return cls(*leaves, shape)
-
-    def astype(self, dtype: Any) -> SampleCsr:
-        return SampleCsr(self.data.astype(dtype), self.row, self.indptr, self.shape)
-
-    def reshape_to(self, shape: tuple[int, int]) -> SampleCsr:
-        """The same entries in a larger matrix: extra samples are empty rows of X."""
-        self._check_grows(shape)
-        indptr, extra = self.indptr, shape[1] - self.shape[1]
-        if extra:
-            xp = np if isinstance(indptr, np.ndarray) else jnp
-            indptr = xp.concatenate([indptr, xp.full((extra,), indptr[-1], np.int32)])
-        return SampleCsr(self.data, self.row, indptr, shape)
-
-
-def sample_ids(indptr: Any, nnz: int) -> Any:
-    """The row of CSR X of each of its ``nnz`` entries, int32: i repeated ``indptr[i + 1] -
-    indptr[i]`` times (NumPy for a NumPy ``indptr``, else JAX: inside jit a temporary)."""
-    if isinstance(indptr, np.ndarray):
-        return np.repeat(np.arange(indptr.shape[0] - 1, dtype=np.int32), np.diff(indptr))
-    return jnp.repeat(jnp.arange(indptr.shape[0] - 1, dtype=jnp.int32), jnp.diff(indptr),
-                      total_repeat_length=nnz)
 
 
 def _matvec(S: CooMatrix, B: jax.Array) -> jax.Array:
@@ -181,10 +145,12 @@ def _check_integers(arr: Any, what: str) -> np.ndarray:
 
 
 def check_compressed(
-    indptr: Any, indices: Any, n_values: int, major: int, minor: int, axes: tuple[str, str]
+    indptr: Any, indices: Any, n_values: int, major: int, minor: int, axes: tuple[str, str],
+    lead: int = 0,
 ) -> int:
-    """Check CSR-like arrays: ``indptr`` (major + 1,) from 0, non-decreasing, up to
-    ``nnz <= len(indices) == n_values``; ``indices[:nnz]`` in ``[0, minor)``. Returns nnz."""
+    """Check CSR-like arrays: ``indptr`` (major + 1,) from ``lead`` (stored entries before it
+    are not the matrix's), non-decreasing, up to ``nnz <= len(indices) == n_values``;
+    ``indices[lead:nnz]`` in ``[0, minor)``. Returns the end of the entries, ``indptr[-1]``."""
     indptr = _check_integers(indptr, "indptr")
     indices = _check_integers(indices, "indices")
     if indptr.shape[0] != major + 1:
@@ -193,8 +159,8 @@ def check_compressed(
     if indices.shape[0] != n_values:
         raise ValueError(f"indices and data must have one length, got {indices.shape[0]} "
                          f"and {n_values}")
-    if indptr[0] != 0:
-        raise ValueError(f"indptr must start at 0, got {indptr[0]}")
+    if indptr[0] != lead:
+        raise ValueError(f"indptr must start at {lead}, got {indptr[0]}")
     drops = indptr[1:] < indptr[:-1]
     if drops.any():
         i = int(np.argmax(drops))
@@ -204,8 +170,9 @@ def check_compressed(
     if nnz > indices.shape[0]:
         raise ValueError(f"indptr must end at most at the {indices.shape[0]} stored entries, "
                          f"got {nnz}")
-    k = _first_outside(indices[:nnz], minor)
+    k = _first_outside(indices[lead:nnz], minor)
     if k is not None:
+        k += lead
         at = int(np.searchsorted(indptr, k, "right")) - 1
         raise ValueError(f"{axes[1]} index {indices[k]} of entry {k} ({axes[0]} {at}) is "
                          f"outside [0, {minor})")
@@ -368,33 +335,3 @@ def coo_of_csr(X: sp.csr_array, dtype: Any, transpose: bool = False) -> CooMatri
     col = X.indices.astype(np.int32, copy=False)
     coo = CooMatrix(np.asarray(X.data, dtype), row, col, X.shape, 0)
     return coo.T if transpose else coo
-
-
-def sample_csr(X: sp.csr_array, dtype: Any) -> SampleCsr:
-    """Xᵀ (n, m) of a canonical CSR array as a :class:`SampleCsr` over X's own arrays: its
-    values in ``dtype``, its indices and ``indptr`` int32, each copied only to cast, into an
-    aligned array (``jax.device_put`` on a CPU then shares it: one copy, not two)."""
-    arrays = zip((X.data, X.indices, X.indptr), (dtype, np.int32, np.int32), strict=True)
-    cast = [a if a.dtype == to else aligned_copy(a, to) for a, to in arrays]
-    return SampleCsr(*cast, X.shape[::-1])
-
-
-def pad_entries(X: CooMatrix, nnz: int) -> CooMatrix:
-    """``nnz`` entries: zeros appended at the end of the sorted index (the order is kept); in
-    a :class:`SampleCsr` they are the last sample's."""
-    pad = nnz - X.nnz
-    if pad == 0:
-        return X
-    xp = jnp if isinstance(X.data, jax.Array) else np
-    if isinstance(X, SampleCsr):
-        return SampleCsr(xp.concatenate([X.data, xp.zeros((pad,), X.data.dtype)]),
-                         xp.concatenate([X.row, xp.zeros((pad,), np.int32)]),
-                         xp.concatenate([X.indptr[:-1], xp.full((1,), nnz, np.int32)]), X.shape)
-    by_row = X.sorted_by == 0  # the padding goes last in the sorted index
-    row_fill, col_fill = (X.shape[0] - 1, 0) if by_row else (0, X.shape[1] - 1)
-    return dataclasses.replace(
-        X,
-        data=xp.concatenate([X.data, xp.zeros((pad,), X.data.dtype)]),
-        row=xp.concatenate([X.row, xp.full((pad,), row_fill, np.int32)]),
-        col=xp.concatenate([X.col, xp.full((pad,), col_fill, np.int32)]),
-    )

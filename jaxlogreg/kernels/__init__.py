@@ -59,7 +59,7 @@ class Kernel:
         models=True)``: parameters, s and λ with a leading axis of models).
       layout: the X it takes: "features" (Xt (n, m), features-major, as training stores X)
         or "rows" (X (m, n), row-major, as the user gives it: no transposed copy), or "csr"
-        (sparse Xt with X's CSR row pointers, :class:`~jaxlogreg.core.sparse.SampleCsr`).
+        (sparse Xt with X's CSR row pointers, :class:`~jaxlogreg.core.sample_csr.SampleCsr`).
       hvp: H v at the parameters, ``(params, X, y, s, l2, v) -> Params`` with X in the same
         layout (:func:`jaxlogreg.core.hessian.hvp_t` is the reference), for Newton solvers;
         None where the kernel has none (those solvers then use ``hvp_t`` on features-major X).

@@ -9,7 +9,7 @@ contract): each row's z and the direction's ``u_i = x_i·v_w + v_b`` from one re
 
 Why: XLA's gradient on a :class:`~jaxlogreg.core.sparse.CooMatrix` gathers and segment-sums the
 entries twice, with intermediates of nnz. Training keeps sparse X as ``Xt``, a CooMatrix sorted
-by sample; for this kernel it is a :class:`~jaxlogreg.core.sparse.SampleCsr`, X's own CSR arrays
+by sample; for this kernel it is a :class:`~jaxlogreg.core.sample_csr.SampleCsr`, X's own CSR arrays
 (``indices = Xt.row``), which everything else still sees as a CooMatrix.
 :func:`csr_value_and_grad_t` is the kernel table's entry (:func:`csr_hvp_t` its H v); fits use
 it for sparse X on one CPU from :data:`MIN_SAMPLES` rows (:func:`supports`).
@@ -26,7 +26,8 @@ from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.hessian import hvp_t
 from jaxlogreg.core.loss import l2_penalty
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import CooMatrix, SampleCsr, check_compressed
+from jaxlogreg.core.sample_csr import SampleCsr
+from jaxlogreg.core.sparse import CooMatrix, check_compressed
 from jaxlogreg.kernels import native
 
 # Fewer rows stay with XLA's gradient: quick either way, and a first small fit never waits
@@ -50,9 +51,9 @@ def supports(n_classes: int, n_samples: int, dtype: Any) -> bool:
 
 def _check_x(params: Params, indptr: Any, indices: Any, data: Any, m: int) -> None:
     """The parameters and X (m, n) in CSR as the kernels read them: ValueError naming the
-    argument. Concrete index arrays are checked here too (indptr from 0, non-decreasing,
-    within the entries; indices in [0, n)); traced ones were checked at the fit's entry, and
-    the kernel checks them again."""
+    argument. Concrete index arrays are checked here too (indptr from 0 or above, as the
+    entries before its first are not read; non-decreasing, within the entries; indices in
+    [0, n)); traced ones were checked at the fit's entry, and the kernel checks them again."""
     w, b = params
     dtype = jnp.dtype(w.dtype)
     if dtype.name not in native.CSR_TARGETS or jnp.dtype(b.dtype) != dtype:
@@ -69,7 +70,8 @@ def _check_x(params: Params, indptr: Any, indices: Any, data: Any, m: int) -> No
             raise ValueError(f"{name} must be int32, got dtype {arr.dtype}")
     if not any(isinstance(a, jax.core.Tracer) for a in (indptr, indices, data)):
         try:
-            check_compressed(indptr, indices, data.shape[0], m, w.shape[0], ("row", "column"))
+            check_compressed(indptr, indices, data.shape[0], m, w.shape[0], ("row", "column"),
+                             lead=max(int(indptr.reshape(-1)[0]), 0) if indptr.size else 0)
         except ValueError as err:
             raise ValueError(f"X (CSR) has invalid sparse indices: {err}") from None
 
@@ -128,7 +130,7 @@ def _csr_of(Xt: Any) -> tuple[jax.Array, jax.Array, jax.Array] | None:
     """X = Xtᵀ as (indptr, indices, data), or None for a CooMatrix not sorted by sample.
     A dense Xt (n, m) is every entry of X stored (zeros too)."""
     if isinstance(Xt, SampleCsr):
-        return Xt.indptr, Xt.row, Xt.data
+        return Xt.csr_arrays()
     if isinstance(Xt, CooMatrix):
         if Xt.sorted_by != 1:
             return None
@@ -144,7 +146,7 @@ def csr_value_and_grad_t(
     params: Params, Xt: Any, y: Any, s: Any, l2: Any
 ) -> tuple[jax.Array, Params]:
     """The kernel table's contract ``(params, Xt (n, m), y, s, l2) -> (J, ∇J)`` through
-    :func:`csr_value_and_grad`: Xt a :class:`~jaxlogreg.core.sparse.SampleCsr` (as training
+    :func:`csr_value_and_grad`: Xt a :class:`~jaxlogreg.core.sample_csr.SampleCsr` (as training
     lays sparse X out), a CooMatrix sorted by sample (its indptr found by a search), or dense;
     a CooMatrix in another order takes XLA's gradient."""
     csr = _csr_of(Xt)

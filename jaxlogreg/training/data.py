@@ -29,7 +29,8 @@ from jaxlogreg import kernels
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.loss import dot
 from jaxlogreg.core.model import Params, accumulation_dtype
-from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr, pad_entries, sample_csr
+from jaxlogreg.core.sample_csr import sample_csr
+from jaxlogreg.core.sparse import MAX_INDEX, CooMatrix, coo_of_csr
 from jaxlogreg.runtime import compiler
 from jaxlogreg.training import host_layout
 from jaxlogreg.training import mesh as mesh_layout
@@ -148,7 +149,7 @@ def sparse_layout(
             f"X must be finite in {np.dtype(x_dtype)}, but {X.data[k]} in row {row} (0-based) "
             f"of {name} overflows it; use dtype='float64'"
         )
-    return pad_entries(Xt.reshape_to(shape), nnz)
+    return Xt.reshape_to(shape).padded(nnz)
 
 
 def entry_bucket(nnz: int, minimum: int) -> int:

@@ -194,7 +194,7 @@ def objective_value(params: Params, X: Any, y: Any, sample_weight: Any, l2: Any,
                     kernel: str = "xla", rows: bool = False) -> jax.Array:
     """J = f + λ₁ ||w||₁ at ``params`` over all the data, in one pass: on rows or for a kernel
     on CSR, the kernel's own value (XLA's objective on ``X.T`` copies X for the binary model;
-    on a :class:`~jaxlogreg.core.sparse.SampleCsr` it makes (nnz,) sample ids and products);
+    on a :class:`~jaxlogreg.core.sample_csr.SampleCsr` it makes (nnz,) sample ids and products);
     else :func:`~jaxlogreg.core.loss.objective_t`."""
     if not (rows or kernels.get(kernel).layout == "csr"):
         return objective_t(params, X, y, sample_weight, l2, l1)

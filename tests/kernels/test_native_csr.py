@@ -17,7 +17,8 @@ import scipy.sparse as sp
 from jaxlogreg.core.gradients import value_and_grad_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import coo_of_csr, sample_csr
+from jaxlogreg.core.sample_csr import sample_csr
+from jaxlogreg.core.sparse import coo_of_csr
 from jaxlogreg.kernels import native, native_build, native_csr
 
 needs_compiler = pytest.mark.skipif(
@@ -157,7 +158,8 @@ def _arrays(dtype="float64"):
                                          a["indices"]).astype(np.int32)),
      r"column index 6 of entry \d+ \(row \d+\) is outside \[0, 6\)"),
     (lambda a: a.update(indices=a["indices"] - 7), r"outside \[0, 6\)"),
-    (lambda a: a.update(indptr=a["indptr"][::-1].copy()), "indptr must start at 0"),
+    (lambda a: a.update(indptr=a["indptr"][::-1].copy()), "indptr must not decrease"),
+    (lambda a: a.update(indptr=a["indptr"] - 1), "indptr must start at 0, got -1"),
     (lambda a: a.update(indptr=np.concatenate([a["indptr"][:-1], [a["indptr"][-1] + 5]])
                         .astype(np.int32)), "indptr must end at most"),
     (lambda a: a.update(indices=a["indices"].astype(np.int64)), "indices must be int32"),

@@ -17,7 +17,8 @@ from jaxlogreg import kernels
 from jaxlogreg.core.hessian import hvp_t
 from jaxlogreg.core.loss import example_scale, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import coo_of_csr, sample_csr
+from jaxlogreg.core.sample_csr import sample_csr
+from jaxlogreg.core.sparse import coo_of_csr
 from jaxlogreg.kernels import native, native_build, native_csr
 
 needs_compiler = pytest.mark.skipif(
@@ -185,7 +186,8 @@ def _max_to(arrays, value):
 @pytest.mark.parametrize(("change", "match"), [
     (lambda a: a.update(indices=_max_to(a, 6)),
      r"column index 6 of entry \d+ \(row \d+\) is outside \[0, 6\)"),
-    (lambda a: a.update(indptr=a["indptr"][::-1].copy()), "indptr must start at 0"),
+    (lambda a: a.update(indptr=a["indptr"][::-1].copy()), "indptr must not decrease"),
+    (lambda a: a.update(indptr=a["indptr"] - 1), "indptr must start at 0, got -1"),
     (lambda a: a.update(indptr=_swapped(a["indptr"])), "indptr must not decrease"),
     (lambda a: a.update(indices=a["indices"].astype(np.int64)), "indices must be int32"),
     (lambda a: a.update(data=a["data"].astype(np.float32)), "data must be .* float64"),

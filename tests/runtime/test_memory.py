@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import gc
+import mmap
+
+import jax
 import numpy as np
 import pytest
 
@@ -51,3 +55,56 @@ def test_loaded_x_is_used_in_place(tmp_path):
     np.save(tmp_path / "y.npy", rng.integers(0, 2, 50))
     data = load_npy(tmp_path / "X.npy", tmp_path / "y.npy")
     assert _kept_as_is(data.X)
+
+
+def _pages(n: int) -> np.ndarray:
+    """``n`` fresh pages of bytes, starting on a page boundary (an anonymous mapping)."""
+    return np.frombuffer(mmap.mmap(-1, n * memory.PAGE), np.uint8)
+
+
+@pytest.mark.parametrize("offset", [0, 16, 48])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.float64])
+def test_view_with_lead_starts_on_the_boundary_before_the_array(offset, dtype):
+    raw = memory.aligned_empty(4096, np.uint8)
+    a = raw[offset:offset + 800].view(dtype)
+    a[:] = np.arange(a.shape[0])
+    lead = memory.lead_to_alignment(a)
+    assert lead == offset // np.dtype(dtype).itemsize
+    view = memory.view_with_lead(a, lead)
+    assert memory.is_aligned(view) and (view is a if lead == 0 else not view.flags.writeable)
+    assert view.shape == (a.shape[0] + lead,) and view[lead:].ctypes.data == a.ctypes.data
+    np.testing.assert_array_equal(view[lead:], a)
+
+
+def test_view_with_lead_keeps_within_the_array_first_page():
+    pages = _pages(3)
+    a = pages[memory.PAGE + 16:memory.PAGE + 816].view(np.float64)
+    assert memory.view_with_lead(a, 2).ctypes.data % memory.PAGE == 0  # the page's first byte
+    assert memory.view_with_lead(a, 10) is None  # aligned, but in the page before a's
+    assert memory.view_with_lead(a, 1) is None  # not on a boundary
+
+
+def test_view_with_lead_refuses_what_it_cannot_extend():
+    raw = memory.aligned_empty(4096, np.uint8)
+    assert memory.view_with_lead(raw[16:816].view(np.float32)[::2], 4) is None
+    assert memory.view_with_lead(raw[16:816].view(np.float32).reshape(20, 10), 4) is None
+    assert memory.view_with_lead(raw[16:16].view(np.float32), 4) is None
+    assert memory.lead_to_alignment(raw[2:10].view(np.uint16)) == 1
+    assert memory.lead_to_alignment(raw[2:10].view(np.int32)) is None
+
+
+def test_the_view_keeps_the_array_alive_and_the_device_shares_it():
+    a = memory.aligned_empty(1 << 20, np.uint8)[16:].view(np.float32)
+    a[:] = 3.0
+    view = memory.view_with_lead(a, 4)
+    del a
+    gc.collect()
+    assert float(view[4:].sum()) == 3.0 * ((1 << 20) - 16) // 4
+    if jax.default_backend() == "cpu":
+        assert jax.device_put(view).unsafe_buffer_pointer() == view.ctypes.data
+
+
+def test_aligned_copy_after_a_lead_of_zeros():
+    out = memory.aligned_copy(np.array([1.5, -2.0, 3.0]), np.float32, lead=5)
+    assert memory.is_aligned(out) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, [0, 0, 0, 0, 0, 1.5, -2.0, 3.0])

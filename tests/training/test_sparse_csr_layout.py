@@ -1,6 +1,6 @@
 """Sparse X for a kernel on CSR (``Kernel.layout == "csr"``) trains as X's own CSR arrays.
 
-The layout is a :class:`~jaxlogreg.core.sparse.SampleCsr`: ``data``, ``row`` (X's indices) and
+The layout is a :class:`~jaxlogreg.core.sample_csr.SampleCsr`: ``data``, ``row`` (X's indices) and
 ``indptr``, no (nnz,) array of sample ids (XLA paths derive them from ``indptr``), no copy of
 X's arrays on the host when they are already in the fit's dtypes. The L2 loop on it makes no
 (nnz,) array at all; L1, autodiff and padded fits on it equal the XLA ones.
@@ -17,11 +17,13 @@ import pytest
 import scipy.sparse as sp
 
 import jaxlogreg as jl
+from jaxlogreg.core.hessian import diagonal_bound_t, hvp_t
 from jaxlogreg.core.loss import dot, objective_t
 from jaxlogreg.core.model import Params
-from jaxlogreg.core.sparse import SampleCsr, coo_of_csr, pad_entries
+from jaxlogreg.core.sample_csr import SampleCsr
+from jaxlogreg.core.sparse import coo_of_csr
 from jaxlogreg.kernels import native, native_build, native_csr
-from jaxlogreg.runtime.memory import is_aligned
+from jaxlogreg.runtime.memory import aligned_empty, is_aligned
 from jaxlogreg.training import loop, pipeline
 from jaxlogreg.training.data import device_data, sparse_layout
 from jaxlogreg.training.problem import validate
@@ -58,25 +60,87 @@ def csr_kernel_for_small_fits(monkeypatch):
     monkeypatch.setattr(native_csr, "MIN_SAMPLES", 1)
 
 
-def test_the_layout_is_x_own_arrays_and_derives_the_samples():
-    X, _ = _problem()
+def _at_offset(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of 1-D ``a`` whose data start ``offset`` bytes past a 64-byte boundary (NumPy's
+    large arrays start 16 bytes past one); the bytes before it are 0xff (NaN as a float, -1
+    as an index)."""
+    raw = aligned_empty(a.nbytes + 64, np.uint8)
+    raw[:] = 0xFF
+    out = raw[offset:offset + a.nbytes].view(a.dtype)
+    out[:] = a
+    return out
+
+
+def _x_at(offsets: tuple[int, int], dtype=np.float32) -> sp.csr_array:
+    X, _ = _problem(dtype=dtype)
+    X.data, X.indices = _at_offset(X.data, offsets[0]), _at_offset(X.indices, offsets[1])
+    return X  # (scipy's constructor would copy the arrays)
+
+
+@pytest.mark.parametrize("offset", [0, 16, 48])
+def test_the_layout_is_x_own_arrays_and_the_device_shares_them(offset):
+    X = _x_at((offset, offset))
     Xt = sparse_layout(X, np.float32, X.shape[::-1], X.nnz, csr=True)
-    assert isinstance(Xt, SampleCsr) and Xt.shape == X.shape[::-1]
+    assert isinstance(Xt, SampleCsr) and Xt.shape == X.shape[::-1] and Xt.lead == offset // 4
     assert len(jax.tree.leaves(Xt)) == 3  # data, row, indptr: no (nnz,) sample ids
     for mine, theirs in ((Xt.data, X.data), (Xt.row, X.indices), (Xt.indptr, X.indptr)):
         assert np.shares_memory(mine, theirs)  # used in place, not copied
+        np.testing.assert_array_equal(mine, theirs)
+    assert is_aligned(Xt.stored_data) and is_aligned(Xt.stored_row)
     np.testing.assert_array_equal(Xt.col, coo_of_csr(X, np.float32, transpose=True).col)
-    X64 = X.astype(np.float64)
+    if jax.default_backend() == "cpu":  # the device uses X's arrays: no copy of X
+        for leaf in jax.tree.leaves(Xt)[:2]:
+            assert jax.device_put(leaf).unsafe_buffer_pointer() == leaf.ctypes.data
+
+
+def test_the_layout_copies_only_what_it_must():
+    X = _x_at((48, 16))  # data and indices at different offsets: one lead cannot serve both
+    Xt = sparse_layout(X, np.float32, X.shape[::-1], X.nnz, csr=True)
+    assert Xt.lead == 4 and np.shares_memory(Xt.row, X.indices)
+    assert not np.shares_memory(Xt.data, X.data) and is_aligned(Xt.stored_data)
+    np.testing.assert_array_equal(Xt.data, X.data)
+    X64 = _x_at((16, 16), np.float64)
     cast = sparse_layout(X64, np.float32, X.shape[::-1], X.nnz, csr=True)  # copies data only
     assert cast.data.dtype == np.float32 and np.shares_memory(cast.row, X64.indices)
-    assert is_aligned(cast.data)  # the cast copy is the one the device uses, on a CPU
-    if jax.default_backend() == "cpu":
-        assert jax.device_put(cast.data).unsafe_buffer_pointer() == cast.data.ctypes.data
+    assert is_aligned(cast.stored_data)  # the cast copy is the one the device uses, on a CPU
+    np.testing.assert_array_equal(cast.data, X64.data.astype(np.float32))
+
+
+@needs_compiler
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kernels_read_a_layout_with_a_lead_as_x(weighted):
+    """The kernels on CSR, the objective and the preconditioner's column squares on a layout
+    whose arrays start before X's (a lead of entries that are not X's) equal those on X's
+    entries laid out without one (XLA's COO products)."""
+    X = _x_at((32, 16), np.float64)  # both shared from 4 entries before (NaN, at index -1)
+    Xt = sparse_layout(X, np.float64, X.shape[::-1], X.nnz, csr=True)
+    coo = coo_of_csr(X, np.float64, transpose=True)
+    assert Xt.lead == 4 and np.isnan(Xt.stored_data[:4]).all() and (Xt.stored_row[:4] < 0).all()
+    rng = np.random.default_rng(1)
+    m, n = X.shape
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    with jax.enable_x64(True):
+        params = Params(jnp.asarray(rng.normal(size=n)), jnp.asarray(0.3))
+        v = Params(jnp.asarray(rng.normal(size=n)), jnp.asarray(-0.2))
+        y = jnp.asarray(rng.integers(0, 2, m), jnp.float64)
+        s = jnp.asarray(rng.uniform(0.5, 2, m)) if weighted else jnp.asarray(1.0 / m)
+        args = (params, jax.device_put(Xt), y, s, 0.1)
+        J, g = jax.jit(native_csr.csr_value_and_grad_t)(*args)
+        J_ref, g_ref = native_csr.csr_value_and_grad_t(params, coo, y, s, 0.1)
+        np.testing.assert_allclose(J, J_ref, **tol)
+        np.testing.assert_allclose(g.w, g_ref.w, **tol)
+        hv = jax.jit(native_csr.csr_hvp_t)(*args, v)
+        np.testing.assert_allclose(hv.w, hvp_t(params, coo, y, s, 0.1, v).w, **tol)
+        bound = jax.jit(diagonal_bound_t)(params, jax.device_put(Xt), s, 0.1)
+        np.testing.assert_allclose(bound.w, diagonal_bound_t(params, coo, s, 0.1).w, **tol)
+        J_concrete = native_csr.csr_value_and_grad_t(params, Xt, y, s, 0.1)[0]
+        np.testing.assert_allclose(J_concrete, J_ref, **tol)  # checked from the lead, then C
+
 
 
 def test_padded_layout_gives_the_products_of_x_inside_jit():
     X, _ = _problem(m=37, n=11)
-    Xt = pad_entries(sparse_layout(X, np.float32, (16, 64), X.nnz, csr=True), 256)
+    Xt = sparse_layout(X, np.float32, (16, 64), X.nnz, csr=True).padded(256)
     assert Xt.indptr.shape == (65,) and Xt.indptr[-1] == Xt.nnz == 256
     dense = np.zeros((16, 64))
     dense[:11, :37] = X.toarray().T
