@@ -263,3 +263,28 @@ def test_sparse(tmp_path):
     assert len(l1_names) == 6 and all(name.startswith("L1 λ=") for name in l1_names)
     assert {name.rsplit(") ", 1)[1] for name in l1_names} == {
         "steady time", "objective", "peak memory"}
+
+
+def test_sparse_l1_reference_is_skglm_at_the_solution():
+    """The L1 speed reference is the fastest skglm fit at the best J with the support of
+    skglm's tightest fit; a looser fit with another support had not reached the solution."""
+    from benchmarks import sparse
+
+    def row(library, tol, seconds, J, w):
+        return {"solver": library, "tol": tol, "steady_s": seconds, "objective": J,
+                "w": np.asarray(w, float)}
+
+    fits = [("jaxlogreg", "working_set"), ("skglm", "a"), ("skglm", "b"), ("sklearn", "c")]
+    ours = row("jaxlogreg", 1e-7, 1.0, 0.5, [1, 0, 2])
+    tight = row("skglm", 1e-10, 9.0, 0.5 + 1e-12, [1, 0, 2])
+    liblinear = row("sklearn", 1e-8, 0.5, 0.5, [1, 0, 2])
+    loose_other_support = row("skglm", 1e-8, 3.0, 0.5 + 1e-10, [1, 1e-3, 2])
+    group = [ours, loose_other_support, tight, liblinear]
+    assert sparse._reference(group, fits, "l1", 0.5) is tight
+    loose_same_support = row("skglm", 1e-8, 3.0, 0.5 + 1e-10, [1, 0, 2.001])
+    group = [ours, loose_same_support, tight, liblinear]
+    assert sparse._reference(group, fits, "l1", 0.5) is loose_same_support
+    loose_above = row("skglm", 1e-8, 3.0, 0.5 * (1 + 1e-5), [1, 0, 2])
+    group = [ours, loose_above, tight, liblinear]
+    assert sparse._reference(group, fits, "l1", 0.5) is tight
+    assert sparse._reference([ours, liblinear], [fits[0], fits[3]], "l1", 0.5) is liblinear
