@@ -142,7 +142,7 @@ def coo(n: int, m: int, nnz: int) -> CooMatrix:
                      (n, m), 1)
 
 
-@pytest.mark.parametrize("solver", ["lbfgs", "gd"])
+@pytest.mark.parametrize("solver", ["lbfgs", "gd", "newton-cg"])
 def test_the_sparse_loop_lowers(solver):
     n = 10_000  # wide, as sparse data are
     assert gpu_kernel(n, M, 2, "float32", "float32", sparse=True) == "xla"
