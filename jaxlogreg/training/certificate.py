@@ -15,17 +15,21 @@ making ``Σ s P̃ = Σ s Y`` (softmax: then moved onto those masses exactly, :fu
 absent classes get P̃ = 0; δ = 0 without intercept),
 ``t = min(1, λ₁ / ||Xᵀ s(Y - P̃)||_∞)`` when λ₂ = 0 (else 1), ``A = (1 - t) Y + t P̃``: at the
 optimum R is the residual and the gap is 0. Cost: one product XᵀR and O(mK²). Written with
-``jax.numpy``: inside a jitted loop, or eagerly on host arrays.
+``jax.numpy``: inside a jitted loop, or eagerly on host arrays; the binary gap also in NumPy
+(:func:`host_binary_gap`) for the host solvers, which then pay no dispatch and no compilation
+per shape of X.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.special
 from jax.scipy.special import xlogy
 
 from jaxlogreg.core.loss import (
@@ -176,3 +180,66 @@ def duality_gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, l1: Any,
         return _softmax_gap(z, y, s, w, Y, p, rmatvec(residual), l1, l2)
     p, residual = _dual_residual(z, y, s, fit_intercept)
     return _gap(z, y, s, w, p, rmatvec(residual), l1, l2)
+
+
+def _host_dot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.einsum("i,i->", a, b))  # NumPy's loop: no threaded BLAS call per product
+
+
+def host_intercept_shift(z: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
+    """:func:`intercept_shift` in NumPy float64: the same Newton steps from 0, stopping rule
+    and bound on their number."""
+    target, total = _host_dot(s, y), float(np.sum(s))
+    if not 0 < target < total:
+        return 0.0
+    close, delta = float(np.sqrt(np.finfo(np.float64).eps)), 0.0
+    for _ in range(SHIFT_STEPS):
+        p = scipy.special.expit(z + delta)
+        slope = _host_dot(s, p * (1 - p))
+        move = (_host_dot(s, p) - target) / slope if slope > 0 else 0.0
+        delta -= move
+        if abs(move) <= close * (1 + abs(delta)):
+            break
+    return delta
+
+
+class HostDualPoint(NamedTuple):
+    """The binary dual point at logits z, which the gap at any (w, λ₁, λ₂) with these logits
+    reuses (a path's next penalty): ``loss = Σ s ℓ(z)``, p̃ (m,) and ``v = Xᵀ s(y - p̃)`` (n,)."""
+
+    z: np.ndarray
+    loss: float
+    p: np.ndarray
+    v: np.ndarray
+
+
+def host_dual_point(z: np.ndarray, y: np.ndarray, s: np.ndarray, fit_intercept: bool,
+                    rmatvec: Callable[[np.ndarray], np.ndarray]) -> HostDualPoint:
+    """:class:`HostDualPoint` of binary logits z (m,), y in {0, 1}, s (m,) summing to 1 (the
+    dual point of :func:`duality_gap`): one product Xᵀu."""
+    p = scipy.special.expit(z + host_intercept_shift(z, y, s) if fit_intercept else z)
+    v = np.asarray(rmatvec(s * (y - p)), np.float64)
+    return HostDualPoint(z, _host_dot(s, np.logaddexp(0.0, (1 - 2 * y) * z)), p, v)
+
+
+def host_gap_at(point: HostDualPoint, y: np.ndarray, s: np.ndarray, w: np.ndarray, l1: float,
+                l2: float) -> tuple[float, float, np.ndarray]:
+    """(J, gap, ∇f) of :func:`duality_gap` at w (n,) whose logits are ``point.z``: O(m + n)."""
+    primal = (point.loss + (0.0 if l1 == 0 else l1 * float(np.sum(np.abs(w))))
+              + (0.0 if l2 == 0 else 0.5 * l2 * _host_dot(w, w)))
+    v = point.v
+    top = float(np.max(np.abs(v), initial=0.0))
+    t = l1 / top if l2 == 0 and top > l1 else 1.0
+    a = (1 - t) * y + t * point.p
+    entropy = _host_dot(s, scipy.special.xlogy(a, a) + scipy.special.xlogy(1 - a, 1 - a))
+    excess = np.maximum(np.abs(t * v) - l1, 0.0)
+    conjugate = _host_dot(excess, excess) / (2 * l2) if l2 > 0 else 0.0
+    return primal, max(primal - (-entropy - conjugate), 0.0), l2 * w - v
+
+
+def host_binary_gap(z: np.ndarray, y: np.ndarray, s: np.ndarray, w: np.ndarray, l1: float,
+                    l2: float, fit_intercept: bool, rmatvec: Callable[[np.ndarray], np.ndarray]
+                    ) -> tuple[float, float, np.ndarray]:
+    """:func:`duality_gap` of a binary model in NumPy float64 (z (m,), y in {0, 1}, s (m,)
+    summing to 1, w (n,)): the same dual point, bound and ``∇f = λ₂ w - Xᵀ s(y - p̃)``."""
+    return host_gap_at(host_dual_point(z, y, s, fit_intercept, rmatvec), y, s, w, l1, l2)

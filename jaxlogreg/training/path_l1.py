@@ -5,13 +5,15 @@ For fold f and L1 share r, the model of each C minimises on the fold's training 
     J(w, b) = Σ s_i L_i / Σ s_i + λ₁ ||w||₁ + λ₂/2 ||w||²,  λ₁ = r / (C Σ s), λ₂ = (1 - r) / (C Σ s)
 
 (scikit-learn's ``C Σ s L + r ||w||₁ + (1 - r)/2 ||w||²``). The Cs of a (fold, r) are fitted from
-the largest penalty down, each from the previous solution (warm start). Where λ₁ >= λ_max =
+the largest penalty down, each from the previous solution (warm start; binary: in float64 with
+its dual point, the first working set screened by the strong rule). Where λ₁ >= λ_max =
 max|∇_w f(0, b*)| (b* the intercept-only optimum) the optimum is w = 0 exactly: it is set, not
 solved. Models with an L1 part go to :func:`~.working_set.solve` (binary) or
 :func:`~.working_set_softmax.solve` (K > 2 classes, with the native library): working sets, a
 certified duality gap ``<= tol · J``, exact zeros, on the fold's host X laid out once; the others
 (r = 0, C = inf; softmax without the library) to the fit pipeline, solver "proximal" with an L1
-part (as scikit-learn's saga), "lbfgs" without. Each fold's rows are sliced out once.
+part (as scikit-learn's saga), "lbfgs" without. Each fold's rows are sliced out once, one fold
+at a time.
 """
 
 from __future__ import annotations
@@ -82,20 +84,28 @@ def check_l1_ratios(penalty: Any, l1_ratios: Any) -> np.ndarray | None:
     return np.asarray(values, np.float64)
 
 
+def fold_weight_sum(problem: Problem, rows: np.ndarray) -> float:
+    """The penalty's ``Σ s`` on ``rows`` (:func:`fold_problem`'s), without copying X;
+    ValueError when those rows all weigh 0."""
+    if problem.weights is None:
+        return float(rows.size)
+    weights = problem.weights[rows]
+    if not float(weights.max(initial=0.0)) > 0:
+        raise ValueError("every fold needs training rows of positive weight, got a fold whose "
+                         f"{rows.size} training rows all weigh 0")
+    return float(weights.sum()) * (problem.weight_sum / float(problem.weights.sum()))
+
+
 def fold_problem(problem: Problem, rows: np.ndarray) -> Problem:
     """The problem on ``rows`` only (a copy of those rows of X): weights relative to the fold's
     largest, their true sum beside (the penalty's ``Σ s`` is the fold's)."""
     X = problem.X[rows] if sp.issparse(problem.X) else np.asarray(problem.X)[rows]
+    weight_sum = fold_weight_sum(problem, rows)
     if problem.weights is None:
-        return dataclasses.replace(problem, X=X, y=problem.y[rows], weight_sum=float(rows.size))
-    unit = problem.weight_sum / float(problem.weights.sum())
+        return dataclasses.replace(problem, X=X, y=problem.y[rows], weight_sum=weight_sum)
     weights = problem.weights[rows]
-    largest = float(weights.max(initial=0.0))
-    if not largest > 0:
-        raise ValueError("every fold needs training rows of positive weight, got a fold whose "
-                         f"{rows.size} training rows all weigh 0")
-    return dataclasses.replace(problem, X=X, y=problem.y[rows], weights=weights / largest,
-                               weight_sum=float(weights.sum()) * unit)
+    return dataclasses.replace(problem, X=X, y=problem.y[rows], weights=weights / weights.max(),
+                               weight_sum=weight_sum)
 
 
 def _normalised_weights(problem: Problem) -> np.ndarray:
@@ -104,10 +114,12 @@ def _normalised_weights(problem: Problem) -> np.ndarray:
     return s / s.sum()
 
 
-def null_model(problem: Problem, fit_intercept: bool) -> tuple[Params, float, float] | None:
+def null_model(problem: Problem, fit_intercept: bool, rmatvec: Any = None
+               ) -> tuple[Params, float, float] | None:
     """The optimum with w = 0 (b* the intercept-only optimum, 0 without intercept), its J
     without penalty, and λ_max = max|∇_w f(0, b*)|: the smallest λ₁ whose optimum is w = 0.
-    None when b* is infinite (a class has no weight on these rows)."""
+    None when b* is infinite (a class has no weight on these rows). ``rmatvec(U) = XᵀU``
+    (None: SciPy's or NumPy's product)."""
     s, y, K = _normalised_weights(problem), problem.y, problem.n_classes
     n = problem.X.shape[1]
     Y = np.eye(K)[y] if K > 2 else y[:, None].astype(np.float64)  # (m, K) or (m, 1)
@@ -125,7 +137,7 @@ def null_model(problem: Problem, fit_intercept: bool) -> tuple[Params, float, fl
         loss = float(logsumexp(b) - s @ (Y @ b))
         params = Params(np.zeros((n, K)), b)
     residual = s[:, None] * (p[None, :] - Y)
-    grad = np.asarray(problem.X.T @ residual)
+    grad = np.asarray(problem.X.T @ residual if rmatvec is None else rmatvec(residual))
     return params, loss, float(np.max(np.abs(grad), initial=0.0))
 
 
@@ -151,25 +163,23 @@ class _Fold:
                  grad: str):
         self.problem, self.fit_intercept, self.tol, self.max_iter = (problem, fit_intercept,
                                                                      tol, max_iter)
-        self.grad, self._data, self._host = grad, None, None
-        self.null = null_model(problem, fit_intercept)
+        self.grad, self._data, self._host = grad, None, HostX.of(problem.X)
+        self._last: working_set.Result | None = None  # the last model, if a binary solve's
+        self.null = null_model(problem, fit_intercept, self._host.rmatvec)
         self.dtype = np.dtype(accumulation_dtype(problem.dtype))
 
-    def fit(self, C: float, ratio: float, l1: float, l2: float, start: Params | None
-            ) -> tuple[Params, float, int, bool]:
-        """(params, J, iterations, converged) of the model at (C, ratio) from ``start``."""
+    def fit(self, C: float, ratio: float, l1: float, l2: float, start: Params | None,
+            l1_start: float | None = None) -> tuple[Params, float, int, bool]:
+        """(params, J, iterations, converged) of the model at (C, ratio) from ``start``;
+        ``l1_start``: start is the optimum at that λ₁ (the path's previous model), which
+        screens the first working set (binary: :func:`~.working_set.strong_rule`)."""
+        last, self._last = self._last, None
         if self.null is not None and l1 > 0 and l1 >= self.null[2]:
             params, loss, _ = self.null
             return self._cast(params), loss, 0, True
         p = self.problem
-        if l1 > 0 and self._host is None:
-            self._host = HostX.of(p.X)
         if p.n_classes == 2 and l1 > 0:
-            w0, b0 = (None, 0.0) if start is None else (start.w, float(start.b))
-            r = working_set.solve(self._host, p.y, p.weights, l1, l2,
-                                  fit_intercept=self.fit_intercept, tol=self.tol,
-                                  max_iter=self.max_iter, w0=w0, b0=b0)
-            return self._cast(Params(r.w, r.b)), r.objective, r.rounds, r.status == "converged"
+            return self._fit_binary(l1, l2, start, l1_start, last)
         if l1 > 0 and self._host.use_native:
             W0, b0 = (None, None) if start is None else (start.w, start.b)
             r = working_set_softmax.solve(self._host, p.y, p.weights, l1, l2,
@@ -183,6 +193,26 @@ class _Fold:
                                   p.dtype, self.grad)
         result = run_fit(self._data, config, init_params=start)
         return self._cast(result.params), result.loss, result.n_iter, result.converged
+
+    def _fit_binary(self, l1: float, l2: float, start: Params | None, l1_start: float | None,
+                    last: working_set.Result | None) -> tuple[Params, float, int, bool]:
+        """:meth:`fit` by :func:`~.working_set.solve`; on a path (``l1_start``), from the last
+        model in float64 and its dual point (``last``, when it was solved)."""
+        p, w0, b0, dual0 = self.problem, None, 0.0, None
+        if start is None:
+            l1_start = None
+        elif l1_start is not None and last is not None:
+            w0, b0, dual0 = last.w, last.b, last.dual
+        else:
+            w0, b0 = start.w, float(start.b)
+        if l1_start is not None and self.null is not None:  # w = 0 is optimal down to λ_max
+            l1_start = min(l1_start, self.null[2])
+        r = working_set.solve(self._host, p.y, p.weights, l1, l2,
+                              fit_intercept=self.fit_intercept, tol=self.tol,
+                              max_iter=self.max_iter, w0=w0, b0=b0, l1_start=l1_start,
+                              dual0=dual0)
+        self._last = r
+        return self._cast(Params(r.w, r.b)), r.objective, r.rounds, r.status == "converged"
 
     def _cast(self, params: Params) -> Params:
         return Params(np.asarray(params.w, self.dtype), np.asarray(params.b, self.dtype))
@@ -205,27 +235,29 @@ def l1_path_of(problem: Problem, Cs: np.ndarray, l1_ratios: np.ndarray, masks: n
     max_iter = v.check_int_at_least(max_iter, "max_iter", 1, MAX_ITER_LIMIT)
     v.check_choice(grad, "grad", ("manual", "autodiff"))
     folds = [np.flatnonzero(mask) for mask in masks]
-    everything = masks.shape[1]
-    problems = [problem if rows.size == everything else fold_problem(problem, rows)
-                for rows in folds]
-    weight_sums = np.array([p.weight_sum for p in problems])
+    everything = masks.shape[1]  # a fold of every row is the problem itself
+    weight_sums = np.array([problem.weight_sum if rows.size == everything else
+                            fold_weight_sum(problem, rows) for rows in folds])
     l1, l2 = _strengths(Cs, l1_ratios, weight_sums)
     check_penalty(l1 + l2, np.broadcast_to(Cs[None, :, None], l1.shape), problem.weight_sum,
                   problem.dtype)
     F, C, R = l1.shape
     order = np.argsort(Cs, kind="stable")  # the largest penalty first
     fitted: list[list[list[Any]]] = [[[None] * R for _ in range(C)] for _ in range(F)]
-    for f, fold_data in enumerate(problems):
+    for f, rows in enumerate(folds):  # one fold's copy of X at a time
+        fold_data = problem if rows.size == everything else fold_problem(problem, rows)
         fold = _Fold(fold_data, fit_intercept, tol, max_iter, grad)
         for r, ratio in enumerate(l1_ratios):
-            start = None
+            start, l1_start = None, None
             for c in order:
-                fitted[f][c][r] = fold.fit(Cs[c], ratio, l1[f, c, r], l2[f, c, r], start)
-                start = fitted[f][c][r][0]
+                fitted[f][c][r] = fold.fit(Cs[c], ratio, l1[f, c, r], l2[f, c, r], start,
+                                           l1_start)
+                start, l1_start = fitted[f][c][r][0], l1[f, c, r]
             if verbose:
                 nonzero = int(np.count_nonzero(start.w))
                 print(f"L1 path: fold {f + 1}/{F}, l1_ratio={ratio:g}: {C} Cs, "
                       f"{nonzero} non-zero weights at C={Cs[order[-1]]:g}", file=sys.stderr)
+        del fold, fold_data  # released before the next fold's rows are copied
     return _collect(fitted, Cs, l1_ratios, l1, l2)
 
 

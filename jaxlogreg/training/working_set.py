@@ -3,8 +3,9 @@
 Minimises ``J(w, b) = Σ_i s_i L_i + λ₁ ||w||₁ + λ₂/2 ||w||²`` (``Σ s = 1``, b unpenalised) as
 skglm and celer do: solve on a working set W (the support plus the features whose gradient
 violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
-only), then check every feature. Each subproblem is solved by proximal Newton whose quadratic
-model is minimised by coordinate descent on X_W's columns, in C
+only, every feature from ``FULL_SHARE`` of them), then check every feature. Each subproblem
+is solved by proximal Newton whose quadratic model is minimised by coordinate descent on
+X_W's columns, in C
 (:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, one W's at
 a time; Anderson-extrapolated sweeps). Each subproblem is solved to a share of
 the KKT violation, or to what the gap needs (:meth:`Rounds.inner_tol`) once W holds every
@@ -33,6 +34,7 @@ from jaxlogreg.training.proximal import DECREASE_SLACK_ULPS
 from jaxlogreg.training.settings import TrainConfig
 
 P0 = 16  # the smallest working set
+FULL_SHARE = 0.75  # a working set of this share of the features holds them all
 MAX_DENSE_HESSIAN = 4096  # |W| + 1 unknowns, at most, without the native library: (|W| + 1)²
 MAX_NEWTON = 50  # proximal Newton steps per working set
 MAX_EPOCHS = 500  # coordinate-descent epochs per Newton step
@@ -58,6 +60,7 @@ class Result(NamedTuple):
     objective: float
     rounds: int
     history: np.ndarray  # J at the start of each round
+    dual: certificate.HostDualPoint | None = None  # at (w, b): a path's next solve starts there
 
 
 class Rounds:
@@ -117,9 +120,14 @@ def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: Any, l1:
                 ) -> tuple[float, float, np.ndarray]:
     """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense,
     SciPy or :class:`HostX`), in float64: ``gap >= J - J*``; binary (w (n,), b, y 0/1) or
-    softmax (W (n, K), b (K,), y class indices); ``z = X w + b`` when not given."""
+    softmax (W (n, K), b (K,), y class indices); ``z = X w + b`` when not given. Binary: in
+    NumPy (:func:`~jaxlogreg.training.certificate.host_binary_gap`)."""
     host = X if isinstance(X, HostX) else HostX.of(X)
     z = host.matvec(w, b) if z is None else z
+    if np.ndim(w) == 1:
+        return certificate.host_binary_gap(np.asarray(z, np.float64), np.asarray(y, np.float64),
+                                           np.asarray(s, np.float64), np.asarray(w, np.float64),
+                                           float(l1), float(l2), fit_intercept, host.rmatvec)
     with jax.enable_x64(True):
         J, gap, grad = certificate.duality_gap(z, y, s, w, l1, l2, fit_intercept,
                                                lambda u: host.rmatvec(np.asarray(u)))
@@ -264,23 +272,35 @@ def _solve_subproblem(host: HostX, columns: Columns, y: np.ndarray, s: np.ndarra
     return v, sub.Xa @ v
 
 
-def working_set_size(size: int, support: int, violating: int, cap: int) -> int:
+def working_set_size(size: int, support: int, violating: int, cap: int,
+                     every_feature: bool = True) -> int:
     """The next working set's size: at least the last one, twice the support and every
-    violating feature (rounded up by :func:`_bucket`), at most ``cap``."""
-    return min(cap, _bucket(max(size, 2 * support, violating) + 1) - 1)
+    violating feature (rounded up by :func:`_bucket`), at most ``cap``. When ``cap`` is
+    ``every_feature``, all of them from :data:`FULL_SHARE` of it: their columns are read once,
+    and no round waits on the few features left out."""
+    size = min(cap, _bucket(max(size, 2 * support, violating) + 1) - 1)
+    return cap if every_feature and size >= FULL_SHARE * cap else size
 
 
 def _working_set(violation: np.ndarray, w: np.ndarray, grad: np.ndarray, l1: float, size: int,
-                 cap: int) -> tuple[np.ndarray, int]:
+                 cap: int, screened: int = 0) -> tuple[np.ndarray, int]:
     """The next working set (sorted) and its size: the support, then the features nearest to
-    violating (``violation``: :func:`kkt_violation`), at least every violating one and 2
-    |support|."""
-    size = working_set_size(size, int(np.count_nonzero(w)), int(np.count_nonzero(violation)),
-                            min(w.size, cap))
+    violating (``violation``: :func:`kkt_violation`), at least every violating one, the
+    ``screened`` nearest (:func:`strong_rule`) and 2 |support|."""
+    violating = max(int(np.count_nonzero(violation)), screened)
+    size = working_set_size(size, int(np.count_nonzero(w)), violating, min(w.size, cap),
+                            cap >= w.size)
     score = np.where(w != 0, np.inf, np.abs(grad) - l1)
     ws = np.sort(np.argpartition(-score, size - 1)[:size]) if size < w.size else (
         np.arange(w.size))
     return ws, size
+
+
+def strong_rule(w: np.ndarray, grad: np.ndarray, l1: float, l1_start: float) -> int:
+    """The features off the support that the sequential strong rule (Tibshirani et al. 2012)
+    keeps at λ₁ from the optimum at ``l1_start`` >= λ₁: ``|∇f_j| >= 2 λ₁ - l1_start``; the
+    others are predicted to stay at 0 (the gradient moving by at most l1_start - λ₁)."""
+    return int(np.count_nonzero((w == 0) & (np.abs(grad) >= 2 * l1 - l1_start)))
 
 
 def outside_violation(violation: np.ndarray, support: np.ndarray, ws: np.ndarray | None
@@ -296,11 +316,18 @@ def outside_violation(violation: np.ndarray, support: np.ndarray, ws: np.ndarray
 
 def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
           fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 50,
-          w0: np.ndarray | None = None, b0: float = 0.0, native: bool | None = None) -> Result:
+          w0: np.ndarray | None = None, b0: float = 0.0, native: bool | None = None,
+          l1_start: float | None = None, dual0: certificate.HostDualPoint | None = None
+          ) -> Result:
     """Minimise J (module docstring) for X (m, n) dense, scipy sparse or a :class:`HostX`, y
     (m,) 0/1, weights s (m,) (normalised here; None: 1/m each) until ``gap <= tol · J``; warm
     start at (w0, b0). ``max_iter`` bounds the working-set rounds; ``native``: the C solver
-    (None: when :func:`jaxlogreg.kernels.native.available`; False: the dense-Hessian fallback)."""
+    (None: when :func:`jaxlogreg.kernels.native.available`; False: the dense-Hessian fallback).
+    ``l1_start``: (w0, b0) is the optimum at this λ₁ >= l1 (a path): the first working set
+    holds :func:`strong_rule`'s features, and every subproblem is solved to what the gap needs
+    (from such a start few features enter, so the next round is likely the last).
+    ``dual0``: the dual point at (w0, b0) (the last solve's :attr:`Result.dual`): the first gap
+    then costs no product with X."""
     host = X if isinstance(X, HostX) else HostX.of(X, native)
     m, n = host.shape
     y = np.asarray(y, np.float64)
@@ -310,16 +337,21 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     cap = n if host.use_native else MAX_DENSE_HESSIAN - 1
     outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
     J, gap, history, ws, columns = np.inf, np.inf, [], None, None
-    z = host.matvec(w, b) if np.any(w) else np.full(m, b)
+    point = _checked_dual(dual0, m, n)
+    z = point.z if point is not None else host.matvec(w, b) if np.any(w) else np.full(m, b)
     for rounds in range(max_iter + 1):
-        J, gap, grad = duality_gap(host, y, s, w, b, l1, l2, fit_intercept, z)
+        if rounds or point is None:
+            point = certificate.host_dual_point(z, y, s, fit_intercept, host.rmatvec)
+        J, gap, grad = certificate.host_gap_at(point, y, s, w, l1, l2)
         history.append(J)
         too_wide = cap < n and np.count_nonzero(w) >= cap  # the fallback's dense Hessian
         if (status := outer.verdict(J, gap, tol, rounds, max_iter, too_wide)) is not None:
             break
         violation = kkt_violation(w, grad, l1)
-        outside = outside_violation(violation, w != 0, ws)
-        last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap)
+        screen = rounds == 0 and l1_start is not None  # the strong rule's first working set
+        outside = 0.0 if l1_start is not None else outside_violation(violation, w != 0, ws)
+        screened = strong_rule(w, grad, l1, l1_start) if screen else 0
+        last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap, screened)
         if last is None or not np.array_equal(last, ws):
             columns = None  # released before the next are read: one set of columns at a time
             columns = host.columns(ws)
@@ -330,7 +362,17 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
                                  inner)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
-    return Result(w, b, status, outer.gap, J, rounds, np.asarray(history))
+    return Result(w, b, status, outer.gap, J, rounds, np.asarray(history), point)
+
+
+def _checked_dual(dual: certificate.HostDualPoint | None, m: int, n: int
+                  ) -> certificate.HostDualPoint | None:
+    """``dual`` when its arrays fit X (m, n), else ValueError naming dual0."""
+    if dual is not None and (np.shape(dual.z) != (m,) or np.shape(dual.p) != (m,)
+                             or np.shape(dual.v) != (n,)):
+        raise ValueError(f"dual0 must hold z and p of shape ({m},) and v of shape ({n},), got "
+                         f"{np.shape(dual.z)}, {np.shape(dual.p)} and {np.shape(dual.v)}")
+    return dual
 
 
 def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | None = None

@@ -1,8 +1,9 @@
 """What makes the working-set solver fast keeps its optimum: Anderson extrapolation of the
 coordinate descent in C (on or off: one optimum, the same zeros), the columns of a working set
-read from X by the bitmap scan (equal to scipy's), the subproblems' tolerance lowered to what the duality gap needs once the working set holds the
-violations (fewer rounds, the same certified optimum), and the certificate's intercept shift
-that stops once converged."""
+read from X by the bitmap scan (equal to scipy's), the subproblems' tolerance lowered to what
+the duality gap needs once the working set holds the violations (fewer rounds, the same
+certified optimum), a working set of most features that holds them all (X read once, the same
+optimum), and the certificate's intercept shift that stops once converged."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ from _sparse_l1 import sparse_l1_problem
 from jaxlogreg.kernels import native
 from jaxlogreg.kernels.native_cd import MAX_ANDERSON, HostX, solve_subproblem
 from jaxlogreg.training import certificate, working_set
-from jaxlogreg.training.working_set import ANDERSON, CERTIFY, NEWTON, Rounds, duality_gap, solve
+from jaxlogreg.training.working_set import (
+    ANDERSON,
+    CERTIFY,
+    FULL_SHARE,
+    NEWTON,
+    Rounds,
+    duality_gap,
+    solve,
+    working_set_size,
+)
 
 EPS = np.finfo(np.float64).eps
 
@@ -109,6 +119,25 @@ def test_the_gaps_tolerance_takes_fewer_rounds_to_the_same_certified_optimum(mon
     assert fast.rounds < loose.rounds
     assert abs(fast.objective - loose.objective) <= 1e-8 * loose.objective
     np.testing.assert_array_equal(fast.w != 0, loose.w != 0)
+
+
+def test_a_working_set_of_most_features_holds_them_all_and_reads_x_once(monkeypatch):
+    cap = 4000
+    assert working_set_size(2000, 0, 0, cap) < FULL_SHARE * cap  # below the share: as it was
+    assert working_set_size(int(FULL_SHARE * cap), 0, 0, cap) == cap
+    assert working_set_size(int(FULL_SHARE * cap), 0, 0, cap, every_feature=False) < cap
+    X, y = sparse_l1_problem(500, 2000, density=0.05, n_true=40, seed=3)
+    s = np.full(len(y), 1.0 / len(y))
+    l1 = float(np.quantile(np.abs(X.T @ (s * (y - y.mean()))), 0.3))  # 70% of features violate
+    reads, read = [], HostX.columns
+    monkeypatch.setattr(HostX, "columns", lambda host, ws: reads.append(ws.size) or read(host, ws))
+    every = solve(X, y, s, l1, tol=1e-8)
+    assert every.status == "converged" and reads == [X.shape[1]]
+    monkeypatch.setattr(working_set, "FULL_SHARE", 2.0)  # never every feature
+    grown = solve(X, y, s, l1, tol=1e-8)
+    assert grown.status == "converged" and max(reads[1:]) < X.shape[1]
+    assert abs(every.objective - grown.objective) <= 1e-8 * grown.objective
+    np.testing.assert_array_equal(every.w != 0, grown.w != 0)
 
 
 @pytest.mark.parametrize("scale, offset", [(0.5, 0.0), (3.0, 2.0), (8.0, -5.0)])
