@@ -8,7 +8,8 @@ chooses the C of the best mean score:
 
 - jaxlogreg: ``LogisticRegressionCV(Cs, cv, penalty="l1", scoring="neg_log_loss", tol=--tol)``
   (:mod:`jaxlogreg.training.path_l1`: each fold's path from the strongest penalty down, warm
-  started, the working-set solver to the relative duality gap ``tol``);
+  started, the working-set solver to the relative duality gap ``tol``), one fold at a time (the
+  targets' time) and with ``n_jobs=-1`` (folds in threads, one per core: a row of its own);
 - skglm: per fold, ``SparseLogisticRegression(alpha=1 / (C m_f), warm_start=True)`` refitted
   C by C from the strongest penalty down (its tol on the KKT violation, ``--tol``), the same
   scoring;
@@ -63,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--saga-max-rows", type=int, default=5000,
                         help="saga runs only at sizes of at most this many rows (default 5000: "
                              "its CV of the larger default size ran beyond 15 minutes)")
-    parser.add_argument("--skip", nargs="+", default=[], choices=("skglm", "saga"),
+    parser.add_argument("--skip", nargs="+", default=[],
+                        choices=("jaxlogreg-threads", "skglm", "saga"),
                         help="libraries to leave out")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -111,16 +113,20 @@ def _saga_cv(X: Any, y: np.ndarray, Cs: np.ndarray, folds: list, tol: float,
     return float(np.ravel(est.C_)[0])
 
 
-def _jaxlogreg_cv(X: Any, y: np.ndarray, Cs: np.ndarray, folds: list, tol: float) -> float:
+def _jaxlogreg_cv(X: Any, y: np.ndarray, Cs: np.ndarray, folds: list, tol: float,
+                  n_jobs: int | None = None) -> float:
     from jaxlogreg.estimators.logistic_cv import LogisticRegressionCV
 
     est = LogisticRegressionCV(Cs=list(Cs), cv=folds, penalty="l1", scoring="neg_log_loss",
-                               tol=tol, max_iter=1000).fit(X, y)
+                               tol=tol, max_iter=1000, n_jobs=n_jobs).fit(X, y)
     return float(np.ravel(est.C_)[0])
 
 
-RUNNERS = {"jaxlogreg": _jaxlogreg_cv, "skglm": _skglm_path, "saga": _saga_cv}
+RUNNERS = {"jaxlogreg": _jaxlogreg_cv,
+           "jaxlogreg-threads": functools.partial(_jaxlogreg_cv, n_jobs=-1),
+           "skglm": _skglm_path, "saga": _saga_cv}
 NAMES = {"jaxlogreg": "jaxlogreg LogisticRegressionCV(penalty='l1')",
+         "jaxlogreg-threads": "jaxlogreg LogisticRegressionCV(penalty='l1', n_jobs=-1)",
          "skglm": "skglm SparseLogisticRegression, C by C, warm started",
          "saga": "scikit-learn LogisticRegressionCV (saga)"}
 

@@ -44,11 +44,10 @@ from jaxlogreg.estimators.logistic import (
     from_params,
 )
 from jaxlogreg.training.path import check_Cs, path_of
-from jaxlogreg.training.path_l1 import check_l1_ratios, fit_point, l1_path_of
+from jaxlogreg.training.path_l1 import check_l1_ratios, check_n_jobs, fit_point, l1_path_of
 from jaxlogreg.training.settings import MAX_ITER_LIMIT, TrainConfig
 
-MAX_GRID = 10**7  # an int Cs above this is refused before its grid is made (80 MB); fewer
-# can still be too many for the memory, which the check before fitting tells
+MAX_GRID = 10**7  # an int Cs above this is refused before its grid is made (80 MB)
 
 
 class LogisticRegressionCV(LogisticRegression):
@@ -61,17 +60,16 @@ class LogisticRegressionCV(LogisticRegression):
         J_fC(W, b) = Σ_{i ∈ train_f} s_i L_i / Σ_{i ∈ train_f} s_i + λ/2 ||W||²,
         λ = 1 / (C Σ_{i ∈ train_f} s_i)
 
-    (``s_i``: ``sample_weight`` times the class weight; the intercept is not penalised;
-    ``C = inf`` means no penalty), i.e. scikit-learn's ``C Σ s_i L_i + ½ ||W||²``. All
-    ``n_folds × n_Cs`` models are fitted together in one compiled program (batched L-BFGS).
+    (``s_i``: ``sample_weight`` times the class weight; the intercept is not penalised; ``C =
+    inf``: no penalty), scikit-learn's ``C Σ s_i L_i + ½ ||W||²``. All ``n_folds × n_Cs``
+    models are fitted together in one compiled program (batched L-BFGS).
     Each is scored on its fold's held-out rows with ``scoring``; ``C_`` is the C of the best
     score summed over folds (the first such C in the order of ``Cs`` when several tie; never a
     C with a NaN score, which scikit-learn would choose: a warning names it), and the final
     model is refitted on all rows at ``C_`` (``refit=True``) or is the mean over folds of each
     fold's best model (``refit=False``), as in ``sklearn.linear_model.LogisticRegressionCV``.
     With ``refit=True`` the models of every C on all rows join the same program (all rows as
-    one more fold), so the refit needs no second program: the extra models share each pass
-    over X.
+    one more fold): the refit shares each pass over X.
 
     Parameters
     ----------
@@ -98,8 +96,8 @@ class LogisticRegressionCV(LogisticRegression):
         callable ``scorer(estimator, X, y)``. Greater is better. ``sample_weight`` of the test
         rows is passed to the scorer when given, as scikit-learn does (each test fold needs a
         row of positive weight). A named scorer (or a scorer object) is tried on every test fold
-        with the model of zero coefficients before fitting, so one that cannot score the folds
-        (e.g. ``"roc_auc"`` with 3 classes) fails first, naming ``scoring``.
+        with zero coefficients before fitting: one that cannot score the folds (``"roc_auc"``
+        with 3 classes) fails first, naming ``scoring``.
     tol : float, default=1e-4
         Each model stops when ``max |∇J| <= tol`` (or when J no longer decreases).
     max_iter : int, default=100
@@ -107,6 +105,8 @@ class LogisticRegressionCV(LogisticRegression):
     class_weight : dict, "balanced" or None, default=None
         Weights per class label, multiplied into ``sample_weight``; "balanced" is computed once
         on all rows (scikit-learn's rule) and used in every fold and in the refit.
+    n_jobs : int or None, default=None
+        L1 / elastic-net folds fitted at a time, in threads (None: 1, -1: every CPU).
     refit : bool, default=True
         Refit on all rows at ``C_`` (True), or average the folds' best models (False).
     dtype : {"float32", "float64"} or None, default=None
@@ -116,10 +116,10 @@ class LogisticRegressionCV(LogisticRegression):
     search : {"grid", "gradient"}, default="grid"
         "grid": every C of ``Cs``. "gradient": L-BFGS steps on log C that minimise the
         cross-validated log-loss (whatever ``scoring``), each step one Newton solve per fold
-        differentiated implicitly (:func:`jaxlogreg.tune_penalty`; docs/implicit-differentiation.md),
-        from the geometric mean of the smallest and largest of ``Cs`` (1.0 for an int);
-        ``Cs_``, ``scores_``, ``coefs_paths_`` and ``n_iter_`` (Newton steps) then hold the Cs it
-        evaluated, in order. Needs a dense X; ``grad`` and ``tol`` are not used.
+        differentiated implicitly (:func:`jaxlogreg.tune_penalty`), from the geometric mean of
+        the smallest and largest of ``Cs`` (1.0 for an int); ``Cs_``, ``scores_``,
+        ``coefs_paths_`` and ``n_iter_`` (Newton steps) then hold the Cs it evaluated, in
+        order. Needs a dense X; ``grad`` and ``tol`` are not used.
     verbose : int, default=0
         1 or more prints a one-line summary of the fit on stderr.
 
@@ -182,6 +182,7 @@ class LogisticRegressionCV(LogisticRegression):
         tol: float = 1e-4,
         max_iter: int = 100,
         class_weight: dict | str | None = None,
+        n_jobs: int | None = None,
         refit: bool = True,
         dtype: str | None = None,
         grad: str = "manual",
@@ -197,6 +198,7 @@ class LogisticRegressionCV(LogisticRegression):
         self.tol = tol
         self.max_iter = max_iter
         self.class_weight = class_weight
+        self.n_jobs = n_jobs
         self.refit = refit
         self.dtype = dtype
         self.grad = grad
@@ -221,6 +223,7 @@ class LogisticRegressionCV(LogisticRegression):
         # first: the path needs max_iter >= 1 (TrainConfig's message would say >= 0)
         v.check_int_at_least(self.max_iter, "max_iter", 1, MAX_ITER_LIMIT)
         v.check_choice(self.search, "search", ("grid", "gradient"))
+        check_n_jobs(self.n_jobs)
         ratios = check_l1_ratios(self.penalty, self.l1_ratios)
         if ratios is not None and self.search != "grid":
             raise ValueError(f"search must be 'grid' with penalty={self.penalty!r}, got "
@@ -310,7 +313,7 @@ class LogisticRegressionCV(LogisticRegression):
         options = {"fit_intercept": config.fit_intercept, "tol": config.tol,
                    "max_iter": config.max_iter, "grad": config.grad}
         path = l1_path_of(problem, Cs, ratios, train_masks(splits, problem.X.shape[0], False),
-                          verbose=config.verbose, **options)
+                          verbose=config.verbose, n_jobs=self.n_jobs, **options)
         W, B = path.params
         _check_finite(W, B, "cross-validation")
         scores = np.stack([fold_scores(scorer, self.scoring, data, splits,
@@ -362,8 +365,7 @@ class LogisticRegressionCV(LogisticRegression):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """``scoring`` of the fitted model on X and y (None: accuracy), weighted by
-        ``sample_weight``: the score C was chosen by, as in scikit-learn's
-        ``LogisticRegressionCV.score``."""
+        ``sample_weight``: the score C was chosen by (scikit-learn's ``score``)."""
         check_is_fitted(self)
         scorer = with_labels(scorer_of(self.scoring), self.classes_)
         kwargs = {} if sample_weight is None else {"sample_weight": sample_weight}
@@ -375,9 +377,7 @@ def _coefs_paths(W: np.ndarray, B: np.ndarray, fit_intercept: bool, binary: bool
     if binary:  # (F, C(, R), n), (F, C(, R))
         W, B = W[..., None], B[..., None]
     W = np.moveaxis(W, -1, 0)  # (K, F, C, n)
-    if not fit_intercept:
-        return W
-    return np.concatenate([W, np.moveaxis(B, -1, 0)[..., None]], axis=-1)
+    return np.concatenate([W, np.moveaxis(B, -1, 0)[..., None]], axis=-1) if fit_intercept else W
 
 
 def _check_finite(w: np.ndarray, b: np.ndarray, what: str) -> None:

@@ -31,7 +31,7 @@ from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.core.sparse import CooMatrix
 from jaxlogreg.training import mesh as mesh_layout
 from jaxlogreg.training.data import bucketed_shape, device_data
-from jaxlogreg.training.path_l1 import L1PathResult, check_l1_ratios, l1_path_of
+from jaxlogreg.training.path_l1 import L1PathResult, check_l1_ratios, check_n_jobs, l1_path_of
 from jaxlogreg.training.problem import Problem, check_penalty, row_indices, validate
 from jaxlogreg.training.settings import MAX_ITER_LIMIT
 
@@ -301,6 +301,7 @@ def fit_path(
     mesh: jax.sharding.Mesh | None = None,
     penalty: str = "l2",
     l1_ratios: Sequence[float] | None = None,
+    n_jobs: int | None = None,
 ) -> PathResult | L1PathResult:
     """Fit logistic regression for every C and every fold in one compiled program (L2), or
     along the C path with warm starts (L1, elastic net: :mod:`jaxlogreg.training.path_l1`).
@@ -322,12 +323,15 @@ def fit_path(
         C library: the "proximal" solver's iterations), ``memory`` is not used and ``mesh``
         must be None.
       l1_ratios: the L1 shares r in [0, 1] to fit, only with ``penalty="elasticnet"``.
+      n_jobs: folds fitted at a time on an L1 / elastic-net path, in threads (None: 1, -1:
+        every CPU; scikit-learn's meaning); the L2 path is one program (XLA's threads).
 
     Returns:
       A :class:`PathResult` indexed ``[fold, C]`` (L2), or an
       :class:`~jaxlogreg.training.path_l1.L1PathResult` indexed ``[fold, C, l1_ratio]``.
     """
     ratios = check_l1_ratios(penalty, l1_ratios)
+    check_n_jobs(n_jobs)
     if ratios is not None and mesh is not None:
         raise ValueError(f"mesh must be None with penalty={penalty!r} (the L1 path runs on one "
                          f"device), got {mesh!r}")
@@ -335,7 +339,8 @@ def fit_path(
                        n_classes=n_classes, dtype=dtype)
     if ratios is not None:
         return l1_path_of(problem, check_Cs(Cs), ratios, _fold_masks(folds, problem.X.shape[0]),
-                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, grad=grad)
+                          fit_intercept=fit_intercept, tol=tol, max_iter=max_iter, grad=grad,
+                          n_jobs=n_jobs)
     return path_of(problem, Cs, folds=folds, fit_intercept=fit_intercept, tol=tol,
                    max_iter=max_iter, grad=grad, memory=memory, mesh=mesh)
 

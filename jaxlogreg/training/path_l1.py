@@ -18,13 +18,15 @@ at a time.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
 import sys
 from collections.abc import Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any, NamedTuple
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
@@ -228,12 +230,17 @@ def _strengths(Cs: np.ndarray, ratios: np.ndarray, weight_sums: np.ndarray
 
 def l1_path_of(problem: Problem, Cs: np.ndarray, l1_ratios: np.ndarray, masks: np.ndarray, *,
                fit_intercept: bool = True, tol: float = 1e-6, max_iter: int = 500,
-               grad: str = "manual", verbose: int = 0) -> L1PathResult:
+               grad: str = "manual", verbose: int = 0, n_jobs: int | None = None
+               ) -> L1PathResult:
     """The L1 / elastic-net path on checked data: ``Cs`` (C,) > 0, ``l1_ratios`` (R,) in
-    [0, 1], ``masks`` (F, m) the training rows of each fold (the estimator's route)."""
+    [0, 1], ``masks`` (F, m) the training rows of each fold (the estimator's route).
+    ``n_jobs`` folds at a time, in threads (scikit-learn's meaning: None is 1, -1 every CPU;
+    the C solver and NumPy release the GIL), each holding its copy of X's rows; the models do
+    not depend on it."""
     tol = v.check_positive(tol, "tol", allow_zero=True)
     max_iter = v.check_int_at_least(max_iter, "max_iter", 1, MAX_ITER_LIMIT)
     v.check_choice(grad, "grad", ("manual", "autodiff"))
+    workers = check_n_jobs(n_jobs)
     folds = [np.flatnonzero(mask) for mask in masks]
     everything = masks.shape[1]  # a fold of every row is the problem itself
     weight_sums = np.array([problem.weight_sum if rows.size == everything else
@@ -241,24 +248,48 @@ def l1_path_of(problem: Problem, Cs: np.ndarray, l1_ratios: np.ndarray, masks: n
     l1, l2 = _strengths(Cs, l1_ratios, weight_sums)
     check_penalty(l1 + l2, np.broadcast_to(Cs[None, :, None], l1.shape), problem.weight_sum,
                   problem.dtype)
-    F, C, R = l1.shape
-    order = np.argsort(Cs, kind="stable")  # the largest penalty first
-    fitted: list[list[list[Any]]] = [[[None] * R for _ in range(C)] for _ in range(F)]
-    for f, rows in enumerate(folds):  # one fold's copy of X at a time
+    F = l1.shape[0]
+
+    def fold_path(f: int) -> list[list[Any]]:
+        rows = folds[f]
         fold_data = problem if rows.size == everything else fold_problem(problem, rows)
-        fold = _Fold(fold_data, fit_intercept, tol, max_iter, grad)
-        for r, ratio in enumerate(l1_ratios):
-            start, l1_start = None, None
-            for c in order:
-                fitted[f][c][r] = fold.fit(Cs[c], ratio, l1[f, c, r], l2[f, c, r], start,
-                                           l1_start)
-                start, l1_start = fitted[f][c][r][0], l1[f, c, r]
-            if verbose:
-                nonzero = int(np.count_nonzero(start.w))
-                print(f"L1 path: fold {f + 1}/{F}, l1_ratio={ratio:g}: {C} Cs, "
-                      f"{nonzero} non-zero weights at C={Cs[order[-1]]:g}", file=sys.stderr)
-        del fold, fold_data  # released before the next fold's rows are copied
+        return _fold_path(_Fold(fold_data, fit_intercept, tol, max_iter, grad), Cs, l1_ratios,
+                          l1[f], l2[f], f"fold {f + 1}/{F}" if verbose else None)
+
+    if workers == 1 or F == 1:
+        fitted = [fold_path(f) for f in range(F)]  # one fold's copy of X at a time
+    else:
+        with concurrent.futures.ThreadPoolExecutor(min(workers, F)) as pool:
+            fitted = list(pool.map(fold_path, range(F)))
     return _collect(fitted, Cs, l1_ratios, l1, l2)
+
+
+def check_n_jobs(n_jobs: Any) -> int:
+    """The number of threads ``n_jobs`` asks for (scikit-learn's meaning: None is 1, -1 every
+    CPU, -2 all but one), after checking it is a non-zero integer."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral)
+                               or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: every CPU), got "
+                         f"{n_jobs!r}")
+    return joblib.effective_n_jobs(n_jobs)
+
+
+def _fold_path(fold: _Fold, Cs: np.ndarray, l1_ratios: np.ndarray, l1: np.ndarray,
+               l2: np.ndarray, name: str | None) -> list[list[Any]]:
+    """One fold's models ``[C][l1_ratio]``: for each r, the Cs from the largest penalty down,
+    each from the previous model; ``name``: print a line per r on stderr."""
+    order = np.argsort(Cs, kind="stable")  # the largest penalty first
+    fitted: list[list[Any]] = [[None] * l1_ratios.shape[0] for _ in range(Cs.shape[0])]
+    for r, ratio in enumerate(l1_ratios):
+        start, l1_start = None, None
+        for c in order:
+            fitted[c][r] = fold.fit(Cs[c], ratio, l1[c, r], l2[c, r], start, l1_start)
+            start, l1_start = fitted[c][r][0], l1[c, r]
+        if name is not None:
+            nonzero = int(np.count_nonzero(start.w))
+            print(f"L1 path: {name}, l1_ratio={ratio:g}: {Cs.shape[0]} Cs, {nonzero} non-zero "
+                  f"weights at C={Cs[order[-1]]:g}", file=sys.stderr)
+    return fitted
 
 
 def _collect(fitted: list, Cs: np.ndarray, l1_ratios: np.ndarray, l1: np.ndarray,

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import sklearn.linear_model
 from sklearn.datasets import make_classification
 from sklearn.model_selection import StratifiedKFold
@@ -130,6 +131,30 @@ def test_verbose_reports_each_fold_and_l1_ratio(capsys):
                          verbose=1).fit(X, y)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 6 and lines[0].startswith("L1 path: fold 1/3, l1_ratio=0.5: 4 Cs")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_folds_in_threads_give_the_same_models(k):
+    """n_jobs fits folds in threads: every model, score and choice is the sequential one's."""
+    X, y = _data(k)
+    X = sp.csr_array(np.where(np.abs(X) > 0.5, X, 0.0))
+    params = {"Cs": CS, "cv": 4, "penalty": "elasticnet", "l1_ratios": [0.5, 1.0], "tol": 1e-8}
+    one = LogisticRegressionCV(**params).fit(X, y)
+    threads = LogisticRegressionCV(**params, n_jobs=-1).fit(X, y)
+    key = one.classes_[-1]
+    np.testing.assert_array_equal(threads.coefs_paths_[key], one.coefs_paths_[key])
+    np.testing.assert_array_equal(threads.scores_[key], one.scores_[key])
+    assert threads.C_.tolist() == one.C_.tolist()
+    assert threads.l1_ratio_.tolist() == one.l1_ratio_.tolist()
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1"])
+@pytest.mark.parametrize("n_jobs", [0, 1.5, True, "2"])
+def test_bad_n_jobs_is_refused_by_name(penalty, n_jobs, assert_rejected_before_compiling):
+    X, y = _data(2)
+    assert_rejected_before_compiling(
+        LogisticRegressionCV(Cs=[1.0], cv=3, penalty=penalty, n_jobs=n_jobs), X, y,
+        "n_jobs must be None or a non-zero integer")
 
 
 @pytest.mark.parametrize(("params", "message"), [
