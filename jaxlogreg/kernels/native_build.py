@@ -31,8 +31,9 @@ import jaxlib
 
 # Compiled together into one library: the dense kernel's file, then one file per further kernel.
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("native_kernel.c", "native_cd.c", "native_csr.c"))
-HEADERS = (Path(__file__).with_name("native_common.h"),)  # included by the sources
+                for name in ("native_kernel.c", "native_cd.c", "native_csr.c", "native_gap.c"))
+HEADERS = tuple(Path(__file__).with_name(name)  # included by the sources
+                for name in ("native_common.h", "native_math.h"))
 # No -ffast-math: it lets the compiler assume there is no NaN or inf, and its startup code
 # switches the whole process to flushing denormals when the library is loaded.
 FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",

@@ -24,25 +24,12 @@
  *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
  *   jaxlogreg_cd_column_counts: the entries per column.
  */
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "native_math.h"
+
 #define CD_MAX_ANDERSON 16 /* the largest K of Anderson extrapolation */
-
-#if defined(JAXLOGREG_LIBMVEC)
-/* glibc's SIMD exp and log1p (libmvec), declared as native_common.h does (not included here: it
- * brings XLA's FFI), so that the passes over the rows vectorize. */
-__attribute__((__simd__("notinbranch"))) double exp(double);
-__attribute__((__simd__("notinbranch"))) double log1p(double);
-#endif
-
-static double cd_sigmoid(double z) {
-    const double e = exp(-fabs(z));
-    return (z >= 0 ? 1.0 : e) / (1.0 + e);
-}
-
-static double cd_softplus(double z) { return (z > 0 ? z : 0.0) + log1p(exp(-fabs(z))); }
 
 static double cd_soft_threshold(double x, double t) {
     return x > t ? x - t : (x < -t ? x + t : 0.0);
@@ -52,7 +39,7 @@ static double cd_soft_threshold(double x, double t) {
 static double cd_objective(int64_t m, int64_t k, const double *z, const double *v,
                            const double *y, const double *s, double l1, double l2) {
     double loss = 0.0, penalty = 0.0;
-    for (int64_t i = 0; i < m; i++) loss += s[i] * (cd_softplus(z[i]) - y[i] * z[i]);
+    for (int64_t i = 0; i < m; i++) loss += s[i] * (jl_softplus(z[i]) - y[i] * z[i]);
     for (int64_t j = 0; j < k; j++) penalty += l1 * fabs(v[j]) + 0.5 * l2 * v[j] * v[j];
     return loss + penalty;
 }
@@ -292,7 +279,7 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
     double J = cd_objective(m, k, z, v, y, s, l1, l2); /* then each accepted step's */         \
     for (; steps < max_newton; steps++) {                                                      \
         for (int64_t i = 0; i < m; i++) {                                                      \
-            const double p = cd_sigmoid(z[i]);                                                 \
+            const double p = jl_sigmoid(z[i]);                                                 \
             resid[i] = s[i] * (p - y[i]);                                                      \
             D[i] = s[i] * p * (1.0 - p);                                                       \
         }                                                                                      \

@@ -7,6 +7,8 @@ native library (:func:`jaxlogreg.kernels.native.available`) these and the subpro
 (:func:`solve_subproblem`, proximal Newton with Anderson-accelerated coordinate descent) run in C
 through ctypes; every array is checked here (shape, dtype, contiguity, index bounds) before C
 reads it. Without it the products are NumPy/SciPy ones and :func:`solve_subproblem` is refused.
+:func:`gap_dual_point` and :func:`gap_bound` are the binary duality gap's passes over the rows
+(``native_gap.c``), for :mod:`jaxlogreg.training.certificate`, which has their JAX forms.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _SIGNATURES = {
     "csr_rmatvec": ((_I64, _I64, _P, _P, _P, _P, _P), None),
     "csr_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P, _P), None),
     "column_counts": ((_I64, _I64, _P, _P), None),
+    "gap_dual_point": ((_I64, _P, _P, _P, _I64, _P, _P, _P), None),
+    "gap_bound": ((_I64, _I64, _P, _P, _P, _P, _P, _F64, _F64, _F64, _P), None),
 }
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 MAX_ANDERSON = 16  # CD_MAX_ANDERSON in native_cd.c
@@ -62,11 +66,13 @@ def _ptr(a: np.ndarray | None) -> int | None:
     return None if a is None else a.ctypes.data
 
 
-def _vector(a: Any, length: int, name: str) -> np.ndarray:
-    """``a`` as a contiguous float64 (length,) array; ValueError naming it otherwise."""
+def _vector(a: Any, length: int | None, name: str) -> np.ndarray:
+    """``a`` as a contiguous float64 (length,) array (None: any length); ValueError naming it
+    otherwise."""
     a = np.ascontiguousarray(a, np.float64)
-    if a.shape != (length,):
-        raise ValueError(f"{name} must have shape ({length},), got {a.shape}")
+    if a.ndim != 1 or (length is not None and a.shape[0] != length):
+        shape = "a 1-D shape" if length is None else f"shape ({length},)"
+        raise ValueError(f"{name} must have {shape}, got {a.shape}")
     return a
 
 
@@ -257,4 +263,34 @@ def solve_subproblem(columns: Columns, y: np.ndarray, s: np.ndarray, l1: float, 
         *map(float, settings[2:6]), *settings[6:], _ptr(v), _ptr(z), _ptr(work)))
 
 
-__all__ = ["Columns", "HostX", "NewtonSettings", "solve_subproblem"]
+def gap_dual_point(z: Any, y: Any, s: Any, steps: int
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
+    """The binary dual point at logits z (m,) in C (``native_gap.c``): ``p = σ(z + δ)``, ``u =
+    s (y - p)`` and ``Σ s softplus((1 - 2y) z)``, δ the intercept shift by at most ``steps``
+    Newton steps (0: none). y (m,) in {0, 1} and s (m,) are read as float64; ValueError naming
+    the argument whose length is not m."""
+    z = _vector(z, None, "z")
+    m = z.shape[0]
+    y, s = _vector(y, m, "y"), _vector(s, m, "s")
+    p, u, out = np.empty(m), np.empty(m), np.empty(2)
+    _function("gap_dual_point")(m, _ptr(z), _ptr(y), _ptr(s), max(int(steps), 0), _ptr(p),
+                                _ptr(u), _ptr(out))
+    return p, u, float(out[0])
+
+
+def gap_bound(y: Any, s: Any, p: Any, w: Any, v: Any, loss: float, l1: float, l2: float
+              ) -> tuple[float, float]:
+    """(J, gap) of the binary duality gap in C (``native_gap.c``) from a dual point (p (m,),
+    ``v = Xᵀ s(y - p)`` (n,), loss) and w (n,); arrays read as float64, ValueError naming the
+    argument whose length differs from p's (m) or w's (n)."""
+    p, w = _vector(p, None, "p"), _vector(w, None, "w")
+    (m,), (n,) = p.shape, w.shape
+    y, s, v = _vector(y, m, "y"), _vector(s, m, "s"), _vector(v, n, "v")
+    out = np.empty(2)
+    _function("gap_bound")(m, n, _ptr(y), _ptr(s), _ptr(p), _ptr(w), _ptr(v), float(loss),
+                           float(l1), float(l2), _ptr(out))
+    return float(out[0]), float(out[1])
+
+
+__all__ = ["Columns", "HostX", "NewtonSettings", "gap_bound", "gap_dual_point",
+           "solve_subproblem"]

@@ -21,20 +21,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "native_math.h"
 #include "xla/ffi/api/c_api.h"
 
-#if defined(JAXLOGREG_LIBMVEC)
-/* glibc's vector math library (libmvec) has SIMD versions of these; declaring them lets the
- * compiler vectorize the elementwise passes without -ffast-math (which would let it assume
- * there is no NaN or inf, and, when linking, switch the process's floating point to flush
- * denormals to zero). */
-__attribute__((__simd__("notinbranch"))) float expf(float);
-__attribute__((__simd__("notinbranch"))) float log1pf(float);
-__attribute__((__simd__("notinbranch"))) float logf(float);
-__attribute__((__simd__("notinbranch"))) double exp(double);
-__attribute__((__simd__("notinbranch"))) double log1p(double);
-__attribute__((__simd__("notinbranch"))) double log(double);
-#endif
 
 /* ---------------------------------------------------------------------------------------- */
 /* Parts on XLA's thread pool                                                                */

@@ -15,9 +15,10 @@ making ``Σ s P̃ = Σ s Y`` (softmax: then moved onto those masses exactly, :fu
 absent classes get P̃ = 0; δ = 0 without intercept),
 ``t = min(1, λ₁ / ||Xᵀ s(Y - P̃)||_∞)`` when λ₂ = 0 (else 1), ``A = (1 - t) Y + t P̃``: at the
 optimum R is the residual and the gap is 0. Cost: one product XᵀR and O(mK²). Written with
-``jax.numpy``: inside a jitted loop, or eagerly on host arrays; the binary gap also in NumPy
-(:func:`host_binary_gap`) for the host solvers, which then pay no dispatch and no compilation
-per shape of X.
+``jax.numpy``: inside a jitted loop, or eagerly on host arrays. The host solvers' binary gap
+(:func:`host_binary_gap`) runs its passes over the rows in C (``native_gap.c``: one per Newton
+step of δ and three more) when the native library is available, else these functions eagerly
+in float64.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special
 from jax.scipy.special import xlogy
 
 from jaxlogreg.core.loss import (
@@ -39,6 +39,7 @@ from jaxlogreg.core.loss import (
     l2_penalty,
     softmax_cross_entropy,
 )
+from jaxlogreg.kernels import native, native_cd
 
 SHIFT_STEPS = 8  # Newton steps for δ; quadratic convergence from δ = 0 or a fitted intercept
 SOFTMAX_SHIFT_STEPS = 16  # Newton near the solution, scaling steps from a far start
@@ -98,10 +99,11 @@ def softmax_shift(z: jax.Array, Y: jax.Array, s: jax.Array) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames="fit_intercept")
 def _dual_residual(z: jax.Array, y: jax.Array, s: jax.Array, fit_intercept: bool):
-    """p̃ = σ(z + δ) and the residual ``s (y - p̃)`` whose product with Xᵀ the gap needs."""
+    """p̃ = σ(z + δ), the residual ``s (y - p̃)`` whose product with Xᵀ the gap needs, and the
+    loss ``Σ s ℓ(z)``."""
     y = y.astype(z.dtype)
     p = jax.nn.sigmoid(z + intercept_shift(z, y, s)) if fit_intercept else jax.nn.sigmoid(z)
-    return p, s * (y - p)
+    return p, s * (y - p), jnp.sum(s * binary_cross_entropy(z, y))
 
 
 def rebalance(p: jax.Array, target: jax.Array, s: jax.Array) -> jax.Array:
@@ -145,10 +147,10 @@ def _penalty_conjugate(v: jax.Array, l1: Any, l2: Any) -> jax.Array:
 
 
 @jax.jit
-def _gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, p: jax.Array, v: jax.Array,
-         l1: Any, l2: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
-    y = y.astype(z.dtype)
-    primal = jnp.sum(s * binary_cross_entropy(z, y)) + l1_penalty(w, l1) + l2_penalty(w, l2)
+def _gap(loss: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, p: jax.Array,
+         v: jax.Array, l1: Any, l2: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    y = y.astype(p.dtype)
+    primal = loss + l1_penalty(w, l1) + l2_penalty(w, l2)
     t = _dual_scale(v, l1, l2)
     a = (1 - t) * y + t * p
     entropy = jnp.sum(s * (xlogy(a, a) + xlogy(1 - a, 1 - a)))
@@ -178,29 +180,8 @@ def duality_gap(z: jax.Array, y: jax.Array, s: jax.Array, w: jax.Array, l1: Any,
     if w.ndim == 2:
         Y, p, residual = softmax_dual_point(z, y, s, fit_intercept)
         return _softmax_gap(z, y, s, w, Y, p, rmatvec(residual), l1, l2)
-    p, residual = _dual_residual(z, y, s, fit_intercept)
-    return _gap(z, y, s, w, p, rmatvec(residual), l1, l2)
-
-
-def _host_dot(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.einsum("i,i->", a, b))  # NumPy's loop: no threaded BLAS call per product
-
-
-def host_intercept_shift(z: np.ndarray, y: np.ndarray, s: np.ndarray) -> float:
-    """:func:`intercept_shift` in NumPy float64: the same Newton steps from 0, stopping rule
-    and bound on their number."""
-    target, total = _host_dot(s, y), float(np.sum(s))
-    if not 0 < target < total:
-        return 0.0
-    close, delta = float(np.sqrt(np.finfo(np.float64).eps)), 0.0
-    for _ in range(SHIFT_STEPS):
-        p = scipy.special.expit(z + delta)
-        slope = _host_dot(s, p * (1 - p))
-        move = (_host_dot(s, p) - target) / slope if slope > 0 else 0.0
-        delta -= move
-        if abs(move) <= close * (1 + abs(delta)):
-            break
-    return delta
+    p, residual, loss = _dual_residual(z, y, s, fit_intercept)
+    return _gap(loss, y, s, w, p, rmatvec(residual), l1, l2)
 
 
 class HostDualPoint(NamedTuple):
@@ -216,30 +197,36 @@ class HostDualPoint(NamedTuple):
 def host_dual_point(z: np.ndarray, y: np.ndarray, s: np.ndarray, fit_intercept: bool,
                     rmatvec: Callable[[np.ndarray], np.ndarray]) -> HostDualPoint:
     """:class:`HostDualPoint` of binary logits z (m,), y in {0, 1}, s (m,) summing to 1 (the
-    dual point of :func:`duality_gap`): one product Xᵀu."""
-    p = scipy.special.expit(z + host_intercept_shift(z, y, s) if fit_intercept else z)
-    v = np.asarray(rmatvec(s * (y - p)), np.float64)
-    return HostDualPoint(z, _host_dot(s, np.logaddexp(0.0, (1 - 2 * y) * z)), p, v)
+    dual point of :func:`duality_gap`): one product Xᵀu. In C when the native library is
+    available (:func:`jaxlogreg.kernels.native_cd.gap_dual_point`), else :func:`_dual_residual`
+    eagerly in float64."""
+    if native.available():
+        p, residual, loss = native_cd.gap_dual_point(z, y, s, SHIFT_STEPS * fit_intercept)
+    else:
+        with jax.enable_x64(True):
+            p, residual, loss = map(np.asarray, _dual_residual(
+                *(np.asarray(a, np.float64) for a in (z, y, s)), fit_intercept))
+    v = np.asarray(rmatvec(residual), np.float64)
+    return HostDualPoint(np.asarray(z, np.float64), float(loss), p, v)
 
 
 def host_gap_at(point: HostDualPoint, y: np.ndarray, s: np.ndarray, w: np.ndarray, l1: float,
                 l2: float) -> tuple[float, float, np.ndarray]:
-    """(J, gap, ∇f) of :func:`duality_gap` at w (n,) whose logits are ``point.z``: O(m + n)."""
-    primal = (point.loss + (0.0 if l1 == 0 else l1 * float(np.sum(np.abs(w))))
-              + (0.0 if l2 == 0 else 0.5 * l2 * _host_dot(w, w)))
-    v = point.v
-    top = float(np.max(np.abs(v), initial=0.0))
-    t = l1 / top if l2 == 0 and top > l1 else 1.0
-    a = (1 - t) * y + t * point.p
-    entropy = _host_dot(s, scipy.special.xlogy(a, a) + scipy.special.xlogy(1 - a, 1 - a))
-    excess = np.maximum(np.abs(t * v) - l1, 0.0)
-    conjugate = _host_dot(excess, excess) / (2 * l2) if l2 > 0 else 0.0
-    return primal, max(primal - (-entropy - conjugate), 0.0), l2 * w - v
+    """(J, gap, ∇f) of :func:`duality_gap` at w (n,) whose logits are ``point.z``: O(m + n),
+    in C when the native library is available, else :func:`_gap` eagerly in float64."""
+    w = np.asarray(w, np.float64)
+    if native.available():
+        J, gap = native_cd.gap_bound(y, s, point.p, w, point.v, point.loss, l1, l2)
+        return J, gap, l2 * w - point.v
+    with jax.enable_x64(True):
+        J, gap, grad = _gap(point.loss, np.asarray(y, np.float64), np.asarray(s, np.float64), w,
+                            point.p, point.v, float(l1), float(l2))
+        return float(J), float(gap), np.asarray(grad)
 
 
 def host_binary_gap(z: np.ndarray, y: np.ndarray, s: np.ndarray, w: np.ndarray, l1: float,
                     l2: float, fit_intercept: bool, rmatvec: Callable[[np.ndarray], np.ndarray]
                     ) -> tuple[float, float, np.ndarray]:
-    """:func:`duality_gap` of a binary model in NumPy float64 (z (m,), y in {0, 1}, s (m,)
-    summing to 1, w (n,)): the same dual point, bound and ``∇f = λ₂ w - Xᵀ s(y - p̃)``."""
+    """:func:`duality_gap` of a binary model on the host in float64 (z (m,), y in {0, 1}, s
+    (m,) summing to 1, w (n,)): the same dual point, bound and ``∇f = λ₂ w - Xᵀ s(y - p̃)``."""
     return host_gap_at(host_dual_point(z, y, s, fit_intercept, rmatvec), y, s, w, l1, l2)

@@ -120,8 +120,8 @@ def duality_gap(X: Any, y: np.ndarray, s: np.ndarray, w: np.ndarray, b: Any, l1:
                 ) -> tuple[float, float, np.ndarray]:
     """(J, gap, ∇f) of :func:`jaxlogreg.training.certificate.duality_gap` for host X (dense,
     SciPy or :class:`HostX`), in float64: ``gap >= J - J*``; binary (w (n,), b, y 0/1) or
-    softmax (W (n, K), b (K,), y class indices); ``z = X w + b`` when not given. Binary: in
-    NumPy (:func:`~jaxlogreg.training.certificate.host_binary_gap`)."""
+    softmax (W (n, K), b (K,), y class indices); ``z = X w + b`` when not given. Binary:
+    :func:`~jaxlogreg.training.certificate.host_binary_gap` (in C, else JAX)."""
     host = X if isinstance(X, HostX) else HostX.of(X)
     z = host.matvec(w, b) if z is None else z
     if np.ndim(w) == 1:
