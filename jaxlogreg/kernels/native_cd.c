@@ -22,6 +22,7 @@
  *
  * jaxlogreg_cd_csr_{matvec,rmatvec,columns}_{f32,f64}: products of a CSR X (m, n; indptr int64,
  *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
+ *   jaxlogreg_cd_copy_columns_{f32,f64}: columns copied from an earlier working set's CSC;
  *   jaxlogreg_cd_column_counts: the entries per column.
  */
 #include <stdint.h>
@@ -358,6 +359,20 @@ void jaxlogreg_cd_csr_columns_##SUFFIX(int64_t m, const int64_t *indptr,        
             rowind[next[c]] = (int32_t)i;                                                      \
             vals[next[c]++] = data[p];                                                         \
         }                                                                                      \
+    }                                                                                          \
+}                                                                                              \
+                                                                                               \
+/* Column c of the destination CSC (dst_colptr) copied from column src[c] of an earlier CSC,  \
+ * for each of its k columns with src[c] >= 0 (the others are left as they are). */           \
+void jaxlogreg_cd_copy_columns_##SUFFIX(int64_t k, const int64_t *src,                         \
+                                        const int64_t *src_colptr, const int32_t *src_rowind,  \
+                                        const T *src_vals, const int64_t *dst_colptr,          \
+                                        int32_t *dst_rowind, T *dst_vals) {                    \
+    for (int64_t c = 0; c < k; c++) {                                                          \
+        if (src[c] < 0) continue;                                                              \
+        const int64_t from = src_colptr[src[c]], count = src_colptr[src[c] + 1] - from;        \
+        memcpy(dst_rowind + dst_colptr[c], src_rowind + from, (size_t)count * sizeof(int32_t)); \
+        memcpy(dst_vals + dst_colptr[c], src_vals + from, (size_t)count * sizeof(T));          \
     }                                                                                          \
 }
 

@@ -25,6 +25,7 @@ from jaxlogreg.core.sparse import as_csr
 from jaxlogreg.kernels import native
 
 BLOCK_ELEMENTS = 1 << 20  # dense float32 X is read in row blocks of this size, cast to float64
+REUSE_SHARE = 0.25  # of X's entries, at most, in columns kept to be copied into the next set
 _P, _I64, _I32, _F64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32, ctypes.c_double
 _SIGNATURES = {
     "solve": ((_I64, _I64, _P, _P, _P, _P, _P, _F64, _F64, _I32, _F64, _I64, _I64, _F64, _F64,
@@ -32,6 +33,7 @@ _SIGNATURES = {
     "csr_matvec": ((_I64, _P, _P, _P, _P, _F64, _P), None),
     "csr_rmatvec": ((_I64, _I64, _P, _P, _P, _P, _P), None),
     "csr_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P, _P), None),
+    "copy_columns": ((_I64, _P, _P, _P, _P, _P, _P, _P), None),
     "column_counts": ((_I64, _I64, _P, _P), None),
     "gap_dual_point": ((_I64, _P, _P, _P, _I64, _P, _P, _P), None),
     "gap_bound": ((_I64, _I64, _P, _P, _P, _P, _P, _F64, _F64, _F64, _P), None),
@@ -135,12 +137,15 @@ class HostX(NamedTuple):
     use_native: bool
 
     @classmethod
-    def of(cls, X: Any, use_native: bool | None = None) -> HostX:
+    def of(cls, X: Any, use_native: bool | None = None, *, checked: bool = False) -> HostX:
         """Checked X: dense (finite) or sparse (:func:`as_csr`); values other than float32
-        become float64. ``use_native`` None: whenever the library is available."""
+        become float64. ``use_native`` None: whenever the library is available. ``checked``:
+        X is a :class:`~jaxlogreg.training.problem.Problem`'s (a sparse one a canonical CSR
+        array that :func:`as_csr` made), not checked again."""
         use_native = native.available() if use_native is None else use_native
         if sp.issparse(X):
-            X = as_csr(X)
+            if not (checked and X.format == "csr"):
+                X = as_csr(X)
             data = X.data if X.dtype in _SUFFIX else X.data.astype(np.float64)
             indices = np.ascontiguousarray(X.indices, np.int32)
             counts = np.empty(X.shape[1], np.int64)
@@ -205,8 +210,19 @@ class HostX(NamedTuple):
                                                   _ptr(self.data), _ptr(u), _ptr(out))
         return out
 
-    def columns(self, ws: np.ndarray) -> Columns:
-        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype."""
+    def reusable(self, ws: np.ndarray | None, columns: Columns | None
+                 ) -> tuple[np.ndarray, Columns] | None:
+        """``(ws, columns)`` for :meth:`columns` to copy from, when they are a CSC of at most
+        :data:`REUSE_SHARE` of X's entries (held while the next columns are read); else None."""
+        if ws is None or columns is None or columns.colptr is None or self.indices is None:
+            return None
+        return (ws, columns) if columns.vals.size <= REUSE_SHARE * self.indices.size else None
+
+    def columns(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns] | None = None
+                ) -> Columns:
+        """The columns ``ws`` (sorted, distinct, in [0, n)) in X's dtype. ``earlier``: an
+        earlier working set of this X and its CSC columns (:meth:`reusable`); the columns they
+        share are copied from it (checked first), and only the others read from X."""
         m, n = self.shape
         ws = _working_set(ws, n, "the working set")
         if self.dense is not None:
@@ -220,17 +236,40 @@ class HostX(NamedTuple):
         np.cumsum(self.counts[ws], out=colptr[1:])
         rowind = np.empty(colptr[-1], np.int32)
         vals = np.empty(colptr[-1], self.data.dtype)
-        if ws.size:
+        source = np.full(ws.size, -1, np.int64) if earlier is None else self._sources(ws, earlier)
+        read = np.flatnonzero(source < 0)  # the columns read from X
+        if read.size:
             in_ws = np.zeros(n, bool)
-            in_ws[ws] = True
+            in_ws[ws[read]] = True
             bits = np.packbits(in_ws, bitorder="little")  # bound: C reads it
             position = np.zeros(n, np.int64)
-            position[ws] = np.arange(ws.size)
+            position[ws[read]] = read
             cursor = colptr[:-1].copy()  # each column's next free entry, advanced by C
             _function("csr_columns", self.data.dtype)(
                 m, _ptr(self.indptr), _ptr(self.indices), _ptr(self.data), _ptr(bits),
                 _ptr(position), _ptr(cursor), _ptr(rowind), _ptr(vals))
+        if read.size < ws.size:
+            old = earlier[1]
+            _function("copy_columns", self.data.dtype)(
+                ws.size, _ptr(source), _ptr(old.colptr), _ptr(old.rowind), _ptr(old.vals),
+                _ptr(colptr), _ptr(rowind), _ptr(vals))
         return Columns((m, ws.size), colptr, rowind, vals)
+
+    def _sources(self, ws: np.ndarray, earlier: tuple[np.ndarray, Columns]) -> np.ndarray:
+        """For each column of ``ws``, its place in the earlier working set (-1: not there),
+        after checking that the earlier columns are a CSC of X's columns there (ValueError)."""
+        m, n = self.shape
+        old_ws, old = earlier
+        old_ws = _working_set(old_ws, n, "the earlier working set")
+        if old.colptr is None or old.shape != (m, old_ws.size) or old.vals.dtype != self.data.dtype:
+            raise ValueError(f"the earlier columns must be a CSC of shape ({m}, {old_ws.size}) "
+                             f"in {self.data.dtype}, got shape {old.shape}")
+        old.check()
+        at = np.minimum(np.searchsorted(old_ws, ws), max(old_ws.size - 1, 0))
+        shared = old_ws[at] == ws if old_ws.size else np.zeros(ws.size, bool)
+        if not np.array_equal(np.diff(old.colptr)[at[shared]], self.counts[ws[shared]]):
+            raise ValueError("the earlier columns hold other entry counts than X's columns")
+        return np.where(shared, at, -1)
 
 
 def _working_set(ws: Any, n: int, name: str) -> np.ndarray:

@@ -165,7 +165,7 @@ class _Fold:
                  grad: str):
         self.problem, self.fit_intercept, self.tol, self.max_iter = (problem, fit_intercept,
                                                                      tol, max_iter)
-        self.grad, self._data, self._host = grad, None, HostX.of(problem.X)
+        self.grad, self._data, self._host = grad, None, HostX.of(problem.X, checked=True)
         self._last: working_set.Result | None = None  # the last model, if a binary solve's
         self.null = null_model(problem, fit_intercept, self._host.rmatvec)
         self.dtype = np.dtype(accumulation_dtype(problem.dtype))

@@ -5,9 +5,9 @@ skglm and celer do: solve on a working set W (the support plus the features whos
 violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
 only, every feature from ``FULL_SHARE`` of them), then check every feature. Each subproblem
 is solved by proximal Newton whose quadratic model is minimised by coordinate descent on
-X_W's columns, in C
-(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, one W's at
-a time; Anderson-extrapolated sweeps). Each subproblem is solved to a share of
+X_W's columns, in C (:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns
+copied, one W's at a time, the last W's copied into the next when small; Anderson-extrapolated
+sweeps). Each subproblem is solved to a share of
 the KKT violation, or to what the gap needs (:meth:`Rounds.inner_tol`) once W holds every
 violation. Without the native library the model is minimised on its dense Hessian
 ``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``).
@@ -353,8 +353,9 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         screened = strong_rule(w, grad, l1, l1_start) if screen else 0
         last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap, screened)
         if last is None or not np.array_equal(last, ws):
-            columns = None  # released before the next are read: one set of columns at a time
-            columns = host.columns(ws)
+            earlier = host.reusable(last, columns)  # small: its columns are copied, not read
+            columns = None  # else released before the next are read
+            columns, earlier = host.columns(ws, earlier), None
         worst = max(float(violation.max(initial=0.0)),
                     abs(_dot(s, expit(z) - y)) * fit_intercept)
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(w))), outside)
@@ -387,8 +388,9 @@ def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | Non
     l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
     check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
     w0, b0 = (None, 0.0) if init_params is None else (init_params.w, float(init_params.b))
-    r = solve(problem.X, problem.y, problem.weights, l1, l2, fit_intercept=config.fit_intercept,
-              tol=config.tol, max_iter=config.max_iter, w0=w0, b0=b0)
+    r = solve(HostX.of(problem.X, checked=True), problem.y, problem.weights, l1, l2,
+              fit_intercept=config.fit_intercept, tol=config.tol, max_iter=config.max_iter,
+              w0=w0, b0=b0)
     dtype = np.dtype(accumulation_dtype(problem.dtype))
     params = Params(r.w.astype(dtype), np.asarray(r.b, dtype))
     return params, r.rounds, r.history.astype(dtype), r.objective, r.status

@@ -144,8 +144,9 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         if fit_intercept:
             worst = max(worst, float(np.max(np.abs(s @ (softmax(Z, axis=1) - Y)))))
         if last is None or not np.array_equal(last, ws):
-            columns = None  # released before the next are read: one set of columns at a time
-            columns = host.columns(ws)
+            earlier = host.reusable(last, columns)  # small: its columns are copied, not read
+            columns = None  # else released before the next are read
+            columns, earlier = host.columns(ws, earlier), None
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(W))),
                                 outside_violation(violation, np.any(W != 0, axis=1), last))
         V = np.vstack([W[ws], b[None, :]])
@@ -163,9 +164,9 @@ def fit_problem(problem: Problem, config: TrainConfig, init_params: Params | Non
     l1, l2 = config.l1(problem.weight_sum), config.l2(problem.weight_sum)
     check_penalty(l1 + l2, config.C, problem.weight_sum, problem.dtype)
     W0, b0 = (None, None) if init_params is None else (init_params.w, init_params.b)
-    r = solve(problem.X, problem.y, problem.weights, l1, l2, fit_intercept=config.fit_intercept,
-              tol=config.tol, max_iter=config.max_iter, W0=W0, b0=b0,
-              n_classes=problem.n_classes)
+    r = solve(HostX.of(problem.X, checked=True), problem.y, problem.weights, l1, l2,
+              fit_intercept=config.fit_intercept, tol=config.tol, max_iter=config.max_iter,
+              W0=W0, b0=b0, n_classes=problem.n_classes)
     dtype = np.dtype(accumulation_dtype(problem.dtype))
     params = Params(r.W.astype(dtype), r.b.astype(dtype))
     return params, r.rounds, r.history.astype(dtype), r.objective, r.status

@@ -196,3 +196,57 @@ def test_bad_x_and_working_sets_are_refused():
             host.columns(np.array(ws))
     with pytest.raises(ValueError, match=r"w must have shape \(3,\)"):
         host.matvec(np.zeros(2), 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_columns_copied_from_an_earlier_working_set_equal_those_read_from_x(dtype):
+    X, _ = _problem(m=400, n=300, density=0.1, seed=4)
+    host = HostX.of(sp.csr_array(X.astype(dtype)))
+    rng = np.random.default_rng(2)
+    old_ws = np.sort(rng.choice(300, 60, replace=False))
+    ws = np.union1d(old_ws[::2], rng.choice(300, 40, replace=False))  # shared and new columns
+    earlier = (old_ws, host.columns(old_ws))
+    copied, read = host.columns(ws, earlier), host.columns(ws)
+    assert copied.vals.dtype == dtype
+    for a, b in zip(copied[1:], read[1:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert host.columns(np.array([], np.int64), earlier).vals.size == 0
+    assert host.columns(old_ws, (np.array([], np.int64), host.columns([]))).vals.size == (
+        earlier[1].vals.size)
+
+
+def test_reusable_columns_are_small_ones_only(monkeypatch):
+    X, _ = _problem(m=400, n=300, density=0.1, seed=4)
+    host = HostX.of(X)
+    ws = np.arange(0, 300, 6)
+    columns = host.columns(ws)
+    assert host.reusable(ws, columns)[1] is columns and host.reusable(None, columns) is None
+    monkeypatch.setattr("jaxlogreg.kernels.native_cd.REUSE_SHARE", 0.1)  # they hold about 1/6
+    assert host.reusable(ws, columns) is None
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda ws, c: (ws[::-1].copy(), c), "the earlier working set must be sorted"),
+    (lambda ws, c: (ws, c._replace(vals=c.vals.astype(np.float32))), "the earlier columns must"),
+    (lambda ws, c: (ws, HostX.of(_problem(m=400, n=300, density=0.1, seed=9)[0]).columns(ws)),
+     "other entry counts"),  # another X's columns
+    (lambda ws, c: (ws, c._replace(rowind=c.rowind + 400)), "rowind must lie"),
+])
+def test_bad_earlier_columns_are_refused_before_native_code(change, message):
+    X, _ = _problem(m=400, n=300, density=0.1, seed=4)
+    host = HostX.of(X)
+    ws = np.arange(0, 299, 2)
+    with pytest.raises(ValueError, match=message):
+        host.columns(ws, change(ws, host.columns(ws)))
+
+
+def test_fits_with_and_without_copied_columns_are_the_same(monkeypatch):
+    X, y = _problem(m=500, n=400, density=0.05, seed=5)
+    s = np.full(len(y), 1 / len(y))
+    l1 = _l1(X, y, 0.05)
+    copied = solve(X, y, s, l1, tol=TOL)
+    monkeypatch.setattr("jaxlogreg.kernels.native_cd.REUSE_SHARE", 0.0)  # every set read from X
+    read = solve(X, y, s, l1, tol=TOL)
+    assert copied.status == read.status == "converged" and copied.rounds == read.rounds >= 2
+    np.testing.assert_array_equal(copied.w, read.w)
+    assert copied.b == read.b

@@ -130,7 +130,8 @@ def test_a_working_set_of_most_features_holds_them_all_and_reads_x_once(monkeypa
     s = np.full(len(y), 1.0 / len(y))
     l1 = float(np.quantile(np.abs(X.T @ (s * (y - y.mean()))), 0.3))  # 70% of features violate
     reads, read = [], HostX.columns
-    monkeypatch.setattr(HostX, "columns", lambda host, ws: reads.append(ws.size) or read(host, ws))
+    monkeypatch.setattr(HostX, "columns",
+                        lambda host, ws, earlier=None: reads.append(ws.size) or read(host, ws))
     every = solve(X, y, s, l1, tol=1e-8)
     assert every.status == "converged" and reads == [X.shape[1]]
     monkeypatch.setattr(working_set, "FULL_SHARE", 2.0)  # never every feature
