@@ -21,12 +21,12 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, NamedTuple
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import logsumexp
@@ -271,7 +271,10 @@ def check_n_jobs(n_jobs: Any) -> int:
                                or n_jobs == 0):
         raise ValueError(f"n_jobs must be None or a non-zero integer (-1: every CPU), got "
                          f"{n_jobs!r}")
-    return joblib.effective_n_jobs(n_jobs)
+    if n_jobs is None or n_jobs > 0:
+        return 1 if n_jobs is None else int(n_jobs)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) + 1 + int(n_jobs))
 
 
 def _fold_path(fold: _Fold, Cs: np.ndarray, l1_ratios: np.ndarray, l1: np.ndarray,

@@ -171,3 +171,10 @@ def test_bad_penalty_parameters_name_the_parameter(params, message, assert_rejec
     X, y = _data(2)
     assert_rejected_before_compiling(LogisticRegressionCV(Cs=[1.0], cv=3, **params), X, y,
                                      message)
+
+
+def test_n_jobs_counts_threads_as_scikit_learn_does(monkeypatch):
+    from jaxlogreg.training import path_l1
+
+    monkeypatch.setattr(path_l1.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert [path_l1.check_n_jobs(n) for n in (None, 1, 3, -1, -2, -4, -9)] == [1, 1, 3, 4, 3, 1, 1]
