@@ -1,4 +1,5 @@
-"""The package's environment settings, read one way: :func:`flag`.
+"""The package's environment: its settings, read one way (:func:`flag`), and the cores this
+process may run on (:func:`usable_cores`).
 
 ``JAXLOGREG_NO_CACHE`` (the ``jaxlogreg`` command's compilation cache) and
 ``JAXLOGREG_NATIVE`` (the C gradient kernel, :mod:`jaxlogreg.kernels.native`) are on/off
@@ -25,3 +26,10 @@ def flag(name: str, default: bool) -> bool:
         return False
     raise ValueError(f"environment variable {name} must be one of {'/'.join(TRUE)} or "
                      f"{'/'.join(FALSE)}, got {os.environ[name]!r}")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -12,13 +12,13 @@ C-ordered for rows), aligned and in the dtype is only checked, never copied.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from jaxlogreg.runtime.env import usable_cores
 from jaxlogreg.runtime.memory import aligned_empty, is_aligned
 
 BLOCK_ROWS = 4096  # rows of X per block: 1.6 MB at n = 100 float32, in L2 cache
@@ -65,13 +65,6 @@ def _nothing(rows: slice) -> None:
     """The copy step of an X used as it is."""
 
 
-def _cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _blocks_finite(
     written: Callable[[slice], np.ndarray], copy: Callable[[slice], None], m: int
 ) -> bool:
@@ -89,7 +82,7 @@ def _blocks_finite(
         flags = [block(slice(start, start + BLOCK_ROWS)) for start in starts]  # all written
         return all(flags)
 
-    workers = min(_cores(), -(-m // BLOCK_ROWS))
+    workers = min(usable_cores(), -(-m // BLOCK_ROWS))
     size = written(slice(0, m)).size
     if size < PARALLEL_MIN_ELEMENTS or workers < 2:
         finite = blocks(range(0, m, BLOCK_ROWS))

@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
-import os
 import sys
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -34,6 +33,7 @@ from scipy.special import logsumexp
 from jaxlogreg.core import checks as v
 from jaxlogreg.core.model import Params, accumulation_dtype
 from jaxlogreg.kernels.native_cd import HostX
+from jaxlogreg.runtime.env import usable_cores
 from jaxlogreg.training import working_set, working_set_softmax
 from jaxlogreg.training.data import device_data
 from jaxlogreg.training.pipeline import run_fit
@@ -273,8 +273,7 @@ def check_n_jobs(n_jobs: Any) -> int:
                          f"{n_jobs!r}")
     if n_jobs is None or n_jobs > 0:
         return 1 if n_jobs is None else int(n_jobs)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) + 1 + int(n_jobs))
+    return max(1, usable_cores() + 1 + int(n_jobs))
 
 
 def _fold_path(fold: _Fold, Cs: np.ndarray, l1_ratios: np.ndarray, l1: np.ndarray,

@@ -7,9 +7,8 @@ only, every feature from ``FULL_SHARE`` of them), then check every feature. Each
 is solved by proximal Newton whose quadratic model is minimised by coordinate descent on
 X_W's columns, in C (:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns
 copied, one W's at a time, the last W's copied into the next when small; Anderson-extrapolated
-sweeps). Each subproblem is solved to a share of
-the KKT violation, or to what the gap needs (:meth:`Rounds.inner_tol`) once W holds every
-violation. Without the native library the model is minimised on its dense Hessian
+sweeps). Each subproblem is solved to a share of the KKT violation, or to what the gap needs
+(:meth:`Rounds.inner_tol`) once W holds every violation. Without the native library the model is minimised on its dense Hessian
 ``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``).
 Status: "converged" only when the duality gap certifies ``J - J* <= tol · J``
 (:mod:`jaxlogreg.training.certificate`); "max_iter" after ``max_iter`` rounds; "stalled" when

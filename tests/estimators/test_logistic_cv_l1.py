@@ -176,5 +176,5 @@ def test_bad_penalty_parameters_name_the_parameter(params, message, assert_rejec
 def test_n_jobs_counts_threads_as_scikit_learn_does(monkeypatch):
     from jaxlogreg.training import path_l1
 
-    monkeypatch.setattr(path_l1.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(path_l1, "usable_cores", lambda: 4)
     assert [path_l1.check_n_jobs(n) for n in (None, 1, 3, -1, -2, -4, -9)] == [1, 1, 3, 4, 3, 1, 1]
