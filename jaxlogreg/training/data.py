@@ -140,8 +140,9 @@ def sparse_layout(
     the rows' numbers in ``name``, default 0..m-1)."""
     with np.errstate(over="ignore"):
         Xt = sample_csr(X, x_dtype) if csr else coo_of_csr(X, x_dtype, transpose=True)
-    bad = ~np.isfinite(Xt.data)
-    if bad.any():  # float64 values cast to float32
+    # X's values were checked: only a cast to a narrower dtype can make them overflow
+    bad = ~np.isfinite(Xt.data) if np.dtype(X.dtype) != np.dtype(x_dtype) else None
+    if bad is not None and bad.any():  # float64 values cast to float32
         k = int(np.argmax(bad))
         row = int(np.searchsorted(X.indptr, k, "right")) - 1
         row = row if rows is None else int(rows[row])
