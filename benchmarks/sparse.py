@@ -266,6 +266,15 @@ def _reset_peak() -> bool:
         return False
 
 
+def check_native() -> None:
+    """RuntimeError when jaxlogreg's C library is not available (its build failed, e.g. past
+    the build's deadline on a loaded machine): its fits' times would be another solver's."""
+    from jaxlogreg.kernels import native
+
+    if (reason := native.build_error()) is not None:
+        raise RuntimeError(f"jaxlogreg's C library is not available: {reason}")
+
+
 def _reply(message: dict[str, Any]) -> None:
     print(REPLY + json.dumps(message), flush=True)
 
@@ -285,6 +294,8 @@ def _child(spec_path: str) -> int:
     rows = np.sort(np.r_[np.flatnonzero(y == 0)[:WARMUP_ROWS],
                          np.flatnonzero(y == 1)[:WARMUP_ROWS]])
     fit(X[rows], y[rows])  # runtime start-up: not part of the measurement
+    if spec["library"] == "jaxlogreg":
+        check_native()
     gc.collect()
     reset = _reset_peak()
     before = _proc_status_bytes("VmRSS")
@@ -559,7 +570,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
              "reference (steady / ref) is the fastest scikit-learn solver within 1e-6 of the "
              "best J for L2, skglm for L1."),
             ("jaxlogreg working_set runs on the host with float64 parameters, reading X in "
-             "its float32 (products by SciPy, the working set's coordinate descent in C); the "
+             "its float32 (products and the working set's coordinate descent in C); the "
              "other jaxlogreg fits run in X's float32."),
             (f"true_w_found: non-zero weights among the {N_TRUE} non-zero weights of the model "
              "that drew the labels."),

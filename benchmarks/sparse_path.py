@@ -47,7 +47,7 @@ if not __package__:  # run as a script: import from the checkout's root, not fro
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from benchmarks import report
-from benchmarks.sparse import csr_bytes, make_problem, parse_size
+from benchmarks.sparse import check_native, csr_bytes, make_problem, parse_size
 
 DESCRIPTION = (__doc__ or "").strip()
 DEFAULT_SIZES = ("5000x8192x20", "20000x32768x40")
@@ -182,6 +182,8 @@ def _timed(name: str, tol: float, X: Any, y: np.ndarray, Cs: np.ndarray, folds: 
     if name == "saga":
         run_path = functools.partial(run_path, max_iter=args.saga_max_iter)
     run_path(*warm)  # tiny warm-up: imports, numba's compilation
+    if name.startswith("jaxlogreg"):
+        check_native()
     start = time.perf_counter()
     result = run_path(X, y, Cs, folds)
     return time.perf_counter() - start, result

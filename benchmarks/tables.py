@@ -191,7 +191,8 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
          "nonzero_w", "support_diff", "peak / CSR", "steady / ref")),
     "sparse-path": Table(
         "sparse_path.json",
-        ("m", "n", "nnz_per_row", "library", "seconds", "C_", "same C_", "time / jaxlogreg")),
+        ("m", "n", "nnz_per_row", "library", "tol", "seconds", "C_", "same C_", "worst_excess",
+         "time / jaxlogreg")),
     "scaling": Table(
         "scaling.json",
         ("sweep", "m", "n", "MB(X)", "step_ms", "jaxlogreg_lbfgs_s", "sklearn_lbfgs_s",
