@@ -13,7 +13,8 @@ of a call is ``VmHWM`` after it minus ``VmRSS`` before it. A process makes the d
    fit needs beyond what the process already holds, next to its time.
 
 Used by :mod:`benchmarks.time_to_solution` (its table "Peak memory of a fit") and, with
-``options["classes"]`` K > 2, by :mod:`benchmarks.softmax`.
+``options["classes"]`` K > 2, by :mod:`benchmarks.softmax`; :func:`peak_of` by
+:mod:`benchmarks.sparse` for each of its fits.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _peak_of(call) -> tuple[float, float, float]:
+def peak_of(call) -> tuple[float, float, float]:
     """``(peak extra MB, resident growth MB, seconds)`` of ``call()``."""
     _reset_peak()
     before = _status_kb("VmRSS")
@@ -107,10 +108,10 @@ def child(library: str, size: str, options: dict[str, Any]) -> dict[str, Any]:
         X_aligned[...] = X
         X = X_aligned
     tiny_X, tiny_y = problem(TINY_ROWS, options["seed"] + 1)
-    runtime_peak, runtime_resident, _ = _peak_of(lambda: make(tiny_X, tiny_y)())
+    runtime_peak, runtime_resident, _ = peak_of(lambda: make(tiny_X, tiny_y)())
     call = make(X, y)
-    first_extra, _, first_s = _peak_of(call)
-    steady_extra, _, steady_s = _peak_of(call)
+    first_extra, _, first_s = peak_of(call)
+    steady_extra, _, steady_s = peak_of(call)
     x_mb = X.nbytes / MB
     return {"m": m, "n": n, "classes": options.get("classes", 2), "solver": library, "X_MB": x_mb,
             "X 64-byte aligned": X.ctypes.data % 64 == 0,

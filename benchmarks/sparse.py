@@ -37,9 +37,10 @@ comparison are then called round-robin, one fit at a time, so that load from els
 them alike. ``first_s`` is the first fit of the problem (for jaxlogreg tracing and compilation
 included, no persistent compilation cache) and ``steady_s`` the median of later fits
 (``--repeats`` for jaxlogreg, half as many for the others, at least one).
-``peak_extra`` is the peak resident memory of the process during these fits above its resident
-memory just before them (the data loaded), and ``peak / CSR`` that over the bytes of the CSR
-arrays (data + indices + indptr).
+``peak_extra`` is the largest over these fits of a fit's peak resident memory above the
+process's resident memory just before it (:func:`benchmarks.peak_memory.peak_of`, the peak
+reset before each fit, as the dense benchmarks measure), and ``peak / CSR`` that over the bytes
+of the CSR arrays (data + indices + indptr).
 
 Targets: jaxlogreg's steady time at most 0.5x the fastest scikit-learn solver's that reaches
 the best J within 1e-6 relative (L2; lbfgs when none does) and 0.5x skglm's (L1,
@@ -70,7 +71,7 @@ import numpy as np
 if not __package__:  # run as a script: import from the checkout's root, not from benchmarks/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from benchmarks import report
+from benchmarks import peak_memory, report
 
 DESCRIPTION = (__doc__ or "").strip()
 DEFAULT_SIZES = ("1000000x1048576x50",)
@@ -245,27 +246,6 @@ def _fitter(spec: dict[str, Any]):
             "sklearn": _sklearn_fitter}[spec["library"]](spec)
 
 
-def _proc_status_bytes(field: str) -> int | None:
-    try:
-        with open("/proc/self/status", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset the peak resident memory (VmHWM) to the current one (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def check_native() -> None:
     """RuntimeError when jaxlogreg's C library is not available (its build failed, e.g. past
     the build's deadline on a loaded machine): its fits' times would be another solver's."""
@@ -297,24 +277,28 @@ def _child(spec_path: str) -> int:
     if spec["library"] == "jaxlogreg":
         check_native()
     gc.collect()
-    reset = _reset_peak()
-    before = _proc_status_bytes("VmRSS")
+    measured = peak_memory.supported()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     _reply({"ready": True})
-    times, out = [], None
+    times, extras, outs = [], [], []
     for line in sys.stdin:
         if line.strip() != "fit":
             break
-        start = time.perf_counter()
-        out = fit(X, y)
-        times.append(time.perf_counter() - start)
+        if measured:  # the peak reset before each fit: what it needs beyond what is resident
+            extra, _, seconds = peak_memory.peak_of(lambda: outs.append(fit(X, y)))
+            extras.append(extra * peak_memory.MB)
+        else:
+            start = time.perf_counter()
+            outs.append(fit(X, y))
+            seconds = time.perf_counter() - start
+        times.append(seconds)
         _reply({"seconds": times[-1]})
-    peak = _proc_status_bytes("VmHWM") if reset else None
-    if peak is not None and before is not None:
-        extra, method = peak - before, "VmHWM - VmRSS before (peak reset)"
+    if measured:
+        extra, method = max(extras), "max over fits of VmHWM - VmRSS before it (peak reset)"
     else:  # without /proc: the growth of the peak since the data were loaded (a lower bound)
         extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - maxrss_before
         method = "ru_maxrss growth"
+    out = outs[-1]
     w, b, n_iter, status = out
     np.save(Path(spec["out"]) / "w.npy", w)
     result = {"times": times, "b": b, "n_iter": n_iter, "status": status,
