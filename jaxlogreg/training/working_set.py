@@ -337,7 +337,8 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
     outer, rounds, status, ws_size = Rounds(), 0, "max_iter", P0
     J, gap, history, ws, columns = np.inf, np.inf, [], None, None
     point = _checked_dual(dual0, m, n)
-    z = point.z if point is not None else host.matvec(w, b) if np.any(w) else np.full(m, b)
+    z = point.z.copy() if point is not None else (  # updated in place: dual0's z is kept
+        host.matvec(w, b) if np.any(w) else np.full(m, b))
     for rounds in range(max_iter + 1):
         if rounds or point is None:
             point = certificate.host_dual_point(z, y, s, fit_intercept, host.rmatvec)
@@ -358,6 +359,7 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         worst = max(float(violation.max(initial=0.0)),
                     abs(_dot(s, expit(z) - y)) * fit_intercept)
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(w))), outside)
+        grad = violation = point = None  # released before the subproblem's work arrays
         v, z = _solve_subproblem(host, columns, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
                                  inner)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support

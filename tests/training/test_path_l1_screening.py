@@ -105,6 +105,7 @@ def test_the_last_solves_dual_point_gives_the_first_gap_of_the_next():
     lam = 0.1 * float(np.max(np.abs(X.T @ (s * (y - y.mean())))))
     first = solve(X, y, None, lam, tol=TOL, max_iter=100)
     assert first.dual is not None and first.dual.v.shape == (150,)
+    z = first.dual.z.copy()
     for l1 in (lam, 0.7 * lam):  # its own λ₁ (certified at once) and the next one's
         reused = solve(X, y, None, l1, tol=TOL, max_iter=100, w0=first.w, b0=first.b,
                        l1_start=lam, dual0=first.dual)
@@ -113,6 +114,7 @@ def test_the_last_solves_dual_point_gives_the_first_gap_of_the_next():
         assert reused.status == fresh.status == "converged"
         assert abs(reused.history[0] - fresh.history[0]) <= 100 * EPS * fresh.history[0]
         assert abs(reused.objective - fresh.objective) <= 2 * TOL * fresh.objective
+        np.testing.assert_array_equal(first.dual.z, z)  # dual0 is read, never written
     assert solve(X, y, None, lam, tol=TOL, w0=first.w, b0=first.b, dual0=first.dual).rounds == 0
     bad = first.dual._replace(v=first.dual.v[:-1])
     with pytest.raises(ValueError, match=r"dual0 must hold .* v of shape \(150,\)"):
