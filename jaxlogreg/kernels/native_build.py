@@ -1,14 +1,15 @@
 """Build, verify and load the C gradient kernel (:mod:`jaxlogreg.kernels.native`): one bounded try.
 
 :func:`build_and_load` compiles :data:`SOURCES` with the system's C compiler (``$CC``, else
-``cc``, ``gcc`` or ``clang``) for this machine's CPU, with the headers of XLA's FFI that jaxlib
-ships, into a folder, under a name that hashes the source, the flags, the compiler's version,
-jaxlib's version and the CPU; the library's sha256 is written beside it (``<name>.sha256``).
+``cc``, ``gcc`` or ``clang``; one compiler per source, at once, then linked) for this machine's
+CPU, with the headers of XLA's FFI that jaxlib ships, into a folder, under a name that hashes
+the source, the flags, the compiler's version, jaxlib's version and the CPU; the library's
+sha256 is written beside it (``<name>.sha256``).
 A library is loaded only after it is verified: opened without following a link or waiting on
 a FIFO, a regular file, its content matching the digest; on Linux the open file itself is
 loaded (``/proc/self/fd``), so a file swapped in after the check is never run. A library that
 fails the check is built again, once. The whole build, ``cc --version`` included, has
-:data:`DEADLINE_S`: a compiler still running then is killed with its children, and no other
+:data:`DEADLINE_S`: compilers still running then are killed with their children, and no other
 flags are tried. Any failure raises; the caller then uses XLA's gradient.
 """
 
@@ -90,27 +91,40 @@ def _cpu_signature() -> str:
 
 
 def _run(command: list[str], deadline: float) -> str:
-    """The command's standard output. It runs in its own process group, killed whole if it is
-    still running at ``deadline`` (:func:`time.monotonic`): :class:`BuildError` then;
-    :class:`subprocess.CalledProcessError` if it fails."""
-    timeout = (f"the C compiler {command[0]} did not finish within {DEADLINE_S:g} s (the "
+    """The command's standard output (:func:`_run_all` of one command)."""
+    return _run_all([command], deadline)[0]
+
+
+def _run_all(commands: list[list[str]], deadline: float) -> list[str]:
+    """The commands' standard outputs. They run at once, each in its own process group, all
+    killed whole if one is still running at ``deadline`` (:func:`time.monotonic`):
+    :class:`BuildError` then; :class:`subprocess.CalledProcessError` if one fails."""
+    timeout = (f"the C compiler {commands[0][0]} did not finish within {DEADLINE_S:g} s (the "
                f"build's deadline)")
     if time.monotonic() >= deadline:
         raise BuildError(timeout)
-    with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, errors="replace",
-                          start_new_session=True) as process:
-        try:
-            out, err = process.communicate(timeout=deadline - time.monotonic())
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)  # the compiler and what it started
-            except ProcessLookupError:
-                pass
-            raise BuildError(f"{timeout}: stopped") from None
-    if process.returncode:
-        raise subprocess.CalledProcessError(process.returncode, command, out, err)
-    return out
+    processes = [subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, errors="replace",
+                                  start_new_session=True) for command in commands]
+    try:
+        outputs = [process.communicate(timeout=max(deadline - time.monotonic(), 0.0))
+                   for process in processes]
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"{timeout}: stopped") from None
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)  # the compiler and what it started
+                except ProcessLookupError:
+                    pass
+            process.wait()
+            process.stdout.close()
+            process.stderr.close()
+    for command, process, (out, err) in zip(commands, processes, outputs, strict=True):
+        if process.returncode:
+            raise subprocess.CalledProcessError(process.returncode, command, out, err)
+    return [out for out, _ in outputs]
 
 
 def _build_key(compiler: str, deadline: float) -> str:
@@ -181,23 +195,28 @@ def load_verified(library: Path) -> ctypes.CDLL:
 
 def compile_library(compiler: str, flags: tuple[str, ...], target: Path,
                     deadline: float) -> None:
-    """Compile :data:`SOURCES` into ``target`` and write its digest beside it, both under
-    temporary names, then renamed (processes building at once never see half a file)."""
+    """Compile :data:`SOURCES` at once, one compiler each, link them into ``target`` and write
+    its digest beside it, under temporary names, then renamed (processes building at once never
+    see half a file)."""
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
     digest = digest_path(target)
     partial_digest = digest.with_name(f"{digest.name}.{os.getpid()}.tmp")
-    libraries = [flag for flag in flags if flag.startswith("-l")]  # linked after the source
+    objects = [target.with_name(f"{target.name}.{os.getpid()}.{source.stem}.o")
+               for source in SOURCES]
+    libraries = [flag for flag in flags if flag.startswith("-l")]  # linked after the objects
     options = [flag for flag in flags if not flag.startswith("-l")]
-    command = [compiler, *options, f"-I{jax.ffi.include_dir()}", *map(str, SOURCES), "-o",
-               str(partial), *libraries, "-lm"]
+    compiles = [[compiler, *options, f"-I{jax.ffi.include_dir()}", "-c", str(source), "-o",
+                 str(obj)] for source, obj in zip(SOURCES, objects, strict=True)]
     try:
-        _run(command, deadline)
+        _run_all(compiles, deadline)
+        _run([compiler, *options, *map(str, objects), "-o", str(partial), *libraries, "-lm"],
+             deadline)
         partial_digest.write_text(_file_sha256(partial) + "\n")
         os.replace(partial_digest, digest)
         os.replace(partial, target)
     finally:
-        partial.unlink(missing_ok=True)
-        partial_digest.unlink(missing_ok=True)
+        for path in (partial, partial_digest, *objects):
+            path.unlink(missing_ok=True)
 
 
 def _load_or_build(compiler: str, flags: tuple[str, ...], target: Path,

@@ -201,7 +201,7 @@ HANGING_CC = """#!/bin/sh
 echo "$*" >> "{log}"
 if [ "$1" = --version ] && [ "{hangs_on}" = compile ]; then echo "hanging-cc 1.0"; exit 0; fi
 sleep 1000 &
-echo $! > "{pid}"
+echo $! >> "{pid}"
 wait
 """
 
@@ -218,8 +218,9 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("hangs_on", ["--version", "compile"])
 def test_a_compiler_that_never_finishes_costs_one_deadline(tmp_path, hangs_on):
-    """Killed, with what it started, at the build's deadline (2 s here); no other flags are
-    tried, and the fit goes on with XLA's gradient."""
+    """Killed, with what it started, at the build's deadline (2 s here): every compiler of the
+    sources (they run at once); no other flags are tried, and the fit goes on with XLA's
+    gradient."""
     log, pid = tmp_path / "calls", tmp_path / "pid"
     cc = script(tmp_path / "cc", HANGING_CC.format(log=log, pid=pid, hangs_on=hangs_on))
     deadline = 2.0
@@ -228,8 +229,10 @@ def test_a_compiler_that_never_finishes_costs_one_deadline(tmp_path, hangs_on):
     assert elapsed < deadline + 20  # the rest: compiling and running the fit's own loop
     calls = log.read_text().splitlines()
     assert calls[0] == "--version"
-    assert len(calls) == (1 if hangs_on == "--version" else 2)
-    assert not alive(int(pid.read_text()))
+    hung = 1 if hangs_on == "--version" else len(native_build.SOURCES)  # one per source
+    assert len(calls) == (1 if hangs_on == "--version" else 1 + hung)
+    started = [int(line) for line in pid.read_text().split()]
+    assert len(started) == hung and not any(alive(p) for p in started)
 
 
 @pytest.mark.slow
