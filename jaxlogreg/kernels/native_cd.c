@@ -7,18 +7,17 @@
  *   z = X_W w_W + b (+ whatever the caller put in z beforehand; it is kept up to date).
  *   Each Newton step: D_i = s_i σ(z_i)(1 - σ(z_i)), g = ∇ of J's smooth part; the direction d
  *   minimises gᵀd + ½ dᵀ(X̃ᵀ D X̃ + l2 I_W)d + l1 Σ_{j<k} |v_j + d_j| (X̃ = [X_W 1]) by cyclic
- *   coordinate descent keeping r = X̃ d up to date (soft-thresholding per column, the intercept
- *   one more coordinate), until no coordinate moves its gradient by more than cd_tol (forcing
- *   times the step's KKT violation, at least cd_floor times max |g|: inexact Newton; the
- *   forcing quartered after a direction that took one sweep, as liblinear's newGLMNET); then a
- *   backtracking (Armijo) line search on the true J. Steps stop when the largest KKT violation
- *   on W (cd_violation) is at most tol, when a step does not lower J (rounding), or after
- *   max_newton steps. Every `anderson` + 1 sweeps over one active set, the direction moves to
- *   the Anderson extrapolation of those iterates when that lowers the model (0: never; at most
- *   CD_MAX_ANDERSON): the accelerated coordinate descent of Bertrand and Massias (2021).
- *   X_W: CSC (colptr int64 (k+1), rowind int32, vals of the dtype) or, colptr NULL, a dense
- *   column-major block (m, k). Sums in float64. work: 4m + (7 + anderson)(k + 1) + anderson²
- *   doubles. Returns the steps.
+ *   coordinate descent keeping r = X̃ d up to date (soft-thresholding per column, the intercept one
+ *   more coordinate), until no coordinate moves its gradient by more than cd_tol (forcing times the
+ *   step's KKT violation, at least cd_floor times max |g|: inexact Newton; the forcing quartered
+ *   after a direction no sweep of which moved that much, as liblinear's newGLMNET); then a
+ *   backtracking (Armijo) line search on the true J. Steps stop when the largest KKT violation on W
+ *   (cd_violation) is at most tol, when a step does not lower J (rounding), or after max_newton
+ *   steps. Every `anderson` + 1 sweeps over one active set, the direction moves to the Anderson
+ *   extrapolation of those iterates when that lowers the model (0: never; at most CD_MAX_ANDERSON):
+ *   Bertrand and Massias's (2021) accelerated coordinate descent. X_W: CSC (colptr int64 (k+1),
+ *   rowind int32, vals of the dtype) or, colptr NULL, a dense column-major block (m, k). Sums in
+ *   float64. work: (4 + anderson)m + (7 + anderson)(k + 1) + anderson² doubles. Returns the steps.
  *
  * jaxlogreg_cd_csr_{matvec,rmatvec,columns}_{f32,f64}: products of a CSR X (m, n; indptr int64,
  *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
@@ -62,24 +61,24 @@ static double cd_violation(double v, double g, double h, double l1) {
 }
 
 /* Anderson extrapolation (Bertrand and Massias 2021, as skglm's) of the iterates x_0 .. x_K
- * (hist, K + 1 rows of n): out = Σ_i c_i x_{i+1}, c = z / Σ z, U H Uᵀ z = 1, U's rows x_{i+1} -
- * x_i, H = diag(h[active[0]], .., h[active[n - 2]], h[k]) (unweighted, the least squares would
- * follow the columns of few entries, which move far at little cost). gram: K² doubles. 0 (out
- * untouched) when the system is singular to working precision. */
-static int cd_anderson(int64_t K, int64_t n, const double *hist, const int64_t *active,
-                       const double *h, int64_t k, double *gram, double *out) {
-    double z[CD_MAX_ANDERSON], scale = 0.0, total = 0.0;
+ * (hist, K + 1 rows of n): out (n, may be w) = Σ_i c_i x_{i+1} = x_K - Σ_{i<K-1} coef_i (x_{i+2}
+ * - x_{i+1}) (differences: little rounding), coef (K) the partial sums of c = z / Σ z, U W Uᵀ z
+ * = 1, U's rows x_{i+1} - x_i, W = diag(w), w the coordinates' curvatures h (unweighted, the
+ * least squares would follow the columns of few entries, which move far at little cost). gram:
+ * K² doubles. 0 (out untouched) when the system is singular to working precision. */
+static int cd_anderson(int64_t K, int64_t n, const double *hist, const double *w, double *gram,
+                       double *coef, double *out) {
+    double scale = 0.0, total = 0.0;
     for (int64_t a = 0; a < K; a++) {
         for (int64_t b = 0; b <= a; b++) {
             double acc = 0.0;
             const double *xa = hist + a * n, *xb = hist + b * n;
-            for (int64_t j = 0; j < n; j++)
-                acc += h[j < n - 1 ? active[j] : k] * (xa[n + j] - xa[j]) * (xb[n + j] - xb[j]);
+            for (int64_t j = 0; j < n; j++) acc += w[j] * (xa[n + j] - xa[j]) * (xb[n + j] - xb[j]);
             gram[a * K + b] = acc;
         }
         scale = gram[a * K + a] > scale ? gram[a * K + a] : scale;
     }
-    for (int64_t a = 0; a < K; a++) { /* Cholesky, in place below the diagonal */
+    for (int64_t a = 0; a < K; a++) { /* Cholesky, in place below the diagonal; L y = 1 */
         for (int64_t b = 0; b <= a; b++) {
             double acc = gram[a * K + b];
             for (int64_t c = 0; c < b; c++) acc -= gram[a * K + c] * gram[b * K + c];
@@ -87,24 +86,20 @@ static int cd_anderson(int64_t K, int64_t n, const double *hist, const int64_t *
             else if (!(acc > 1e-14 * scale)) return 0;
             else gram[a * K + a] = sqrt(acc);
         }
-    }
-    for (int64_t a = 0; a < K; a++) { /* L y = 1 */
-        double acc = 1.0;
-        for (int64_t c = 0; c < a; c++) acc -= gram[a * K + c] * z[c];
-        z[a] = acc / gram[a * K + a];
+        coef[a] = 1.0;
+        for (int64_t c = 0; c < a; c++) coef[a] -= gram[a * K + c] * coef[c];
+        coef[a] /= gram[a * K + a];
     }
     for (int64_t a = K - 1; a >= 0; a--) { /* Lᵀ z = y */
-        double acc = z[a];
-        for (int64_t c = a + 1; c < K; c++) acc -= gram[c * K + a] * z[c];
-        z[a] = acc / gram[a * K + a];
-        total += z[a];
+        for (int64_t c = a + 1; c < K; c++) coef[a] -= gram[c * K + a] * coef[c];
+        coef[a] /= gram[a * K + a], total += coef[a];
     }
     if (!(fabs(total) > 0) || !isfinite(total)) return 0;
-    for (int64_t j = 0; j < n; j++) {
-        double acc = 0.0;
-        for (int64_t a = 0; a < K; a++) acc += z[a] * hist[(a + 1) * n + j];
-        out[j] = acc / total;
-    }
+    for (int64_t a = 0; a < K; a++) coef[a] = coef[a] / total + (a > 0 ? coef[a - 1] : 0.0);
+    for (int64_t j = 0; j < n; j++) out[j] = hist[K * n + j]; /* w is read: out may be w */
+    for (int64_t a = 1; a < K; a++)
+        for (int64_t j = 0; j < n; j++)
+            out[j] -= coef[a - 1] * (hist[(a + 1) * n + j] - hist[a * n + j]);
     return 1;
 }
 
@@ -115,41 +110,102 @@ static double cd_model(int64_t m, int64_t n_active, const int64_t *active, const
                        double db, const double *DDr, const double *v, const double *grad,
                        double gb, double l1, double l2) {
     double linear = gb * db, quadratic = 0.0;
-    for (int64_t a = 0; a < n_active; a++) {
-        const int64_t j = active[a];
-        linear += grad[j] * dw[a] + 0.5 * l2 * dw[a] * dw[a] + l1 * fabs(v[j] + dw[a]);
-    }
-    for (int64_t i = 0; i < m; i++) {
-        const double ri = DDr[2 * i + 1] + db;
-        quadratic += DDr[2 * i] * ri * ri;
-    }
+    for (int64_t a = 0; a < n_active; a++)
+        linear += (grad[active[a]] + 0.5 * l2 * dw[a]) * dw[a] + l1 * fabs(v[active[a]] + dw[a]);
+    for (int64_t i = 0; i < m; i++)
+        quadratic += DDr[2 * i] * (DDr[2 * i + 1] + db) * (DDr[2 * i + 1] + db);
     return linear + 0.5 * quadratic;
 }
 
-#define CD_COLUMN_LOOP(T, body)                                                          \
+/* Moves the coordinates in `active` (and the intercept) of the direction d, DDr's r and S =
+ * Σ_i D_i r_i to the Anderson extrapolation of the last K + 1 iterates (hist: d on `active`
+ * and db, rhist: r, K + 1 rows of m; r is linear in d, so its extrapolation is the same
+ * combination of its iterates) when that lowers the model (cd_model): 1; else 0, left as is. */
+static int cd_extrapolate(int64_t m, int64_t K, int64_t n_active, const int64_t *active,
+                          const double *hist, const double *rhist, double *gram, double *acc,
+                          double *DDr, double *d, double *db, double *S, const double *v,
+                          const double *grad, const double *h, int64_t k, double l1, double l2) {
+    double coef[CD_MAX_ANDERSON], total = 0.0;
+    for (int64_t a = 0; a < n_active; a++) acc[a] = h[active[a]];
+    acc[n_active] = h[k];
+    if (!cd_anderson(K, n_active + 1, hist, acc, gram, coef, acc)) return 0;
+    const double *now = hist + K * (n_active + 1), *r_now = rhist + K * m; /* the last */
+    const double before = cd_model(m, n_active, active, now, now[n_active], DDr, v, grad,
+                                   grad[k], l1, l2);
+    for (int64_t a = 1; a < K; a++) /* as out in cd_anderson: DDr's r is the last iterate */
+        for (int64_t i = 0; i < m; i++)
+            DDr[2 * i + 1] -= coef[a - 1] * (rhist[(a + 1) * m + i] - rhist[a * m + i]);
+    for (int64_t i = 0; i < m; i++) total += DDr[2 * i] * DDr[2 * i + 1];
+    const double after = cd_model(m, n_active, active, acc, acc[n_active], DDr, v, grad,
+                                  grad[k], l1, l2);
+    for (int64_t i = 0; i < m && !(after < before); i++) DDr[2 * i + 1] = r_now[i];
+    if (!(after < before)) return 0;
+    for (int64_t a = 0; a < n_active; a++) d[active[a]] = acc[a];
+    *db = acc[n_active], *S = total;
+    return 1;
+}
+
+#define CD_COLUMN_LOOP(body)                                                             \
     if (colptr) {                                                                        \
-        const T *cv = vals;                                                              \
         for (int64_t p = colptr[j]; p < colptr[j + 1]; p++) {                             \
             const int64_t i = rowind[p];                                                  \
-            const double x = (double)cv[p];                                               \
+            const double x = (double)vals[p];                                             \
             body;                                                                         \
         }                                                                                 \
     } else {                                                                              \
-        const T *cv = vals + j * m;                                                       \
         for (int64_t i = 0; i < m; i++) {                                                 \
-            const double x = (double)cv[i];                                               \
+            const double x = (double)vals[j * m + i];                                     \
             body;                                                                         \
         }                                                                                 \
     }
 
+/* GCC's gathers cost more than scalar loads on a CSC column's few entries: its sweeps over CSC
+ * columns are left scalar, over dense ones not. CD_TERM: entry p's term of a column's x_jᵀ D r. */
+#define CD_TERM(p) \
+    ((double)vals[p] * (DDr[2 * (int64_t)rowind[p]] * DDr[2 * (int64_t)rowind[p] + 1]))
+#if defined(__GNUC__) && !defined(__clang__)
+#define CD_SCALAR __attribute__((optimize("no-tree-vectorize")))
+#else
+#define CD_SCALAR
+#endif
+
+#define CD_SWEEP(T, NAME, ATTRIBUTE)                                                           \
+/* One sweep of cd_direction over `count` coordinates (active[a], or a when active is NULL): d, \
+ * DDr's r and S (+= Σ Δd_j c_j) updated; returns the largest move of a gradient, |Δd_j| h_j. */ \
+static ATTRIBUTE double NAME(int64_t m, int64_t count, const int64_t *active,                  \
+    const int64_t *colptr, const int32_t *rowind, const T *vals, const double *v,              \
+    const double *grad, const double *h, const double *c, double l1, double l2, double db,     \
+    double *d, double *DDr, double *S) {                                                       \
+    double change = 0.0, sum = *S;                                                             \
+    for (int64_t a = 0; a < count; a++) {                                                      \
+        const int64_t j = active ? active[a] : a;                                              \
+        if (!(h[j] > 0)) continue;                                                             \
+        double q = 0.0, q1 = 0.0;                                                              \
+        if (colptr) { /* two sums: the latency of their additions bounds each */               \
+            int64_t p = colptr[j];                                                             \
+            for (; p + 1 < colptr[j + 1]; p += 2) q += CD_TERM(p), q1 += CD_TERM(p + 1);       \
+            q += q1 + (p < colptr[j + 1] ? CD_TERM(p) : 0.0);                                  \
+        } else {                                                                               \
+            const T *cv = vals + j * m;                                                        \
+            for (int64_t i = 0; i < m; i++) q += (double)cv[i] * (DDr[2 * i] * DDr[2 * i + 1]); \
+        }                                                                                      \
+        q += grad[j] + l2 * d[j] + db * c[j];                                                  \
+        const double u = v[j] + d[j], delta = cd_soft_threshold(u - q / h[j], l1 / h[j]) - u;  \
+        if (delta == 0) continue;                                                              \
+        d[j] += delta, sum += delta * c[j];                                                    \
+        CD_COLUMN_LOOP({ DDr[2 * i + 1] += delta * x; })                                       \
+        change = fabs(delta) * h[j] > change ? fabs(delta) * h[j] : change;                    \
+    }                                                                                          \
+    *S = sum; return change;                                                                   \
+}
+
 #define CD_DEFINE(T, SUFFIX)                                                                  \
 static void cd_gradient_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,                 \
-                                 const int32_t *rowind, const T *vals, const double *resid,    \
-                                 const double *D, const double *v, double l2,                  \
-                                 int32_t fit_intercept, double *grad, double *h, double *c) {  \
+    const int32_t *rowind, const T *vals, const double *resid, const double *D, const double *v, \
+    double l2, int32_t fit_intercept, double *grad, double *h, double *c) {                    \
     for (int64_t j = 0; j < k; j++) {                                                          \
         double gj = 0.0, hj = 0.0, cj = 0.0;                                                   \
-        CD_COLUMN_LOOP(T, { gj += x * resid[i]; hj += x * x * D[i]; cj += x * D[i]; })         \
+        CD_COLUMN_LOOP({ gj += x * resid[i]; hj += x * x * D[i]; cj += x * D[i]; })            \
         grad[j] = gj + l2 * v[j];                                                              \
         h[j] = hj + l2;                                                                        \
         c[j] = fit_intercept ? cj : 0.0;                                                       \
@@ -160,78 +216,30 @@ static void cd_gradient_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,   
     h[k] = fit_intercept ? hb : 0.0;                                                           \
 }                                                                                              \
                                                                                                \
-/* Moves the coordinates in `active` (and the intercept) of the direction d, Dr's second       \
- * members ((X_W d_W)_i) and S = Σ D_i (X_W d_W)_i to the Anderson extrapolation of the last   \
- * K + 1 iterates in hist when that lowers the model (cd_model); else leaves them. saved: m. */ \
-static void cd_extrapolate_##SUFFIX(int64_t m, int64_t K, const int64_t *colptr,               \
-                                    const int32_t *rowind, const T *vals, int64_t n_active,    \
-                                    const int64_t *active, const double *hist, double *gram,   \
-                                    double *acc, double *saved, double *DDr, double *d,        \
-                                    double *db, double *S, const double *v, const double *grad, \
-                                    const double *h, int64_t k, double l1, double l2) {        \
-    if (!cd_anderson(K, n_active + 1, hist, active, h, k, gram, acc)) return;                  \
-    const double *now = hist + K * (n_active + 1); /* the last iterate: d on `active`, db */   \
-    const double before = cd_model(m, n_active, active, now, now[n_active], DDr, v, grad,      \
-                                   grad[k], l1, l2);                                           \
-    for (int64_t i = 0; i < m; i++) saved[i] = DDr[2 * i + 1];                                 \
-    for (int64_t a = 0; a < n_active; a++) {                                                   \
-        const int64_t j = active[a];                                                           \
-        const double delta = acc[a] - d[j];                                                    \
-        if (delta != 0) { CD_COLUMN_LOOP(T, { DDr[2 * i + 1] += delta * x; }) }                \
-    }                                                                                          \
-    const double after = cd_model(m, n_active, active, acc, acc[n_active], DDr, v, grad,       \
-                                  grad[k], l1, l2);                                            \
-    if (!(after < before)) {                                                                   \
-        for (int64_t i = 0; i < m; i++) DDr[2 * i + 1] = saved[i];                             \
-        return;                                                                                \
-    }                                                                                          \
-    for (int64_t a = 0; a < n_active; a++) d[active[a]] = acc[a];                              \
-    *db = acc[n_active];                                                                       \
-    double total = 0.0;                                                                        \
-    for (int64_t i = 0; i < m; i++) total += DDr[2 * i] * DDr[2 * i + 1];                      \
-    *S = total;                                                                                \
-}                                                                                              \
-                                                                                               \
-/* The Newton direction d (k + 1) and r = X̃ d (m): coordinate descent on the model, sweeps    \
- * over the coordinates non-zero in v + d between full sweeps, done when a full sweep moves no \
- * gradient by more than cd_tol. DDr: (D_i, r_W,i = (X_W d_W)_i) pairs, one cache line a row (r \
- * written over its second half at the end); S = Σ D r_W, so the intercept costs O(1) (c_j =   \
- * Σ_i D_i x_ij). Every K + 1 sweeps over one active set, cd_extrapolate (K = 0: never). */    \
+/* The Newton direction d (k + 1) and r = X̃ d (m) by coordinate descent on the model: sweeps  \
+ * over the coordinates non-zero in v + d (at first: in v, or with |g_j| > l1) between full    \
+ * ones, until a full sweep moves no gradient by more than cd_tol; returns the sweeps that did. \
+ * DDr: (D_i, r_W,i = (X_W d_W)_i) pairs, one cache line a row (r written over its second half \
+ * at the end); S = Σ D r_W, so the intercept costs O(1) (c_j = Σ_i D_i x_ij). Every K + 1     \
+ * sweeps over one active set, cd_extrapolate (K = 0: never; rhist: (K + 1) m, r's iterates). */ \
 static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,              \
-                                  const int32_t *rowind, const T *vals, const double *D,       \
-                                  const double *v, const double *grad, const double *h,        \
-                                  const double *c, double l1, double l2,                       \
-                                  double cd_tol, int64_t max_epochs, int64_t K, double *d,     \
-                                  double *DDr, int64_t *active, double *hist, double *gram,    \
-                                  double *acc, double *saved) {                                \
+    const int32_t *rowind, const T *vals, const double *D, const double *v, const double *grad, \
+    const double *h, const double *c, double l1, double l2, double cd_tol, int64_t max_epochs, \
+    int64_t K, double *d, double *DDr, int64_t *active, double *hist, double *gram, double *acc, \
+    double *rhist) {                                                                           \
     memset(d, 0, (size_t)(k + 1) * sizeof(double));                                            \
     for (int64_t i = 0; i < m; i++) { DDr[2 * i] = D[i]; DDr[2 * i + 1] = 0.0; }               \
     double S = 0.0, db = 0.0;                                                                  \
-    int64_t n_active = 0, full = 1, epoch = 0, kept = 0;                                       \
+    int64_t n_active = 0, full = 0, epoch = 0, kept = 0, moved = 0, extrapolated = 0;          \
+    for (int64_t j = 0; j < k; j++)                                                            \
+        if (v[j] != 0 || fabs(grad[j]) > l1) active[n_active++] = j;                           \
     while (epoch++ < max_epochs) {                                                             \
-        double change = 0.0;                                                                   \
-        const int64_t count = full ? k : n_active;                                             \
-        for (int64_t a = 0; a < count; a++) {                                                  \
-            const int64_t j = full ? a : active[a];                                            \
-            if (!(h[j] > 0)) continue;                                                         \
-            double q = 0.0;                                                                    \
-            CD_COLUMN_LOOP(T, { q += x * (DDr[2 * i] * DDr[2 * i + 1]); })                     \
-            q += grad[j] + l2 * d[j] + db * c[j];                                              \
-            const double u = v[j] + d[j];                                                      \
-            const double delta = cd_soft_threshold(u - q / h[j], l1 / h[j]) - u;               \
-            if (delta == 0) continue;                                                          \
-            d[j] += delta;                                                                     \
-            S += delta * c[j];                                                                 \
-            CD_COLUMN_LOOP(T, { DDr[2 * i + 1] += delta * x; })                                \
-            const double moved = fabs(delta) * h[j];                                           \
-            change = moved > change ? moved : change;                                          \
-        }                                                                                      \
-        if (h[k] > 0) {                                                                        \
-            const double delta = -(grad[k] + S + db * h[k]) / h[k];                            \
-            db += delta;                                                                       \
-            const double moved = fabs(delta) * h[k];                                           \
-            change = moved > change ? moved : change;                                          \
-        }                                                                                      \
+        double change = (colptr ? cd_sweep_sparse_##SUFFIX : cd_sweep_##SUFFIX)(               \
+            m, full ? k : n_active, full ? NULL : active, colptr, rowind, vals, v, grad, h, c, \
+            l1, l2, db, d, DDr, &S);                                                           \
+        const double delta = h[k] > 0 ? -(grad[k] + S + db * h[k]) / h[k] : 0.0;               \
+        db += delta;                                                                           \
+        change = fabs(delta) * h[k] > change ? fabs(delta) * h[k] : change;                    \
         if (full) { /* the active set anew; Anderson's iterates go on while it stays */        \
             int64_t count = 0, same = 1;                                                       \
             for (int64_t j = 0; j < k; j++) {                                                  \
@@ -246,37 +254,39 @@ static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr
             double *x = hist + kept * (n_active + 1);                                          \
             for (int64_t a = 0; a < n_active; a++) x[a] = d[active[a]];                        \
             x[n_active] = db;                                                                  \
+            for (int64_t i = 0; i < m; i++) rhist[kept * m + i] = DDr[2 * i + 1];              \
             if (++kept == K + 1) {                                                             \
-                cd_extrapolate_##SUFFIX(m, K, colptr, rowind, vals, n_active, active, hist,    \
-                                        gram, acc, saved, DDr, d, &db, &S, v, grad, h, k,      \
-                                        l1, l2);                                               \
+                extrapolated |= cd_extrapolate(m, K, n_active, active, hist, rhist, gram, acc, \
+                                               DDr, d, &db, &S, v, grad, h, k, l1, l2);        \
                 kept = 0;                                                                      \
             }                                                                                  \
         }                                                                                      \
         if (change <= cd_tol && full) break;                                                   \
-        full = change <= cd_tol;                                                               \
+        full = change <= cd_tol, moved += !full;                                               \
     }                                                                                          \
-    d[k] = db;                                                                                 \
+    d[k] = db; /* r anew from d after an extrapolation, whose rounding would grow in z: */     \
+    for (int64_t i = 0; i < m && extrapolated; i++) DDr[2 * i + 1] = 0.0;                      \
+    for (int64_t j = 0; j < k && extrapolated; j++)                                            \
+        if (d[j] != 0) { CD_COLUMN_LOOP({ DDr[2 * i + 1] += d[j] * x; }) }                     \
     double *r = DDr + m; /* backwards: r[i] = DDr[m + i] is written after DDr[2i + 1] is read */ \
     for (int64_t i = m - 1; i >= 0; i--) r[i] = DDr[2 * i + 1] + db;                           \
-    return epoch;                                                                              \
+    return moved;                                                                              \
 }                                                                                              \
                                                                                                \
 int64_t jaxlogreg_cd_solve_##SUFFIX(                                                           \
     int64_t m, int64_t k, const int64_t *colptr, const int32_t *rowind, const T *vals,         \
-    const double *y, const double *s, double l1, double l2,                                    \
-    int32_t fit_intercept, double tol, int64_t max_newton, int64_t max_epochs,                 \
-    double forcing, double cd_floor, double armijo, double slack, int64_t max_halvings,        \
-    int64_t max_flat, int64_t anderson,                                                        \
-    double *v, double *z, double *work) {                                                      \
+    const double *y, const double *s, double l1, double l2, int32_t fit_intercept, double tol, \
+    int64_t max_newton, int64_t max_epochs, double forcing, double cd_floor, double armijo,    \
+    double slack, int64_t max_halvings, int64_t max_flat, int64_t anderson, double *v, double *z, \
+    double *work) {                                                                            \
     double *D = work, *resid = work + m, *r = work + 2 * m; /* resid, r: CD's DDr (2m) */      \
-    double *saved = work + 3 * m, *grad = work + 4 * m, *h = grad + (k + 1);                   \
-    double *d = h + (k + 1), *c = d + (k + 1), *acc = c + (k + 1);                             \
-    int64_t *active = (int64_t *)(acc + (k + 1));                                              \
+    double *grad = work + 3 * m, *h = grad + (k + 1), *d = h + (k + 1), *c = d + (k + 1);      \
     if (anderson < 0 || anderson > CD_MAX_ANDERSON) anderson = 0; /* checked by the caller */  \
-    double *hist = (double *)(active + (k + 1)), *gram = hist + (anderson + 1) * (k + 1);      \
+    double *acc = c + (k + 1), *hist = acc + (k + 1), *gram = hist + (anderson + 1) * (k + 1); \
+    double *rhist = gram + anderson * anderson; /* (anderson + 1) m */                         \
+    int64_t *active = (int64_t *)(rhist + (anderson + 1) * m);                                 \
     int64_t steps = 0, flat = 0;                                                               \
-    double force = forcing; /* quartered after a direction of one sweep (newGLMNET) */         \
+    double force = forcing; /* quartered after a direction no sweep moved (newGLMNET) */       \
     double J = cd_objective(m, k, z, v, y, s, l1, l2); /* then each accepted step's */         \
     for (; steps < max_newton; steps++) {                                                      \
         for (int64_t i = 0; i < m; i++) {                                                      \
@@ -297,7 +307,7 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
         const double cd_tol = loose > floor ? loose : floor;                                   \
         if (cd_direction_##SUFFIX(m, k, colptr, rowind, vals, D, v, grad, h, c, l1, l2,        \
                                   cd_tol, max_epochs, anderson, d, resid, active, hist, gram,  \
-                                  acc, saved) == 1)                                            \
+                                  acc, rhist) == 0)                                            \
             force *= 0.25;                                                                     \
         double decrease = grad[k] * d[k];                                                      \
         for (int64_t j = 0; j < k; j++)                                                        \
@@ -382,5 +392,9 @@ void jaxlogreg_cd_column_counts(int64_t nnz, int64_t n, const int32_t *indices, 
     for (int64_t p = 0; p < nnz; p++) counts[indices[p]]++;
 }
 
+CD_SWEEP(float, cd_sweep_f32, )
+CD_SWEEP(float, cd_sweep_sparse_f32, CD_SCALAR)
+CD_SWEEP(double, cd_sweep_f64, )
+CD_SWEEP(double, cd_sweep_sparse_f64, CD_SCALAR)
 CD_DEFINE(float, f32)
 CD_DEFINE(double, f64)

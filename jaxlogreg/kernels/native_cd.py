@@ -295,7 +295,7 @@ def solve_subproblem(columns: Columns, y: np.ndarray, s: np.ndarray, l1: float, 
     K = settings.anderson
     if not 0 <= K <= MAX_ANDERSON:
         raise ValueError(f"settings.anderson must be in [0, {MAX_ANDERSON}], got {K}")
-    work = np.empty(4 * m + (7 + K) * (k + 1) + K * K)  # k + 1 of them: int64 indices, in C
+    work = np.empty((4 + K) * m + (7 + K) * (k + 1) + K * K)  # k + 1: int64 indices, in C
     return int(_function("solve", columns.vals.dtype)(
         m, k, _ptr(columns.colptr), _ptr(columns.rowind), _ptr(columns.vals), _ptr(y), _ptr(s),
         float(l1), float(l2), int(fit_intercept), float(tol), *settings[:2],
