@@ -3,20 +3,20 @@
 Minimises ``J(w, b) = Σ_i s_i L_i + λ₁ ||w||₁ + λ₂/2 ||w||²`` (``Σ s = 1``, b unpenalised) as
 skglm and celer do: solve on a working set W (the support plus the features whose gradient
 violates the optimality conditions, most first; |W| at least 2 |support| and ``P0``, grown
-only, every feature from ``FULL_SHARE`` of them), then check every feature. Each subproblem
-is solved by proximal Newton whose quadratic model is minimised by coordinate descent on
-X_W's columns, in C (:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns
-copied, one W's at a time, the last W's copied into the next when small; Anderson-extrapolated
-sweeps). Each subproblem is solved to a share of the KKT violation, or to what the gap needs
-(:meth:`Rounds.inner_tol`) once W holds every violation. Without the native library the model is minimised on its dense Hessian
-``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``).
-Status: "converged" only when the duality gap certifies ``J - J* <= tol · J``
-(:mod:`jaxlogreg.training.certificate`); "max_iter" after ``max_iter`` rounds; "stalled" when
-rounds stop lowering J (rounding) or, without the library, the support outgrows the cap.
+only, every feature from ``FULL_SHARE`` of them), then check every feature. Each subproblem is
+solved, to a share of the KKT violation or to what the gap needs (:meth:`Rounds.inner_tol`),
+by proximal Newton whose model is minimised by coordinate descent on X_W's columns, in C
+(:mod:`jaxlogreg.kernels.native_cd`: X in its own dtype, only W's columns copied, the last W's
+copied into the next when small; Anderson-extrapolated sweeps); without the library on its
+dense Hessian ``[X_W 1]ᵀ D [X_W 1]`` (a jitted loop; |W| < ``MAX_DENSE_HESSIAN``, a warning
+when the support reaches it). Status: "converged" only when the duality gap certifies ``J - J*
+<= tol · J`` (:mod:`jaxlogreg.training.certificate`); "max_iter" after ``max_iter`` rounds;
+"stalled" when rounds stop lowering J (rounding) or the support reaches the fallback's cap.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from jaxlogreg.core.model import Params, accumulation_dtype
+from jaxlogreg.kernels.native import build_error
 from jaxlogreg.kernels.native_cd import Columns, HostX, NewtonSettings, solve_subproblem
 from jaxlogreg.training import certificate
 from jaxlogreg.training.problem import Problem, check_penalty
@@ -93,9 +94,8 @@ class Rounds:
         """The next subproblem's KKT tolerance: :attr:`share` of the largest violation
         ``worst``, lowered to :data:`CERTIFY` of what the gap needs, ``tol · J / ||w||₁`` (the
         gap is about ||w||₁ times the largest violation), once the features outside the support
-        and the last working set violate by less (``outside``, :func:`outside_violation`):
-        then the next round can be the last, where otherwise the certificate would ask for more
-        rounds."""
+        and the last working set violate by less (``outside``, :func:`outside_violation`), so
+        that the next round can be the last."""
         loose = self.share * worst
         need = CERTIFY * tol * J / l1_norm if l1_norm > 0 else np.inf
         return min(loose, need) if outside <= need else loose
@@ -108,8 +108,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _abs_change(v: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``|v + d| - |v|`` without cancellation: ``sign(v) d`` where v + d keeps v's sign (near
-    the optimum d is below |v|'s rounding, and the difference would be noise)."""
+    """``|v + d| - |v|`` without cancellation: ``sign(v) d`` where v + d keeps v's sign."""
     same = np.sign(v + d) * np.sign(v) > 0
     return np.where(same, np.sign(v) * d, np.abs(v + d) - np.abs(v))
 
@@ -364,6 +363,10 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
                                  inner)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
+    if status == "stalled" and too_wide:  # the fallback's cap: say why the C solver did not run
+        warnings.warn(f"the L1 fit stopped short of tol at {cap} non-zero weights, the most "
+                      "without jaxlogreg's C library (which has no cap): "
+                      f"{build_error() or 'native=False'}", RuntimeWarning, stacklevel=2)
     return Result(w, b, status, outer.gap, J, rounds, np.asarray(history), point)
 
 

@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from jaxlogreg.kernels import native
 from jaxlogreg.kernels.native_cd import Columns, HostX, solve_subproblem
+from jaxlogreg.training import working_set
 from jaxlogreg.training.working_set import MAX_DENSE_HESSIAN, NEWTON, duality_gap, solve
 
 RTOL = 1e-6  # objective within 1e-6 relative
@@ -136,6 +137,16 @@ def test_without_the_library_the_fallback_runs(monkeypatch):
     assert not HostX.of(X).use_native
     r = solve(X, y, None, l1, tol=TOL)
     _assert_one_optimum(expected, r, lambda w, b: _score(X, y, w, b, l1))
+
+
+def test_a_fit_stopped_by_the_fallbacks_cap_says_why(monkeypatch):
+    X, y = _problem()
+    l1 = _l1(X, y, 0.01)
+    assert np.count_nonzero(solve(X, y, None, l1, tol=TOL).w) > 8  # the C solver: no cap
+    monkeypatch.setattr(working_set, "MAX_DENSE_HESSIAN", 9)  # the fallback's: 8 weights
+    with pytest.warns(RuntimeWarning, match="at 8 non-zero weights.*native=False"):
+        r = solve(X, y, None, l1, tol=TOL, native=False)
+    assert r.status == "stalled" and np.count_nonzero(r.w) >= 8 and r.gap > TOL * r.objective
 
 
 def _columns_problem():
