@@ -280,16 +280,21 @@ def _child(spec_path: str) -> int:
     measured = peak_memory.supported()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     _reply({"ready": True})
-    times, extras, outs = [], [], []
+    times, extras, out = [], [], None
+
+    def fit_once() -> None:  # the last fit's result only: earlier ones are not kept resident
+        nonlocal out
+        out = fit(X, y)
+
     for line in sys.stdin:
         if line.strip() != "fit":
             break
         if measured:  # the peak reset before each fit: what it needs beyond what is resident
-            extra, _, seconds = peak_memory.peak_of(lambda: outs.append(fit(X, y)))
+            extra, _, seconds = peak_memory.peak_of(fit_once)
             extras.append(extra * peak_memory.MB)
         else:
             start = time.perf_counter()
-            outs.append(fit(X, y))
+            fit_once()
             seconds = time.perf_counter() - start
         times.append(seconds)
         _reply({"seconds": times[-1]})
@@ -298,7 +303,6 @@ def _child(spec_path: str) -> int:
     else:  # without /proc: the growth of the peak since the data were loaded (a lower bound)
         extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - maxrss_before
         method = "ru_maxrss growth"
-    out = outs[-1]
     w, b, n_iter, status = out
     np.save(Path(spec["out"]) / "w.npy", w)
     result = {"times": times, "b": b, "n_iter": n_iter, "status": status,
