@@ -52,6 +52,14 @@ def test_path_objectives_score_each_model_on_its_folds_training_rows():
     np.testing.assert_allclose(J[1], expected, rtol=1e-12)
 
 
+def test_a_run_without_jaxlogregs_c_library_stops(monkeypatch):
+    from jaxlogreg.kernels import native
+
+    monkeypatch.setattr(native, "build_error", lambda: "the build's deadline passed")
+    with pytest.raises(RuntimeError, match="C library is not available: the build's deadline"):
+        sparse.check_native()
+
+
 def test_sparse_path_benchmark(tmp_path):
     argv = ["sparse_path", "--quick", "--out", str(tmp_path), "--sizes", "600x400x8",
             "--Cs", "5", "--folds", "3", "--skip", "saga"]
