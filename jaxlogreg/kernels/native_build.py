@@ -32,7 +32,8 @@ import jaxlib
 
 # Compiled together into one library: the dense kernel's file, then one file per further kernel.
 SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("native_kernel.c", "native_cd.c", "native_csr.c", "native_gap.c"))
+                for name in ("native_kernel.c", "native_cd.c", "native_hostx.c", "native_csr.c",
+                             "native_gap.c"))
 HEADERS = tuple(Path(__file__).with_name(name)  # included by the sources
                 for name in ("native_common.h", "native_math.h"))
 # No -ffast-math: it lets the compiler assume there is no NaN or inf, and its startup code

@@ -17,12 +17,9 @@
  *   extrapolation of those iterates when that lowers the model (0: never; at most CD_MAX_ANDERSON):
  *   Bertrand and Massias's (2021) accelerated coordinate descent. X_W: CSC (colptr int64 (k+1),
  *   rowind int32, vals of the dtype) or, colptr NULL, a dense column-major block (m, k). Sums in
- *   float64. work: (4 + anderson)m + (7 + anderson)(k + 1) + anderson² doubles. Returns the steps.
- *
- * jaxlogreg_cd_csr_{matvec,rmatvec,columns}_{f32,f64}: products of a CSR X (m, n; indptr int64,
- *   indices int32) with float64 vectors, in float64, and the CSC copy of the columns in W;
- *   jaxlogreg_cd_copy_columns_{f32,f64}: columns copied from an earlier working set's CSC;
- *   jaxlogreg_cd_column_counts: the entries per column.
+ *   float64. work: (2 + max(anderson - 1, 0))m + (6 + anderson)(k + 1) + anderson² doubles.
+ *   Returns the steps.
+ * The products and column copies of a CSR X that the solver's caller needs: native_hostx.c.
  */
 #include <stdint.h>
 #include <string.h>
@@ -103,45 +100,56 @@ static int cd_anderson(int64_t K, int64_t n, const double *hist, const double *w
     return 1;
 }
 
-/* The part of the Newton model that coordinates in `active` and the intercept change: for d on
- * them (dw[a] for coordinate active[a], db) and Dr pairs (D_i, (X_W d_W)_i),
- * Σ_a (g_j d_j + l2/2 d_j² + l1 |v_j + d_j|) + g_b db + ½ Σ_i D_i ((X_W d_W)_i + db)². */
-static double cd_model(int64_t m, int64_t n_active, const int64_t *active, const double *dw,
-                       double db, const double *DDr, const double *v, const double *grad,
-                       double gb, double l1, double l2) {
-    double linear = gb * db, quadratic = 0.0;
+/* The Newton model's terms but the quadratic that `active` and the intercept change, d on them
+ * (dw[a] for coordinate active[a], db): Σ_a (g_j d_j + l2/2 d_j² + l1 |v_j + d_j|) + g_b db. */
+static double cd_linear(int64_t n_active, const int64_t *active, const double *dw, double db,
+                        const double *v, const double *grad, double gb, double l1, double l2) {
+    double linear = gb * db;
     for (int64_t a = 0; a < n_active; a++)
         linear += (grad[active[a]] + 0.5 * l2 * dw[a]) * dw[a] + l1 * fabs(v[active[a]] + dw[a]);
-    for (int64_t i = 0; i < m; i++)
-        quadratic += DDr[2 * i] * (DDr[2 * i + 1] + db) * (DDr[2 * i + 1] + db);
-    return linear + 0.5 * quadratic;
+    return linear;
+}
+
+/* Row i of r's extrapolation, as out in cd_anderson: r_K - Σ_{a=1}^{K-1} coef_{a-1} (r_{a+1} -
+ * r_a), r_K DDr's r (the last iterate), r_1 .. r_{K-1} the rows of rhist (r_0 is not used). */
+static double cd_r_extrapolated(int64_t m, int64_t K, int64_t i, const double *rhist,
+                                const double *coef, const double *DDr) {
+    double r = DDr[2 * i + 1];
+    for (int64_t a = 1; a < K; a++) {
+        const double next = a + 1 < K ? rhist[a * m + i] : DDr[2 * i + 1];
+        r -= coef[a - 1] * (next - rhist[(a - 1) * m + i]);
+    }
+    return r;
 }
 
 /* Moves the coordinates in `active` (and the intercept) of the direction d, DDr's r and S =
  * Σ_i D_i r_i to the Anderson extrapolation of the last K + 1 iterates (hist: d on `active`
- * and db, rhist: r, K + 1 rows of m; r is linear in d, so its extrapolation is the same
- * combination of its iterates) when that lowers the model (cd_model): 1; else 0, left as is. */
+ * and db, K + 1 rows; rhist: r's iterates 1 .. K - 1, K - 1 rows of m, the last being DDr's r;
+ * r is linear in d, so its extrapolation is the same combination of its iterates) when that
+ * lowers the model (a pass that writes nothing, then one that moves r): 1; else 0, as is. */
 static int cd_extrapolate(int64_t m, int64_t K, int64_t n_active, const int64_t *active,
                           const double *hist, const double *rhist, double *gram, double *acc,
                           double *DDr, double *d, double *db, double *S, const double *v,
                           const double *grad, const double *h, int64_t k, double l1, double l2) {
-    double coef[CD_MAX_ANDERSON], total = 0.0;
+    double coef[CD_MAX_ANDERSON], total = 0.0, before = 0.0, after = 0.0;
     for (int64_t a = 0; a < n_active; a++) acc[a] = h[active[a]];
     acc[n_active] = h[k];
     if (!cd_anderson(K, n_active + 1, hist, acc, gram, coef, acc)) return 0;
-    const double *now = hist + K * (n_active + 1), *r_now = rhist + K * m; /* the last */
-    const double before = cd_model(m, n_active, active, now, now[n_active], DDr, v, grad,
-                                   grad[k], l1, l2);
-    for (int64_t a = 1; a < K; a++) /* as out in cd_anderson: DDr's r is the last iterate */
-        for (int64_t i = 0; i < m; i++)
-            DDr[2 * i + 1] -= coef[a - 1] * (rhist[(a + 1) * m + i] - rhist[a * m + i]);
-    for (int64_t i = 0; i < m; i++) total += DDr[2 * i] * DDr[2 * i + 1];
-    const double after = cd_model(m, n_active, active, acc, acc[n_active], DDr, v, grad,
-                                  grad[k], l1, l2);
-    for (int64_t i = 0; i < m && !(after < before); i++) DDr[2 * i + 1] = r_now[i];
+    const double *now = hist + K * (n_active + 1), db_now = now[n_active], db_new = acc[n_active];
+    for (int64_t i = 0; i < m; i++) {
+        const double r = DDr[2 * i + 1] + db_now;
+        const double r_new = cd_r_extrapolated(m, K, i, rhist, coef, DDr) + db_new;
+        before += DDr[2 * i] * r * r, after += DDr[2 * i] * r_new * r_new;
+    }
+    before = 0.5 * before + cd_linear(n_active, active, now, db_now, v, grad, grad[k], l1, l2);
+    after = 0.5 * after + cd_linear(n_active, active, acc, db_new, v, grad, grad[k], l1, l2);
     if (!(after < before)) return 0;
+    for (int64_t i = 0; i < m; i++) {
+        DDr[2 * i + 1] = cd_r_extrapolated(m, K, i, rhist, coef, DDr);
+        total += DDr[2 * i] * DDr[2 * i + 1];
+    }
     for (int64_t a = 0; a < n_active; a++) d[active[a]] = acc[a];
-    *db = acc[n_active], *S = total;
+    *db = db_new, *S = total;
     return 1;
 }
 
@@ -163,6 +171,7 @@ static int cd_extrapolate(int64_t m, int64_t K, int64_t n_active, const int64_t 
  * columns are left scalar, over dense ones not. CD_TERM: entry p's term of a column's x_jᵀ D r. */
 #define CD_TERM(p) \
     ((double)vals[p] * (DDr[2 * (int64_t)rowind[p]] * DDr[2 * (int64_t)rowind[p] + 1]))
+#define CD_DX(p) ((double)vals[p] * DDr[2 * (int64_t)rowind[p]]) /* entry p's term of c_j */
 #if defined(__GNUC__) && !defined(__clang__)
 #define CD_SCALAR __attribute__((optimize("no-tree-vectorize")))
 #else
@@ -171,28 +180,32 @@ static int cd_extrapolate(int64_t m, int64_t K, int64_t n_active, const int64_t 
 
 #define CD_SWEEP(T, NAME, ATTRIBUTE)                                                           \
 /* One sweep of cd_direction over `count` coordinates (active[a], or a when active is NULL): d, \
- * DDr's r and S (+= Σ Δd_j c_j) updated; returns the largest move of a gradient, |Δd_j| h_j. */ \
+ * DDr's r and S (+= Σ Δd_j c_j, c_j = Σ_i x_ij D_i summed with x_jᵀ D r) updated; returns the  \
+ * largest move of a gradient, |Δd_j| h_j. */                                                  \
 static ATTRIBUTE double NAME(int64_t m, int64_t count, const int64_t *active,                  \
     const int64_t *colptr, const int32_t *rowind, const T *vals, const double *v,              \
-    const double *grad, const double *h, const double *c, double l1, double l2, double db,     \
+    const double *grad, const double *h, double l1, double l2, double db,                      \
     double *d, double *DDr, double *S) {                                                       \
     double change = 0.0, sum = *S;                                                             \
     for (int64_t a = 0; a < count; a++) {                                                      \
         const int64_t j = active ? active[a] : a;                                              \
         if (!(h[j] > 0)) continue;                                                             \
-        double q = 0.0, q1 = 0.0;                                                              \
+        double q = 0.0, q1 = 0.0, cj = 0.0;                                                    \
         if (colptr) { /* two sums: the latency of their additions bounds each */               \
             int64_t p = colptr[j];                                                             \
-            for (; p + 1 < colptr[j + 1]; p += 2) q += CD_TERM(p), q1 += CD_TERM(p + 1);       \
-            q += q1 + (p < colptr[j + 1] ? CD_TERM(p) : 0.0);                                  \
+            for (; p + 1 < colptr[j + 1]; p += 2)                                              \
+                q += CD_TERM(p), q1 += CD_TERM(p + 1), cj += CD_DX(p) + CD_DX(p + 1);          \
+            if (p < colptr[j + 1]) q += CD_TERM(p), cj += CD_DX(p);                            \
+            q += q1;                                                                           \
         } else {                                                                               \
             const T *cv = vals + j * m;                                                        \
-            for (int64_t i = 0; i < m; i++) q += (double)cv[i] * (DDr[2 * i] * DDr[2 * i + 1]); \
+            for (int64_t i = 0; i < m; i++)                                                    \
+                q += cv[i] * (DDr[2 * i] * DDr[2 * i + 1]), cj += cv[i] * DDr[2 * i];          \
         }                                                                                      \
-        q += grad[j] + l2 * d[j] + db * c[j];                                                  \
+        q += grad[j] + l2 * d[j] + db * cj;                                                    \
         const double u = v[j] + d[j], delta = cd_soft_threshold(u - q / h[j], l1 / h[j]) - u;  \
         if (delta == 0) continue;                                                              \
-        d[j] += delta, sum += delta * c[j];                                                    \
+        d[j] += delta, sum += delta * cj;                                                      \
         CD_COLUMN_LOOP({ DDr[2 * i + 1] += delta * x; })                                       \
         change = fabs(delta) * h[j] > change ? fabs(delta) * h[j] : change;                    \
     }                                                                                          \
@@ -200,18 +213,18 @@ static ATTRIBUTE double NAME(int64_t m, int64_t count, const int64_t *active,   
 }
 
 #define CD_DEFINE(T, SUFFIX)                                                                  \
+/* g and h = diag(X̃ᵀ D X̃) (+ l2) from DR: (D_i, s_i (σ(z_i) - y_i)) pairs. */                 \
 static void cd_gradient_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,                 \
-    const int32_t *rowind, const T *vals, const double *resid, const double *D, const double *v, \
-    double l2, int32_t fit_intercept, double *grad, double *h, double *c) {                    \
+    const int32_t *rowind, const T *vals, const double *DR, const double *v, double l2,        \
+    int32_t fit_intercept, double *grad, double *h) {                                          \
     for (int64_t j = 0; j < k; j++) {                                                          \
-        double gj = 0.0, hj = 0.0, cj = 0.0;                                                   \
-        CD_COLUMN_LOOP({ gj += x * resid[i]; hj += x * x * D[i]; cj += x * D[i]; })            \
+        double gj = 0.0, hj = 0.0;                                                             \
+        CD_COLUMN_LOOP({ gj += x * DR[2 * i + 1]; hj += x * x * DR[2 * i]; })                  \
         grad[j] = gj + l2 * v[j];                                                              \
         h[j] = hj + l2;                                                                        \
-        c[j] = fit_intercept ? cj : 0.0;                                                       \
     }                                                                                          \
     double gb = 0.0, hb = 0.0;                                                                 \
-    for (int64_t i = 0; i < m; i++) { gb += resid[i]; hb += D[i]; }                            \
+    for (int64_t i = 0; i < m; i++) { gb += DR[2 * i + 1]; hb += DR[2 * i]; }                  \
     grad[k] = fit_intercept ? gb : 0.0;                                                        \
     h[k] = fit_intercept ? hb : 0.0;                                                           \
 }                                                                                              \
@@ -219,23 +232,22 @@ static void cd_gradient_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,   
 /* The Newton direction d (k + 1) and r = X̃ d (m) by coordinate descent on the model: sweeps  \
  * over the coordinates non-zero in v + d (at first: in v, or with |g_j| > l1) between full    \
  * ones, until a full sweep moves no gradient by more than cd_tol; returns the sweeps that did. \
- * DDr: (D_i, r_W,i = (X_W d_W)_i) pairs, one cache line a row (r written over its second half \
- * at the end); S = Σ D r_W, so the intercept costs O(1) (c_j = Σ_i D_i x_ij). Every K + 1     \
- * sweeps over one active set, cd_extrapolate (K = 0: never; rhist: (K + 1) m, r's iterates). */ \
+ * DDr: (D_i, r_W,i = (X_W d_W)_i) pairs, one cache line a row (D given, r written over its   \
+ * second half at the end); S = Σ D r_W, so the intercept costs O(1) (c_j = Σ_i D_i x_ij). Every \
+ * K + 1 sweeps over one active set, cd_extrapolate (K = 0: never; rhist: (K - 1) m). */        \
 static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr,              \
-    const int32_t *rowind, const T *vals, const double *D, const double *v, const double *grad, \
-    const double *h, const double *c, double l1, double l2, double cd_tol, int64_t max_epochs, \
-    int64_t K, double *d, double *DDr, int64_t *active, double *hist, double *gram, double *acc, \
-    double *rhist) {                                                                           \
+    const int32_t *rowind, const T *vals, const double *v, const double *grad, const double *h, \
+    double l1, double l2, double cd_tol, int64_t max_epochs, int64_t K, double *d, double *DDr, \
+    int64_t *active, double *hist, double *gram, double *acc, double *rhist) {                 \
     memset(d, 0, (size_t)(k + 1) * sizeof(double));                                            \
-    for (int64_t i = 0; i < m; i++) { DDr[2 * i] = D[i]; DDr[2 * i + 1] = 0.0; }               \
+    for (int64_t i = 0; i < m; i++) DDr[2 * i + 1] = 0.0;                                      \
     double S = 0.0, db = 0.0;                                                                  \
     int64_t n_active = 0, full = 0, epoch = 0, kept = 0, moved = 0, extrapolated = 0;          \
     for (int64_t j = 0; j < k; j++)                                                            \
         if (v[j] != 0 || fabs(grad[j]) > l1) active[n_active++] = j;                           \
     while (epoch++ < max_epochs) {                                                             \
         double change = (colptr ? cd_sweep_sparse_##SUFFIX : cd_sweep_##SUFFIX)(               \
-            m, full ? k : n_active, full ? NULL : active, colptr, rowind, vals, v, grad, h, c, \
+            m, full ? k : n_active, full ? NULL : active, colptr, rowind, vals, v, grad, h,    \
             l1, l2, db, d, DDr, &S);                                                           \
         const double delta = h[k] > 0 ? -(grad[k] + S + db * h[k]) / h[k] : 0.0;               \
         db += delta;                                                                           \
@@ -254,7 +266,8 @@ static int64_t cd_direction_##SUFFIX(int64_t m, int64_t k, const int64_t *colptr
             double *x = hist + kept * (n_active + 1);                                          \
             for (int64_t a = 0; a < n_active; a++) x[a] = d[active[a]];                        \
             x[n_active] = db;                                                                  \
-            for (int64_t i = 0; i < m; i++) rhist[kept * m + i] = DDr[2 * i + 1];              \
+            for (int64_t i = 0; kept > 0 && kept < K && i < m; i++) /* r_1 .. r_{K-1} */      \
+                rhist[(kept - 1) * m + i] = DDr[2 * i + 1];                                    \
             if (++kept == K + 1) {                                                             \
                 extrapolated |= cd_extrapolate(m, K, n_active, active, hist, rhist, gram, acc, \
                                                DDr, d, &db, &S, v, grad, h, k, l1, l2);        \
@@ -279,23 +292,22 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
     int64_t max_newton, int64_t max_epochs, double forcing, double cd_floor, double armijo,    \
     double slack, int64_t max_halvings, int64_t max_flat, int64_t anderson, double *v, double *z, \
     double *work) {                                                                            \
-    double *D = work, *resid = work + m, *r = work + 2 * m; /* resid, r: CD's DDr (2m) */      \
-    double *grad = work + 3 * m, *h = grad + (k + 1), *d = h + (k + 1), *c = d + (k + 1);      \
+    double *DDr = work, *trial = work, *r = work + m; /* trial z, r: after CD, over its DDr */  \
+    double *grad = work + 2 * m, *h = grad + (k + 1), *d = h + (k + 1), *acc = d + (k + 1);    \
     if (anderson < 0 || anderson > CD_MAX_ANDERSON) anderson = 0; /* checked by the caller */  \
-    double *acc = c + (k + 1), *hist = acc + (k + 1), *gram = hist + (anderson + 1) * (k + 1); \
-    double *rhist = gram + anderson * anderson; /* (anderson + 1) m */                         \
-    int64_t *active = (int64_t *)(rhist + (anderson + 1) * m);                                 \
+    double *hist = acc + (k + 1), *gram = hist + (anderson + 1) * (k + 1);                     \
+    double *rhist = gram + anderson * anderson; /* (anderson - 1) m */                         \
+    int64_t *active = (int64_t *)(rhist + (anderson > 1 ? anderson - 1 : 0) * m);              \
     int64_t steps = 0, flat = 0;                                                               \
     double force = forcing; /* quartered after a direction no sweep moved (newGLMNET) */       \
     double J = cd_objective(m, k, z, v, y, s, l1, l2); /* then each accepted step's */         \
     for (; steps < max_newton; steps++) {                                                      \
         for (int64_t i = 0; i < m; i++) {                                                      \
             const double p = jl_sigmoid(z[i]);                                                 \
-            resid[i] = s[i] * (p - y[i]);                                                      \
-            D[i] = s[i] * p * (1.0 - p);                                                       \
+            DDr[2 * i] = s[i] * p * (1.0 - p);                                                 \
+            DDr[2 * i + 1] = s[i] * (p - y[i]);                                                \
         }                                                                                      \
-        cd_gradient_##SUFFIX(m, k, colptr, rowind, vals, resid, D, v, l2, fit_intercept,       \
-                             grad, h, c);                                                      \
+        cd_gradient_##SUFFIX(m, k, colptr, rowind, vals, DDr, v, l2, fit_intercept, grad, h);  \
         double worst = fabs(grad[k]), top = fabs(grad[k]);                                     \
         for (int64_t j = 0; j < k; j++) {                                                      \
             const double e = cd_violation(v[j], grad[j], h[j], l1);                            \
@@ -305,9 +317,9 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
         if (worst <= tol || flat > max_flat) break;                                            \
         const double loose = force * worst, floor = cd_floor * top;                            \
         const double cd_tol = loose > floor ? loose : floor;                                   \
-        if (cd_direction_##SUFFIX(m, k, colptr, rowind, vals, D, v, grad, h, c, l1, l2,        \
-                                  cd_tol, max_epochs, anderson, d, resid, active, hist, gram,  \
-                                  acc, rhist) == 0)                                            \
+        if (cd_direction_##SUFFIX(m, k, colptr, rowind, vals, v, grad, h, l1, l2, cd_tol,      \
+                                  max_epochs, anderson, d, DDr, active, hist, gram, acc,       \
+                                  rhist) == 0)                                                 \
             force *= 0.25;                                                                     \
         double decrease = grad[k] * d[k];                                                      \
         for (int64_t j = 0; j < k; j++)                                                        \
@@ -316,80 +328,20 @@ int64_t jaxlogreg_cd_solve_##SUFFIX(                                            
         const double rounding = slack * 2.220446049250313e-16 * fabs(J);                       \
         double t = 1.0, J_new = J;                                                             \
         int64_t halvings = 0;                                                                  \
-        /* trial points in resid (z + t r) and h (v + t d): both are recomputed next step */   \
+        /* trial points in trial (z + t r) and h (v + t d): both are recomputed next step */   \
         for (; halvings < max_halvings; halvings++, t *= 0.5) {                                \
-            for (int64_t i = 0; i < m; i++) resid[i] = z[i] + t * r[i];                        \
+            for (int64_t i = 0; i < m; i++) trial[i] = z[i] + t * r[i];                        \
             for (int64_t j = 0; j <= k; j++) h[j] = v[j] + t * d[j];                           \
-            J_new = cd_objective(m, k, resid, h, y, s, l1, l2);                                \
+            J_new = cd_objective(m, k, trial, h, y, s, l1, l2);                                \
             if (J_new <= J + armijo * t * decrease + rounding) break;                          \
         }                                                                                      \
         if (halvings == max_halvings) break;                                                   \
-        memcpy(z, resid, (size_t)m * sizeof(double));                                         \
+        memcpy(z, trial, (size_t)m * sizeof(double));                                         \
         memcpy(v, h, (size_t)(k + 1) * sizeof(double));                                        \
         flat = J_new >= J ? flat + 1 : 0;                                                      \
         J = J_new;                                                                             \
     }                                                                                          \
     return steps;                                                                              \
-}                                                                                              \
-                                                                                               \
-void jaxlogreg_cd_csr_matvec_##SUFFIX(int64_t m, const int64_t *indptr,                       \
-                                      const int32_t *indices, const T *data, const double *w,  \
-                                      double b, double *z) {                                   \
-    for (int64_t i = 0; i < m; i++) {                                                          \
-        double acc = b;                                                                        \
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; p++)                                    \
-            acc += (double)data[p] * w[indices[p]];                                            \
-        z[i] = acc;                                                                            \
-    }                                                                                          \
-}                                                                                              \
-                                                                                               \
-void jaxlogreg_cd_csr_rmatvec_##SUFFIX(int64_t m, int64_t n, const int64_t *indptr,           \
-                                       const int32_t *indices, const T *data, const double *u, \
-                                       double *out) {                                          \
-    memset(out, 0, (size_t)n * sizeof(double));                                                \
-    for (int64_t i = 0; i < m; i++) {                                                          \
-        const double ui = u[i];                                                                \
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; p++)                                    \
-            out[indices[p]] += (double)data[p] * ui;                                           \
-    }                                                                                          \
-}                                                                                              \
-                                                                                               \
-/* position[j]: the column of X in W, read where bit j of `in_ws` (n bits, little-endian bytes) \
- * is set (the bit test is in L1 cache, a position table of 8n bytes is not); next: a copy of  \
- * colptr[:k] (consumed). */                                                                   \
-void jaxlogreg_cd_csr_columns_##SUFFIX(int64_t m, const int64_t *indptr,                       \
-                                       const int32_t *indices, const T *data,                  \
-                                       const uint8_t *in_ws, const int64_t *position,          \
-                                       int64_t *next, int32_t *rowind, T *vals) {              \
-    for (int64_t i = 0; i < m; i++) {                                                          \
-        for (int64_t p = indptr[i]; p < indptr[i + 1]; p++) {                                  \
-            const int32_t j = indices[p];                                                      \
-            if (!((in_ws[j >> 3] >> (j & 7)) & 1)) continue;                                   \
-            const int64_t c = position[j];                                                     \
-            rowind[next[c]] = (int32_t)i;                                                      \
-            vals[next[c]++] = data[p];                                                         \
-        }                                                                                      \
-    }                                                                                          \
-}                                                                                              \
-                                                                                               \
-/* Column c of the destination CSC (dst_colptr) copied from column src[c] of an earlier CSC,  \
- * for each of its k columns with src[c] >= 0 (the others are left as they are). */           \
-void jaxlogreg_cd_copy_columns_##SUFFIX(int64_t k, const int64_t *src,                         \
-                                        const int64_t *src_colptr, const int32_t *src_rowind,  \
-                                        const T *src_vals, const int64_t *dst_colptr,          \
-                                        int32_t *dst_rowind, T *dst_vals) {                    \
-    for (int64_t c = 0; c < k; c++) {                                                          \
-        if (src[c] < 0) continue;                                                              \
-        const int64_t from = src_colptr[src[c]], count = src_colptr[src[c] + 1] - from;        \
-        memcpy(dst_rowind + dst_colptr[c], src_rowind + from, (size_t)count * sizeof(int32_t)); \
-        memcpy(dst_vals + dst_colptr[c], src_vals + from, (size_t)count * sizeof(T));          \
-    }                                                                                          \
-}
-
-/* counts[j] (n, zeroed here): the stored entries of column j; indices in [0, n). */
-void jaxlogreg_cd_column_counts(int64_t nnz, int64_t n, const int32_t *indices, int64_t *counts) {
-    memset(counts, 0, (size_t)n * sizeof(int64_t));
-    for (int64_t p = 0; p < nnz; p++) counts[indices[p]]++;
 }
 
 CD_SWEEP(float, cd_sweep_f32, )

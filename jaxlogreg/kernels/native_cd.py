@@ -1,4 +1,5 @@
-"""Host X for column coordinate descent (``native_cd.c``): products and working-set columns.
+"""Host X for column coordinate descent (``native_cd.c``): products and working-set columns
+(``native_hostx.c``).
 
 :class:`HostX` holds X (m, n) as given, dense or a canonical CSR array in its own dtype (float32
 or float64; never a float64 copy), and forms ``X w + b`` and ``Xᵀu`` in float64 and the columns
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import mmap
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +42,7 @@ _SIGNATURES = {
 }
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 MAX_ANDERSON = 16  # CD_MAX_ANDERSON in native_cd.c
+OWN_PAGES_BYTES = 1 << 22  # buffers of at least this size are mapped from the OS (own_pages)
 
 
 class NewtonSettings(NamedTuple):
@@ -62,6 +65,19 @@ def _function(name: str, dtype: np.dtype | None = None) -> Any:
     fn = getattr(native.library(), f"jaxlogreg_cd_{name}{suffix}")
     fn.argtypes, fn.restype = _SIGNATURES[name]
     return fn
+
+
+def own_pages(count: int, dtype: Any) -> np.ndarray:
+    """An uninitialised (count,) array; from :data:`OWN_PAGES_BYTES` on, on pages mapped for
+    it alone (anonymous mmap), returned to the OS when the array is freed. glibc serves a freed
+    large block's size from its heap afterwards (it raises its mmap threshold up to 32 MiB),
+    where the column copies and work arrays of one fit stayed resident into the next."""
+    dtype = np.dtype(dtype)
+    nbytes = count * dtype.itemsize
+    if nbytes < OWN_PAGES_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.empty(count, dtype)
+    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(pages, dtype, count)
 
 
 def _ptr(a: np.ndarray | None) -> int | None:
@@ -148,11 +164,11 @@ class HostX(NamedTuple):
                 X = as_csr(X)
             data = X.data if X.dtype in _SUFFIX else X.data.astype(np.float64)
             indices = np.ascontiguousarray(X.indices, np.int32)
-            counts = np.empty(X.shape[1], np.int64)
+            counts = np.empty(X.shape[1], np.int32)  # at most m < 2^31 (int32 row indices)
             if use_native:
                 _function("column_counts")(indices.size, counts.size, _ptr(indices), _ptr(counts))
             else:
-                counts = np.bincount(indices, minlength=X.shape[1])
+                counts = np.bincount(indices, minlength=X.shape[1]).astype(np.int32)
             return cls(X.shape, None, np.asarray(X.indptr, np.int64), indices,
                        np.ascontiguousarray(data), counts, use_native)
         X = np.asarray(X)
@@ -234,8 +250,8 @@ class HostX(NamedTuple):
                            np.asarray(block.indices, np.int32), block.data)
         colptr = np.zeros(ws.size + 1, np.int64)
         np.cumsum(self.counts[ws], out=colptr[1:])
-        rowind = np.empty(colptr[-1], np.int32)
-        vals = np.empty(colptr[-1], self.data.dtype)
+        rowind = own_pages(int(colptr[-1]), np.int32)
+        vals = own_pages(int(colptr[-1]), self.data.dtype)
         source = np.full(ws.size, -1, np.int64) if earlier is None else self._sources(ws, earlier)
         read = np.flatnonzero(source < 0)  # the columns read from X
         if read.size:
@@ -295,7 +311,8 @@ def solve_subproblem(columns: Columns, y: np.ndarray, s: np.ndarray, l1: float, 
     K = settings.anderson
     if not 0 <= K <= MAX_ANDERSON:
         raise ValueError(f"settings.anderson must be in [0, {MAX_ANDERSON}], got {K}")
-    work = np.empty((4 + K) * m + (7 + K) * (k + 1) + K * K)  # k + 1: int64 indices, in C
+    rows = 2 + max(K - 1, 0)  # of m: D, r, r's iterates; in C, (k + 1) of them int64
+    work = own_pages(rows * m + (6 + K) * (k + 1) + K * K, np.float64)
     return int(_function("solve", columns.vals.dtype)(
         m, k, _ptr(columns.colptr), _ptr(columns.rowind), _ptr(columns.vals), _ptr(y), _ptr(s),
         float(l1), float(l2), int(fit_intercept), float(tol), *settings[:2],

@@ -102,8 +102,7 @@ class Rounds:
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """``aᵀb`` of two vectors without BLAS (a threaded BLAS dot of 10^5 entries takes
-    milliseconds on a busy machine, NumPy's own loop microseconds)."""
+    """``aᵀb`` without BLAS (threaded, 10^5 entries take it milliseconds on a busy machine)."""
     return float(np.einsum("i,i->", a, b))
 
 
@@ -352,15 +351,15 @@ def solve(X: Any, y: Any, s: np.ndarray | None, l1: float, l2: float = 0.0, *,
         screened = strong_rule(w, grad, l1, l1_start) if screen else 0
         last, (ws, ws_size) = ws, _working_set(violation, w, grad, l1, ws_size, cap, screened)
         if last is None or not np.array_equal(last, ws):
-            earlier = host.reusable(last, columns)  # small: its columns are copied, not read
-            columns = None  # else released before the next are read
+            # small: its columns are copied, not read; else released before the next are read
+            earlier, columns = host.reusable(last, columns), None
             columns, earlier = host.columns(ws, earlier), None
         worst = max(float(violation.max(initial=0.0)),
                     abs(_dot(s, expit(z) - y)) * fit_intercept)
         inner = outer.inner_tol(J, tol, worst, float(np.sum(np.abs(w))), outside)
-        grad = violation = point = None  # released before the subproblem's work arrays
-        v, z = _solve_subproblem(host, columns, y, s, l1, l2, fit_intercept, np.r_[w[ws], b], z,
-                                 inner)
+        v = np.r_[w[ws], b]  # w is 0 outside W
+        grad = violation = point = last = w = None  # released before the subproblem's work arrays
+        v, z = _solve_subproblem(host, columns, y, s, l1, l2, fit_intercept, v, z, inner)
         w = np.zeros(n)  # w is 0 outside the working set, which holds the support
         w[ws], b = v[:-1], float(v[-1])
     if status == "stalled" and too_wide:  # the fallback's cap: say why the C solver did not run

@@ -56,13 +56,13 @@ def test_the_duality_gap_bounds_the_distance_to_the_optimum_and_is_zero_there():
     X, y = _sparse_problem()
     s = np.full(len(y), 1 / len(y))
     l1 = 0.1 * _lambda_max(X, y, s)
-    best = solve(X, y, None, l1, tol=1e-9)
+    best = solve(X, y, None, l1, tol=1e-11)  # the gap can be driven to ~0: J* within 1e-11 J
     rng = np.random.default_rng(1)
     for scale in (1e-4, 1e-2, 1.0):  # points near and far: gap >= J - J*
         w = best.w + scale * rng.standard_normal(best.w.shape) * (rng.random(300) < 0.1)
         J, gap, _ = duality_gap(X, y.astype(float), s, w, best.b + scale, l1, 0.0, True)
         assert gap >= J - best.objective - 1e-14
-    assert best.status == "converged" and best.gap <= 1e-10 * best.objective
+    assert best.status == "converged" and best.gap <= 1e-11 * best.objective
 
 
 @pytest.mark.parametrize("sparse", [True, False])

@@ -261,3 +261,25 @@ def test_fits_with_and_without_copied_columns_are_the_same(monkeypatch):
     assert copied.status == read.status == "converged" and copied.rounds == read.rounds >= 2
     np.testing.assert_array_equal(copied.w, read.w)
     assert copied.b == read.b
+
+
+def test_buffers_on_their_own_pages_hold_what_is_written_and_fits_agree(monkeypatch):
+    """own_pages: from OWN_PAGES_BYTES on, an array of the dtype and length asked on a mapping of
+    its own; a fit whose columns and C work arrays all come from such mappings gives the model
+    that heap arrays give."""
+    from jaxlogreg.kernels import native_cd
+
+    count = native_cd.OWN_PAGES_BYTES // 4
+    mapped = native_cd.own_pages(count, np.int32)
+    mapped[:] = np.arange(count, dtype=np.int32)
+    assert isinstance(mapped.base, memoryview) and mapped.dtype == np.int32
+    assert mapped.shape == (count,) and mapped[-1] == count - 1
+    assert native_cd.own_pages(4, np.float64).base is None  # small: an ordinary array
+    X, y = _problem(m=500, n=400, density=0.05, seed=5)
+    l1 = _l1(X, y, 0.05)
+    heap = solve(X, y, None, l1, tol=TOL)
+    monkeypatch.setattr(native_cd, "OWN_PAGES_BYTES", 1)
+    pages = solve(X, y, None, l1, tol=TOL)
+    assert heap.status == pages.status == "converged"
+    np.testing.assert_array_equal(pages.w, heap.w)
+    assert pages.b == heap.b
