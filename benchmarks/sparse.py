@@ -40,7 +40,10 @@ included, no persistent compilation cache) and ``steady_s`` the median of later 
 ``peak_extra`` is the largest over these fits of a fit's peak resident memory above the
 process's resident memory just before it (:func:`benchmarks.peak_memory.peak_of`, the peak
 reset before each fit, as the dense benchmarks measure), and ``peak / CSR`` that over the bytes
-of the CSR arrays (data + indices + indptr).
+of the CSR arrays (data + indices + indptr). Every child runs with glibc's mmap threshold fixed
+at its initial 128 KiB (``ALLOCATOR_ENV``): by default glibc raises it after freeing a large
+block and keeps later blocks below it in its heap, where freed memory stays resident, so that
+identical fits measured anywhere from 1.0x to 1.9x CSR, after what the process freed before.
 
 Targets: jaxlogreg's steady time at most 0.5x the fastest scikit-learn solver's that reaches
 the best J within 1e-6 relative (L2; lbfgs when none does) and 0.5x skglm's (L1,
@@ -57,6 +60,7 @@ import gc
 import importlib.util
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -84,6 +88,7 @@ ZERO = 1e-6  # a coefficient above this where the other solution has 0: another 
 L2_TARGET, L1_TARGET, MEMORY_TARGET = 0.5, 0.5, 1.5
 WARMUP_ROWS = 32  # of each class, for the warm-up fit in each child process
 REPLY = "@sparse-benchmark@ "  # marks a child's replies on its stdout
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}  # resident memory follows what fits hold
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -324,6 +329,7 @@ class _Child:
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+            env={**os.environ, **ALLOCATOR_ENV},
         )
 
     def _fail(self, why: str) -> RuntimeError:

@@ -23,11 +23,13 @@ Cs, J_best the lowest J of any run at that fold and C (an untimed jaxlogreg run 
 ``REFERENCE_TOL`` among them). A run is at equal objective when ``worst_excess <= EQUAL``
 (1e-6, the single fits' standard, :mod:`benchmarks.sparse`).
 
-Times are of one call after a tiny warm-up call of each library (numba's and XLA's compilations
-of those shapes excluded: jaxlogreg's shapes change with the data's, so its time includes its
-compilations for them). Targets: jaxlogreg at most 0.2x the time of skglm's fastest run at
-equal objective (its most accurate when none is, said in the target's name) and 0.05x
-scikit-learn's, choosing the same C.
+Times are the median of ``--repeats`` calls (default 5, 2 with ``--quick``; saga's one call:
+minutes), the runs called round-robin so that load from elsewhere hits them alike, after a tiny
+warm-up call of each library (numba's and XLA's compilations of those shapes excluded:
+jaxlogreg's shapes change with the data's, its first timed call includes its compilations for
+them, which the median leaves out as the warm-up does numba's). Targets: jaxlogreg at most 0.2x
+the time of skglm's fastest run at equal objective (its most accurate when none is, said in the
+target's name) and 0.05x scikit-learn's, choosing the same C.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import importlib.util
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,14 +179,20 @@ def _runs(args: argparse.Namespace, m: int) -> list[tuple[str, float]]:
             for tol in tols.get(name, [args.tol])]
 
 
-def _timed(name: str, tol: float, X: Any, y: np.ndarray, Cs: np.ndarray, folds: list,
-           args: argparse.Namespace, warm: tuple) -> tuple[float, PathFit]:
+def _warmed(name: str, tol: float, args: argparse.Namespace, warm: tuple) -> Callable:
+    """The run's path function, called once on the tiny ``warm`` problem (imports, numba's
+    compilation); for jaxlogreg, RuntimeError when its C library is not available."""
     run_path = functools.partial(RUNNERS[name], tol=tol)
     if name == "saga":
         run_path = functools.partial(run_path, max_iter=args.saga_max_iter)
-    run_path(*warm)  # tiny warm-up: imports, numba's compilation
+    run_path(*warm)
     if name.startswith("jaxlogreg"):
         check_native()
+    return run_path
+
+
+def _timed(run_path: Callable, X: Any, y: np.ndarray, Cs: np.ndarray, folds: list
+           ) -> tuple[float, PathFit]:
     start = time.perf_counter()
     result = run_path(X, y, Cs, folds)
     return time.perf_counter() - start, result
@@ -213,11 +222,18 @@ def _run_size(m: int, n: int, k: int, args: argparse.Namespace
     folds = list(StratifiedKFold(args.folds).split(np.zeros(m), y))
     Xs, ys, _ = make_problem(200, 50, 5, args.seed)
     warm = (Xs, ys, l1_grid(Xs, ys, 3, 10.0), list(StratifiedKFold(2).split(np.zeros(200), ys)))
-    results = []
-    for name, tol in _runs(args, m):
-        report.log(f"  {m:,} x {n:,} x {k}: {NAMES[name]}, tol={tol:g}")
-        seconds, (C, coefs) = _timed(name, tol, X, y, Cs, folds, args, warm)
-        results.append((name, tol, seconds, C, path_objectives(X, y, Cs, folds, coefs)))
+    runners = {run: _warmed(*run, args, warm) for run in _runs(args, m)}
+    times: dict[tuple[str, float], list[float]] = {run: [] for run in runners}
+    fits: dict[tuple[str, float], PathFit] = {}
+    for repeat in range(args.repeats):  # round-robin
+        for (name, tol), run_path in runners.items():
+            if name == "saga" and repeat:  # minutes a call: once
+                continue
+            report.log(f"  {m:,} x {n:,} x {k}: {NAMES[name]}, tol={tol:g}, call {repeat + 1}")
+            seconds, fits[name, tol] = _timed(run_path, X, y, Cs, folds)
+            times[name, tol].append(seconds)
+    results = [(name, tol, float(np.median(times[name, tol])), fits[name, tol][0],
+                path_objectives(X, y, Cs, folds, fits[name, tol][1])) for name, tol in runners]
     report.log(f"  {m:,} x {n:,} x {k}: the reference, jaxlogreg at tol={REFERENCE_TOL:g}")
     _, reference = _jaxlogreg_cv(X, y, Cs, folds, REFERENCE_TOL)
     best = np.minimum.reduce([path_objectives(X, y, Cs, folds, reference),
