@@ -68,10 +68,11 @@ def _function(name: str, dtype: np.dtype | None = None) -> Any:
 
 
 def own_pages(count: int, dtype: Any) -> np.ndarray:
-    """An uninitialised (count,) array; from :data:`OWN_PAGES_BYTES` on, on pages mapped for
-    it alone (anonymous mmap), returned to the OS when the array is freed. glibc serves a freed
-    large block's size from its heap afterwards (it raises its mmap threshold up to 32 MiB),
-    where the column copies and work arrays of one fit stayed resident into the next."""
+    """An uninitialised (count,) array; from :data:`OWN_PAGES_BYTES` on, on an anonymous
+    mapping of its own, unmapped when the array is freed. Only the pages written become
+    resident: NumPy advises its arrays of 4 MiB and more for 2 MiB huge pages, so a work array
+    used in part was resident nearly whole. And glibc cannot keep the block in its heap for
+    later allocations (it raises its mmap threshold after a large block is freed)."""
     dtype = np.dtype(dtype)
     nbytes = count * dtype.itemsize
     if nbytes < OWN_PAGES_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
